@@ -1,0 +1,105 @@
+//! Where the next piece goes: the recorded pieces of a sector and the space after them.
+
+use anyhow::{bail, ensure, Result};
+
+use super::filler_record;
+use crate::piece::alignment::{aligned_offset, fillers};
+use crate::sector::document::PieceRecord;
+
+/// The occupied prefix of a sector.
+#[derive(Debug, Clone, Copy)]
+pub struct SectorLayout {
+    sector_size: u64,
+    end: u64,
+}
+
+impl SectorLayout {
+    /// Checks the recorded pieces (aligned, in order, not overlapping, inside the sector).
+    pub fn from_records(sector_size: u64, records: &[PieceRecord]) -> Result<SectorLayout> {
+        let mut layout = SectorLayout {
+            sector_size,
+            end: 0,
+        };
+        for (i, r) in records.iter().enumerate() {
+            layout
+                .push(r)
+                .map_err(|e| anyhow::anyhow!("field \"pieces[{i}]\": {e}"))?;
+        }
+        Ok(layout)
+    }
+
+    /// Padded bytes in use.
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.end == self.sector_size
+    }
+
+    /// Records a piece at its offset, checking it.
+    pub fn push(&mut self, r: &PieceRecord) -> Result<()> {
+        ensure!(
+            r.offset % r.padded_size == 0,
+            "offset {} is not a multiple of the piece size {}",
+            r.offset,
+            r.padded_size
+        );
+        ensure!(
+            r.offset >= self.end,
+            "offset {} overlaps the piece before it (which ends at {})",
+            r.offset,
+            self.end
+        );
+        ensure!(
+            r.offset + r.padded_size <= self.sector_size,
+            "piece at {} of {} bytes runs past the end of the {}-byte sector",
+            r.offset,
+            r.padded_size,
+            self.sector_size
+        );
+        self.end = r.offset + r.padded_size;
+        Ok(())
+    }
+
+    /// Where a piece of `padded` bytes would start; an error if it does not fit.
+    pub fn place(&self, padded: u64) -> Result<u64> {
+        let at = aligned_offset(self.end, padded);
+        if at + padded > self.sector_size {
+            bail!(
+                "does not fit: it needs {padded} padded bytes at offset {at}, and the sector has {} of {} padded bytes left",
+                self.sector_size - self.end,
+                self.sector_size
+            );
+        }
+        Ok(at)
+    }
+
+    /// The largest padded piece that still fits after the recorded ones (0 if none).
+    pub fn largest_piece_that_fits(&self) -> u64 {
+        let mut p = self.sector_size;
+        while p >= 128 {
+            if aligned_offset(self.end, p) + p <= self.sector_size {
+                return p;
+            }
+            p /= 2;
+        }
+        0
+    }
+
+    /// Zero fillers from the current end up to `offset`, recorded in the layout.
+    pub fn fillers_before(&mut self, offset: u64) -> Vec<PieceRecord> {
+        let mut out = Vec::new();
+        for size in fillers(self.end, offset) {
+            let r = filler_record(self.end, size);
+            self.end += size;
+            out.push(r);
+        }
+        out
+    }
+
+    /// Zero fillers up to the end of the sector.
+    pub fn fill_to_end(&mut self) -> Vec<PieceRecord> {
+        self.fillers_before(self.sector_size)
+    }
+}

@@ -1,0 +1,132 @@
+//! What every `seal-*` binary shares: reading sector documents, printing results, one-line
+//! errors and the thread count. The binaries stay thin; this keeps them uniform.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+
+use crate::sector::document::SectorDoc;
+
+/// Where a document comes from: a file, or stdin for `-` or none.
+pub fn read_document(arg: Option<&Path>) -> Result<SectorDoc> {
+    let mut docs = read_documents(arg)?;
+    match docs.len() {
+        1 => Ok(docs.remove(0)),
+        0 => anyhow::bail!("{}: no sector document", source_name(arg)),
+        n => anyhow::bail!(
+            "{}: expected one sector document, found {n}",
+            source_name(arg)
+        ),
+    }
+}
+
+fn source_name(arg: Option<&Path>) -> String {
+    match arg {
+        Some(p) if p != Path::new("-") => p.display().to_string(),
+        _ => "stdin".to_string(),
+    }
+}
+
+/// True when `arg` means stdin.
+pub fn is_stdin(arg: Option<&Path>) -> bool {
+    arg.is_none_or(|p| p == Path::new("-"))
+}
+
+/// Reads every JSON document (one or more, whitespace separated, e.g. one per line) from a
+/// file, or from stdin for `-` or none.
+pub fn read_documents(arg: Option<&Path>) -> Result<Vec<SectorDoc>> {
+    let name = source_name(arg);
+    let text = if is_stdin(arg) {
+        let mut s = String::new();
+        io::stdin()
+            .read_to_string(&mut s)
+            .context("reading the sector document from stdin")?;
+        s
+    } else {
+        let p = arg.expect("not stdin");
+        fs::read_to_string(p).with_context(|| format!("reading sector document {}", p.display()))?
+    };
+    let mut docs = Vec::new();
+    for (i, v) in serde_json::Deserializer::from_str(&text)
+        .into_iter::<Value>()
+        .enumerate()
+    {
+        let v = v.map_err(|e| anyhow::anyhow!("{name}: not a JSON sector document: {e}"))?;
+        let label = if i == 0 {
+            name.clone()
+        } else {
+            format!("{name} (document {})", i + 1)
+        };
+        docs.push(SectorDoc::from_value(v, &label)?);
+    }
+    Ok(docs)
+}
+
+/// Prints one document as a line of JSON on stdout.
+pub fn print_document(doc: &SectorDoc) -> Result<()> {
+    print_json_line(&doc.to_json_line())
+}
+
+/// Prints a line on stdout, flushing it.
+pub fn print_json_line(line: &str) -> Result<()> {
+    let mut out = io::stdout().lock();
+    writeln!(out, "{line}")
+        .and_then(|_| out.flush())
+        .context("writing the result to stdout")
+}
+
+/// Sets the size of the global rayon pool (`--threads`, else `SEALKIT_THREADS`, else the
+/// CPUs this process may run on).
+pub fn init_threads(threads: Option<usize>) -> Result<()> {
+    let n = match threads {
+        Some(n) => n,
+        None => match std::env::var("SEALKIT_THREADS") {
+            Ok(v) => v
+                .parse()
+                .with_context(|| format!("SEALKIT_THREADS={v:?} is not a number"))?,
+            Err(_) => 0,
+        },
+    };
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global()
+        .context("starting the worker threads")
+}
+
+/// Runs a binary's body, turning an error into one line on stderr and exit code 1, and a
+/// panic into one line and exit code 101 (never a backtrace).
+pub fn run_main(tool: &'static str, body: impl FnOnce() -> Result<()>) -> ExitCode {
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("{tool}: internal error: {msg}{at}");
+    }));
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            // A closed stdout (`| head`) is not worth a complaint.
+            if e.chain().any(|c| {
+                c.downcast_ref::<io::Error>()
+                    .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+            }) {
+                return ExitCode::from(1);
+            }
+            let line = format!("{e:#}").replace('\n', " ");
+            eprintln!("{tool}: error: {line}");
+            ExitCode::from(1)
+        }
+        Err(_) => ExitCode::from(101),
+    }
+}

@@ -1,0 +1,22 @@
+//! sealkit: Filecoin sector sealing as Unix-style tools, bit-exact with rust-fil-proofs.
+//!
+//! A sector travels through the phases as one JSON document ([`sector::document`]):
+//!
+//! ```text
+//! piece bytes ─▶ seal-ap ─▶ unsealed file, pieces, comm_d          (addpiece, piece, merkle)
+//!                  ─▶ seal-pc1 ─▶ SDR layers, tree_d, replica_id   (later issues)
+//!                  ─▶ seal-pc2 ─▶ tree_c, tree_r_last, comm_r
+//!                  ─▶ seal-c1 / seal-c2 ─▶ vanilla proofs, SNARK
+//! ```
+//!
+//! The binaries in `src/bin/` only parse arguments and call into these modules.
+
+pub mod addpiece;
+pub mod cli;
+pub mod fsutil;
+pub mod hash;
+pub mod hex;
+pub mod merkle;
+pub mod piece;
+pub mod progress;
+pub mod sector;

@@ -1,0 +1,102 @@
+//! Roots of full binary SHA-256 trees whose leaves are 32-byte nodes taken as-is.
+//!
+//! Leaves are never hashed (the reference's `Sha256Function::leaf` is the identity); each
+//! internal node is `trunc254(SHA256(left || right))`.
+
+use rayon::prelude::*;
+
+use crate::hash::sha256::hash_pair64;
+
+/// Bytes of one node.
+pub const NODE: usize = 32;
+
+/// Subtree size each rayon task reduces on its own: large enough to amortise scheduling,
+/// small enough (256 KiB) to stay in L2 while its levels are hashed.
+const PAR_SUBTREE: usize = 256 * 1024;
+
+/// Root of the tree over `buf` (a power-of-two number of 32-byte leaves), computed in place:
+/// level `k+1` overwrites the first half of level `k`. `buf` is clobbered.
+pub fn root_in_place(buf: &mut [u8]) -> [u8; 32] {
+    assert!(
+        buf.len() >= NODE && (buf.len() / NODE).is_power_of_two() && buf.len() % NODE == 0,
+        "tree input must be a power-of-two number of nodes"
+    );
+    let mut len = buf.len();
+    while len > NODE {
+        let pairs = len / 64;
+        for i in 0..pairs {
+            let pair: [u8; 64] = buf[64 * i..64 * i + 64].try_into().expect("64-byte pair");
+            let h = hash_pair64(&pair);
+            buf[NODE * i..NODE * i + NODE].copy_from_slice(&h);
+        }
+        len /= 2;
+    }
+    buf[..NODE].try_into().expect("root node")
+}
+
+/// Root of the tree over `data` without modifying it. The first level is hashed into a
+/// per-thread scratch buffer, so no copy of `data` is made.
+pub fn root(data: &[u8]) -> [u8; 32] {
+    use std::cell::RefCell;
+    thread_local! {
+        static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+    assert!(
+        data.len() >= NODE && (data.len() / NODE).is_power_of_two() && data.len() % NODE == 0,
+        "tree input must be a power-of-two number of nodes"
+    );
+    if data.len() == NODE {
+        return data.try_into().expect("one node");
+    }
+    SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        s.resize(data.len() / 2, 0);
+        for (pair, out) in data.chunks_exact(64).zip(s.chunks_exact_mut(NODE)) {
+            out.copy_from_slice(&hash_pair64(pair.try_into().expect("64-byte pair")));
+        }
+        root_in_place(&mut s)
+    })
+}
+
+/// Like [`root_in_place`], with subtrees of 256 KiB reduced on all rayon threads first.
+pub fn root_in_place_par(buf: &mut [u8]) -> [u8; 32] {
+    if buf.len() <= PAR_SUBTREE {
+        return root_in_place(buf);
+    }
+    let mut roots: Vec<u8> = buf
+        .par_chunks_mut(PAR_SUBTREE)
+        .map(root_in_place)
+        .collect::<Vec<_>>()
+        .concat();
+    root_in_place(&mut roots)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::sha256::hash_nodes;
+
+    #[test]
+    fn four_leaves_by_hand() {
+        let leaves: Vec<[u8; 32]> = (0..4u8).map(|i| [i; 32]).collect();
+        let want = hash_nodes(
+            &hash_nodes(&leaves[0], &leaves[1]),
+            &hash_nodes(&leaves[2], &leaves[3]),
+        );
+        let mut buf = leaves.concat();
+        assert_eq!(root_in_place(&mut buf), want);
+    }
+
+    #[test]
+    fn copying_root_equals_in_place() {
+        let data: Vec<u8> = (0..8192).map(|i| (i * 3 % 256) as u8).collect();
+        assert_eq!(root(&data), root_in_place(&mut data.clone()));
+    }
+
+    #[test]
+    fn parallel_equals_serial() {
+        let mut a: Vec<u8> = (0..4 * PAR_SUBTREE).map(|i| (i * 7 % 251) as u8).collect();
+        let mut b = a.clone();
+        assert_eq!(root_in_place_par(&mut a), root_in_place(&mut b));
+    }
+}

@@ -1,0 +1,10 @@
+//! Merkle trees over 32-byte nodes.
+//!
+//! `binary`: SHA-256 binary trees computed in place (CommP, CommD).
+//! `stack`: the running stack of aligned subtree roots that turns a stream of subtrees
+//! (piece chunks, whole pieces) into one root, padding with known zero subtrees.
+//! `zero`: roots of all-zero trees of every size.
+
+pub mod binary;
+pub mod stack;
+pub mod zero;

@@ -1,0 +1,6 @@
+//! What a sector is: its registered seal proof and derived parameters, the prover id, and the
+//! JSON sector document that carries one sector through the pipeline.
+
+pub mod document;
+pub mod proof;
+pub mod prover_id;

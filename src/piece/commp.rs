@@ -4,7 +4,7 @@
 //! chunks is fr32-padded and reduced to per-chunk subtree roots on all rayon threads; the roots
 //! are folded by a [`SubtreeStack`]. The zero tail of the piece (up to its power-of-two size)
 //! is never hashed: zero subtree roots stand in for it. Memory stays at two batch buffers
-//! (about 32 MiB) whatever the piece size.
+//! (at most 32 MiB) whatever the piece size.
 
 use std::io::{Read, Write};
 
@@ -20,8 +20,11 @@ use crate::piece::size::{padded_piece_size, unpadded_piece_size};
 pub const RAW_CHUNK: usize = UNPADDED_BLOCK * 8192;
 /// Padded bytes of one chunk (1 MiB, a power of two, so a chunk is a whole subtree).
 pub const PADDED_CHUNK: usize = PADDED_BLOCK * 8192;
-/// Chunks processed together, split across threads.
-const BATCH_CHUNKS: usize = 16;
+/// Chunks processed together, split across threads: two per thread, at most 16, so a batch
+/// keeps every thread busy while a slow stream still reaches the file in small steps.
+fn batch_chunks() -> usize {
+    (2 * rayon::current_num_threads()).clamp(2, 16)
+}
 
 /// What a piece turned out to be once streamed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,9 +58,9 @@ impl<'w> PieceStreamer<'w> {
     /// `limit`: the largest padded piece size acceptable (for AddPiece, the space left).
     pub fn new(sink: Option<&'w mut dyn Write>, limit: u64) -> Self {
         PieceStreamer {
-            raw: vec![0u8; RAW_CHUNK * BATCH_CHUNKS],
+            raw: vec![0u8; RAW_CHUNK * batch_chunks()],
             raw_len: 0,
-            padded: vec![0u8; PADDED_CHUNK * BATCH_CHUNKS],
+            padded: vec![0u8; PADDED_CHUNK * batch_chunks()],
             stack: SubtreeStack::new(),
             payload: 0,
             padded_written: 0,

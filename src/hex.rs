@@ -16,7 +16,7 @@ pub fn encode(bytes: &[u8]) -> String {
 /// Decodes hex of any length (upper or lower case, optional `0x`).
 pub fn decode(s: &str) -> Result<Vec<u8>> {
     let s = s.strip_prefix("0x").unwrap_or(s);
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         bail!("hex string has an odd number of digits ({})", s.len());
     }
     let digit = |c: u8| -> Result<u8> {

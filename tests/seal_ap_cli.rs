@@ -294,7 +294,9 @@ fn bad_input_is_one_line_and_changes_nothing() {
 
     let empty = s.write_piece("empty", &[]);
     let big = s.write_piece("big", &vec![1u8; 1600]);
-    let cases: Vec<(Vec<String>, Option<Vec<u8>>, &str)> = vec![
+    // (arguments, stdin, what the error must mention)
+    type Case<'a> = (Vec<String>, Option<Vec<u8>>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             vec![d.into(), "--piece".into(), empty.display().to_string()],
             None,

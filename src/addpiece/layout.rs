@@ -40,7 +40,7 @@ impl SectorLayout {
     /// Records a piece at its offset, checking it.
     pub fn push(&mut self, r: &PieceRecord) -> Result<()> {
         ensure!(
-            r.offset % r.padded_size == 0,
+            r.offset.is_multiple_of(r.padded_size),
             "offset {} is not a multiple of the piece size {}",
             r.offset,
             r.padded_size

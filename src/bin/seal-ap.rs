@@ -24,6 +24,7 @@ unsealed_cid are set too. Progress goes to stderr when it is a terminal; stdout 
 Examples:
   seal-ap job.json < piece.car | seal-pc1 | seal-pc2
   seal-ap job.json --piece deal1.car --piece deal2.car --fill > sector.json
+  seal-ap job.json --piece - --fill < piece.car  # one deal, then complete the sector
   seal-ap cc.json --fill                       # committed-capacity sector, nothing hashed
   seal-ap --commp piece.car                    # CommP of a file, like boostx commp
   curl -s https://example/piece | seal-ap --commp -"
@@ -32,8 +33,8 @@ struct Args {
     /// Sector document (JSON file, or '-' for stdin).
     doc: Option<PathBuf>,
 
-    /// Piece file to add ('-' for stdin); repeatable, added in order. Without --piece and
-    /// --fill, the piece is read from stdin.
+    /// Piece file to add ('-' for stdin); repeatable, added in order. With neither --piece
+    /// nor --fill the piece is read from stdin; with --fill, add '--piece -' for that.
     #[arg(long = "piece", value_name = "FILE")]
     pieces: Vec<PathBuf>,
 

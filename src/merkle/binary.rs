@@ -18,7 +18,7 @@ const PAR_SUBTREE: usize = 256 * 1024;
 /// level `k+1` overwrites the first half of level `k`. `buf` is clobbered.
 pub fn root_in_place(buf: &mut [u8]) -> [u8; 32] {
     assert!(
-        buf.len() >= NODE && (buf.len() / NODE).is_power_of_two() && buf.len() % NODE == 0,
+        buf.len() >= NODE && (buf.len() / NODE).is_power_of_two() && buf.len().is_multiple_of(NODE),
         "tree input must be a power-of-two number of nodes"
     );
     let mut len = buf.len();
@@ -42,7 +42,9 @@ pub fn root(data: &[u8]) -> [u8; 32] {
         static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     }
     assert!(
-        data.len() >= NODE && (data.len() / NODE).is_power_of_two() && data.len() % NODE == 0,
+        data.len() >= NODE
+            && (data.len() / NODE).is_power_of_two()
+            && data.len().is_multiple_of(NODE),
         "tree input must be a power-of-two number of nodes"
     );
     if data.len() == NODE {

@@ -40,7 +40,7 @@ impl SubtreeStack {
             size.is_power_of_two() && size >= 32,
             "subtree size {size} is not a power of two of at least 32 bytes"
         );
-        while self.total % size != 0 {
+        while !self.total.is_multiple_of(size) {
             let gap = 1u64 << self.total.trailing_zeros();
             self.push_aligned(gap, zero_root(gap));
         }

@@ -142,7 +142,7 @@ pub fn covering_blocks(offset: u64, len: u64) -> (std::ops::Range<u64>, usize) {
 /// [`covering_blocks`]. Correct for every offset and length, not only multiples of 127.
 pub fn unpad_range(covering: &[u8], skip: usize, len: usize) -> Result<Vec<u8>> {
     ensure!(
-        covering.len() % PADDED_BLOCK == 0,
+        covering.len().is_multiple_of(PADDED_BLOCK),
         "padded input is not whole 128-byte blocks"
     );
     let mut all = vec![0u8; covering.len() / PADDED_BLOCK * UNPADDED_BLOCK];

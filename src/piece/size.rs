@@ -50,7 +50,7 @@ pub fn parse_size(s: &str) -> Result<u64> {
 /// Formats a power-of-two byte size the way sector sizes are named (`2KiB`, `32GiB`).
 pub fn format_size(bytes: u64) -> String {
     for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
-        if bytes >= 1 << shift && bytes % (1 << shift) == 0 {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
             return format!("{}{unit}", bytes >> shift);
         }
     }

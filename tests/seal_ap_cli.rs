@@ -56,14 +56,19 @@ impl Sector {
     }
 }
 
-fn seal_ap(args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut child = Command::new(SEAL_AP)
+/// Starts seal-ap with every standard stream piped.
+fn spawn_seal_ap<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Child {
+    Command::new(SEAL_AP)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+fn seal_ap(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = spawn_seal_ap(args);
     let mut input = child.stdin.take().unwrap();
     if let Some(b) = stdin {
         input.write_all(b).unwrap();
@@ -396,13 +401,7 @@ fn killed_run_is_safe_to_rerun() {
     let mut rng = rng("killed_run_is_safe_to_rerun");
     let s = Sector::new("StackedDrg8MiBV1_1");
     let payload = random_bytes(&mut rng, 6 << 20);
-    let mut child = Command::new(SEAL_AP)
-        .arg(&s.doc)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_seal_ap(&[&s.doc]);
     let mut input = child.stdin.take().unwrap();
     // Enough for seal-ap to write at least one batch (at most 2 chunks per thread) to the
     // file, but not the whole piece; it then blocks on stdin and is killed.

@@ -66,6 +66,22 @@ pub fn read_documents(arg: Option<&Path>) -> Result<Vec<SectorDoc>> {
     Ok(docs)
 }
 
+/// Reads the documents named on the command line (each file may hold several), or stdin
+/// when none is named.
+pub fn read_document_args(args: &[std::path::PathBuf]) -> Result<Vec<SectorDoc>> {
+    if args.is_empty() {
+        return read_documents(None);
+    }
+    let mut docs = Vec::new();
+    for a in args {
+        docs.extend(read_documents(Some(a))?);
+    }
+    if docs.is_empty() {
+        anyhow::bail!("no sector document given");
+    }
+    Ok(docs)
+}
+
 /// Prints one document as a line of JSON on stdout.
 pub fn print_document(doc: &SectorDoc) -> Result<()> {
     print_json_line(&doc.to_json_line())
@@ -79,18 +95,23 @@ pub fn print_json_line(line: &str) -> Result<()> {
         .context("writing the result to stdout")
 }
 
-/// Sets the size of the global rayon pool (`--threads`, else `SEALKIT_THREADS`, else the
-/// CPUs this process may run on).
-pub fn init_threads(threads: Option<usize>) -> Result<()> {
-    let n = match threads {
+/// The thread count: `--threads`, else `SEALKIT_THREADS`, else the CPUs of the affinity mask.
+pub fn thread_count(threads: Option<usize>) -> Result<usize> {
+    Ok(match threads {
         Some(n) => n,
         None => match std::env::var("SEALKIT_THREADS") {
             Ok(v) => v
                 .parse()
                 .with_context(|| format!("SEALKIT_THREADS={v:?} is not a number"))?,
-            Err(_) => 0,
+            Err(_) => crate::affinity::allowed_cpus().len(),
         },
-    };
+    }
+    .max(1))
+}
+
+/// Sets the size of the global rayon pool (see [`thread_count`]).
+pub fn init_threads(threads: Option<usize>) -> Result<()> {
+    let n = thread_count(threads)?;
     rayon::ThreadPoolBuilder::new()
         .num_threads(n)
         .build_global()

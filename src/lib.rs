@@ -12,11 +12,14 @@
 //! The binaries in `src/bin/` only parse arguments and call into these modules.
 
 pub mod addpiece;
+pub mod affinity;
 pub mod cli;
 pub mod fsutil;
 pub mod hash;
 pub mod hex;
 pub mod merkle;
+pub mod pc1;
 pub mod piece;
 pub mod progress;
+pub mod sdr;
 pub mod sector;

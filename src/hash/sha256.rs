@@ -8,7 +8,7 @@
 use sha2::digest::generic_array::GenericArray;
 
 /// SHA-256 initial hash value (FIPS 180-4 §5.3.3).
-const H0: [u32; 8] = [
+pub const H0: [u32; 8] = [
     0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
 ];
 
@@ -28,6 +28,28 @@ pub fn trunc254(mut node: [u8; 32]) -> [u8; 32] {
     node
 }
 
+/// Runs the compression function over `data`, a whole number of 64-byte blocks.
+#[inline]
+pub fn compress_blocks(state: &mut [u32; 8], data: &[u8]) {
+    debug_assert!(data.len().is_multiple_of(64));
+    type Block = GenericArray<u8, sha2::digest::consts::U64>;
+    // SAFETY: `GenericArray<u8, U64>` is `repr(transparent)` over `[u8; 64]` (alignment 1),
+    // so a byte slice of whole blocks is a valid slice of blocks; sha2 casts the other way.
+    let blocks =
+        unsafe { std::slice::from_raw_parts(data.as_ptr() as *const Block, data.len() / 64) };
+    sha2::compress256(state, blocks);
+}
+
+/// The big-endian digest bytes of a state, truncated to 254 bits.
+#[inline]
+pub fn state_to_node(state: &[u32; 8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for (chunk, word) in out.chunks_exact_mut(4).zip(state) {
+        chunk.copy_from_slice(&word.to_be_bytes());
+    }
+    trunc254(out)
+}
+
 /// `trunc254(SHA256(left || right))` over a 64-byte pair.
 #[inline]
 pub fn hash_pair64(pair: &[u8; 64]) -> [u8; 32] {
@@ -37,11 +59,7 @@ pub fn hash_pair64(pair: &[u8; 64]) -> [u8; 32] {
         *GenericArray::from_slice(&PAD_64),
     ];
     sha2::compress256(&mut state, &blocks);
-    let mut out = [0u8; 32];
-    for (chunk, word) in out.chunks_exact_mut(4).zip(state) {
-        chunk.copy_from_slice(&word.to_be_bytes());
-    }
-    trunc254(out)
+    state_to_node(&state)
 }
 
 /// `trunc254(SHA256(left || right))` for two separate nodes.

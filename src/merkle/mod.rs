@@ -7,4 +7,5 @@
 
 pub mod binary;
 pub mod stack;
+pub mod tree_d;
 pub mod zero;

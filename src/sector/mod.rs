@@ -4,3 +4,4 @@
 pub mod document;
 pub mod proof;
 pub mod prover_id;
+pub mod replica_id;

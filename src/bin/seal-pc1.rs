@@ -1,0 +1,80 @@
+//! seal-pc1: PreCommit1. See `man/seal-pc1.1`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+use clap::Parser;
+
+use sealkit::cli;
+use sealkit::pc1::{precommit1, Pc1Options};
+
+#[derive(Parser)]
+#[command(
+    name = "seal-pc1",
+    version,
+    about = "PreCommit1: SDR labeling of every layer, tree_d and the replica file",
+    after_help = "\
+Reads sector documents (files, or stdin when none is given; stdin may hold several, one per
+line), writes the layers (sc-02-data-layer-N.dat) and tree_d (sc-02-data-tree-d.dat) into
+paths.cache in the reference layout, copies the unsealed data into paths.sealed, and prints each
+document with replica_id added, one JSON document per line. comm_d must be the pieces' CommD
+(seal-ap sets it); the data's tree_d root is checked against it.
+
+A re-run after a kill resumes: finished layers are reused only if the journal in the cache
+directory lists them and their checksum still matches.
+
+The hashing thread and its prefetch thread run on the CPUs of the process's affinity mask,
+CPUs that share an L3 cache first.
+
+Environment: FIL_PROOFS_PARENT_CACHE (parent cache directory, default
+/var/tmp/filecoin-parents), FIL_PROOFS_VERIFY_CACHE=1 (check the parent cache digest),
+SEALKIT_THREADS.
+
+Examples:
+  seal-ap job.json --piece - --fill < piece.car | seal-pc1 | seal-pc2
+  taskset -c 0-7 seal-pc1 sector.json > pc1.json
+  seal-pc1 s1.json s2.json s3.json s4.json      # several sectors of one proof type"
+)]
+struct Args {
+    /// Sector documents ('-' or none: stdin).
+    docs: Vec<PathBuf>,
+
+    /// CPUs to use from the affinity mask (default: SEALKIT_THREADS, else all of them).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+fn main() -> ExitCode {
+    cli::run_main("seal-pc1", || run(Args::parse()))
+}
+
+fn run(args: Args) -> Result<()> {
+    let threads = cli::thread_count(args.threads)?;
+    cli::init_threads(Some(threads))?;
+    let mut docs = cli::read_document_args(&args.docs)?;
+    let proofs = docs
+        .iter()
+        .map(|d| d.seal_proof())
+        .collect::<Result<Vec<_>>>()?;
+    if let Some(p) = proofs.iter().find(|p| **p != proofs[0]) {
+        bail!(
+            "a batch must have one proof type: {} and {} are mixed",
+            proofs[0],
+            p
+        );
+    }
+    for d in &docs {
+        if d.get("comm_r").is_some() {
+            bail!("sector {} already went through PC2 (comm_r is set); re-running PC1 would overwrite its sealed replica", d.sector().map(|s| s.to_string()).unwrap_or_default());
+        }
+    }
+    let mut cpus = sealkit::affinity::ordered_cpus();
+    cpus.truncate(threads.max(1));
+    let opts = Pc1Options { cpus };
+    for doc in &mut docs {
+        precommit1(doc, &opts)?;
+        cli::print_document(doc)?;
+    }
+    Ok(())
+}

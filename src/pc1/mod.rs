@@ -1,0 +1,237 @@
+//! PreCommit1: SDR labeling of all layers, tree_d, and the replica file.
+//!
+//! For each sector: check the document (comm_d must be the pieces' CommD), copy the unsealed
+//! data into the replica file (`paths.sealed`) extended to the sector size, build tree_d and
+//! check its root against comm_d, compute replica_id, then label every layer into
+//! `sc-02-data-layer-<ℓ>.dat`. Each finished file is recorded in the journal; a re-run after a
+//! kill resumes from the first file that is missing or does not verify.
+
+mod journal;
+
+pub use journal::{Journal, JOURNAL_FILE};
+
+use std::fs::{self, File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, ensure, Context, Result};
+use memmap2::{Mmap, MmapMut};
+
+use crate::fsutil::{sync_parent, temp_path};
+use crate::merkle::tree_d::{build_tree_d, TREE_D_FILE};
+use crate::piece::comm_d::{comm_d as comm_d_of, PieceCommitment};
+use crate::sdr::graph::SdrGraph;
+use crate::sdr::labeler::{label_layer, LayerJob};
+use crate::sdr::parent_cache::ParentCache;
+use crate::sector::document::SectorDoc;
+use crate::sector::proof::SealProof;
+use crate::sector::replica_id::replica_id;
+
+/// Name of layer `layer` (1-based) in the cache directory.
+pub fn layer_file(layer: usize) -> String {
+    format!("sc-02-data-layer-{layer}.dat")
+}
+
+/// How PC1 runs.
+#[derive(Debug, Clone, Default)]
+pub struct Pc1Options {
+    /// CPUs to place the hashing and prefetch threads on (ordered, hasher first).
+    pub cpus: Vec<usize>,
+}
+
+/// What PC1 needs from a document, checked.
+pub struct Pc1Sector {
+    pub proof: SealProof,
+    pub replica_id: [u8; 32],
+    pub comm_d: [u8; 32],
+    pub unsealed: PathBuf,
+    pub sealed: PathBuf,
+    pub cache: PathBuf,
+}
+
+impl Pc1Sector {
+    /// Reads and checks the fields PC1 uses.
+    pub fn from_doc(doc: &SectorDoc) -> Result<Pc1Sector> {
+        let proof = doc.seal_proof()?;
+        let prover_id = doc.prover_id()?;
+        let sector = doc.sector()?;
+        let ticket = doc.ticket()?;
+        let paths = doc.paths()?;
+        let need = |p: Option<PathBuf>, k: &str| {
+            p.with_context(|| format!("sector document has no \"paths.{k}\""))
+        };
+        let unsealed = need(paths.unsealed, "unsealed")?;
+        let sealed = need(paths.sealed, "sealed")?;
+        let cache = need(paths.cache, "cache")?;
+        let comm_d = doc
+            .hex32_opt("comm_d")?
+            .context("sector document has no \"comm_d\": run seal-ap (with --fill) first")?;
+        let pieces = doc.pieces()?;
+        if !pieces.is_empty() {
+            let list: Vec<PieceCommitment> = pieces
+                .iter()
+                .map(|p| PieceCommitment {
+                    padded_size: p.padded_size,
+                    comm_p: p.comm_p,
+                })
+                .collect();
+            let from_pieces = comm_d_of(proof.sector_size(), &list)?;
+            ensure!(
+                from_pieces == comm_d,
+                "field \"comm_d\" ({}) is not the CommD of the document's pieces ({})",
+                crate::hex::encode(&comm_d),
+                crate::hex::encode(&from_pieces)
+            );
+        }
+        let replica_id = replica_id(&prover_id, sector, &ticket, &comm_d, &proof.porep_id());
+        Ok(Pc1Sector {
+            proof,
+            replica_id,
+            comm_d,
+            unsealed,
+            sealed,
+            cache,
+        })
+    }
+}
+
+/// Runs PC1 for one sector document and adds `replica_id` to it.
+pub fn precommit1(doc: &mut SectorDoc, opts: &Pc1Options) -> Result<()> {
+    let s = Pc1Sector::from_doc(doc)?;
+    let graph = SdrGraph::new(s.proof.nodes(), s.proof.porep_id(), s.proof.api_version());
+    let parents = ParentCache::open_or_generate(&graph)?;
+    seal_layers(&s, &parents, opts)?;
+    doc.set_hex("replica_id", &s.replica_id);
+    Ok(())
+}
+
+/// Replica, tree_d and layers for one sector, resuming from its journal.
+pub fn seal_layers(s: &Pc1Sector, parents: &ParentCache, opts: &Pc1Options) -> Result<()> {
+    fs::create_dir_all(&s.cache)
+        .with_context(|| format!("creating cache directory {}", s.cache.display()))?;
+    remove_stale_temps(&s.cache);
+    let rid = crate::hex::encode(&s.replica_id);
+    let mut journal = Journal::load(&s.cache, &rid);
+
+    let replica = write_replica(&s.unsealed, &s.sealed, s.proof.sector_size())?;
+
+    if !journal.verify(&s.cache, TREE_D_FILE)? {
+        let root = build_tree_d(&replica, &s.cache.join(TREE_D_FILE))?;
+        if root != s.comm_d {
+            bail!(
+                "the unsealed data in {} has CommD {}, but the document says {}",
+                s.unsealed.display(),
+                crate::hex::encode(&root),
+                crate::hex::encode(&s.comm_d)
+            );
+        }
+        let tree = File::open(s.cache.join(TREE_D_FILE))?;
+        journal.record(&s.cache, TREE_D_FILE, &unsafe { Mmap::map(&tree)? })?;
+    }
+    drop(replica);
+
+    let nodes = s.proof.nodes();
+    let layers = s.proof.layers();
+    let mut prev: Option<Mmap> = None;
+    for layer in 1..=layers {
+        let name = layer_file(layer);
+        let path = s.cache.join(&name);
+        if !journal.verify(&s.cache, &name)? {
+            journal.forget(&name);
+            let bar = crate::progress::bytes(Some(nodes), &format!("PC1 layer {layer}/{layers}"));
+            let job = LayerJob {
+                replica_id: s.replica_id,
+                layer: layer as u32,
+                parents,
+                prev: prev.as_deref(),
+                cpus: &opts.cpus,
+                progress: &|n| bar.set_position(n),
+            };
+            write_layer(&s.cache, &name, nodes, &mut journal, |out| {
+                label_layer(&job, out)
+            })?;
+            bar.finish_and_clear();
+        }
+        let f = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        prev =
+            Some(unsafe { Mmap::map(&f) }.with_context(|| format!("mapping {}", path.display()))?);
+    }
+    Ok(())
+}
+
+/// Writes a layer file through a temp name: `label` fills the mapped file, which is then made
+/// durable and renamed into place, and only then recorded in the journal.
+fn write_layer(
+    cache: &Path,
+    name: &str,
+    nodes: u64,
+    journal: &mut Journal,
+    label: impl FnOnce(&mut [u8]),
+) -> Result<()> {
+    let path = cache.join(name);
+    let tmp = temp_path(&path);
+    let result = (|| -> Result<()> {
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        f.set_len(nodes * 32)?;
+        let mut map = unsafe { MmapMut::map_mut(&f)? };
+        label(&mut map);
+        map.flush()?;
+        f.sync_all()?;
+        fs::rename(&tmp, &path)?;
+        sync_parent(&path)?;
+        journal.record(cache, name, &map)
+    })();
+    if result.is_err() {
+        fs::remove_file(&tmp).ok();
+    }
+    result.with_context(|| format!("writing {}", path.display()))
+}
+
+/// Copies the unsealed data into the replica file, zero-extended to the sector size, and maps
+/// it read-only. The copy goes through a temp name, so a kill never leaves a short replica.
+fn write_replica(unsealed: &Path, sealed: &Path, sector_size: u64) -> Result<Mmap> {
+    let len = fs::metadata(unsealed)
+        .with_context(|| format!("unsealed file {}", unsealed.display()))?
+        .len();
+    ensure!(
+        len <= sector_size,
+        "unsealed file {} has {len} bytes, more than the {sector_size}-byte sector",
+        unsealed.display()
+    );
+    if let Some(dir) = sealed.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).with_context(|| format!("creating directory {}", dir.display()))?;
+    }
+    let tmp = temp_path(sealed);
+    let result = (|| -> Result<()> {
+        fs::copy(unsealed, &tmp)?;
+        let f = OpenOptions::new().write(true).open(&tmp)?;
+        f.set_len(sector_size)?;
+        f.sync_all()?;
+        fs::rename(&tmp, sealed)?;
+        sync_parent(sealed)
+    })();
+    if let Err(e) = result {
+        fs::remove_file(&tmp).ok();
+        return Err(e).with_context(|| format!("writing replica {}", sealed.display()));
+    }
+    let f = File::open(sealed)?;
+    Ok(unsafe { Mmap::map(&f) }.with_context(|| format!("mapping {}", sealed.display()))?)
+}
+
+/// Removes temp files a killed run left in the cache directory.
+fn remove_stale_temps(cache: &Path) {
+    let Ok(entries) = fs::read_dir(cache) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("sc-02-data-") && name.contains(".tmp-") {
+            fs::remove_file(e.path()).ok();
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! Stacked DRG (SDR): the graph, its parent cache, and labeling (PreCommit1).
+//!
+//! `seeds` derives the DRG seed and Feistel keys from the porep_id, `drg` and `feistel` give
+//! the 6 base and 8 expander parents of a node, `graph` puts them together, `parent_cache`
+//! stores them in the reference's cache file, `label` hashes labels and `labeler` runs a
+//! whole sector (or a batch of sectors) through all layers.
+
+pub mod drg;
+pub mod feistel;
+pub mod graph;
+pub mod label;
+pub mod labeler;
+pub mod parent_cache;
+pub mod seeds;
+
+/// Base (DRG) parents per node.
+pub const BASE_DEGREE: usize = 6;
+/// Expander parents per node.
+pub const EXP_DEGREE: usize = 8;
+/// Parents per node in the parent cache and graph.
+pub const DEGREE: usize = BASE_DEGREE + EXP_DEGREE;

@@ -114,7 +114,7 @@ pub fn seal_layers(s: &Pc1Sector, parents: &ParentCache, opts: &Pc1Options) -> R
 
     let replica = write_replica(&s.unsealed, &s.sealed, s.proof.sector_size())?;
 
-    if !journal.verify(&s.cache, TREE_D_FILE)? {
+    if !reuse(&journal, &s.cache, TREE_D_FILE)? {
         let root = build_tree_d(&replica, &s.cache.join(TREE_D_FILE))?;
         if root != s.comm_d {
             bail!(
@@ -135,7 +135,7 @@ pub fn seal_layers(s: &Pc1Sector, parents: &ParentCache, opts: &Pc1Options) -> R
     for layer in 1..=layers {
         let name = layer_file(layer);
         let path = s.cache.join(&name);
-        if !journal.verify(&s.cache, &name)? {
+        if !reuse(&journal, &s.cache, &name)? {
             journal.forget(&name);
             let bar = crate::progress::bytes(Some(nodes), &format!("PC1 layer {layer}/{layers}"));
             let job = LayerJob {
@@ -156,6 +156,21 @@ pub fn seal_layers(s: &Pc1Sector, parents: &ParentCache, opts: &Pc1Options) -> R
             Some(unsafe { Mmap::map(&f) }.with_context(|| format!("mapping {}", path.display()))?);
     }
     Ok(())
+}
+
+/// Whether a file from an earlier run can be reused; says so on stderr, and says when a
+/// recorded file no longer matches its checksum.
+fn reuse(journal: &Journal, cache: &Path, name: &str) -> Result<bool> {
+    if !journal.files.contains_key(name) {
+        return Ok(false);
+    }
+    let ok = journal.verify(cache, name)?;
+    if ok {
+        eprintln!("seal-pc1: {name}: complete and verified, reused");
+    } else {
+        eprintln!("seal-pc1: {name}: does not match the checksum recorded when it was written; recomputing");
+    }
+    Ok(ok)
 }
 
 /// Writes a layer file through a temp name: `label` fills the mapped file, which is then made

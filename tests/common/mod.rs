@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: seeded randomness and the reference oracle.
 #![allow(dead_code)]
 
+pub mod sector;
+
 use std::io::Cursor;
 
 use filecoin_proofs::{PaddedBytesAmount, UnpaddedBytesAmount};

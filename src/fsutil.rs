@@ -27,6 +27,33 @@ pub fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// Creates (truncating) `path` with `len` bytes of disk space reserved.
+///
+/// Output files are written through memory maps; a write to a mapped page the filesystem
+/// cannot back kills the process with SIGBUS. Reserving the space first turns a full disk
+/// into an ordinary error here, before any work is done.
+pub fn create_preallocated(path: &Path, len: u64) -> Result<File> {
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    reserve(&f, len).with_context(|| format!("creating {}", path.display()))?;
+    Ok(f)
+}
+
+/// Reserves disk blocks for the first `len` bytes of `f` (extending it if needed).
+pub fn reserve(f: &File, len: u64) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    if len > 0 {
+        nix::fcntl::posix_fallocate(f.as_raw_fd(), 0, len as i64)
+            .map_err(|e| anyhow::anyhow!("reserving {len} bytes: {}", e.desc()))?;
+    }
+    Ok(())
+}
+
 /// Writes `bytes` to `path` atomically: temp file, fsync, rename, fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = temp_path(path);

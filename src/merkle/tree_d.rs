@@ -1,14 +1,14 @@
 //! tree_d: the binary SHA-256 tree over the sector's padded data, stored as the reference's
 //! `sc-02-data-tree-d.dat`: every row bottom-up (leaves first, root last), `(2N − 1) · 32` bytes.
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use memmap2::MmapMut;
 use rayon::prelude::*;
 
-use crate::fsutil::{sync_parent, temp_path};
+use crate::fsutil::{create_preallocated, sync_parent, temp_path};
 use crate::hash::sha256::hash_pair64;
 
 /// File name of tree_d in the cache directory.
@@ -24,13 +24,7 @@ pub fn build_tree_d(data: &[u8], path: &Path) -> Result<[u8; 32]> {
     let len = (2 * nodes - 1) * 32;
     let tmp = temp_path(path);
     let result = (|| -> Result<[u8; 32]> {
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        f.set_len(len as u64)?;
+        let f = create_preallocated(&tmp, len as u64)?;
         let mut map = unsafe { MmapMut::map_mut(&f)? };
         map[..data.len()].copy_from_slice(data);
         let (mut start, mut width) = (0usize, nodes);

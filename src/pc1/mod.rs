@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, ensure, Context, Result};
 use memmap2::{Mmap, MmapMut};
 
-use crate::fsutil::{sync_parent, temp_path};
+use crate::fsutil::{create_preallocated, reserve, sync_parent, temp_path};
 use crate::merkle::tree_d::{build_tree_d, TREE_D_FILE};
 use crate::piece::comm_d::{comm_d as comm_d_of, PieceCommitment};
 use crate::sdr::graph::SdrGraph;
@@ -185,13 +185,7 @@ fn write_layer(
     let path = cache.join(name);
     let tmp = temp_path(&path);
     let result = (|| -> Result<()> {
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        f.set_len(nodes * 32)?;
+        let f = create_preallocated(&tmp, nodes * 32)?;
         let mut map = unsafe { MmapMut::map_mut(&f)? };
         label(&mut map);
         map.flush()?;
@@ -224,7 +218,8 @@ fn write_replica(unsealed: &Path, sealed: &Path, sector_size: u64) -> Result<Mma
     let result = (|| -> Result<()> {
         fs::copy(unsealed, &tmp)?;
         let f = OpenOptions::new().write(true).open(&tmp)?;
-        f.set_len(sector_size)?;
+        // Reserve the zero tail too: PC2 encodes the replica in place through a map.
+        reserve(&f, sector_size)?;
         f.sync_all()?;
         fs::rename(&tmp, sealed)?;
         sync_parent(sealed)

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::graph::SdrGraph;
 use super::{BASE_DEGREE, DEGREE, EXP_DEGREE};
-use crate::fsutil::{sync_parent, temp_path};
+use crate::fsutil::{create_preallocated, sync_parent, temp_path};
 
 /// `storage-proofs-core` parameter_cache VERSION.
 const VERSION: u32 = 28;
@@ -227,13 +227,7 @@ fn generate(path: &Path, graph: &SdrGraph) -> Result<()> {
     let tmp = temp_path(path);
     let bar = crate::progress::bytes(Some(len as u64), "generating parent cache");
     let result = (|| -> Result<()> {
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        f.set_len(len as u64)?;
+        let f = create_preallocated(&tmp, len as u64)?;
         let mut map = unsafe { MmapMut::map_mut(&f)? };
         const NODES_PER_TASK: usize = 1 << 14;
         map.par_chunks_mut(NODES_PER_TASK * ENTRY_BYTES)

@@ -1,0 +1,265 @@
+//! seal-pc1 under kills, corruption and bad input: results equal an uninterrupted run, a
+//! corrupted layer is detected and recomputed, and bad input is one line with nothing lost.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::sector::*;
+use common::*;
+use sealkit::sector::proof::SealProof;
+
+const SEAL_PC1: &str = env!("CARGO_BIN_EXE_seal-pc1");
+
+fn parent_dir() -> PathBuf {
+    std::env::temp_dir().join("sealkit-test-parents")
+}
+
+fn pc1_cmd(args: &[&Path]) -> Command {
+    let mut c = Command::new(SEAL_PC1);
+    c.args(args).env("FIL_PROOFS_PARENT_CACHE", parent_dir());
+    c
+}
+
+fn pc1(args: &[&Path]) -> Output {
+    pc1_cmd(args).output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<(String, Vec<u8>)> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("sc-02-data-"))
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().to_string(),
+                fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn err_line(o: &Output) -> String {
+    assert!(!o.status.success(), "expected failure");
+    assert!(o.stdout.is_empty(), "no JSON on failure");
+    let e = stderr(o);
+    assert_eq!(e.trim_end().lines().count(), 1, "one line: {e}");
+    assert!(e.starts_with("seal-pc1: error: "), "{e}");
+    e
+}
+
+/// Kill seal-pc1 while it labels layer 2 (layer 1 done), re-run: it reuses layer 1 and the
+/// cache directory ends up byte-identical to an uninterrupted run's.
+#[test]
+fn sigkill_mid_layer_then_rerun() {
+    let mut rng = rng("sigkill_mid_layer_then_rerun");
+    let tmp = tempfile::tempdir().unwrap();
+    let proof = SealProof::from_id(6).unwrap();
+    let s = sector_with_random_pieces(&tmp.path().join("a"), proof, &mut rng);
+    let doc = s.doc_file();
+    // Warm the parent cache so the kill lands in labeling.
+    assert!(pc1(&[&doc]).status.success());
+    let clean = files(&s.cache());
+    for f in fs::read_dir(s.cache()).unwrap() {
+        fs::remove_file(f.unwrap().path()).unwrap();
+    }
+
+    let mut child = pc1_cmd(&[&doc])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let layer2_started = || {
+        fs::read_dir(s.cache())
+            .map(|d| {
+                d.flatten().any(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with("sc-02-data-layer-2.dat.tmp-")
+                })
+            })
+            .unwrap_or(false)
+    };
+    while !layer2_started() {
+        assert!(Instant::now() < deadline, "seal-pc1 never started layer 2");
+        if child.try_wait().unwrap().is_some() {
+            panic!("seal-pc1 finished before it could be killed; use a larger sector");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!s.cache().join("sc-02-data-layer-2.dat").exists());
+
+    let out = pc1(&[&doc]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("sc-02-data-layer-1.dat: complete and verified, reused"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        files(&s.cache()),
+        clean,
+        "resumed run differs from a clean run"
+    );
+}
+
+/// Flip one byte in a finished layer: the re-run notices and recomputes it.
+#[test]
+fn corrupted_layer_is_recomputed() {
+    let mut rng = rng("corrupted_layer_is_recomputed");
+    let tmp = tempfile::tempdir().unwrap();
+    let s = sector_with_random_pieces(tmp.path(), SealProof::from_id(5).unwrap(), &mut rng);
+    let doc = s.doc_file();
+    let first = pc1(&[&doc]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let clean = files(&s.cache());
+
+    let layer1 = s.cache().join("sc-02-data-layer-1.dat");
+    let mut bytes = fs::read(&layer1).unwrap();
+    bytes[777] ^= 0x01;
+    fs::write(&layer1, &bytes).unwrap();
+    // And truncate layer 2: the reference would trust neither... it checks only the size.
+    let layer2 = s.cache().join("sc-02-data-layer-2.dat");
+    let l2 = fs::read(&layer2).unwrap();
+    fs::write(&layer2, &l2[..l2.len() - 32]).unwrap();
+
+    let again = pc1(&[&doc]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let e = stderr(&again);
+    assert!(e.contains("sc-02-data-layer-1.dat: does not match"), "{e}");
+    assert!(e.contains("sc-02-data-layer-2.dat: does not match"), "{e}");
+    assert!(
+        e.contains("sc-02-data-tree-d.dat: complete and verified"),
+        "{e}"
+    );
+    assert_eq!(files(&s.cache()), clean);
+    assert_eq!(first.stdout, again.stdout);
+}
+
+#[test]
+fn batch_prints_one_document_per_line() {
+    let mut rng = rng("batch_prints_one_document_per_line");
+    let tmp = tempfile::tempdir().unwrap();
+    let p = SealProof::from_id(5).unwrap();
+    let a = sector_with_random_pieces(&tmp.path().join("a"), p, &mut rng);
+    let b = sector_with_random_pieces(&tmp.path().join("b"), p, &mut rng);
+    // One document from a file, two more in one stream.
+    let both = tmp.path().join("both.json");
+    fs::write(
+        &both,
+        format!("{}\n{}\n", b.doc.to_json_line(), a.doc.to_json_line()),
+    )
+    .unwrap();
+    let out = pc1(&[&a.doc_file(), &both]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["sector"], lines[2]["sector"]);
+    assert_eq!(lines[0]["replica_id"], lines[2]["replica_id"]);
+    assert_ne!(lines[0]["replica_id"], lines[1]["replica_id"]);
+}
+
+#[test]
+fn bad_input() {
+    let mut rng = rng("pc1_bad_input");
+    let tmp = tempfile::tempdir().unwrap();
+    let s = sector_with_random_pieces(
+        &tmp.path().join("s"),
+        SealProof::from_id(5).unwrap(),
+        &mut rng,
+    );
+    let unsealed_before = fs::read(s.unsealed()).unwrap();
+
+    // A document of another phase: AddPiece has not run (no comm_d).
+    let mut early = s.doc.clone();
+    early.set("comm_d", serde_json::Value::Null);
+    let p = tmp.path().join("early.json");
+    fs::write(&p, early.to_json_line()).unwrap();
+    assert!(err_line(&pc1(&[&p])).contains("comm_d"));
+
+    // ... or PC2 already ran.
+    let mut late = s.doc.clone();
+    late.set("comm_r", "00".repeat(32));
+    fs::write(&p, late.to_json_line()).unwrap();
+    assert!(err_line(&pc1(&[&p])).contains("comm_r"));
+
+    // comm_d that is not the pieces' CommD.
+    let mut wrong = s.doc.clone();
+    wrong.set("comm_d", "11".repeat(32));
+    fs::write(&p, wrong.to_json_line()).unwrap();
+    assert!(err_line(&pc1(&[&p])).contains("comm_d"));
+
+    // Mixed proof types in one batch.
+    let other = sector_with_random_pieces(
+        &tmp.path().join("o"),
+        SealProof::from_id(0).unwrap(),
+        &mut rng,
+    );
+    let e = err_line(&pc1(&[&s.doc_file(), &other.doc_file()]));
+    assert!(e.contains("one proof type"), "{e}");
+
+    // Missing unsealed file.
+    let mut gone = s.doc.clone();
+    gone.set(
+        "paths",
+        serde_json::json!({"unsealed": tmp.path().join("nope").display().to_string(),
+        "sealed": s.sealed().display().to_string(), "cache": s.cache().display().to_string()}),
+    );
+    fs::write(&p, gone.to_json_line()).unwrap();
+    assert!(err_line(&pc1(&[&p])).contains("nope"));
+
+    assert_eq!(fs::read(s.unsealed()).unwrap(), unsealed_before);
+}
+
+/// A cache directory on a full filesystem (a 64 KiB tmpfs): a one-line error, a non-zero exit,
+/// and the unsealed file untouched. Needs permission to mount; says so and passes otherwise.
+#[test]
+fn full_disk() {
+    let mut rng = rng("pc1_full_disk");
+    let tmp = tempfile::tempdir().unwrap();
+    let s = sector_with_random_pieces(
+        &tmp.path().join("s"),
+        SealProof::from_id(6).unwrap(),
+        &mut rng,
+    );
+    let small = tmp.path().join("small");
+    fs::create_dir_all(&small).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&small)
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !mounted {
+        eprintln!("full_disk: cannot mount a tmpfs here (not root?); skipped");
+        return;
+    }
+    let before = fs::read(s.unsealed()).unwrap();
+    let mut doc = s.doc.clone();
+    doc.set("paths", serde_json::json!({"unsealed": s.unsealed().display().to_string(),
+        "sealed": s.sealed().display().to_string(), "cache": small.join("cache").display().to_string()}));
+    let p = tmp.path().join("full.json");
+    fs::write(&p, doc.to_json_line()).unwrap();
+    let out = pc1(&[&p]);
+    Command::new("umount").arg(&small).status().unwrap();
+    let e = err_line(&out);
+    assert!(e.contains("No space left") || e.contains("space"), "{e}");
+    assert_eq!(fs::read(s.unsealed()).unwrap(), before);
+}

@@ -43,6 +43,10 @@ struct Args {
     /// CPUs to use from the affinity mask (default: SEALKIT_THREADS, else all of them).
     #[arg(long)]
     threads: Option<usize>,
+
+    /// Report the time of each step on stderr.
+    #[arg(short, long)]
+    verbose: bool,
 }
 
 fn main() -> ExitCode {
@@ -71,7 +75,10 @@ fn run(args: Args) -> Result<()> {
     }
     let mut cpus = sealkit::affinity::ordered_cpus();
     cpus.truncate(threads.max(1));
-    let opts = Pc1Options { cpus };
+    let opts = Pc1Options {
+        cpus,
+        verbose: args.verbose,
+    };
     for doc in &mut docs {
         precommit1(doc, &opts)?;
         cli::print_document(doc)?;

@@ -36,6 +36,18 @@ pub fn layer_file(layer: usize) -> String {
 pub struct Pc1Options {
     /// CPUs to place the hashing and prefetch threads on (ordered, hasher first).
     pub cpus: Vec<usize>,
+    /// Report each step's time on stderr.
+    pub verbose: bool,
+}
+
+/// Times a step and reports it on stderr when verbose.
+fn step<T>(verbose: bool, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let t = std::time::Instant::now();
+    let r = f()?;
+    if verbose {
+        eprintln!("seal-pc1: {what}: {:.2} s", t.elapsed().as_secs_f64());
+    }
+    Ok(r)
 }
 
 /// What PC1 needs from a document, checked.
@@ -98,7 +110,9 @@ impl Pc1Sector {
 pub fn precommit1(doc: &mut SectorDoc, opts: &Pc1Options) -> Result<()> {
     let s = Pc1Sector::from_doc(doc)?;
     let graph = SdrGraph::new(s.proof.nodes(), s.proof.porep_id(), s.proof.api_version());
-    let parents = ParentCache::open_or_generate(&graph)?;
+    let parents = step(opts.verbose, "parent cache", || {
+        ParentCache::open_or_generate(&graph)
+    })?;
     seal_layers(&s, &parents, opts)?;
     doc.set_hex("replica_id", &s.replica_id);
     Ok(())
@@ -112,10 +126,14 @@ pub fn seal_layers(s: &Pc1Sector, parents: &ParentCache, opts: &Pc1Options) -> R
     let rid = crate::hex::encode(&s.replica_id);
     let mut journal = Journal::load(&s.cache, &rid);
 
-    let replica = write_replica(&s.unsealed, &s.sealed, s.proof.sector_size())?;
+    let replica = step(opts.verbose, "replica copy", || {
+        write_replica(&s.unsealed, &s.sealed, s.proof.sector_size())
+    })?;
 
     if !reuse(&journal, &s.cache, TREE_D_FILE)? {
-        let root = build_tree_d(&replica, &s.cache.join(TREE_D_FILE))?;
+        let root = step(opts.verbose, "tree_d", || {
+            build_tree_d(&replica, &s.cache.join(TREE_D_FILE))
+        })?;
         if root != s.comm_d {
             bail!(
                 "the unsealed data in {} has CommD {}, but the document says {}",
@@ -146,8 +164,10 @@ pub fn seal_layers(s: &Pc1Sector, parents: &ParentCache, opts: &Pc1Options) -> R
                 cpus: &opts.cpus,
                 progress: &|n| bar.set_position(n),
             };
-            write_layer(&s.cache, &name, nodes, &mut journal, |out| {
-                label_layer(&job, out)
+            step(opts.verbose, &format!("layer {layer}"), || {
+                write_layer(&s.cache, &name, nodes, &mut journal, |out| {
+                    label_layer(&job, out)
+                })
             })?;
             bar.finish_and_clear();
         }
@@ -229,7 +249,7 @@ fn write_replica(unsealed: &Path, sealed: &Path, sector_size: u64) -> Result<Mma
         return Err(e).with_context(|| format!("writing replica {}", sealed.display()));
     }
     let f = File::open(sealed)?;
-    Ok(unsafe { Mmap::map(&f) }.with_context(|| format!("mapping {}", sealed.display()))?)
+    unsafe { Mmap::map(&f) }.with_context(|| format!("mapping {}", sealed.display()))
 }
 
 /// Removes temp files a killed run left in the cache directory.

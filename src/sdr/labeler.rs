@@ -71,6 +71,15 @@ impl SharedLayer {
     }
 }
 
+/// A counter alone on its cache lines, so the producer's and the hasher's counters do not
+/// bounce one line between their cores on every node.
+#[repr(align(128))]
+struct Counter(AtomicU64);
+
+/// How often the hasher publishes its progress: the producer only needs it to know which
+/// base parents it may gather and when a slot is free, so every few nodes is plenty.
+const PUBLISH_EVERY: usize = 16;
+
 struct Ring {
     slots: Vec<UnsafeCell<Slot>>,
 }
@@ -180,6 +189,45 @@ fn label_inline(job: &LayerJob, out: &mut [u8]) {
     (job.progress)(nodes as u64);
 }
 
+/// How far ahead the producer asks for parent labels, so they arrive from memory while it
+/// gathers the nodes in between.
+const PREFETCH_AHEAD: usize = 8;
+
+#[inline]
+fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint and never faults.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// Asks for the cache lines of node `v`'s parent labels that the producer will gather.
+#[inline]
+fn prefetch_parents(job: &LayerJob, layer: &SharedLayer, v: usize, ready: usize) {
+    let p = job.parents.parents(v as u64);
+    for &b in &p[..BASE_DEGREE] {
+        if (b as usize) < ready {
+            prefetch(layer.ptr.wrapping_add(b as usize * LABEL));
+        }
+    }
+    if let Some(prev) = job.prev {
+        for &e in &p[BASE_DEGREE..] {
+            prefetch(prev.as_ptr().wrapping_add(e as usize * LABEL));
+        }
+    }
+}
+
+#[inline]
+fn prefetch_slot(ring: &Ring, v: usize) {
+    let p = ring.slots[v % RING].get() as *const u8;
+    for line in 0..std::mem::size_of::<Slot>() / 64 {
+        prefetch(p.wrapping_add(line * 64));
+    }
+}
+
 /// Spins (then yields, in case the CPUs are oversubscribed) until `cond(counter)` holds;
 /// returns the counter's value.
 #[inline]
@@ -217,18 +265,22 @@ fn label_pipelined(job: &LayerJob, out: &mut [u8]) {
             .collect(),
     };
     // `produced`: slots filled for nodes < produced. `done`: labels written for nodes < done.
-    let produced = AtomicU64::new(1);
-    let done = AtomicU64::new(1);
+    let produced = Counter(AtomicU64::new(1));
+    let done = Counter(AtomicU64::new(1));
+    let (produced, done) = (&produced.0, &done.0);
     let ring = &ring;
 
     std::thread::scope(|s| {
         s.spawn(|| {
             pin_current_thread(job.cpus[1]);
             for v in 1..nodes {
-                let ready = wait_until(&done, |d| v < d + RING);
+                let ready = wait_until(done, |d| v < d + RING);
                 // SAFETY: v < done + RING, so the hasher is not reading this slot (it only
                 // reads slot v after `produced` passes v, and has finished with v − RING).
                 let slot = unsafe { &mut *ring.slots[v % RING].get() };
+                if v + PREFETCH_AHEAD < nodes {
+                    prefetch_parents(job, &layer, v + PREFETCH_AHEAD, ready);
+                }
                 slot.state = header_state(&job.replica_id, job.layer, v as u64);
                 slot.missing = gather(job, &layer, v, ready, &mut slot.parents);
                 produced.store(v as u64 + 1, Ordering::Release);
@@ -236,13 +288,21 @@ fn label_pipelined(job: &LayerJob, out: &mut [u8]) {
         });
 
         pin_current_thread(job.cpus[0]);
+        let mut available = 1usize;
         for v in 1..nodes {
-            wait_until(&produced, |p| p > v);
+            if available <= v {
+                available = wait_until(produced, |p| p > v);
+            }
+            // Pull the next slot into this core's cache while this node hashes: it was
+            // written on the producer's core.
+            prefetch_slot(ring, v + 1);
             // SAFETY: produced > v, and the producer will not touch this slot again until
             // done > v (it waits for v + RING < done + RING).
             let slot = unsafe { &mut *ring.slots[v % RING].get() };
             hash_node(job, &layer, v, slot.state, slot.missing, &mut slot.parents);
-            done.store(v as u64 + 1, Ordering::Release);
+            if v % PUBLISH_EVERY == 0 || v + 1 == nodes {
+                done.store(v as u64 + 1, Ordering::Release);
+            }
             if v % (1 << 16) == 0 {
                 (job.progress)(v as u64);
             }

@@ -4,3 +4,4 @@
 //! result truncated to 254 bits (`sha256`). Poseidon arrives with PC2.
 
 pub mod sha256;
+pub mod sha256_lanes;

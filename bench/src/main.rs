@@ -1,0 +1,70 @@
+//! Runs the reference's phases on a sealkit sector document and prints the time, for the
+//! side-by-side scripts in `scripts/`.
+//!
+//! usage: sealkit-bench pc1 DOC OUTDIR   (reference PC1 into OUTDIR/cache, OUTDIR/sealed)
+
+use std::fs;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use filecoin_proofs::constants::SectorShapeBase;
+use filecoin_proofs::{seal_pre_commit_phase1, PieceInfo, PoRepConfig, UnpaddedBytesAmount};
+use sealkit::sector::document::SectorDoc;
+use sealkit::sector::proof::{self, SealProof};
+use storage_proofs_core::api_version::{ApiFeature, ApiVersion};
+use storage_proofs_core::sector::SectorId;
+
+fn porep_config(p: SealProof) -> Result<PoRepConfig> {
+    let api = match p.api_version() {
+        proof::ApiVersion::V1_0_0 => ApiVersion::V1_0_0,
+        proof::ApiVersion::V1_1_0 => ApiVersion::V1_1_0,
+        proof::ApiVersion::V1_2_0 => ApiVersion::V1_2_0,
+    };
+    let features = match p.feature() {
+        Some(proof::Feature::SyntheticPoRep) => vec![ApiFeature::SyntheticPoRep],
+        Some(proof::Feature::NonInteractivePoRep) => vec![ApiFeature::NonInteractivePoRep],
+        None => vec![],
+    };
+    PoRepConfig::new_groth16_with_features(p.sector_size(), p.porep_id(), api, features)
+}
+
+fn pc1(doc_path: &Path, out: &Path) -> Result<()> {
+    let doc = SectorDoc::parse(&fs::read_to_string(doc_path)?, "doc")?;
+    let p = doc.seal_proof()?;
+    if p.sector_size() >= 32 << 30 {
+        bail!("this harness runs the single-tree sizes only");
+    }
+    let infos: Vec<PieceInfo> = doc
+        .pieces()?
+        .iter()
+        .map(|r| PieceInfo::new(r.comm_p, UnpaddedBytesAmount(r.padded_size / 128 * 127)))
+        .collect::<Result<_>>()?;
+    let cache = out.join("cache");
+    let sealed = out.join("sealed");
+    fs::create_dir_all(&cache)?;
+    fs::write(&sealed, b"")?;
+    let t = Instant::now();
+    let o = seal_pre_commit_phase1::<_, _, _, SectorShapeBase>(
+        &porep_config(p)?,
+        &cache,
+        doc.unsealed_path()?,
+        &sealed,
+        doc.prover_id()?,
+        SectorId::from(doc.sector()?),
+        doc.ticket()?,
+        &infos,
+    )?;
+    println!("{:.3}", t.elapsed().as_secs_f64());
+    eprintln!("reference comm_d {}", sealkit::hex::encode(&o.comm_d));
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let a: Vec<String> = std::env::args().collect();
+    match a.get(1).map(String::as_str) {
+        Some("pc1") if a.len() == 4 => pc1(Path::new(&a[2]), Path::new(&a[3])),
+        _ => bail!("usage: sealkit-bench pc1 DOC OUTDIR"),
+    }
+    .context("reference run")
+}

@@ -153,16 +153,19 @@ fn batch_prints_one_document_per_line() {
     let mut rng = rng("batch_prints_one_document_per_line");
     let tmp = tempfile::tempdir().unwrap();
     let p = SealProof::from_id(5).unwrap();
-    let a = sector_with_random_pieces(&tmp.path().join("a"), p, &mut rng);
-    let b = sector_with_random_pieces(&tmp.path().join("b"), p, &mut rng);
-    // One document from a file, two more in one stream.
+    let sectors: Vec<TestSector> = ["a", "b", "c"]
+        .iter()
+        .map(|n| sector_with_random_pieces(&tmp.path().join(n), p, &mut rng))
+        .collect();
+    // One document from a file, two more in one stream: a batch of three.
     let both = tmp.path().join("both.json");
-    fs::write(
-        &both,
-        format!("{}\n{}\n", b.doc.to_json_line(), a.doc.to_json_line()),
-    )
-    .unwrap();
-    let out = pc1(&[&a.doc_file(), &both]);
+    let text = format!(
+        "{}\n{}\n",
+        sectors[1].doc.to_json_line(),
+        sectors[2].doc.to_json_line()
+    );
+    fs::write(&both, text).unwrap();
+    let out = pc1(&[&sectors[0].doc_file(), &both]);
     assert!(out.status.success(), "{}", stderr(&out));
     let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
         .unwrap()
@@ -170,9 +173,26 @@ fn batch_prints_one_document_per_line() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len(), 3);
-    assert_eq!(lines[0]["sector"], lines[2]["sector"]);
-    assert_eq!(lines[0]["replica_id"], lines[2]["replica_id"]);
-    assert_ne!(lines[0]["replica_id"], lines[1]["replica_id"]);
+    // Each line is its own sector, in order, and each sector's files equal a single run's.
+    let batch_files: Vec<_> = sectors.iter().map(|s| files(&s.cache())).collect();
+    for (s, (line, batch)) in sectors.iter().zip(lines.iter().zip(&batch_files)) {
+        assert_eq!(line["sector"], s.doc.get("sector").unwrap().clone());
+        for f in fs::read_dir(s.cache()).unwrap() {
+            fs::remove_file(f.unwrap().path()).unwrap();
+        }
+        let single = pc1(&[&s.doc_file()]);
+        assert!(single.status.success(), "{}", stderr(&single));
+        let v: serde_json::Value = serde_json::from_slice(&single.stdout).unwrap();
+        assert_eq!(&v, line);
+        assert_eq!(
+            &files(&s.cache()),
+            batch,
+            "batch output differs from a single run"
+        );
+    }
+    // The same sector twice in one batch is refused.
+    let e = err_line(&pc1(&[&sectors[0].doc_file(), &sectors[0].doc_file()]));
+    assert!(e.contains("same sector files"), "{e}");
 }
 
 #[test]

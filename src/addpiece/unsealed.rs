@@ -34,16 +34,25 @@ impl UnsealedFile {
             .truncate(false)
             .open(path)
             .with_context(|| format!("opening unsealed file {}", path.display()))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                bail!(
-                    "unsealed file {} is in use by another process",
-                    path.display()
-                )
-            }
-            Err(TryLockError::Error(e)) => {
-                return Err(e).with_context(|| format!("locking unsealed file {}", path.display()))
+        // A process forked by another thread of ours holds a copy of the descriptor (and so
+        // the lock) until it execs; only a lock held for a while means another writer.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                Err(TryLockError::WouldBlock) => {
+                    bail!(
+                        "unsealed file {} is in use by another process",
+                        path.display()
+                    )
+                }
+                Err(TryLockError::Error(e)) => {
+                    return Err(e)
+                        .with_context(|| format!("locking unsealed file {}", path.display()))
+                }
             }
         }
         Ok(UnsealedFile {

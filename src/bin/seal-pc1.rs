@@ -79,8 +79,8 @@ fn run(args: Args) -> Result<()> {
         cpus,
         verbose: args.verbose,
     };
-    for doc in &mut docs {
-        precommit1(doc, &opts)?;
+    precommit1(&mut docs, &opts)?;
+    for doc in &docs {
         cli::print_document(doc)?;
     }
     Ok(())

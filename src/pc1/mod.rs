@@ -6,6 +6,7 @@
 //! `sc-02-data-layer-<ℓ>.dat`. Each finished file is recorded in the journal; a re-run after a
 //! kill resumes from the first file that is missing or does not verify.
 
+mod batch;
 mod journal;
 
 pub use journal::{Journal, JOURNAL_FILE};
@@ -41,7 +42,7 @@ pub struct Pc1Options {
 }
 
 /// Times a step and reports it on stderr when verbose.
-fn step<T>(verbose: bool, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+pub(crate) fn step<T>(verbose: bool, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     let t = std::time::Instant::now();
     let r = f()?;
     if verbose {
@@ -106,20 +107,60 @@ impl Pc1Sector {
     }
 }
 
-/// Runs PC1 for one sector document and adds `replica_id` to it.
-pub fn precommit1(doc: &mut SectorDoc, opts: &Pc1Options) -> Result<()> {
-    let s = Pc1Sector::from_doc(doc)?;
-    let graph = SdrGraph::new(s.proof.nodes(), s.proof.porep_id(), s.proof.api_version());
+/// Runs PC1 for sector documents of one proof type and adds `replica_id` to each. One
+/// sector is labeled by the pipelined single-sector labeler; several are labeled together
+/// (see [`crate::sdr::batch`]) when their layers fit in memory, else one after another.
+pub fn precommit1(docs: &mut [SectorDoc], opts: &Pc1Options) -> Result<()> {
+    let sectors = docs
+        .iter()
+        .map(Pc1Sector::from_doc)
+        .collect::<Result<Vec<_>>>()?;
+    let Some(first) = sectors.first() else {
+        return Ok(());
+    };
+    if let Some(other) = sectors.iter().find(|s| s.proof != first.proof) {
+        bail!(
+            "a batch must have one proof type: {} and {} are mixed",
+            first.proof,
+            other.proof
+        );
+    }
+    for (i, a) in sectors.iter().enumerate() {
+        if let Some(b) = sectors[i + 1..]
+            .iter()
+            .find(|b| b.cache == a.cache || b.sealed == a.sealed)
+        {
+            bail!(
+                "two documents of the batch name the same sector files ({} / {})",
+                b.cache.display(),
+                b.sealed.display()
+            );
+        }
+    }
+    let graph = SdrGraph::new(
+        first.proof.nodes(),
+        first.proof.porep_id(),
+        first.proof.api_version(),
+    );
     let parents = step(opts.verbose, "parent cache", || {
         ParentCache::open_or_generate(&graph)
     })?;
-    seal_layers(&s, &parents, opts)?;
-    doc.set_hex("replica_id", &s.replica_id);
+    if sectors.len() > 1 && batch::fits_in_memory(&sectors) {
+        batch::seal_batch(&sectors, &parents, opts)?;
+    } else {
+        for s in &sectors {
+            seal_layers(s, &parents, opts)?;
+        }
+    }
+    for (doc, s) in docs.iter_mut().zip(&sectors) {
+        doc.set_hex("replica_id", &s.replica_id);
+    }
     Ok(())
 }
 
-/// Replica, tree_d and layers for one sector, resuming from its journal.
-pub fn seal_layers(s: &Pc1Sector, parents: &ParentCache, opts: &Pc1Options) -> Result<()> {
+/// Prepares a sector for labeling: its cache directory, its journal, the replica file and
+/// tree_d (checked against comm_d). Returns the journal.
+pub fn prepare_sector(s: &Pc1Sector, opts: &Pc1Options) -> Result<Journal> {
     fs::create_dir_all(&s.cache)
         .with_context(|| format!("creating cache directory {}", s.cache.display()))?;
     remove_stale_temps(&s.cache);
@@ -145,8 +186,12 @@ pub fn seal_layers(s: &Pc1Sector, parents: &ParentCache, opts: &Pc1Options) -> R
         let tree = File::open(s.cache.join(TREE_D_FILE))?;
         journal.record(&s.cache, TREE_D_FILE, &unsafe { Mmap::map(&tree)? })?;
     }
-    drop(replica);
+    Ok(journal)
+}
 
+/// Replica, tree_d and layers for one sector, resuming from its journal.
+pub fn seal_layers(s: &Pc1Sector, parents: &ParentCache, opts: &Pc1Options) -> Result<()> {
+    let mut journal = prepare_sector(s, opts)?;
     let nodes = s.proof.nodes();
     let layers = s.proof.layers();
     let mut prev: Option<Mmap> = None;
@@ -180,7 +225,7 @@ pub fn seal_layers(s: &Pc1Sector, parents: &ParentCache, opts: &Pc1Options) -> R
 
 /// Whether a file from an earlier run can be reused; says so on stderr, and says when a
 /// recorded file no longer matches its checksum.
-fn reuse(journal: &Journal, cache: &Path, name: &str) -> Result<bool> {
+pub(crate) fn reuse(journal: &Journal, cache: &Path, name: &str) -> Result<bool> {
     if !journal.files.contains_key(name) {
         return Ok(false);
     }
@@ -195,7 +240,7 @@ fn reuse(journal: &Journal, cache: &Path, name: &str) -> Result<bool> {
 
 /// Writes a layer file through a temp name: `label` fills the mapped file, which is then made
 /// durable and renamed into place, and only then recorded in the journal.
-fn write_layer(
+pub(crate) fn write_layer(
     cache: &Path,
     name: &str,
     nodes: u64,

@@ -10,6 +10,7 @@
 
 use super::{BASE_DEGREE, DEGREE};
 use crate::hash::sha256::{compress_blocks, state_to_node, H0};
+use crate::hash::sha256_lanes::compress_lanes;
 
 /// Bytes of a label.
 pub const LABEL: usize = 32;
@@ -73,6 +74,61 @@ pub fn label_layer_n(mut state: [u32; 8], parents: &[u8; DEGREE * LABEL]) -> [u8
     finish(state, &parents[8 * LABEL..9 * LABEL])
 }
 
+/// [`label_layer1`] for `L` sectors at once (multi-lane SHA-NI), given their header states.
+#[inline]
+pub fn label_layer1_lanes<const L: usize>(
+    states: &mut [[u32; 8]; L],
+    parents: &[[u8; DEGREE * LABEL]; L],
+) -> [[u8; 32]; L] {
+    for _ in 0..6 {
+        compress_lanes::<L>(
+            states,
+            std::array::from_fn(|l| &parents[l][..BASE_DEGREE * LABEL]),
+        );
+    }
+    finish_lanes(states, std::array::from_fn(|l| &parents[l][..LABEL]))
+}
+
+/// [`label_layer_n`] for `L` sectors at once (multi-lane SHA-NI), given their header states.
+#[inline]
+pub fn label_layer_n_lanes<const L: usize>(
+    states: &mut [[u32; 8]; L],
+    parents: &[[u8; DEGREE * LABEL]; L],
+) -> [[u8; 32]; L] {
+    compress_lanes::<L>(states, std::array::from_fn(|l| &parents[l][..]));
+    compress_lanes::<L>(states, std::array::from_fn(|l| &parents[l][..]));
+    compress_lanes::<L>(states, std::array::from_fn(|l| &parents[l][..8 * LABEL]));
+    finish_lanes(
+        states,
+        std::array::from_fn(|l| &parents[l][8 * LABEL..9 * LABEL]),
+    )
+}
+
+/// Header states of node `v` in `layer` for `L` replicas.
+#[inline]
+pub fn header_states<const L: usize>(
+    replica_ids: &[[u8; 32]; L],
+    layer: u32,
+    node: u64,
+) -> [[u32; 8]; L] {
+    let blocks: [[u8; 64]; L] = std::array::from_fn(|l| header_block(&replica_ids[l], layer, node));
+    let mut states = [H0; L];
+    compress_lanes::<L>(&mut states, std::array::from_fn(|l| &blocks[l][..]));
+    states
+}
+
+#[inline]
+fn finish_lanes<const L: usize>(states: &mut [[u32; 8]; L], last: [&[u8]; L]) -> [[u8; 32]; L] {
+    let blocks: [[u8; 64]; L] = std::array::from_fn(|l| {
+        let mut b = [0u8; 64];
+        b[..32].copy_from_slice(last[l]);
+        b[32..].copy_from_slice(&FINAL_PAD);
+        b
+    });
+    compress_lanes::<L>(states, std::array::from_fn(|l| &blocks[l][..]));
+    std::array::from_fn(|l| state_to_node(&states[l]))
+}
+
 #[inline]
 fn finish(mut state: [u32; 8], last_parent: &[u8]) -> [u8; 32] {
     let mut block = [0u8; 64];
@@ -119,6 +175,18 @@ mod tests {
             label_layer_n(header_state(&rid, 3, 77), &flat14),
             reference_label(&rid, 3, 77, &ps)
         );
+        // Lanes: three replicas at once equal three single labels.
+        let rids = [[1u8; 32], [2u8; 32], [3u8; 32]];
+        let bufs = [flat14, flat14, flat14];
+        let got = label_layer_n_lanes::<3>(&mut header_states(&rids, 2, 9), &bufs);
+        for l in 0..3 {
+            assert_eq!(got[l], reference_label(&rids[l], 2, 9, &ps));
+        }
+        let got1 = label_layer1_lanes::<2>(
+            &mut header_states(&rids[..2].try_into().unwrap(), 1, 4),
+            &[flat14; 2],
+        );
+        assert_eq!(got1[1], reference_label(&rids[1], 1, 4, &ps[..6]));
         let mut want: [u8; 32] = Sha256::digest(header_block(&rid, 2, 0)).into();
         want[31] &= 0x3f;
         assert_eq!(label_node0(&rid, 2), want);

@@ -5,6 +5,7 @@
 //! stores them in the reference's cache file, `label` hashes labels and `labeler` runs a
 //! whole sector (or a batch of sectors) through all layers.
 
+pub mod batch;
 pub mod drg;
 pub mod feistel;
 pub mod graph;

@@ -14,6 +14,7 @@
 pub mod addpiece;
 pub mod affinity;
 pub mod cli;
+pub mod durable;
 pub mod fsutil;
 pub mod hash;
 pub mod hex;

@@ -79,16 +79,20 @@ fn sigkill_mid_layer_then_rerun() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
+    // Layer 1 is committed (its journal entry is written after it is durable, in the
+    // background) and layer 2 is being labeled.
     let layer2_started = || {
-        fs::read_dir(s.cache())
-            .map(|d| {
-                d.flatten().any(|e| {
-                    e.file_name()
-                        .to_string_lossy()
-                        .starts_with("sc-02-data-layer-2.dat.tmp-")
+        let journal = fs::read_to_string(s.cache().join("sealkit-pc1.json")).unwrap_or_default();
+        journal.contains("sc-02-data-layer-1.dat")
+            && fs::read_dir(s.cache())
+                .map(|d| {
+                    d.flatten().any(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .starts_with("sc-02-data-layer-2.dat.tmp-")
+                    })
                 })
-            })
-            .unwrap_or(false)
+                .unwrap_or(false)
     };
     while !layer2_started() {
         assert!(Instant::now() < deadline, "seal-pc1 never started layer 2");

@@ -3,18 +3,24 @@
 //! sector's own files and journal exactly as the single-sector path writes them.
 
 use std::fs::File;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use memmap2::Mmap;
+use memmap2::{Mmap, MmapMut};
 
-use super::{layer_file, prepare_sector, reuse, step, write_layer, Journal, Pc1Options, Pc1Sector};
+use super::{
+    anon_buffer, layer_file, prepare_sector, reuse, step, write_later, Pc1Options, Pc1Sector,
+    SharedJournal,
+};
+use crate::durable::Syncer;
 use crate::sdr::batch::{deinterleave, interleave, label_group, GroupJob, MAX_GROUP};
 use crate::sdr::parent_cache::ParentCache;
 
-/// Whether two interleaved layers of every sector (what a batch holds in memory) fit in
-/// 70% of the memory available now.
+/// Whether what a batch holds in memory (two interleaved layers per sector, and tree_d
+/// buffers on their way to disk) fits in 70% of the memory available now.
 pub fn fits_in_memory(sectors: &[Pc1Sector]) -> bool {
-    let need: u64 = sectors.iter().map(|s| 2 * s.proof.sector_size()).sum();
+    // Two interleaved layers, and tree_d buffers (2× the sector) waiting to be written.
+    let need: u64 = sectors.iter().map(|s| 4 * s.proof.sector_size()).sum();
     let available = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| {
@@ -45,9 +51,10 @@ pub fn group_sizes(n: usize, threads: usize) -> Vec<usize> {
 }
 
 pub fn seal_batch(sectors: &[Pc1Sector], parents: &ParentCache, opts: &Pc1Options) -> Result<()> {
-    let mut journals: Vec<Journal> = sectors
+    let syncer = Syncer::new();
+    let journals: Vec<SharedJournal> = sectors
         .iter()
-        .map(|s| prepare_sector(s, opts))
+        .map(|s| prepare_sector(s, opts, &syncer))
         .collect::<Result<_>>()?;
     let proof = sectors[0].proof;
     let nodes = proof.nodes() as usize;
@@ -59,18 +66,22 @@ pub fn seal_batch(sectors: &[Pc1Sector], parents: &ParentCache, opts: &Pc1Option
     }
     let groups: Vec<std::ops::Range<usize>> = starts.windows(2).map(|w| w[0]..w[1]).collect();
 
-    let mut prev: Vec<Vec<u8>> = Vec::new();
+    let mut prev: Vec<Arc<Mmap>> = Vec::new();
     for layer in 1..=proof.layers() {
         let name = layer_file(layer);
-        let mut outs: Vec<Vec<u8>> = Vec::with_capacity(groups.len());
+        let mut outs: Vec<MmapMut> = Vec::with_capacity(groups.len());
         let mut computed = vec![false; groups.len()];
         for (g, range) in groups.iter().enumerate() {
             let lanes = range.len();
             let mut reusable = true;
             for i in range.clone() {
-                reusable &= reuse(&journals[i], &sectors[i].cache, &name)?;
+                reusable &= reuse(
+                    &journals[i].lock().expect("journal lock"),
+                    &sectors[i].cache,
+                    &name,
+                )?;
             }
-            let mut buf = vec![0u8; nodes * lanes * 32];
+            let mut buf = anon_buffer(nodes * lanes * 32)?;
             if reusable {
                 for (lane, i) in range.clone().enumerate() {
                     let path = sectors[i].cache.join(&name);
@@ -94,14 +105,14 @@ pub fn seal_batch(sectors: &[Pc1Sector], parents: &ParentCache, opts: &Pc1Option
             || {
                 // Groups run `threads` at a time, each pinned to its own CPU.
                 let pending: Vec<usize> = (0..groups.len()).filter(|&g| computed[g]).collect();
-                let mut outs_iter: Vec<Option<&mut Vec<u8>>> = outs.iter_mut().map(Some).collect();
+                let mut outs_iter: Vec<Option<&mut MmapMut>> = outs.iter_mut().map(Some).collect();
                 for round in pending.chunks(threads) {
                     std::thread::scope(|scope| {
                         for (k, &g) in round.iter().enumerate() {
                             let out = outs_iter[g].take().expect("each group once");
                             let rids: Vec<[u8; 32]> =
                                 groups[g].clone().map(|i| sectors[i].replica_id).collect();
-                            let prev_g = prev.get(g).map(Vec::as_slice);
+                            let prev_g = prev.get(g).map(|m| &m[..]);
                             let cpu = opts.cpus.get(k).copied();
                             let bar = &bar;
                             scope.spawn(move || {
@@ -127,21 +138,52 @@ pub fn seal_batch(sectors: &[Pc1Sector], parents: &ParentCache, opts: &Pc1Option
         )?;
         bar.finish_and_clear();
 
-        for (g, range) in groups.iter().enumerate() {
-            if !computed[g] {
-                continue;
-            }
-            for (lane, i) in range.clone().enumerate() {
-                let s = &sectors[i];
-                journals[i].forget(&name);
-                write_layer(&s.cache, &name, nodes as u64, &mut journals[i], |m| {
-                    deinterleave(&outs[g], range.len(), lane, m)
-                })?;
-            }
-        }
-        prev = outs;
+        // The files are written by the syncer while the next layer is labeled.
+        let done: Vec<Arc<Mmap>> = outs
+            .into_iter()
+            .map(|m| m.make_read_only().map(Arc::new))
+            .collect::<std::io::Result<_>>()?;
+        step(
+            opts.verbose,
+            &format!("batch layer {layer}: queueing files"),
+            || {
+                for (g, range) in groups.iter().enumerate() {
+                    if !computed[g] {
+                        continue;
+                    }
+                    for (lane, i) in range.clone().enumerate() {
+                        let s = &sectors[i];
+                        journals[i].lock().expect("journal lock").forget(&name);
+                        let group = Arc::clone(&done[g]);
+                        let lanes = range.len();
+                        let fill = move |chunk: &mut [u8], off: u64| {
+                            let first = off as usize / 32 * lanes * 32;
+                            deinterleave(
+                                &group[first..first + chunk.len() * lanes],
+                                lanes,
+                                lane,
+                                chunk,
+                            )
+                        };
+                        let path = s.cache.join(&name);
+                        write_later(
+                            &syncer,
+                            path,
+                            nodes as u64 * 32,
+                            fill,
+                            &journals[i],
+                            &s.cache,
+                        );
+                    }
+                }
+                Ok(())
+            },
+        )?;
+        prev = done;
     }
-    Ok(())
+    step(opts.verbose, "waiting for files to reach the disk", || {
+        syncer.finish()
+    })
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use anyhow::{Context, Result};
 use memmap2::Mmap;
 use serde::{Deserialize, Serialize};
 
+use crate::durable::checksum;
 use crate::fsutil::write_atomic;
 
 /// File name of the journal in the cache directory.
@@ -67,10 +68,9 @@ impl Journal {
         Ok(checksum(&map) == *sum)
     }
 
-    /// Records a durable file and saves the journal atomically.
-    pub fn record(&mut self, cache: &Path, name: &str, bytes: &[u8]) -> Result<()> {
-        self.files
-            .insert(name.to_string(), (bytes.len() as u64, checksum(bytes)));
+    /// Records a durable file (its length and checksum) and saves the journal atomically.
+    pub fn record(&mut self, cache: &Path, name: &str, len: u64, checksum: String) -> Result<()> {
+        self.files.insert(name.to_string(), (len, checksum));
         self.save(cache)
     }
 
@@ -82,9 +82,4 @@ impl Journal {
         let text = serde_json::to_string_pretty(self).expect("journal serialises");
         write_atomic(&Self::path(cache), text.as_bytes())
     }
-}
-
-/// xxh3-64 of `bytes`, in hex.
-pub fn checksum(bytes: &[u8]) -> String {
-    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(bytes))
 }

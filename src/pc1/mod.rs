@@ -11,13 +11,14 @@ mod journal;
 
 pub use journal::{Journal, JOURNAL_FILE};
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, ensure, Context, Result};
-use memmap2::{Mmap, MmapMut};
+use memmap2::Mmap;
 
-use crate::fsutil::{create_preallocated, reserve, sync_parent, temp_path};
+use crate::durable::{NewFile, PendingFile, Syncer};
 use crate::merkle::tree_d::{build_tree_d, TREE_D_FILE};
 use crate::piece::comm_d::{comm_d as comm_d_of, PieceCommitment};
 use crate::sdr::graph::SdrGraph;
@@ -158,22 +159,72 @@ pub fn precommit1(docs: &mut [SectorDoc], opts: &Pc1Options) -> Result<()> {
     Ok(())
 }
 
+/// A sector's journal, shared with the syncer thread that records committed files.
+pub type SharedJournal = Arc<Mutex<Journal>>;
+
+/// Queues `file` to be committed and then recorded in `journal`.
+pub(crate) fn commit_later(
+    syncer: &Syncer,
+    file: PendingFile,
+    journal: &SharedJournal,
+    cache: &Path,
+) {
+    let (journal, cache) = (Arc::clone(journal), cache.to_path_buf());
+    syncer.submit(move || {
+        let (name, (len, sum)) = (file.name(), file.summary());
+        file.commit()?;
+        journal
+            .lock()
+            .expect("journal lock")
+            .record(&cache, &name, len, sum)
+    });
+}
+
+/// Queues writing a file of `len` bytes produced by `fill(chunk, offset)` (see
+/// [`PendingFile::write_streamed`]), then committing and journaling it, all on the syncer.
+pub(crate) fn write_later(
+    syncer: &Syncer,
+    path: PathBuf,
+    len: u64,
+    fill: impl FnMut(&mut [u8], u64) + Send + 'static,
+    journal: &SharedJournal,
+    cache: &Path,
+) {
+    let (journal, cache) = (Arc::clone(journal), cache.to_path_buf());
+    syncer.submit(move || {
+        let file = PendingFile::write_streamed(path, len, fill)?;
+        let (name, (len, sum)) = (file.name(), file.summary());
+        file.commit()?;
+        journal
+            .lock()
+            .expect("journal lock")
+            .record(&cache, &name, len, sum)
+    });
+}
+
 /// Prepares a sector for labeling: its cache directory, its journal, the replica file and
-/// tree_d (checked against comm_d). Returns the journal.
-pub fn prepare_sector(s: &Pc1Sector, opts: &Pc1Options) -> Result<Journal> {
+/// tree_d (checked against comm_d). Files are committed by `syncer`. Returns the journal.
+pub fn prepare_sector(s: &Pc1Sector, opts: &Pc1Options, syncer: &Syncer) -> Result<SharedJournal> {
     fs::create_dir_all(&s.cache)
         .with_context(|| format!("creating cache directory {}", s.cache.display()))?;
     remove_stale_temps(&s.cache);
+    remove_stale_temps_of(&s.sealed);
     let rid = crate::hex::encode(&s.replica_id);
-    let mut journal = Journal::load(&s.cache, &rid);
+    let journal = Arc::new(Mutex::new(Journal::load(&s.cache, &rid)));
 
     let replica = step(opts.verbose, "replica copy", || {
-        write_replica(&s.unsealed, &s.sealed, s.proof.sector_size())
+        write_replica(&s.unsealed, &s.sealed, s.proof.sector_size(), syncer)
     })?;
 
-    if !reuse(&journal, &s.cache, TREE_D_FILE)? {
+    if !reuse(
+        &journal.lock().expect("journal lock"),
+        &s.cache,
+        TREE_D_FILE,
+    )? {
+        let nodes = s.proof.nodes() as usize;
+        let mut tree = anon_buffer((2 * nodes - 1) * 32)?;
         let root = step(opts.verbose, "tree_d", || {
-            build_tree_d(&replica, &s.cache.join(TREE_D_FILE))
+            Ok(build_tree_d(&replica, &mut tree))
         })?;
         if root != s.comm_d {
             bail!(
@@ -183,44 +234,63 @@ pub fn prepare_sector(s: &Pc1Sector, opts: &Pc1Options) -> Result<Journal> {
                 crate::hex::encode(&s.comm_d)
             );
         }
-        let tree = File::open(s.cache.join(TREE_D_FILE))?;
-        journal.record(&s.cache, TREE_D_FILE, &unsafe { Mmap::map(&tree)? })?;
+        let tree = tree.make_read_only()?;
+        let len = tree.len() as u64;
+        let fill = move |chunk: &mut [u8], off: u64| {
+            chunk.copy_from_slice(&tree[off as usize..off as usize + chunk.len()])
+        };
+        write_later(
+            syncer,
+            s.cache.join(TREE_D_FILE),
+            len,
+            fill,
+            &journal,
+            &s.cache,
+        );
     }
     Ok(journal)
 }
 
 /// Replica, tree_d and layers for one sector, resuming from its journal.
 pub fn seal_layers(s: &Pc1Sector, parents: &ParentCache, opts: &Pc1Options) -> Result<()> {
-    let mut journal = prepare_sector(s, opts)?;
+    let syncer = Syncer::new();
+    let journal = prepare_sector(s, opts, &syncer)?;
     let nodes = s.proof.nodes();
     let layers = s.proof.layers();
-    let mut prev: Option<Mmap> = None;
+    let mut prev: Option<Arc<Mmap>> = None;
     for layer in 1..=layers {
         let name = layer_file(layer);
         let path = s.cache.join(&name);
-        if !reuse(&journal, &s.cache, &name)? {
-            journal.forget(&name);
-            let bar = crate::progress::bytes(Some(nodes), &format!("PC1 layer {layer}/{layers}"));
+        if reuse(&journal.lock().expect("journal lock"), &s.cache, &name)? {
+            let f = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+            prev = Some(Arc::new(
+                unsafe { Mmap::map(&f) }.with_context(|| format!("mapping {}", path.display()))?,
+            ));
+            continue;
+        }
+        journal.lock().expect("journal lock").forget(&name);
+        let bar = crate::progress::bytes(Some(nodes), &format!("PC1 layer {layer}/{layers}"));
+        let mut out = NewFile::create(path, nodes * 32)?;
+        step(opts.verbose, &format!("layer {layer}"), || {
             let job = LayerJob {
                 replica_id: s.replica_id,
                 layer: layer as u32,
                 parents,
-                prev: prev.as_deref(),
+                prev: prev.as_deref().map(|m| &m[..]),
                 cpus: &opts.cpus,
                 progress: &|n| bar.set_position(n),
             };
-            step(opts.verbose, &format!("layer {layer}"), || {
-                write_layer(&s.cache, &name, nodes, &mut journal, |out| {
-                    label_layer(&job, out)
-                })
-            })?;
-            bar.finish_and_clear();
-        }
-        let f = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
-        prev =
-            Some(unsafe { Mmap::map(&f) }.with_context(|| format!("mapping {}", path.display()))?);
+            label_layer(&job, &mut out.map);
+            Ok(())
+        })?;
+        bar.finish_and_clear();
+        let done = out.finished()?;
+        prev = done.map();
+        commit_later(&syncer, done, &journal, &s.cache);
     }
-    Ok(())
+    step(opts.verbose, "waiting for files to reach the disk", || {
+        syncer.finish()
+    })
 }
 
 /// Whether a file from an earlier run can be reused; says so on stderr, and says when a
@@ -238,36 +308,15 @@ pub(crate) fn reuse(journal: &Journal, cache: &Path, name: &str) -> Result<bool>
     Ok(ok)
 }
 
-/// Writes a layer file through a temp name: `label` fills the mapped file, which is then made
-/// durable and renamed into place, and only then recorded in the journal.
-pub(crate) fn write_layer(
-    cache: &Path,
-    name: &str,
-    nodes: u64,
-    journal: &mut Journal,
-    label: impl FnOnce(&mut [u8]),
-) -> Result<()> {
-    let path = cache.join(name);
-    let tmp = temp_path(&path);
-    let result = (|| -> Result<()> {
-        let f = create_preallocated(&tmp, nodes * 32)?;
-        let mut map = unsafe { MmapMut::map_mut(&f)? };
-        label(&mut map);
-        map.flush()?;
-        f.sync_all()?;
-        fs::rename(&tmp, &path)?;
-        sync_parent(&path)?;
-        journal.record(cache, name, &map)
-    })();
-    if result.is_err() {
-        fs::remove_file(&tmp).ok();
-    }
-    result.with_context(|| format!("writing {}", path.display()))
-}
-
-/// Copies the unsealed data into the replica file, zero-extended to the sector size, and maps
-/// it read-only. The copy goes through a temp name, so a kill never leaves a short replica.
-fn write_replica(unsealed: &Path, sealed: &Path, sector_size: u64) -> Result<Mmap> {
+/// Copies the unsealed data into the replica file, zero-extended to the sector size (space
+/// reserved: PC2 encodes it in place through a map), and maps it read-only. The copy is
+/// committed from its temp name by `syncer`, so a kill never leaves a short replica.
+fn write_replica(
+    unsealed: &Path,
+    sealed: &Path,
+    sector_size: u64,
+    syncer: &Syncer,
+) -> Result<Arc<Mmap>> {
     let len = fs::metadata(unsealed)
         .with_context(|| format!("unsealed file {}", unsealed.display()))?
         .len();
@@ -279,22 +328,40 @@ fn write_replica(unsealed: &Path, sealed: &Path, sector_size: u64) -> Result<Mma
     if let Some(dir) = sealed.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir).with_context(|| format!("creating directory {}", dir.display()))?;
     }
-    let tmp = temp_path(sealed);
-    let result = (|| -> Result<()> {
-        fs::copy(unsealed, &tmp)?;
-        let f = OpenOptions::new().write(true).open(&tmp)?;
-        // Reserve the zero tail too: PC2 encodes the replica in place through a map.
-        reserve(&f, sector_size)?;
-        f.sync_all()?;
-        fs::rename(&tmp, sealed)?;
-        sync_parent(sealed)
-    })();
-    if let Err(e) = result {
-        fs::remove_file(&tmp).ok();
-        return Err(e).with_context(|| format!("writing replica {}", sealed.display()));
+    let file = PendingFile::copied(unsealed, sealed.to_path_buf(), sector_size)?;
+    let map = file.map().expect("a copied file is mapped");
+    syncer.submit(move || file.commit());
+    Ok(map)
+}
+
+/// Anonymous memory on transparent huge pages where the kernel allows: labeling and tree
+/// building touch these buffers at random or sweep them whole, and 4 KiB pages would cost a
+/// TLB miss or a page fault every 4 KiB.
+pub(crate) fn anon_buffer(len: usize) -> Result<memmap2::MmapMut> {
+    let map = memmap2::MmapMut::map_anon(len).context("allocating a buffer")?;
+    #[cfg(target_os = "linux")]
+    let _ = map.advise(memmap2::Advice::HugePage);
+    Ok(map)
+}
+
+/// Removes the temp files a killed run left beside `path`.
+fn remove_stale_temps_of(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let prefix = format!("{}.tmp-", name.to_string_lossy());
+    let Ok(entries) = fs::read_dir(if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    }) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(&prefix) {
+            fs::remove_file(e.path()).ok();
+        }
     }
-    let f = File::open(sealed)?;
-    unsafe { Mmap::map(&f) }.with_context(|| format!("mapping {}", sealed.display()))
 }
 
 /// Removes temp files a killed run left in the cache directory.

@@ -1,0 +1,245 @@
+//! Making finished files durable off the critical path.
+//!
+//! A result file must be fsynced, renamed from its temp name and its directory fsynced before
+//! a journal may claim it exists. Done inline, that stalls the hashing threads for seconds per
+//! file while the disk catches up. A [`PendingFile`] holds a finished temp file and its map;
+//! a [`Syncer`] thread commits pending files (and then runs the journal update that follows
+//! each) in submission order, while the caller goes on with the next layer. The caller
+//! collects the outcome with [`Syncer::finish`] before it reports success.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use anyhow::{anyhow, Context, Result};
+use memmap2::{Mmap, MmapMut};
+
+use crate::fsutil::{create_preallocated, reserve, sync_parent, temp_path};
+
+/// A fully written file still under its temp name, with its checksum.
+pub struct PendingFile {
+    tmp: PathBuf,
+    path: PathBuf,
+    file: File,
+    len: u64,
+    checksum: String,
+    map: Option<Arc<Mmap>>,
+}
+
+/// A file being written through a map: preallocated under a temp name, mapped read-write.
+/// For content produced in place (labels written as they are hashed).
+pub struct NewFile {
+    tmp: PathBuf,
+    path: PathBuf,
+    file: File,
+    pub map: MmapMut,
+}
+
+impl NewFile {
+    /// Creates `path`'s temp file with `len` bytes reserved, mapped.
+    pub fn create(path: PathBuf, len: u64) -> Result<NewFile> {
+        let tmp = temp_path(&path);
+        let file = create_preallocated(&tmp, len)?;
+        let map = unsafe { MmapMut::map_mut(&file) }
+            .with_context(|| format!("mapping {}", tmp.display()))?;
+        Ok(NewFile {
+            tmp,
+            path,
+            file,
+            map,
+        })
+    }
+
+    /// The content is complete: it may be read (through [`PendingFile::map`]) and committed.
+    pub fn finished(self) -> Result<PendingFile> {
+        self.map.flush_async()?;
+        let map = self.map.make_read_only()?;
+        Ok(PendingFile {
+            len: map.len() as u64,
+            checksum: checksum(&map),
+            tmp: self.tmp,
+            path: self.path,
+            file: self.file,
+            map: Some(Arc::new(map)),
+        })
+    }
+
+    /// Removes the temp file (on error paths).
+    pub fn discard(self) {
+        fs::remove_file(&self.tmp).ok();
+    }
+}
+
+/// Bytes written per `write` call when streaming a file out.
+const STREAM_CHUNK: usize = 4 << 20;
+
+impl PendingFile {
+    /// Writes `len` bytes to `path`'s temp file with plain writes (no page fault per page, as
+    /// a fresh map would take), `fill(chunk, offset)` producing each chunk, and checksums them
+    /// on the way.
+    pub fn write_streamed(
+        path: PathBuf,
+        len: u64,
+        mut fill: impl FnMut(&mut [u8], u64),
+    ) -> Result<PendingFile> {
+        let tmp = temp_path(&path);
+        let r = (|| -> Result<(File, String)> {
+            let mut file = create_preallocated(&tmp, len)?;
+            let mut buf = vec![0u8; STREAM_CHUNK.min(len as usize)];
+            let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+            let mut off = 0u64;
+            while off < len {
+                let n = (len - off).min(STREAM_CHUNK as u64) as usize;
+                fill(&mut buf[..n], off);
+                hasher.update(&buf[..n]);
+                file.write_all(&buf[..n])?;
+                off += n as u64;
+            }
+            Ok((file, format!("{:016x}", hasher.digest())))
+        })();
+        match r {
+            Ok((file, checksum)) => Ok(PendingFile {
+                tmp,
+                path,
+                file,
+                len,
+                checksum,
+                map: None,
+            }),
+            Err(e) => {
+                fs::remove_file(&tmp).ok();
+                Err(e).with_context(|| format!("writing {}", path.display()))
+            }
+        }
+    }
+
+    /// Copies `src` to `path`'s temp file in the kernel, extends it to `len` bytes with space
+    /// reserved, and maps the result for reading.
+    pub fn copied(src: &Path, path: PathBuf, len: u64) -> Result<PendingFile> {
+        let tmp = temp_path(&path);
+        let r = (|| -> Result<(File, Mmap)> {
+            fs::copy(src, &tmp)?;
+            let file = OpenOptions::new().read(true).write(true).open(&tmp)?;
+            file.set_len(len)?;
+            reserve(&file, len)?;
+            let map = unsafe { Mmap::map(&file)? };
+            Ok((file, map))
+        })();
+        match r {
+            Ok((file, map)) => Ok(PendingFile {
+                tmp,
+                path,
+                file,
+                len,
+                checksum: String::new(),
+                map: Some(Arc::new(map)),
+            }),
+            Err(e) => {
+                fs::remove_file(&tmp).ok();
+                Err(e).with_context(|| format!("copying {} to {}", src.display(), path.display()))
+            }
+        }
+    }
+
+    /// The content, for readers that need it before it is committed (files made by
+    /// [`NewFile`] or [`PendingFile::copied`]).
+    pub fn map(&self) -> Option<Arc<Mmap>> {
+        self.map.clone()
+    }
+
+    pub fn name(&self) -> String {
+        self.path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    /// Length and xxh3 checksum of the content, for the journal.
+    pub fn summary(&self) -> (u64, String) {
+        (self.len, self.checksum.clone())
+    }
+
+    /// fsync, rename into place, fsync the directory.
+    pub fn commit(self) -> Result<()> {
+        let r = (|| -> Result<()> {
+            self.file.sync_all()?;
+            fs::rename(&self.tmp, &self.path)?;
+            sync_parent(&self.path)
+        })();
+        if let Err(e) = r {
+            fs::remove_file(&self.tmp).ok();
+            return Err(e).with_context(|| format!("writing {}", self.path.display()));
+        }
+        Ok(())
+    }
+}
+
+/// xxh3-64 of `bytes`, in hex: the checksum journals record.
+pub fn checksum(bytes: &[u8]) -> String {
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(bytes))
+}
+
+type Job = Box<dyn FnOnce() -> Result<()> + Send>;
+
+/// A thread that runs commit jobs in order and remembers the first failure.
+pub struct Syncer {
+    tx: Option<mpsc::Sender<Job>>,
+    worker: Option<JoinHandle<Result<()>>>,
+}
+
+impl Syncer {
+    pub fn new() -> Syncer {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let worker = std::thread::spawn(move || {
+            for job in rx {
+                // After a failure the later jobs (which may depend on it) are dropped.
+                job()?;
+            }
+            Ok(())
+        });
+        Syncer {
+            tx: Some(tx),
+            worker: Some(worker),
+        }
+    }
+
+    /// Queues a job. If the worker already failed, the job is dropped and the failure is
+    /// reported by [`Syncer::finish`].
+    pub fn submit(&self, job: impl FnOnce() -> Result<()> + Send + 'static) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Box::new(job));
+        }
+    }
+
+    /// Waits for every queued job; the first error, if any.
+    pub fn finish(mut self) -> Result<()> {
+        self.join()
+    }
+
+    fn join(&mut self) -> Result<()> {
+        drop(self.tx.take());
+        match self.worker.take() {
+            Some(w) => w
+                .join()
+                .map_err(|_| anyhow!("the file syncing thread panicked"))?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Default for Syncer {
+    fn default() -> Self {
+        Syncer::new()
+    }
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        // Never leave a commit half done behind a caller that bailed out early.
+        let _ = self.join();
+    }
+}

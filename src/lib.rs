@@ -20,6 +20,7 @@ pub mod hash;
 pub mod hex;
 pub mod merkle;
 pub mod pc1;
+pub mod pc2;
 pub mod piece;
 pub mod progress;
 pub mod sdr;

@@ -6,6 +6,7 @@
 //! `zero`: roots of all-zero trees of every size.
 
 pub mod binary;
+pub mod poseidon_tree;
 pub mod stack;
 pub mod tree_d;
 pub mod zero;

@@ -43,7 +43,7 @@ pub struct Pc1Options {
 }
 
 /// Times a step and reports it on stderr when verbose.
-pub(crate) fn step<T>(verbose: bool, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+pub fn step<T>(verbose: bool, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     let t = std::time::Instant::now();
     let r = f()?;
     if verbose {
@@ -337,7 +337,7 @@ fn write_replica(
 /// Anonymous memory on transparent huge pages where the kernel allows: labeling and tree
 /// building touch these buffers at random or sweep them whole, and 4 KiB pages would cost a
 /// TLB miss or a page fault every 4 KiB.
-pub(crate) fn anon_buffer(len: usize) -> Result<memmap2::MmapMut> {
+pub fn anon_buffer(len: usize) -> Result<memmap2::MmapMut> {
     let map = memmap2::MmapMut::map_anon(len).context("allocating a buffer")?;
     #[cfg(target_os = "linux")]
     let _ = map.advise(memmap2::Advice::HugePage);

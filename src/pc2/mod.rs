@@ -1,0 +1,257 @@
+//! PreCommit2: column hashes and tree_c, encoding, tree_r_last, comm_r, p_aux and t_aux.
+//!
+//! Encoding is `replica[v] = data[v] + label[L][v]` in the field. The reference adds the key
+//! to the replica file in place, so running its PC2 twice (or after a kill mid-encoding)
+//! corrupts the sector. Here the data always comes from the unsealed file, never from the
+//! replica: encoding is a pure function of (unsealed data, last layer) written over the
+//! replica, so a re-run after a kill at any point writes the same bytes again. The unsealed
+//! file is only read.
+
+mod aux;
+
+pub use aux::{t_aux_bytes, write_aux, TreeSizes};
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, ensure, Context, Result};
+use blstrs::Scalar as Fr;
+use memmap2::{Mmap, MmapMut};
+use rayon::prelude::*;
+
+use crate::durable::PendingFile;
+use crate::hash::poseidon::{self, hash2, hash_column};
+use crate::merkle::poseidon_tree::{
+    base_tree_file, build_rows, cached_rows_offset, combine_roots, default_rows_to_discard,
+    tree_len,
+};
+use crate::merkle::tree_d::TREE_D_FILE;
+use crate::pc1::{anon_buffer, layer_file, step};
+use crate::piece::cid::{commitment_to_cid, CommitmentKind};
+use crate::sector::document::SectorDoc;
+use crate::sector::proof::SealProof;
+use crate::sector::replica_id::replica_id;
+
+/// How PC2 runs.
+#[derive(Debug, Clone, Default)]
+pub struct Pc2Options {
+    pub verbose: bool,
+}
+
+/// What PC2 produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pc2Output {
+    pub comm_c: [u8; 32],
+    pub comm_r_last: [u8; 32],
+    pub comm_r: [u8; 32],
+}
+
+/// Runs PC2 for one document and adds `comm_c`, `comm_r_last`, `comm_r` and `sealed_cid`.
+pub fn precommit2(doc: &mut SectorDoc, opts: &Pc2Options) -> Result<Pc2Output> {
+    let proof = doc.seal_proof()?;
+    let paths = doc.paths()?;
+    let need = |p: Option<PathBuf>, k: &str| {
+        p.with_context(|| format!("sector document has no \"paths.{k}\""))
+    };
+    let unsealed = need(paths.unsealed, "unsealed")?;
+    let sealed = need(paths.sealed, "sealed")?;
+    let cache = need(paths.cache, "cache")?;
+    let comm_d = doc
+        .hex32_opt("comm_d")?
+        .context("sector document has no \"comm_d\": run seal-ap and seal-pc1 first")?;
+    let rid = doc
+        .hex32_opt("replica_id")?
+        .context("sector document has no \"replica_id\": run seal-pc1 first")?;
+    let want = replica_id(
+        &doc.prover_id()?,
+        doc.sector()?,
+        &doc.ticket()?,
+        &comm_d,
+        &proof.porep_id(),
+    );
+    ensure!(
+        rid == want,
+        "field \"replica_id\" does not match the document's prover, sector, ticket and comm_d"
+    );
+    let out = seal_trees(proof, &unsealed, &sealed, &cache, opts)?;
+    doc.set_hex("comm_c", &out.comm_c);
+    doc.set_hex("comm_r_last", &out.comm_r_last);
+    doc.set_hex("comm_r", &out.comm_r);
+    doc.set(
+        "sealed_cid",
+        commitment_to_cid(CommitmentKind::Sealed, &out.comm_r),
+    );
+    Ok(out)
+}
+
+fn map_exact(path: &Path, len: u64, what: &str) -> Result<Mmap> {
+    let f = File::open(path)
+        .with_context(|| format!("{what} {} is missing (run seal-pc1 first)", path.display()))?;
+    let got = f.metadata()?.len();
+    ensure!(
+        got == len,
+        "{what} {} has {got} bytes, expected {len}: PC1 did not finish (re-run seal-pc1)",
+        path.display()
+    );
+    unsafe { Mmap::map(&f) }.with_context(|| format!("mapping {}", path.display()))
+}
+
+/// tree_c, encoding and tree_r_last for a sector whose PC1 files are in `cache`.
+pub fn seal_trees(
+    proof: SealProof,
+    unsealed: &Path,
+    sealed: &Path,
+    cache: &Path,
+    opts: &Pc2Options,
+) -> Result<Pc2Output> {
+    let nodes = proof.nodes() as usize;
+    let shape = proof.tree_shape();
+    let base_trees = shape.base_trees();
+    let per_tree = nodes / base_trees;
+    let layers: Vec<Mmap> = (1..=proof.layers())
+        .map(|l| map_exact(&cache.join(layer_file(l)), nodes as u64 * 32, "layer file"))
+        .collect::<Result<_>>()?;
+    map_exact(
+        &cache.join(TREE_D_FILE),
+        (2 * nodes as u64 - 1) * 32,
+        "tree_d file",
+    )?;
+    let base_len = tree_len(per_tree, shape.base);
+
+    // tree_c: one file per base tree, every row.
+    let mut c_roots = Vec::with_capacity(base_trees);
+    for t in 0..base_trees {
+        let mut rows = anon_buffer(base_len * 32)?;
+        let root = step(
+            opts.verbose,
+            &format!("tree_c {}/{base_trees}", t + 1),
+            || {
+                let leaves = &mut rows[..per_tree * 32];
+                leaves
+                    .par_chunks_mut(32 * 1024)
+                    .enumerate()
+                    .for_each(|(chunk, out)| {
+                        let first = t * per_tree + chunk * 1024;
+                        let mut column: Vec<Fr> = Vec::with_capacity(layers.len());
+                        for (j, leaf) in out.chunks_exact_mut(32).enumerate() {
+                            let at = (first + j) * 32;
+                            column.clear();
+                            column.extend(layers.iter().map(|l| poseidon::fr(&l[at..at + 32])));
+                            leaf.copy_from_slice(&hash_column(&column));
+                        }
+                    });
+                Ok(build_rows_in_place(&mut rows, per_tree, shape.base))
+            },
+        )?;
+        write_now(&cache.join(base_tree_file("tree-c", t, base_trees)), &rows)?;
+        c_roots.push(root);
+    }
+    let comm_c = combine_roots(&c_roots, shape);
+
+    // Encoding, from the unsealed data (never from the replica).
+    step(opts.verbose, "encoding", || {
+        encode(unsealed, sealed, &layers[layers.len() - 1], nodes)
+    })?;
+    drop(layers);
+
+    // tree_r_last: one file per base tree, only the rows above the discarded ones.
+    let rtd = default_rows_to_discard(per_tree, shape.base);
+    let replica = map_exact(sealed, nodes as u64 * 32, "replica file")?;
+    let mut r_roots = Vec::with_capacity(base_trees);
+    for t in 0..base_trees {
+        let mut rows = anon_buffer(base_len * 32)?;
+        let root = step(
+            opts.verbose,
+            &format!("tree_r_last {}/{base_trees}", t + 1),
+            || {
+                let leaves = &replica[t * per_tree * 32..(t + 1) * per_tree * 32];
+                Ok(build_rows(leaves, shape.base, &mut rows))
+            },
+        )?;
+        let keep = &rows[cached_rows_offset(per_tree, shape.base, rtd)..];
+        write_now(
+            &cache.join(base_tree_file("tree-r-last", t, base_trees)),
+            keep,
+        )?;
+        r_roots.push(root);
+    }
+    let comm_r_last = combine_roots(&r_roots, shape);
+    let comm_r = hash2(&comm_c, &comm_r_last);
+
+    let sizes = TreeSizes {
+        nodes: nodes as u64,
+        layers: proof.layers(),
+        base_tree_len: base_len as u64,
+        rows_to_discard: rtd as u64,
+    };
+    write_aux(cache, &comm_c, &comm_r_last, &sizes)?;
+    Ok(Pc2Output {
+        comm_c,
+        comm_r_last,
+        comm_r,
+    })
+}
+
+/// [`build_rows`] when the leaves are already in the first row of `rows`.
+fn build_rows_in_place(rows: &mut [u8], leaves: usize, arity: usize) -> [u8; 32] {
+    let leaf_bytes = rows[..leaves * 32].to_vec();
+    build_rows(&leaf_bytes, arity, rows)
+}
+
+/// Writes `bytes` to `path` durably (temp name, fsync, rename).
+fn write_now(path: &Path, bytes: &[u8]) -> Result<()> {
+    let f = PendingFile::write_streamed(path.to_path_buf(), bytes.len() as u64, |chunk, off| {
+        chunk.copy_from_slice(&bytes[off as usize..off as usize + chunk.len()])
+    })?;
+    f.commit()
+}
+
+/// `replica[v] = data[v] + key[v]` for every node, `data` read from the unsealed file (zeros
+/// past its end), written over the replica file, then made durable.
+fn encode(unsealed: &Path, sealed: &Path, key: &[u8], nodes: usize) -> Result<()> {
+    let data_file = File::open(unsealed).with_context(|| {
+        format!(
+            "PC2 encodes from the unsealed file, and {} cannot be read",
+            unsealed.display()
+        )
+    })?;
+    let data_len = data_file.metadata()?.len() as usize;
+    ensure!(
+        data_len <= nodes * 32 && data_len.is_multiple_of(32),
+        "unsealed file {} has {data_len} bytes: not whole nodes of this sector",
+        unsealed.display()
+    );
+    let data = if data_len > 0 {
+        Some(unsafe { Mmap::map(&data_file)? })
+    } else {
+        None
+    };
+    let data: &[u8] = data.as_deref().unwrap_or(&[]);
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(sealed)
+        .with_context(|| format!("opening replica {}", sealed.display()))?;
+    if f.metadata()?.len() != nodes as u64 * 32 {
+        bail!(
+            "replica {} is not {} bytes: PC1 did not finish",
+            sealed.display(),
+            nodes * 32
+        );
+    }
+    let mut replica = unsafe { MmapMut::map_mut(&f)? };
+    const CHUNK: usize = 1 << 16;
+    replica
+        .par_chunks_mut(32 * CHUNK)
+        .enumerate()
+        .for_each(|(c, out)| {
+            for (j, node) in out.chunks_exact_mut(32).enumerate() {
+                let at = (c * CHUNK + j) * 32;
+                let d = data.get(at..at + 32).unwrap_or(&[0u8; 32]);
+                node.copy_from_slice(&poseidon::add(d, &key[at..at + 32]));
+            }
+        });
+    replica.flush()?;
+    f.sync_all()
+        .with_context(|| format!("syncing replica {}", sealed.display()))
+}

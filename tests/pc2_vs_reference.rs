@@ -1,0 +1,364 @@
+//! seal-pc2 against the reference's `seal_pre_commit_phase2` on random sectors of every proof
+//! family: identical tree_c, tree_r_last, replica, p_aux, t_aux and comm_r; the spec's known
+//! comm_r; our PC2 on the reference's PC1 output; re-runs and kills; bad input.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::sector::*;
+use common::*;
+use filecoin_proofs::constants::SectorShapeBase;
+use filecoin_proofs::{seal_pre_commit_phase1, seal_pre_commit_phase2, SealPreCommitPhase1Output};
+use sealkit::sector::document::SectorDoc;
+use sealkit::sector::proof::SealProof;
+
+const SEAL_PC1: &str = env!("CARGO_BIN_EXE_seal-pc1");
+const SEAL_PC2: &str = env!("CARGO_BIN_EXE_seal-pc2");
+
+fn parents() -> PathBuf {
+    std::env::temp_dir().join("sealkit-test-parents")
+}
+
+fn run(bin: &str, doc: &SectorDoc, dir: &Path) -> Output {
+    let p = dir.join(format!("in-{}.json", std::process::id()));
+    fs::write(&p, doc.to_json_line()).unwrap();
+    Command::new(bin)
+        .arg(&p)
+        .env("FIL_PROOFS_PARENT_CACHE", parents())
+        .output()
+        .unwrap()
+}
+
+fn ok(out: Output) -> SectorDoc {
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    SectorDoc::parse(std::str::from_utf8(&out.stdout).unwrap(), "stdout").unwrap()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+fn pc1_output_for(
+    cache: &Path,
+    proof: SealProof,
+    comm_d: [u8; 32],
+) -> SealPreCommitPhase1Output<SectorShapeBase> {
+    let nodes = proof.nodes();
+    let c = cache.display();
+    let labels: Vec<String> = (1..=proof.layers())
+        .map(|l| format!(r#"{{"path":"{c}","id":"layer-{l}","size":{nodes},"rows_to_discard":0}}"#))
+        .collect();
+    let json = format!(
+        r#"{{"labels":{{"labels":[{}],"_h":null}},"config":{{"path":"{c}","id":"tree-d","size":{},"rows_to_discard":0}},"comm_d":{:?}}}"#,
+        labels.join(","),
+        2 * nodes - 1,
+        comm_d
+    );
+    serde_json::from_str(&json).unwrap()
+}
+
+const PC2_FILES: [&str; 4] = [
+    "sc-02-data-tree-c.dat",
+    "sc-02-data-tree-r-last.dat",
+    "p_aux",
+    "t_aux",
+];
+
+fn same(a: &Path, b: &Path) {
+    let (x, y) = (fs::read(a).unwrap(), fs::read(b).unwrap());
+    assert!(
+        x == y,
+        "{} and {} differ ({} / {} bytes)",
+        a.display(),
+        b.display(),
+        x.len(),
+        y.len()
+    );
+}
+
+/// Our PC1 then our PC2; then the reference's PC2 on the same PC1 files in the same place.
+fn compare(proof_id: u64, rounds: usize) {
+    let mut rng = rng(&format!("pc2_vs_reference_{proof_id}"));
+    let proof = SealProof::from_id(proof_id).unwrap();
+    for _ in 0..rounds {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = sector_with_random_pieces(&tmp.path().join("s"), proof, &mut rng);
+        let doc = ok(run(SEAL_PC1, &s.doc, tmp.path()));
+        let snap = tmp.path().join("snap");
+        copy_dir(&s.cache(), &snap);
+        fs::copy(s.sealed(), tmp.path().join("snap-sealed")).unwrap();
+
+        let ours_doc = ok(run(SEAL_PC2, &doc, tmp.path()));
+        let ours = tmp.path().join("ours");
+        copy_dir(&s.cache(), &ours);
+        fs::copy(s.sealed(), tmp.path().join("ours-sealed")).unwrap();
+
+        // Restore PC1's state in the same directory, then the reference's PC2 there.
+        fs::remove_dir_all(s.cache()).unwrap();
+        copy_dir(&snap, &s.cache());
+        fs::copy(tmp.path().join("snap-sealed"), s.sealed()).unwrap();
+        let comm_d = sealkit::hex::decode32(doc.get("comm_d").unwrap().as_str().unwrap()).unwrap();
+        let theirs = seal_pre_commit_phase2(
+            &porep_config(proof),
+            pc1_output_for(&s.cache(), proof, comm_d),
+            s.cache(),
+            s.sealed(),
+        )
+        .unwrap();
+
+        assert_eq!(
+            ours_doc.get("comm_r").unwrap().as_str().unwrap(),
+            hex(&theirs.comm_r)
+        );
+        for f in PC2_FILES {
+            same(&ours.join(f), &s.cache().join(f));
+        }
+        same(&tmp.path().join("ours-sealed"), &s.sealed());
+    }
+}
+
+#[test]
+fn v1_2kib() {
+    compare(0, 2);
+}
+
+#[test]
+fn v1_1_2kib() {
+    compare(5, 2);
+}
+
+#[test]
+fn synthetic_2kib() {
+    compare(10, 1);
+}
+
+#[test]
+fn non_interactive_2kib() {
+    compare(15, 1);
+}
+
+#[test]
+fn v1_1_8mib() {
+    compare(6, 1);
+}
+
+#[test]
+fn non_interactive_8mib() {
+    compare(16, 1);
+}
+
+/// Spec Appendix A.4 (a) and (b): known comm_c, comm_r_last and comm_r.
+#[test]
+fn known_answers() {
+    for (data, comm_c, comm_r_last, comm_r) in [
+        (
+            None,
+            "99f141f946d31a5abb25bb3d0dc5dea4f6bb51dacb255cfb1e3a13845b25cc55",
+            "fbd5572981ecb169f987350db8fe4dcc13a4a2b8fbf5a1f6129ab5b04a371c5e",
+            "5ef39cd8b8ff6434a5c5cceabed58a857113254b2d7fa34a98782db30582690b",
+        ),
+        (
+            Some(
+                (0..2032u32)
+                    .map(|i| ((7 * i + 3) % 256) as u8)
+                    .collect::<Vec<u8>>(),
+            ),
+            "a9a6798bb28cab722db3d91f6f87fa9f67b42d5b42e7a89a2d53fbcf7b28190c",
+            "9b52bb84fbd3dac224a7fbb4771076d6e8bf299b53a6cfa2a22cc8436990d459",
+            "2754fff8a9aaa335b58ef64a9430ed27c7df5260114ac67b6a3f5810b18e904d",
+        ),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().display();
+        let mut doc = SectorDoc::parse(
+            &format!(
+                r#"{{"seal_proof":5,"prover_id":"{}","sector":42,"ticket":"{}",
+            "paths":{{"unsealed":"{d}/u","sealed":"{d}/s","cache":"{d}/c"}}}}"#,
+                "01".repeat(32),
+                "02".repeat(32)
+            ),
+            "t",
+        )
+        .unwrap();
+        let inputs = data
+            .map(|b| {
+                vec![sealkit::addpiece::PieceInput {
+                    name: "p".into(),
+                    len: Some(b.len() as u64),
+                    reader: Box::new(std::io::Cursor::new(b)),
+                }]
+            })
+            .unwrap_or_default();
+        sealkit::addpiece::add_pieces(
+            &mut doc,
+            inputs,
+            sealkit::addpiece::AddPieceOptions {
+                fill: true,
+                padded_size: None,
+            },
+        )
+        .unwrap();
+        let doc = ok(run(
+            SEAL_PC2,
+            &ok(run(SEAL_PC1, &doc, tmp.path())),
+            tmp.path(),
+        ));
+        assert_eq!(doc.get("comm_c").unwrap(), comm_c);
+        assert_eq!(doc.get("comm_r_last").unwrap(), comm_r_last);
+        assert_eq!(doc.get("comm_r").unwrap(), comm_r);
+        assert!(doc
+            .get("sealed_cid")
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .starts_with("bagboea4b5abc"));
+        // Cache sizes after PC2 (spec A.4): p_aux 64, tree-c 2336, tree-r-last 32, t_aux for this path.
+        let c = tmp.path().join("c");
+        assert_eq!(fs::metadata(c.join("p_aux")).unwrap().len(), 64);
+        assert_eq!(
+            fs::metadata(c.join("sc-02-data-tree-c.dat")).unwrap().len(),
+            2336
+        );
+        assert_eq!(
+            fs::metadata(c.join("sc-02-data-tree-r-last.dat"))
+                .unwrap()
+                .len(),
+            32
+        );
+    }
+}
+
+/// Our PC2 on the reference's PC1 output gives the reference's comm_r (and replica).
+#[test]
+fn our_pc2_on_reference_pc1() {
+    std::env::set_var("FIL_PROOFS_PARENT_CACHE", parents());
+    let mut rng = rng("our_pc2_on_reference_pc1");
+    let proof = SealProof::from_id(5).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let s = sector_with_random_pieces(&tmp.path().join("s"), proof, &mut rng);
+    // The reference's PC1 into the document's own cache and sealed paths.
+    fs::create_dir_all(s.cache()).unwrap();
+    fs::write(s.sealed(), b"").unwrap();
+    let pc1 = seal_pre_commit_phase1::<_, _, _, SectorShapeBase>(
+        &porep_config(proof),
+        s.cache(),
+        s.unsealed(),
+        s.sealed(),
+        s.doc.prover_id().unwrap(),
+        storage_proofs_core::sector::SectorId::from(s.doc.sector().unwrap()),
+        s.doc.ticket().unwrap(),
+        &piece_infos(&s.doc),
+    )
+    .unwrap();
+    // A copy for the reference's own PC2.
+    let ref_cache = tmp.path().join("ref-cache");
+    copy_dir(&s.cache(), &ref_cache);
+    let ref_sealed = tmp.path().join("ref-sealed");
+    fs::copy(s.sealed(), &ref_sealed).unwrap();
+    let comm_d = pc1.comm_d;
+    let theirs =
+        seal_pre_commit_phase2(&porep_config(proof), pc1, &ref_cache, &ref_sealed).unwrap();
+
+    let mut doc = s.doc.clone();
+    let rid = sealkit::sector::replica_id::replica_id(
+        &s.doc.prover_id().unwrap(),
+        s.doc.sector().unwrap(),
+        &s.doc.ticket().unwrap(),
+        &comm_d,
+        &proof.porep_id(),
+    );
+    doc.set_hex("replica_id", &rid);
+    let ours = ok(run(SEAL_PC2, &doc, tmp.path()));
+    assert_eq!(
+        ours.get("comm_r").unwrap().as_str().unwrap(),
+        hex(&theirs.comm_r)
+    );
+    same(&s.sealed(), &ref_sealed);
+}
+
+/// Running PC2 twice, or killing it at any moment and re-running, never double-encodes: the
+/// replica and comm_r equal a single clean run's.
+#[test]
+fn rerun_and_kill_are_safe() {
+    let mut rng = rng("pc2_rerun_and_kill_are_safe");
+    let proof = SealProof::from_id(6).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let s = sector_with_random_pieces(&tmp.path().join("s"), proof, &mut rng);
+    let pc1 = ok(run(SEAL_PC1, &s.doc, tmp.path()));
+    let clean = ok(run(SEAL_PC2, &pc1, tmp.path()));
+    let replica = fs::read(s.sealed()).unwrap();
+    let again = ok(run(SEAL_PC2, &pc1, tmp.path()));
+    assert_eq!(again.get("comm_r"), clean.get("comm_r"));
+    assert!(
+        fs::read(s.sealed()).unwrap() == replica,
+        "a second PC2 changed the replica"
+    );
+
+    let p = tmp.path().join("pc1.json");
+    fs::write(&p, pc1.to_json_line()).unwrap();
+    for delay_ms in [5u64, 40, 120, 300] {
+        let mut child = Command::new(SEAL_PC2)
+            .arg(&p)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        child.wait().unwrap();
+        let after = ok(run(SEAL_PC2, &pc1, tmp.path()));
+        assert_eq!(
+            after.get("comm_r"),
+            clean.get("comm_r"),
+            "after a kill at {delay_ms} ms"
+        );
+        assert!(
+            fs::read(s.sealed()).unwrap() == replica,
+            "replica differs after a kill at {delay_ms} ms"
+        );
+    }
+}
+
+#[test]
+fn bad_input() {
+    let mut rng = rng("pc2_bad_input");
+    let tmp = tempfile::tempdir().unwrap();
+    let s = sector_with_random_pieces(
+        &tmp.path().join("s"),
+        SealProof::from_id(5).unwrap(),
+        &mut rng,
+    );
+    let err = |out: Output| {
+        assert!(!out.status.success());
+        assert!(out.stdout.is_empty());
+        let e = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(e.trim_end().lines().count(), 1, "{e}");
+        e
+    };
+    // PC1 never ran: no replica_id.
+    assert!(err(run(SEAL_PC2, &s.doc, tmp.path())).contains("replica_id"));
+    let pc1 = ok(run(SEAL_PC1, &s.doc, tmp.path()));
+    // A layer file of the wrong size, then a missing one.
+    let layer = s.cache().join("sc-02-data-layer-2.dat");
+    let bytes = fs::read(&layer).unwrap();
+    fs::write(&layer, &bytes[..1000]).unwrap();
+    assert!(err(run(SEAL_PC2, &pc1, tmp.path())).contains("sc-02-data-layer-2.dat"));
+    fs::remove_file(&layer).unwrap();
+    assert!(err(run(SEAL_PC2, &pc1, tmp.path())).contains("sc-02-data-layer-2.dat"));
+    // A replica_id that does not belong to the document.
+    let mut wrong = pc1.clone();
+    wrong.set_hex("replica_id", &[7u8; 32]);
+    assert!(err(run(SEAL_PC2, &wrong, tmp.path())).contains("replica_id"));
+}

@@ -118,9 +118,17 @@ pub fn init_threads(threads: Option<usize>) -> Result<()> {
         .context("starting the worker threads")
 }
 
+/// The running tool's name (`seal-pc1`, …), for diagnostics from library code.
+pub fn tool_name() -> &'static str {
+    TOOL.get().copied().unwrap_or("sealkit")
+}
+
+static TOOL: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+
 /// Runs a binary's body, turning an error into one line on stderr and exit code 1, and a
 /// panic into one line and exit code 101 (never a backtrace).
 pub fn run_main(tool: &'static str, body: impl FnOnce() -> Result<()>) -> ExitCode {
+    let _ = TOOL.set(tool);
     std::panic::set_hook(Box::new(move |info| {
         let msg = info
             .payload()

@@ -44,9 +44,14 @@ pub fn default_rows_to_discard(leaves: usize, arity: usize) -> usize {
 /// Builds every row of an `arity` tree over `leaves` (32-byte nodes) into `out`
 /// ([`tree_len`] nodes, rows bottom-up, leaves first); returns the root.
 pub fn build_rows(leaves: &[u8], arity: usize, out: &mut [u8]) -> [u8; 32] {
-    let n = leaves.len() / 32;
-    assert_eq!(out.len(), tree_len(n, arity) * 32, "tree buffer size");
     out[..leaves.len()].copy_from_slice(leaves);
+    build_rows_in_place(out, leaves.len() / 32, arity)
+}
+
+/// [`build_rows`] when the `leaves` leaves are already in the first row of `out`.
+pub fn build_rows_in_place(out: &mut [u8], leaves: usize, arity: usize) -> [u8; 32] {
+    let n = leaves;
+    assert_eq!(out.len(), tree_len(n, arity) * 32, "tree buffer size");
     let (mut start, mut width) = (0usize, n);
     while width > 1 {
         let (done, rest) = out.split_at_mut(start + width * 32);

@@ -32,7 +32,8 @@ pub fn fits_in_memory(sectors: &[Pc1Sector]) -> bool {
     let fits = need <= available / 10 * 7;
     if !fits {
         eprintln!(
-            "seal-pc1: a batch of {} sectors needs {} MiB of memory, {} MiB are available; sealing them one after another",
+            "{}: a batch of {} sectors needs {} MiB of memory, {} MiB are available; sealing them one after another",
+            crate::cli::tool_name(),
             sectors.len(),
             need >> 20,
             available >> 20

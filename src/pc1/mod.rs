@@ -47,7 +47,11 @@ pub fn step<T>(verbose: bool, what: &str, f: impl FnOnce() -> Result<T>) -> Resu
     let t = std::time::Instant::now();
     let r = f()?;
     if verbose {
-        eprintln!("seal-pc1: {what}: {:.2} s", t.elapsed().as_secs_f64());
+        eprintln!(
+            "{}: {what}: {:.2} s",
+            crate::cli::tool_name(),
+            t.elapsed().as_secs_f64()
+        );
     }
     Ok(r)
 }
@@ -301,9 +305,15 @@ pub(crate) fn reuse(journal: &Journal, cache: &Path, name: &str) -> Result<bool>
     }
     let ok = journal.verify(cache, name)?;
     if ok {
-        eprintln!("seal-pc1: {name}: complete and verified, reused");
+        eprintln!(
+            "{}: {name}: complete and verified, reused",
+            crate::cli::tool_name()
+        );
     } else {
-        eprintln!("seal-pc1: {name}: does not match the checksum recorded when it was written; recomputing");
+        eprintln!(
+            "{}: {name}: does not match the checksum recorded when it was written; recomputing",
+            crate::cli::tool_name()
+        );
     }
     Ok(ok)
 }

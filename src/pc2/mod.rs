@@ -22,8 +22,8 @@ use rayon::prelude::*;
 use crate::durable::PendingFile;
 use crate::hash::poseidon::{self, hash2, hash_column};
 use crate::merkle::poseidon_tree::{
-    base_tree_file, build_rows, cached_rows_offset, combine_roots, default_rows_to_discard,
-    tree_len,
+    base_tree_file, build_rows, build_rows_in_place, cached_rows_offset, combine_roots,
+    default_rows_to_discard, tree_len,
 };
 use crate::merkle::tree_d::TREE_D_FILE;
 use crate::pc1::{anon_buffer, layer_file, step};
@@ -190,12 +190,6 @@ pub fn seal_trees(
         comm_r_last,
         comm_r,
     })
-}
-
-/// [`build_rows`] when the leaves are already in the first row of `rows`.
-fn build_rows_in_place(rows: &mut [u8], leaves: usize, arity: usize) -> [u8; 32] {
-    let leaf_bytes = rows[..leaves * 32].to_vec();
-    build_rows(&leaf_bytes, arity, rows)
 }
 
 /// Writes `bytes` to `path` durably (temp name, fsync, rename).

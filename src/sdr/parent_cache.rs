@@ -166,7 +166,8 @@ impl ParentCache {
         let len = f.metadata()?.len();
         if len != want_len {
             eprintln!(
-                "sealkit: parent cache {} has {len} bytes, expected {want_len}; regenerating",
+                "{}: parent cache {} has {len} bytes, expected {want_len}; regenerating",
+                crate::cli::tool_name(),
                 path.display()
             );
             return Ok(None);
@@ -181,7 +182,8 @@ impl ParentCache {
             if let Some(want) = manifest_digest(name) {
                 if crate::hex::encode(&Sha256::digest(&map[..])) != want {
                     eprintln!(
-                        "sealkit: parent cache {} fails its digest; regenerating",
+                        "{}: parent cache {} fails its digest; regenerating",
+                        crate::cli::tool_name(),
                         path.display()
                     );
                     drop(map);

@@ -21,5 +21,12 @@ echo "== seal-ap --commp (standalone piece commitment)" >&2
 "$bin/seal-ap" --commp "$work/piece.bin"
 echo "== seal-ap job.json --piece - --fill < piece.bin (AddPiece, then zero fillers to the sector end)" >&2
 "$bin/seal-ap" "$work/job.json" --piece - --fill < "$work/piece.bin" | tee "$work/sector.json"
+export FIL_PROOFS_PARENT_CACHE=${FIL_PROOFS_PARENT_CACHE:-$work/parents}
+echo "== seal-pc1 (SDR labels, tree_d, replica copy)" >&2
+"$bin/seal-pc1" "$work/sector.json" | tee "$work/pc1.json"
+echo "== seal-pc2 (tree_c, encoding, tree_r_last, comm_r)" >&2
+"$bin/seal-pc2" "$work/pc1.json" | tee "$work/pc2.json"
+echo "== seal-unseal --piece 0: the piece comes back from the sealed replica" >&2
+"$bin/seal-unseal" "$work/pc2.json" --piece 0 | cmp - "$work/piece.bin" && echo "piece 0 unsealed: identical to piece.bin" >&2
 echo "== files in $work" >&2
-ls -l "$work/unsealed" >&2
+ls -l "$work/unsealed" "$work/sealed" "$work/cache/s-t01000-1" >&2

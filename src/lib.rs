@@ -13,6 +13,7 @@
 
 pub mod addpiece;
 pub mod affinity;
+pub mod buffer;
 pub mod cli;
 pub mod durable;
 pub mod fsutil;
@@ -25,3 +26,4 @@ pub mod piece;
 pub mod progress;
 pub mod sdr;
 pub mod sector;
+pub mod unseal;

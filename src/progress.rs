@@ -3,6 +3,7 @@
 
 use std::io::IsTerminal;
 
+use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// A byte-count bar; `total` is `None` for streams of unknown length (a spinner then).
@@ -25,4 +26,18 @@ pub fn bytes(total: Option<u64>, message: &str) -> ProgressBar {
     };
     bar.set_message(message.to_string());
     bar
+}
+
+/// Times a step and reports it on stderr when verbose.
+pub fn step<T>(verbose: bool, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let t = std::time::Instant::now();
+    let r = f()?;
+    if verbose {
+        eprintln!(
+            "{}: {what}: {:.2} s",
+            crate::cli::tool_name(),
+            t.elapsed().as_secs_f64()
+        );
+    }
+    Ok(r)
 }

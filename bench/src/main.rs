@@ -60,11 +60,36 @@ fn pc1(doc_path: &Path, out: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The reference's PC2 on a PC1 cache directory (ours or its own: the files are identical).
+fn pc2(doc_path: &Path, cache: &Path, sealed: &Path) -> Result<()> {
+    let doc = SectorDoc::parse(&fs::read_to_string(doc_path)?, "doc")?;
+    let p = doc.seal_proof()?;
+    let comm_d = doc.hex32("comm_d")?;
+    let nodes = p.nodes();
+    let c = cache.display();
+    let labels: Vec<String> = (1..=p.layers())
+        .map(|l| format!(r#"{{"path":"{c}","id":"layer-{l}","size":{nodes},"rows_to_discard":0}}"#))
+        .collect();
+    let json = format!(
+        r#"{{"labels":{{"labels":[{}],"_h":null}},"config":{{"path":"{c}","id":"tree-d","size":{},"rows_to_discard":0}},"comm_d":{:?}}}"#,
+        labels.join(","),
+        2 * nodes - 1,
+        comm_d
+    );
+    let pc1_out: filecoin_proofs::SealPreCommitPhase1Output<SectorShapeBase> = serde_json::from_str(&json)?;
+    let t = Instant::now();
+    let o = filecoin_proofs::seal_pre_commit_phase2(&porep_config(p)?, pc1_out, cache, sealed)?;
+    println!("{:.3}", t.elapsed().as_secs_f64());
+    eprintln!("reference comm_r {}", sealkit::hex::encode(&o.comm_r));
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let a: Vec<String> = std::env::args().collect();
     match a.get(1).map(String::as_str) {
         Some("pc1") if a.len() == 4 => pc1(Path::new(&a[2]), Path::new(&a[3])),
-        _ => bail!("usage: sealkit-bench pc1 DOC OUTDIR"),
+        Some("pc2") if a.len() == 5 => pc2(Path::new(&a[2]), Path::new(&a[3]), Path::new(&a[4])),
+        _ => bail!("usage: sealkit-bench pc1 DOC OUTDIR | pc2 DOC CACHE SEALED"),
     }
     .context("reference run")
 }

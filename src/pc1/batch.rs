@@ -8,11 +8,10 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use memmap2::{Mmap, MmapMut};
 
-use super::{
-    anon_buffer, layer_file, prepare_sector, reuse, step, write_later, Pc1Options, Pc1Sector,
-    SharedJournal,
-};
+use super::{layer_file, prepare_sector, reuse, write_later, Pc1Options, Pc1Sector, SharedJournal};
+use crate::buffer::anon_buffer;
 use crate::durable::Syncer;
+use crate::progress::step;
 use crate::sdr::batch::{deinterleave, interleave, label_group, GroupJob, MAX_GROUP};
 use crate::sdr::parent_cache::ParentCache;
 

@@ -18,9 +18,11 @@ use std::sync::{Arc, Mutex};
 use anyhow::{bail, ensure, Context, Result};
 use memmap2::Mmap;
 
+use crate::buffer::anon_buffer;
 use crate::durable::{NewFile, PendingFile, Syncer};
 use crate::merkle::tree_d::{build_tree_d, TREE_D_FILE};
 use crate::piece::comm_d::{comm_d as comm_d_of, PieceCommitment};
+use crate::progress::step;
 use crate::sdr::graph::SdrGraph;
 use crate::sdr::labeler::{label_layer, LayerJob};
 use crate::sdr::parent_cache::ParentCache;
@@ -40,20 +42,6 @@ pub struct Pc1Options {
     pub cpus: Vec<usize>,
     /// Report each step's time on stderr.
     pub verbose: bool,
-}
-
-/// Times a step and reports it on stderr when verbose.
-pub fn step<T>(verbose: bool, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    let t = std::time::Instant::now();
-    let r = f()?;
-    if verbose {
-        eprintln!(
-            "{}: {what}: {:.2} s",
-            crate::cli::tool_name(),
-            t.elapsed().as_secs_f64()
-        );
-    }
-    Ok(r)
 }
 
 /// What PC1 needs from a document, checked.
@@ -341,16 +329,6 @@ fn write_replica(
     let file = PendingFile::copied(unsealed, sealed.to_path_buf(), sector_size)?;
     let map = file.map().expect("a copied file is mapped");
     syncer.submit(move || file.commit());
-    Ok(map)
-}
-
-/// Anonymous memory on transparent huge pages where the kernel allows: labeling and tree
-/// building touch these buffers at random or sweep them whole, and 4 KiB pages would cost a
-/// TLB miss or a page fault every 4 KiB.
-pub fn anon_buffer(len: usize) -> Result<memmap2::MmapMut> {
-    let map = memmap2::MmapMut::map_anon(len).context("allocating a buffer")?;
-    #[cfg(target_os = "linux")]
-    let _ = map.advise(memmap2::Advice::HugePage);
     Ok(map)
 }
 

@@ -19,6 +19,7 @@ use blstrs::Scalar as Fr;
 use memmap2::{Mmap, MmapMut};
 use rayon::prelude::*;
 
+use crate::buffer::anon_buffer;
 use crate::durable::PendingFile;
 use crate::hash::poseidon::{self, hash2, hash_column};
 use crate::merkle::poseidon_tree::{
@@ -26,8 +27,9 @@ use crate::merkle::poseidon_tree::{
     default_rows_to_discard, tree_len,
 };
 use crate::merkle::tree_d::TREE_D_FILE;
-use crate::pc1::{anon_buffer, layer_file, step};
+use crate::pc1::layer_file;
 use crate::piece::cid::{commitment_to_cid, CommitmentKind};
+use crate::progress::step;
 use crate::sector::document::SectorDoc;
 use crate::sector::proof::SealProof;
 use crate::sector::replica_id::replica_id;

@@ -1,0 +1,108 @@
+//! seal-unseal: recover unsealed data from a sealed sector. See `man/seal-unseal.1`.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+
+use sealkit::cli;
+use sealkit::unseal::{unseal, Request};
+
+#[derive(Parser)]
+#[command(
+    name = "seal-unseal",
+    version,
+    about = "Unseal: recover the data of a sealed sector whose layers are gone",
+    after_help = "\
+Reads a sealed sector's document (after seal-pc2), labels every SDR layer again (as PC1 does;
+same resources), and decodes data = replica - key. Writes the requested bytes to --out, or to
+stdout: a piece's original bytes (--piece N), any range of unpadded sector bytes (--offset,
+--len; any offset and length, not only multiples of 127), or the whole fr32-padded sector
+(--padded, the unsealed file Lotus keeps).
+
+Examples:
+  seal-unseal sector.json --piece 0 > deal.car
+  seal-unseal sector.json --offset 1000 --len 4096 | sha256sum
+  seal-unseal sector.json --padded --out /srv/unsealed/s-t01000-7"
+)]
+struct Args {
+    /// Sector document ('-' or none: stdin).
+    doc: Option<PathBuf>,
+
+    /// Unseal the payload of piece N (index in the document's pieces).
+    #[arg(long, value_name = "N", conflicts_with_all = ["offset", "len", "padded"])]
+    piece: Option<usize>,
+
+    /// First unpadded byte of the range.
+    #[arg(long, requires = "len")]
+    offset: Option<u64>,
+
+    /// Unpadded bytes to unseal.
+    #[arg(long)]
+    len: Option<u64>,
+
+    /// The whole sector, fr32-padded.
+    #[arg(long, conflicts_with_all = ["offset", "len"])]
+    padded: bool,
+
+    /// Write here instead of stdout (written to a temp name, then renamed).
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+
+    /// CPUs to use from the affinity mask (default: SEALKIT_THREADS, else all of them).
+    #[arg(long)]
+    threads: Option<usize>,
+
+    /// Report the time of each step on stderr.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+fn main() -> ExitCode {
+    cli::run_main("seal-unseal", || run(Args::parse()))
+}
+
+fn run(args: Args) -> Result<()> {
+    let threads = cli::thread_count(args.threads)?;
+    cli::init_threads(Some(threads))?;
+    let request = match (args.piece, args.offset, args.len, args.padded) {
+        (Some(i), _, _, _) => Request::Piece(i),
+        (None, _, _, true) => Request::Padded,
+        (None, offset, Some(len), false) => Request::Range {
+            offset: offset.unwrap_or(0),
+            len,
+        },
+        _ => bail!("say what to unseal: --piece N, --offset O --len L, or --padded"),
+    };
+    let doc = cli::read_document(args.doc.as_deref())?;
+    let mut cpus = sealkit::affinity::ordered_cpus();
+    cpus.truncate(threads);
+    match &args.out {
+        None => {
+            let stdout = std::io::stdout();
+            let mut w = BufWriter::with_capacity(1 << 20, stdout.lock());
+            unseal(&doc, request, &cpus, args.verbose, &mut w)?;
+            w.flush().context("writing to stdout")
+        }
+        Some(path) => {
+            let tmp = sealkit::fsutil::temp_path(path);
+            let result = (|| -> Result<()> {
+                let f =
+                    File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+                let mut w = BufWriter::with_capacity(1 << 20, f);
+                unseal(&doc, request, &cpus, args.verbose, &mut w)?;
+                let f = w.into_inner().map_err(|e| e.into_error())?;
+                f.sync_all()?;
+                std::fs::rename(&tmp, path)?;
+                sealkit::fsutil::sync_parent(path)
+            })();
+            if result.is_err() {
+                std::fs::remove_file(&tmp).ok();
+            }
+            result.with_context(|| format!("writing {}", path.display()))
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! Unseal: recover the unsealed data from a sealed replica whose layers are gone.
+//!
+//! The key is the last SDR layer, so every layer is labeled again (as PC1 does, into
+//! temporary files in the cache directory, deleted afterwards); then `data = replica − key` in
+//! the field, node by node, for the nodes the request covers. Output is the padded sector (the
+//! unsealed file Lotus keeps) or any range of unpadded bytes. The reference converts ranges
+//! only when they start on a 127-byte boundary (spec §14); ranges here are exact for every
+//! offset and length, by unpadding the whole 127-byte blocks that cover them.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{bail, ensure, Context, Result};
+use memmap2::Mmap;
+use rayon::prelude::*;
+
+use crate::durable::NewFile;
+use crate::hash::poseidon;
+use crate::piece::fr32::{self, PADDED_BLOCK, UNPADDED_BLOCK};
+use crate::progress::step;
+use crate::sdr::graph::SdrGraph;
+use crate::sdr::labeler::{label_layer, LayerJob};
+use crate::sdr::parent_cache::ParentCache;
+use crate::sector::document::SectorDoc;
+use crate::sector::replica_id::replica_id;
+
+/// What to recover.
+#[derive(Debug, Clone, Copy)]
+pub enum Request {
+    /// The whole sector, fr32-padded (Lotus's unsealed file).
+    Padded,
+    /// Unpadded bytes `[offset, offset + len)` of the sector.
+    Range { offset: u64, len: u64 },
+    /// The payload of the piece at this index of `pieces`.
+    Piece(usize),
+}
+
+/// Blocks decoded per output step.
+const BLOCKS_PER_STEP: u64 = 8192;
+
+/// Writes the requested bytes to `out`; returns how many were written.
+pub fn unseal(
+    doc: &SectorDoc,
+    request: Request,
+    cpus: &[usize],
+    verbose: bool,
+    out: &mut dyn Write,
+) -> Result<u64> {
+    let proof = doc.seal_proof()?;
+    let paths = doc.paths()?;
+    let sealed = paths
+        .sealed
+        .context("sector document has no \"paths.sealed\"")?;
+    let cache = paths
+        .cache
+        .context("sector document has no \"paths.cache\"")?;
+    let comm_d = doc.hex32("comm_d")?;
+    let rid = replica_id(
+        &doc.prover_id()?,
+        doc.sector()?,
+        &doc.ticket()?,
+        &comm_d,
+        &proof.porep_id(),
+    );
+    let size = proof.sector_size();
+    let capacity = size / 128 * 127;
+    let (offset, len) = match request {
+        Request::Padded => (0, 0),
+        Request::Range { offset, len } => (offset, len),
+        Request::Piece(i) => {
+            let pieces = doc.pieces()?;
+            let p = pieces.get(i).with_context(|| {
+                format!("the document has {} pieces, no piece {i}", pieces.len())
+            })?;
+            ensure!(!p.filler, "piece {i} is a zero filler: it holds no data");
+            (p.offset / 128 * 127, p.payload_size)
+        }
+    };
+    if !matches!(request, Request::Padded) {
+        ensure!(len > 0, "nothing to unseal: the length is 0");
+        ensure!(
+            offset.checked_add(len).is_some_and(|e| e <= capacity),
+            "range {offset}+{len} runs past the sector's {capacity} unpadded bytes"
+        );
+    }
+
+    let replica_file =
+        File::open(&sealed).with_context(|| format!("opening replica {}", sealed.display()))?;
+    ensure!(
+        replica_file.metadata()?.len() == size,
+        "replica {} is not {size} bytes",
+        sealed.display()
+    );
+    let replica = unsafe { Mmap::map(&replica_file)? };
+    fs::create_dir_all(&cache).with_context(|| format!("creating {}", cache.display()))?;
+
+    let key = step(verbose, "regenerating the layers", || {
+        last_layer(&cache, proof, rid, cpus)
+    })?;
+    let decode = |first_node: u64, nodes: u64| -> Vec<u8> {
+        let mut buf = vec![0u8; nodes as usize * 32];
+        buf.par_chunks_mut(32 * 4096)
+            .enumerate()
+            .for_each(|(c, chunk)| {
+                for (j, node) in chunk.chunks_exact_mut(32).enumerate() {
+                    let at = (first_node as usize + c * 4096 + j) * 32;
+                    node.copy_from_slice(&poseidon::sub(&replica[at..at + 32], &key[at..at + 32]));
+                }
+            });
+        buf
+    };
+
+    let mut written = 0u64;
+    match request {
+        Request::Padded => {
+            let step_nodes = BLOCKS_PER_STEP * 4;
+            for first in (0..size / 32).step_by(step_nodes as usize) {
+                let buf = decode(first, step_nodes.min(size / 32 - first));
+                out.write_all(&buf)?;
+                written += buf.len() as u64;
+            }
+        }
+        _ => {
+            let (first_block, last_block) = (offset / 127, (offset + len - 1) / 127);
+            let mut block = first_block;
+            while block <= last_block {
+                let blocks = BLOCKS_PER_STEP.min(last_block + 1 - block);
+                let padded = decode(block * 4, blocks * 4);
+                let mut raw = vec![0u8; blocks as usize * UNPADDED_BLOCK];
+                fr32::unpad(&padded[..blocks as usize * PADDED_BLOCK], &mut raw);
+                let start = offset.max(block * 127) - block * 127;
+                let end = (offset + len).min((block + blocks) * 127) - block * 127;
+                out.write_all(&raw[start as usize..end as usize])?;
+                written += end - start;
+                block += blocks;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(written)
+}
+
+fn remove_prefixed(dir: &Path, prefix: &str) {
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_name().to_string_lossy().starts_with(prefix) {
+            fs::remove_file(e.path()).ok();
+        }
+    }
+}
+
+/// Labels every layer again and returns the last one. Layers live in unlinked temp files in
+/// the cache directory, so a 32 GiB sector does not need its layers in RAM.
+fn last_layer(
+    cache: &Path,
+    proof: crate::sector::proof::SealProof,
+    rid: [u8; 32],
+    cpus: &[usize],
+) -> Result<Mmap> {
+    let graph = SdrGraph::new(proof.nodes(), proof.porep_id(), proof.api_version());
+    let parents = ParentCache::open_or_generate(&graph)?;
+    let nodes = proof.nodes();
+    let mut prev: Option<Mmap> = None;
+    for layer in 1..=proof.layers() {
+        let name = format!("sealkit-unseal-layer-{layer}");
+        let mut f = NewFile::create(cache.join(&name), nodes * 32)?;
+        // Unlink it at once: the map keeps the pages, and a kill leaves nothing behind.
+        remove_prefixed(cache, &name);
+        let bar = crate::progress::bytes(
+            Some(nodes),
+            &format!("unseal layer {layer}/{}", proof.layers()),
+        );
+        let job = LayerJob {
+            replica_id: rid,
+            layer: layer as u32,
+            parents: &parents,
+            prev: prev.as_deref(),
+            cpus,
+            progress: &|n| bar.set_position(n),
+        };
+        label_layer(&job, &mut f.map);
+        bar.finish_and_clear();
+        prev = Some(f.map.make_read_only()?);
+    }
+    match prev {
+        Some(m) => Ok(m),
+        None => bail!("a proof without layers"),
+    }
+}

@@ -55,17 +55,7 @@ fn pc1_output_for(
     proof: SealProof,
     comm_d: [u8; 32],
 ) -> SealPreCommitPhase1Output<SectorShapeBase> {
-    let nodes = proof.nodes();
-    let c = cache.display();
-    let labels: Vec<String> = (1..=proof.layers())
-        .map(|l| format!(r#"{{"path":"{c}","id":"layer-{l}","size":{nodes},"rows_to_discard":0}}"#))
-        .collect();
-    let json = format!(
-        r#"{{"labels":{{"labels":[{}],"_h":null}},"config":{{"path":"{c}","id":"tree-d","size":{},"rows_to_discard":0}},"comm_d":{:?}}}"#,
-        labels.join(","),
-        2 * nodes - 1,
-        comm_d
-    );
+    let json = sealkit::pc1::reference_pc1_output_json(cache, proof, &comm_d).unwrap();
     serde_json::from_str(&json).unwrap()
 }
 

@@ -65,17 +65,7 @@ fn pc2(doc_path: &Path, cache: &Path, sealed: &Path) -> Result<()> {
     let doc = SectorDoc::parse(&fs::read_to_string(doc_path)?, "doc")?;
     let p = doc.seal_proof()?;
     let comm_d = doc.hex32("comm_d")?;
-    let nodes = p.nodes();
-    let c = cache.display();
-    let labels: Vec<String> = (1..=p.layers())
-        .map(|l| format!(r#"{{"path":"{c}","id":"layer-{l}","size":{nodes},"rows_to_discard":0}}"#))
-        .collect();
-    let json = format!(
-        r#"{{"labels":{{"labels":[{}],"_h":null}},"config":{{"path":"{c}","id":"tree-d","size":{},"rows_to_discard":0}},"comm_d":{:?}}}"#,
-        labels.join(","),
-        2 * nodes - 1,
-        comm_d
-    );
+    let json = sealkit::pc1::reference_pc1_output_json(cache, p, &comm_d)?;
     let pc1_out: filecoin_proofs::SealPreCommitPhase1Output<SectorShapeBase> = serde_json::from_str(&json)?;
     let t = Instant::now();
     let o = filecoin_proofs::seal_pre_commit_phase2(&porep_config(p)?, pc1_out, cache, sealed)?;

@@ -35,6 +35,30 @@ pub fn layer_file(layer: usize) -> String {
     format!("sc-02-data-layer-{layer}.dat")
 }
 
+/// The reference's `SealPreCommitPhase1Output` for a finished PC1 in `cache`, as the JSON
+/// filecoin-proofs serialises it (labels, tree_d config, comm_d as 32 numbers): what its
+/// `seal_pre_commit_phase2` takes to continue a sector we began.
+pub fn reference_pc1_output_json(
+    cache: &Path,
+    proof: SealProof,
+    comm_d: &[u8; 32],
+) -> Result<String> {
+    let path = cache
+        .to_str()
+        .with_context(|| format!("cache path {} is not UTF-8", cache.display()))?;
+    let nodes = proof.nodes();
+    let config = |id: String, size: u64| serde_json::json!({"path": path, "id": id, "size": size, "rows_to_discard": 0});
+    let labels: Vec<serde_json::Value> = (1..=proof.layers())
+        .map(|l| config(format!("layer-{l}"), nodes))
+        .collect();
+    Ok(serde_json::json!({
+        "labels": {"labels": labels, "_h": null},
+        "config": config("tree-d".into(), 2 * nodes - 1),
+        "comm_d": comm_d.to_vec(),
+    })
+    .to_string())
+}
+
 /// How PC1 runs.
 #[derive(Debug, Clone, Default)]
 pub struct Pc1Options {
@@ -61,13 +85,9 @@ impl Pc1Sector {
         let prover_id = doc.prover_id()?;
         let sector = doc.sector()?;
         let ticket = doc.ticket()?;
-        let paths = doc.paths()?;
-        let need = |p: Option<PathBuf>, k: &str| {
-            p.with_context(|| format!("sector document has no \"paths.{k}\""))
-        };
-        let unsealed = need(paths.unsealed, "unsealed")?;
-        let sealed = need(paths.sealed, "sealed")?;
-        let cache = need(paths.cache, "cache")?;
+        let unsealed = doc.path("unsealed")?;
+        let sealed = doc.path("sealed")?;
+        let cache = doc.path("cache")?;
         let comm_d = doc
             .hex32_opt("comm_d")?
             .context("sector document has no \"comm_d\": run seal-ap (with --fill) first")?;

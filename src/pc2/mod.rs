@@ -12,7 +12,7 @@ mod aux;
 pub use aux::{t_aux_bytes, write_aux, TreeSizes};
 
 use std::fs::{File, OpenOptions};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, ensure, Context, Result};
 use blstrs::Scalar as Fr;
@@ -51,13 +51,9 @@ pub struct Pc2Output {
 /// Runs PC2 for one document and adds `comm_c`, `comm_r_last`, `comm_r` and `sealed_cid`.
 pub fn precommit2(doc: &mut SectorDoc, opts: &Pc2Options) -> Result<Pc2Output> {
     let proof = doc.seal_proof()?;
-    let paths = doc.paths()?;
-    let need = |p: Option<PathBuf>, k: &str| {
-        p.with_context(|| format!("sector document has no \"paths.{k}\""))
-    };
-    let unsealed = need(paths.unsealed, "unsealed")?;
-    let sealed = need(paths.sealed, "sealed")?;
-    let cache = need(paths.cache, "cache")?;
+    let unsealed = doc.path("unsealed")?;
+    let sealed = doc.path("sealed")?;
+    let cache = doc.path("cache")?;
     let comm_d = doc
         .hex32_opt("comm_d")?
         .context("sector document has no \"comm_d\": run seal-ap and seal-pc1 first")?;

@@ -9,7 +9,7 @@
 
 use super::label::{header_states, label_layer1_lanes, label_layer_n_lanes, label_node0, LABEL};
 use super::parent_cache::ParentCache;
-use super::{BASE_DEGREE, DEGREE};
+use super::{prefetch, BASE_DEGREE, DEGREE};
 use crate::affinity::pin_current_thread;
 
 /// Largest group (lanes per hashing thread).
@@ -42,17 +42,6 @@ pub fn label_group(job: &GroupJob, out: &mut [u8]) {
         4 => run::<4>(job, out),
         n => panic!("a group has 1 to {MAX_GROUP} sectors, not {n}"),
     }
-}
-
-#[inline]
-fn prefetch(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is only a hint and never faults.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8)
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 fn run<const L: usize>(job: &GroupJob, out: &mut [u8]) {

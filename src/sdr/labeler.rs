@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::label::{header_state, label_layer1, label_layer_n, label_node0, LABEL};
 use super::parent_cache::ParentCache;
-use super::{BASE_DEGREE, DEGREE};
+use super::{prefetch, BASE_DEGREE, DEGREE};
 use crate::affinity::pin_current_thread;
 
 /// Nodes the producer may run ahead of the hasher (slots in the ring, about 256 KiB).
@@ -192,17 +192,6 @@ fn label_inline(job: &LayerJob, out: &mut [u8]) {
 /// How far ahead the producer asks for parent labels, so they arrive from memory while it
 /// gathers the nodes in between.
 const PREFETCH_AHEAD: usize = 8;
-
-#[inline]
-fn prefetch(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is only a hint and never faults.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8)
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
 
 /// Asks for the cache lines of node `v`'s parent labels that the producer will gather.
 #[inline]

@@ -20,3 +20,16 @@ pub const BASE_DEGREE: usize = 6;
 pub const EXP_DEGREE: usize = 8;
 /// Parents per node in the parent cache and graph.
 pub const DEGREE: usize = BASE_DEGREE + EXP_DEGREE;
+
+/// Asks the CPU to bring the cache line at `p` closer: a hint that never faults, so any
+/// address is fine.
+#[inline]
+pub(crate) fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint and never faults.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}

@@ -189,9 +189,19 @@ impl SectorDoc {
 
     /// `paths.unsealed`, required.
     pub fn unsealed_path(&self) -> Result<PathBuf> {
-        self.paths()?
-            .unsealed
-            .ok_or_else(|| anyhow!("sector document has no \"paths.unsealed\""))
+        self.path("unsealed")
+    }
+
+    /// `paths.<key>` (`unsealed`, `sealed`, `cache`), required.
+    pub fn path(&self, key: &str) -> Result<PathBuf> {
+        let p = self.paths()?;
+        match key {
+            "unsealed" => p.unsealed,
+            "sealed" => p.sealed,
+            "cache" => p.cache,
+            _ => None,
+        }
+        .ok_or_else(|| anyhow!("sector document has no \"paths.{key}\""))
     }
 
     /// The recorded pieces, in order.

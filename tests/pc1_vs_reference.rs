@@ -76,17 +76,6 @@ fn reference_pc1(s: &TestSector) -> (PathBuf, PathBuf, SealPreCommitPhase1Output
     (cache, sealed, out)
 }
 
-/// The reference's PC1 output describing our cache directory (the JSON filecoin-ffi passes
-/// between phases), so its PC2 runs on our files.
-fn pc1_output_for(
-    cache: &Path,
-    proof: SealProof,
-    comm_d: [u8; 32],
-) -> SealPreCommitPhase1Output<SectorShapeBase> {
-    let json = sealkit::pc1::reference_pc1_output_json(cache, proof, &comm_d).unwrap();
-    serde_json::from_str(&json).unwrap()
-}
-
 fn assert_same_file(a: &Path, b: &Path) {
     let (x, y) = (fs::read(a).unwrap(), fs::read(b).unwrap());
     assert_eq!(

@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::sector::*;
 use common::*;
 use filecoin_proofs::constants::SectorShapeBase;
-use filecoin_proofs::{seal_pre_commit_phase1, seal_pre_commit_phase2, SealPreCommitPhase1Output};
+use filecoin_proofs::{seal_pre_commit_phase1, seal_pre_commit_phase2};
 use sealkit::sector::document::SectorDoc;
 use sealkit::sector::proof::SealProof;
 
@@ -48,15 +48,6 @@ fn copy_dir(from: &Path, to: &Path) {
         let e = e.unwrap();
         fs::copy(e.path(), to.join(e.file_name())).unwrap();
     }
-}
-
-fn pc1_output_for(
-    cache: &Path,
-    proof: SealProof,
-    comm_d: [u8; 32],
-) -> SealPreCommitPhase1Output<SectorShapeBase> {
-    let json = sealkit::pc1::reference_pc1_output_json(cache, proof, &comm_d).unwrap();
-    serde_json::from_str(&json).unwrap()
 }
 
 const PC2_FILES: [&str; 4] = [

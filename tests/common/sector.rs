@@ -111,3 +111,14 @@ pub fn piece_infos(doc: &SectorDoc) -> Vec<PieceInfo> {
         .map(|p| PieceInfo::new(p.comm_p, UnpaddedBytesAmount(p.padded_size / 128 * 127)).unwrap())
         .collect()
 }
+
+/// The reference's PC1 output describing a finished PC1 in `cache` (ours or its own), so its
+/// PC2 can run there.
+pub fn pc1_output_for(
+    cache: &Path,
+    proof: SealProof,
+    comm_d: [u8; 32],
+) -> filecoin_proofs::SealPreCommitPhase1Output<filecoin_proofs::constants::SectorShapeBase> {
+    let json = sealkit::pc1::reference_pc1_output_json(cache, proof, &comm_d).unwrap();
+    serde_json::from_str(&json).unwrap()
+}

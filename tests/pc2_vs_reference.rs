@@ -343,3 +343,90 @@ fn bad_input() {
     wrong.set_hex("replica_id", &[7u8; 32]);
     assert!(err(run(SEAL_PC2, &wrong, tmp.path())).contains("replica_id"));
 }
+
+/// Spec Appendix A.4, compound shapes: the 32/64GiB tree shapes (8-2-0, 8-8-0, 8-8-2) on the
+/// reference's 4KiB, 16KiB and 32KiB test sizes, one full piece of the (7i + 3) pattern.
+#[test]
+fn compound_shapes_known_answers() {
+    for (size, base_trees, comm_d, comm_c, comm_r_last, comm_r) in [
+        (
+            4u64 << 10,
+            2usize,
+            "66af3bb154aa2ac35f872bc7d372ca02ff84d669416875e9208b07ed3517b313",
+            "57f25c521bfc276ee2265c66890dfcdaf11d14844fd29358f107180d58df6961",
+            "22eabfd206750cb0ae2e59744aa776fc3de983ab14c279032e0fbb2af3e2b969",
+            "3dd7b8d3f10672e4f31d1941ff559f2c4af81191e4058c3cf0c5c0ec184d8d26",
+        ),
+        (
+            16 << 10,
+            8,
+            "788d599a794c07c147da19529cfda19c06ef8f673beaf4cc61f0ff27907b141a",
+            "13ec2d1325ebcfea311002d3b5d241317b078cb6e6bb9b241d28156dfc9aec3e",
+            "54ee753615daf14939af54eb8d3a675899e34df3d81a96650416127b93b10f0f",
+            "634c2e8caefde0e3b60edfeb8a28949bd24bd540f72f00563e02aa1623f79f4d",
+        ),
+        (
+            32 << 10,
+            16,
+            "c88f94f32ebb7c8bf2fc62b45aa6c19fdabd9d20f3113b86f98d6d1a0554b028",
+            "52ff4346f5939fde650331564b23e99801eb53dc5a8ff951495254b48b30194b",
+            "a82224d80eb19db32faa6d08b0a5873aed5834c12ed2180d986bb2ee2ba1e954",
+            "d344c2f2c6458c08240fee057387572e0b5f947ebd4f6368a70844169cd8d851",
+        ),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().display();
+        let mut doc = SectorDoc::parse(
+            &format!(
+                r#"{{"seal_proof":5,"test_sector_size":{size},"prover_id":"{}","sector":42,"ticket":"{}",
+                "paths":{{"unsealed":"{d}/u","sealed":"{d}/s","cache":"{d}/c"}}}}"#,
+                "01".repeat(32),
+                "02".repeat(32)
+            ),
+            "t",
+        )
+        .unwrap();
+        let data: Vec<u8> = (0..size / 128 * 127)
+            .map(|i| ((7 * i + 3) % 256) as u8)
+            .collect();
+        let input = sealkit::addpiece::PieceInput {
+            name: "p".into(),
+            len: Some(data.len() as u64),
+            reader: Box::new(std::io::Cursor::new(data)),
+        };
+        sealkit::addpiece::add_pieces(&mut doc, vec![input], Default::default()).unwrap();
+        assert_eq!(doc.get("comm_d").unwrap(), comm_d, "{size}");
+        let doc = ok(run(
+            SEAL_PC2,
+            &ok(run(SEAL_PC1, &doc, tmp.path())),
+            tmp.path(),
+        ));
+        assert_eq!(doc.get("comm_c").unwrap(), comm_c, "{size}");
+        assert_eq!(doc.get("comm_r_last").unwrap(), comm_r_last, "{size}");
+        assert_eq!(doc.get("comm_r").unwrap(), comm_r, "{size}");
+        let c = tmp.path().join("c");
+        for i in 0..base_trees {
+            assert!(c.join(format!("sc-02-data-tree-c-{i}.dat")).exists());
+            assert!(c.join(format!("sc-02-data-tree-r-last-{i}.dat")).exists());
+        }
+        assert!(!c.join("sc-02-data-tree-c.dat").exists());
+        if size == 4 << 10 {
+            assert_eq!(
+                fs::metadata(c.join("sc-02-data-tree-c-0.dat"))
+                    .unwrap()
+                    .len(),
+                2336
+            );
+            assert_eq!(
+                fs::metadata(c.join("sc-02-data-tree-r-last-1.dat"))
+                    .unwrap()
+                    .len(),
+                32
+            );
+            assert_eq!(
+                fs::metadata(c.join("sc-02-data-tree-d.dat")).unwrap().len(),
+                8160
+            );
+        }
+    }
+}

@@ -101,8 +101,19 @@ impl SectorDoc {
         self.set(key, hex::encode(bytes));
     }
 
-    /// `seal_proof`: a registered proof name or numeric id.
+    /// `seal_proof`: a registered proof name or numeric id; `test_sector_size` (tests only)
+    /// moves it to one of the reference's test sizes.
     pub fn seal_proof(&self) -> Result<SealProof> {
+        let p = self.registered_proof()?;
+        match self.get("test_sector_size") {
+            None => Ok(p),
+            Some(_) => p
+                .with_test_size(self.u64("test_sector_size")?)
+                .context("field \"test_sector_size\""),
+        }
+    }
+
+    fn registered_proof(&self) -> Result<SealProof> {
         match self.required("seal_proof")? {
             Value::String(s) => match s.parse::<u64>() {
                 Ok(id) => SealProof::from_id(id),

@@ -58,9 +58,18 @@ impl fmt::Display for TreeShape {
 /// The sector sizes of the registered proofs, in id order within each group of five.
 pub const SECTOR_SIZES: [u64; 5] = [2 << 10, 8 << 20, 512 << 20, 32 << 30, 64 << 30];
 
-/// A registered seal proof.
+/// Sector sizes the reference supports for its own tests only (all 2 layers, 1 partition):
+/// 4KiB, 16MiB and 1GiB are shaped 8-2-0, 16KiB 8-8-0, 32KiB 8-8-2. They exist so the
+/// compound tree shapes of 32/64GiB sectors can be checked on tiny sectors.
+pub const TEST_SECTOR_SIZES: [u64; 5] = [4 << 10, 16 << 10, 32 << 10, 16 << 20, 1 << 30];
+
+/// A registered seal proof (optionally at one of the reference's test sector sizes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SealProof(u8);
+pub struct SealProof {
+    id: u8,
+    /// Set only for [`TEST_SECTOR_SIZES`].
+    test_size: Option<u64>,
+}
 
 /// The largest registered id.
 pub const MAX_SEAL_PROOF_ID: u64 = 19;
@@ -71,7 +80,26 @@ impl SealProof {
         if id > MAX_SEAL_PROOF_ID {
             bail!("unknown seal proof id {id} (registered ids are 0 to {MAX_SEAL_PROOF_ID})");
         }
-        Ok(SealProof(id as u8))
+        Ok(SealProof {
+            id: id as u8,
+            test_size: None,
+        })
+    }
+
+    /// The same proof (porep_id, API version, features) at one of [`TEST_SECTOR_SIZES`].
+    pub fn with_test_size(self, size: u64) -> Result<SealProof> {
+        if !TEST_SECTOR_SIZES.contains(&size) {
+            bail!("{size} is not one of the reference's test sector sizes (4KiB, 16KiB, 32KiB, 16MiB, 1GiB)");
+        }
+        Ok(SealProof {
+            test_size: Some(size),
+            ..self
+        })
+    }
+
+    /// Whether this is a test-only size.
+    pub fn is_test_size(self) -> bool {
+        self.test_size.is_some()
     }
 
     /// Looks a proof up by name (`StackedDrg32GiBV1_1`, …), case-insensitively; go-state-types'
@@ -82,7 +110,10 @@ impl SealProof {
             .to_ascii_lowercase()
             .replace("_feat_niporep", "_feat_noninteractiveporep");
         for id in 0..=MAX_SEAL_PROOF_ID {
-            let p = SealProof(id as u8);
+            let p = SealProof {
+                id: id as u8,
+                test_size: None,
+            };
             if p.name().to_ascii_lowercase() == want {
                 return Ok(p);
             }
@@ -92,24 +123,28 @@ impl SealProof {
 
     /// Every registered proof, by id.
     pub fn all() -> impl Iterator<Item = SealProof> {
-        (0..=MAX_SEAL_PROOF_ID as u8).map(SealProof)
+        (0..=MAX_SEAL_PROOF_ID as u8).map(|id| SealProof {
+            id,
+            test_size: None,
+        })
     }
 
     pub fn id(self) -> u64 {
-        u64::from(self.0)
+        u64::from(self.id)
     }
 
     fn group(self) -> u8 {
-        self.0 / 5
+        self.id / 5
     }
 
     pub fn sector_size(self) -> u64 {
-        SECTOR_SIZES[(self.0 % 5) as usize]
+        self.test_size
+            .unwrap_or(SECTOR_SIZES[(self.id % 5) as usize])
     }
 
-    /// The registry's name.
+    /// The registry's name (of the registered size, also for a test size).
     pub fn name(self) -> String {
-        let size = crate::piece::size::format_size(self.sector_size());
+        let size = crate::piece::size::format_size(SECTOR_SIZES[(self.id % 5) as usize]);
         match self.group() {
             0 => format!("StackedDrg{size}V1"),
             1 => format!("StackedDrg{size}V1_1"),
@@ -187,8 +222,9 @@ impl SealProof {
 
     pub fn tree_shape(self) -> TreeShape {
         let (sub, top) = match self.sector_size() {
-            s if s == 32 << 30 => (8, 0),
-            s if s == 64 << 30 => (8, 2),
+            s if s == 32 << 30 || s == 16 << 10 => (8, 0),
+            s if s == 64 << 30 || s == 32 << 10 => (8, 2),
+            s if s == 4 << 10 || s == 16 << 20 || s == 1 << 30 => (2, 0),
             _ => (0, 0),
         };
         TreeShape { base: 8, sub, top }
@@ -197,7 +233,15 @@ impl SealProof {
 
 impl fmt::Display for SealProof {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.name())
+        match self.test_size {
+            None => f.write_str(&self.name()),
+            Some(s) => write!(
+                f,
+                "{} at test size {}",
+                self.name(),
+                crate::piece::size::format_size(s)
+            ),
+        }
     }
 }
 
@@ -236,6 +280,19 @@ mod tests {
             16
         );
         assert!(SealProof::from_id(20).is_err());
+        let t = SealProof::from_id(5)
+            .unwrap()
+            .with_test_size(32 << 10)
+            .unwrap();
+        assert_eq!(
+            (t.tree_shape().to_string(), t.layers(), t.nodes()),
+            ("8-8-2".into(), 2, 1024)
+        );
+        assert_eq!(t.porep_id()[0], 5);
+        assert!(SealProof::from_id(5)
+            .unwrap()
+            .with_test_size(8 << 10)
+            .is_err());
         assert!(SealProof::from_name("StackedDrg1KiBV1").is_err());
         for p in SealProof::all() {
             assert_eq!(SealProof::from_name(&p.name()).unwrap(), p);

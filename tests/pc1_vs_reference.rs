@@ -124,7 +124,7 @@ fn compare_with_reference(proof_id: u64, rounds: usize, with_pc2: bool) {
                 seal_pre_commit_phase2(&porep_config(proof), ref_out, &ref_cache, &ref_sealed)
                     .unwrap();
             let comm_d = sealkit::hex::decode32(doc["comm_d"].as_str().unwrap()).unwrap();
-            let ours_in = pc1_output_for(&s.cache(), proof, comm_d);
+            let ours_in = pc1_output_for::<SectorShapeBase>(&s.cache(), proof, comm_d);
             let ours = seal_pre_commit_phase2(&porep_config(proof), ours_in, s.cache(), s.sealed())
                 .unwrap();
             assert_eq!(hex(&ours.comm_r), hex(&theirs.comm_r));

@@ -50,13 +50,6 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-const PC2_FILES: [&str; 4] = [
-    "sc-02-data-tree-c.dat",
-    "sc-02-data-tree-r-last.dat",
-    "p_aux",
-    "t_aux",
-];
-
 fn same(a: &Path, b: &Path) {
     let (x, y) = (fs::read(a).unwrap(), fs::read(b).unwrap());
     assert!(
@@ -71,8 +64,16 @@ fn same(a: &Path, b: &Path) {
 
 /// Our PC1 then our PC2; then the reference's PC2 on the same PC1 files in the same place.
 fn compare(proof_id: u64, rounds: usize) {
-    let mut rng = rng(&format!("pc2_vs_reference_{proof_id}"));
-    let proof = SealProof::from_id(proof_id).unwrap();
+    compare_shape::<SectorShapeBase>(SealProof::from_id(proof_id).unwrap(), rounds);
+}
+
+/// [`compare`] for any tree shape (the reference's tree type must match the proof's shape):
+/// every file our PC2 adds must equal the reference's.
+fn compare_shape<Tree: 'static + storage_proofs_core::merkle::MerkleTreeTrait>(
+    proof: SealProof,
+    rounds: usize,
+) {
+    let mut rng = rng(&format!("pc2_vs_reference_{proof}"));
     for _ in 0..rounds {
         let tmp = tempfile::tempdir().unwrap();
         let s = sector_with_random_pieces(&tmp.path().join("s"), proof, &mut rng);
@@ -91,9 +92,9 @@ fn compare(proof_id: u64, rounds: usize) {
         copy_dir(&snap, &s.cache());
         fs::copy(tmp.path().join("snap-sealed"), s.sealed()).unwrap();
         let comm_d = sealkit::hex::decode32(doc.get("comm_d").unwrap().as_str().unwrap()).unwrap();
-        let theirs = seal_pre_commit_phase2(
+        let theirs = seal_pre_commit_phase2::<_, _, Tree>(
             &porep_config(proof),
-            pc1_output_for(&s.cache(), proof, comm_d),
+            pc1_output_for::<Tree>(&s.cache(), proof, comm_d),
             s.cache(),
             s.sealed(),
         )
@@ -103,9 +104,19 @@ fn compare(proof_id: u64, rounds: usize) {
             ours_doc.get("comm_r").unwrap().as_str().unwrap(),
             hex(&theirs.comm_r)
         );
-        for f in PC2_FILES {
-            same(&ours.join(f), &s.cache().join(f));
+        let mut added = 0;
+        for e in fs::read_dir(&ours).unwrap() {
+            let name = e.unwrap().file_name();
+            if !snap.join(&name).exists() {
+                same(&ours.join(&name), &s.cache().join(&name));
+                added += 1;
+            }
         }
+        assert_eq!(
+            added,
+            2 + 2 * proof.tree_shape().base_trees(),
+            "p_aux, t_aux and the tree files"
+        );
         same(&tmp.path().join("ours-sealed"), &s.sealed());
     }
 }
@@ -128,6 +139,16 @@ fn synthetic_2kib() {
 #[test]
 fn non_interactive_2kib() {
     compare(15, 1);
+}
+
+/// The compound shapes of 32/64GiB sectors at the reference's test sizes.
+#[test]
+fn compound_shapes_match_reference() {
+    use filecoin_proofs::constants::{SectorShape16KiB, SectorShape32KiB, SectorShape4KiB};
+    let p = SealProof::from_id(5).unwrap();
+    compare_shape::<SectorShape4KiB>(p.with_test_size(4 << 10).unwrap(), 1);
+    compare_shape::<SectorShape16KiB>(p.with_test_size(16 << 10).unwrap(), 1);
+    compare_shape::<SectorShape32KiB>(p.with_test_size(32 << 10).unwrap(), 1);
 }
 
 #[test]

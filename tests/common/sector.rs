@@ -45,9 +45,14 @@ pub fn sector_with_random_pieces(dir: &Path, proof: SealProof, rng: &mut impl Rn
     let d = dir.display();
     let mut doc = SectorDoc::parse(
         &format!(
-            r#"{{"seal_proof": {}, "prover_id": "{}", "sector": {sector}, "ticket": "{}",
+            r#"{{"seal_proof": {}, {}"prover_id": "{}", "sector": {sector}, "ticket": "{}",
             "paths": {{"unsealed": "{d}/unsealed", "sealed": "{d}/sealed", "cache": "{d}/cache"}}}}"#,
             proof.id(),
+            if proof.is_test_size() {
+                format!("\"test_sector_size\": {}, ", proof.sector_size())
+            } else {
+                String::new()
+            },
             sealkit::hex::encode(&prover),
             sealkit::hex::encode(&ticket)
         ),
@@ -114,11 +119,11 @@ pub fn piece_infos(doc: &SectorDoc) -> Vec<PieceInfo> {
 
 /// The reference's PC1 output describing a finished PC1 in `cache` (ours or its own), so its
 /// PC2 can run there.
-pub fn pc1_output_for(
+pub fn pc1_output_for<Tree: storage_proofs_core::merkle::MerkleTreeTrait>(
     cache: &Path,
     proof: SealProof,
     comm_d: [u8; 32],
-) -> filecoin_proofs::SealPreCommitPhase1Output<filecoin_proofs::constants::SectorShapeBase> {
+) -> filecoin_proofs::SealPreCommitPhase1Output<Tree> {
     let json = sealkit::pc1::reference_pc1_output_json(cache, proof, &comm_d).unwrap();
     serde_json::from_str(&json).unwrap()
 }

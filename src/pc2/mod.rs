@@ -8,23 +8,23 @@
 //! file is only read.
 
 mod aux;
+mod builder;
 
 pub use aux::{t_aux_bytes, write_aux, TreeSizes};
+pub use builder::{CpuBuilder, TreeBuilder};
 
 use std::fs::{File, OpenOptions};
 use std::path::Path;
 
 use anyhow::{bail, ensure, Context, Result};
-use blstrs::Scalar as Fr;
 use memmap2::{Mmap, MmapMut};
 use rayon::prelude::*;
 
 use crate::buffer::anon_buffer;
 use crate::durable::PendingFile;
-use crate::hash::poseidon::{self, hash2, hash_column};
+use crate::hash::poseidon::{self, hash2};
 use crate::merkle::poseidon_tree::{
-    base_tree_file, build_rows, build_rows_in_place, cached_rows_offset, combine_roots,
-    default_rows_to_discard, tree_len,
+    base_tree_file, cached_rows_offset, combine_roots, default_rows_to_discard, tree_len,
 };
 use crate::merkle::tree_d::TREE_D_FILE;
 use crate::pc1::layer_file;
@@ -71,7 +71,7 @@ pub fn precommit2(doc: &mut SectorDoc, opts: &Pc2Options) -> Result<Pc2Output> {
         rid == want,
         "field \"replica_id\" does not match the document's prover, sector, ticket and comm_d"
     );
-    let out = seal_trees(proof, &unsealed, &sealed, &cache, opts)?;
+    let out = seal_trees(proof, &unsealed, &sealed, &cache, opts, &CpuBuilder)?;
     doc.set_hex("comm_c", &out.comm_c);
     doc.set_hex("comm_r_last", &out.comm_r_last);
     doc.set_hex("comm_r", &out.comm_r);
@@ -101,6 +101,7 @@ pub fn seal_trees(
     sealed: &Path,
     cache: &Path,
     opts: &Pc2Options,
+    builder: &dyn TreeBuilder,
 ) -> Result<Pc2Output> {
     let nodes = proof.nodes() as usize;
     let shape = proof.tree_shape();
@@ -124,21 +125,10 @@ pub fn seal_trees(
             opts.verbose,
             &format!("tree_c {}/{base_trees}", t + 1),
             || {
-                let leaves = &mut rows[..per_tree * 32];
-                leaves
-                    .par_chunks_mut(32 * 1024)
-                    .enumerate()
-                    .for_each(|(chunk, out)| {
-                        let first = t * per_tree + chunk * 1024;
-                        let mut column: Vec<Fr> = Vec::with_capacity(layers.len());
-                        for (j, leaf) in out.chunks_exact_mut(32).enumerate() {
-                            let at = (first + j) * 32;
-                            column.clear();
-                            column.extend(layers.iter().map(|l| poseidon::fr(&l[at..at + 32])));
-                            leaf.copy_from_slice(&hash_column(&column));
-                        }
-                    });
-                Ok(build_rows_in_place(&mut rows, per_tree, shape.base))
+                let range = t * per_tree * 32..(t + 1) * per_tree * 32;
+                let columns: Vec<&[u8]> = layers.iter().map(|l| &l[range.clone()]).collect();
+                builder.column_hashes(&columns, &mut rows[..per_tree * 32]);
+                Ok(builder.build_rows(&mut rows, per_tree, shape.base))
             },
         )?;
         write_now(&cache.join(base_tree_file("tree-c", t, base_trees)), &rows)?;
@@ -162,8 +152,9 @@ pub fn seal_trees(
             opts.verbose,
             &format!("tree_r_last {}/{base_trees}", t + 1),
             || {
-                let leaves = &replica[t * per_tree * 32..(t + 1) * per_tree * 32];
-                Ok(build_rows(leaves, shape.base, &mut rows))
+                rows[..per_tree * 32]
+                    .copy_from_slice(&replica[t * per_tree * 32..(t + 1) * per_tree * 32]);
+                Ok(builder.build_rows(&mut rows, per_tree, shape.base))
             },
         )?;
         let keep = &rows[cached_rows_offset(per_tree, shape.base, rtd)..];

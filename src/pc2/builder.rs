@@ -1,0 +1,49 @@
+//! Where PC2's Poseidon work happens.
+//!
+//! PC2 hands a [`TreeBuilder`] batches of columns and gets column hashes back, and hands it a
+//! tree's leaves and gets every row back. Everything else (reading layers, encoding, file
+//! formats, roots of compound shapes, p_aux/t_aux) stays in `pc2`, so a GPU backend (CUDA
+//! through `cust`, behind the `cuda` feature) implements these two calls and nothing else.
+//! [`CpuBuilder`] is the default and the reference every other builder is tested against.
+
+use blstrs::Scalar as Fr;
+use rayon::prelude::*;
+
+use crate::hash::poseidon::{self, hash_column};
+use crate::merkle::poseidon_tree::build_rows_in_place;
+
+pub trait TreeBuilder: Sync {
+    /// Column hashes of consecutive nodes: `layers[l]` holds layer `l + 1`'s labels of those
+    /// nodes (32 bytes each, all layers the same length); writes one 32-byte hash per node
+    /// into `out`.
+    fn column_hashes(&self, layers: &[&[u8]], out: &mut [u8]);
+
+    /// Fills every row of an `arity` tree whose `leaves` leaves are already the first row of
+    /// `rows` (rows bottom-up, as the reference stores them); returns the root.
+    fn build_rows(&self, rows: &mut [u8], leaves: usize, arity: usize) -> [u8; 32];
+}
+
+/// Poseidon on every CPU of the rayon pool.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CpuBuilder;
+
+impl TreeBuilder for CpuBuilder {
+    fn column_hashes(&self, layers: &[&[u8]], out: &mut [u8]) {
+        const PER_TASK: usize = 1024;
+        out.par_chunks_mut(32 * PER_TASK)
+            .enumerate()
+            .for_each(|(chunk, out)| {
+                let mut column: Vec<Fr> = Vec::with_capacity(layers.len());
+                for (j, leaf) in out.chunks_exact_mut(32).enumerate() {
+                    let at = (chunk * PER_TASK + j) * 32;
+                    column.clear();
+                    column.extend(layers.iter().map(|l| poseidon::fr(&l[at..at + 32])));
+                    leaf.copy_from_slice(&hash_column(&column));
+                }
+            });
+    }
+
+    fn build_rows(&self, rows: &mut [u8], leaves: usize, arity: usize) -> [u8; 32] {
+        build_rows_in_place(rows, leaves, arity)
+    }
+}

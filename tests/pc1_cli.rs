@@ -287,3 +287,48 @@ fn full_disk() {
     assert!(e.contains("No space left") || e.contains("space"), "{e}");
     assert_eq!(fs::read(s.unsealed()).unwrap(), before);
 }
+
+/// Several seal-pc1 processes starting at once on an empty parent cache directory: one
+/// generates the file, the others wait for it; all succeed, and the file is the reference's
+/// (its published digest).
+#[test]
+fn concurrent_starts_share_one_parent_cache() {
+    use sha2::{Digest, Sha256};
+    let mut rng = rng("concurrent_starts_share_one_parent_cache");
+    let tmp = tempfile::tempdir().unwrap();
+    let parents = tmp.path().join("parents");
+    let p = SealProof::from_id(6).unwrap(); // 8MiB V1_1: a 14 MiB cache, long enough to race
+    let sectors: Vec<TestSector> = (0..3)
+        .map(|i| sector_with_random_pieces(&tmp.path().join(format!("s{i}")), p, &mut rng))
+        .collect();
+    let children: Vec<_> = sectors
+        .iter()
+        .map(|s| {
+            Command::new(SEAL_PC1)
+                .arg(s.doc_file())
+                .env("FIL_PROOFS_PARENT_CACHE", &parents)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let graph = sealkit::sdr::graph::SdrGraph::new(p.nodes(), p.porep_id(), p.api_version());
+    let name = sealkit::sdr::parent_cache::file_name(&graph);
+    let bytes = fs::read(parents.join(&name)).unwrap();
+    // The digest the reference publishes for this file (storage-proofs-porep parent_cache.json).
+    assert_eq!(
+        Some(sealkit::hex::encode(&Sha256::digest(&bytes)).as_str()),
+        sealkit::sdr::parent_cache::manifest_digest(&name)
+    );
+    let leftovers: Vec<_> = fs::read_dir(&parents)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "temp files left behind");
+}

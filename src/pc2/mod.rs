@@ -17,7 +17,6 @@ use std::fs::{File, OpenOptions};
 use std::path::Path;
 
 use anyhow::{bail, ensure, Context, Result};
-use memmap2::{Mmap, MmapMut};
 use rayon::prelude::*;
 
 use crate::buffer::anon_buffer;
@@ -82,7 +81,12 @@ pub fn precommit2(doc: &mut SectorDoc, opts: &Pc2Options) -> Result<Pc2Output> {
     Ok(out)
 }
 
-fn map_exact(path: &Path, len: u64, what: &str) -> Result<Mmap> {
+/// Nodes per chunk of the sequential passes: 2 MiB of each input at a time, so the process
+/// never holds whole layers or the replica (as a map would, counted in its resident memory).
+const CHUNK_NODES: usize = 1 << 16;
+
+/// Opens a PC1 output, checking its size.
+fn open_exact(path: &Path, len: u64, what: &str) -> Result<File> {
     let f = File::open(path)
         .with_context(|| format!("{what} {} is missing (run seal-pc1 first)", path.display()))?;
     let got = f.metadata()?.len();
@@ -91,7 +95,17 @@ fn map_exact(path: &Path, len: u64, what: &str) -> Result<Mmap> {
         "{what} {} has {got} bytes, expected {len}: PC1 did not finish (re-run seal-pc1)",
         path.display()
     );
-    unsafe { Mmap::map(&f) }.with_context(|| format!("mapping {}", path.display()))
+    Ok(f)
+}
+
+/// Reads `buf.len()` bytes at `offset`; past the end of the file reads as zeros.
+fn read_padded(f: &File, offset: u64, buf: &mut [u8]) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let len = f.metadata()?.len();
+    let have = len.saturating_sub(offset).min(buf.len() as u64) as usize;
+    f.read_exact_at(&mut buf[..have], offset)?;
+    buf[have..].fill(0);
+    Ok(())
 }
 
 /// tree_c, encoding and tree_r_last for a sector whose PC1 files are in `cache`.
@@ -107,10 +121,10 @@ pub fn seal_trees(
     let shape = proof.tree_shape();
     let base_trees = shape.base_trees();
     let per_tree = nodes / base_trees;
-    let layers: Vec<Mmap> = (1..=proof.layers())
-        .map(|l| map_exact(&cache.join(layer_file(l)), nodes as u64 * 32, "layer file"))
+    let layers: Vec<File> = (1..=proof.layers())
+        .map(|l| open_exact(&cache.join(layer_file(l)), nodes as u64 * 32, "layer file"))
         .collect::<Result<_>>()?;
-    map_exact(
+    open_exact(
         &cache.join(TREE_D_FILE),
         (2 * nodes as u64 - 1) * 32,
         "tree_d file",
@@ -125,9 +139,16 @@ pub fn seal_trees(
             opts.verbose,
             &format!("tree_c {}/{base_trees}", t + 1),
             || {
-                let range = t * per_tree * 32..(t + 1) * per_tree * 32;
-                let columns: Vec<&[u8]> = layers.iter().map(|l| &l[range.clone()]).collect();
-                builder.column_hashes(&columns, &mut rows[..per_tree * 32]);
+                let mut bufs = vec![vec![0u8; CHUNK_NODES.min(per_tree) * 32]; layers.len()];
+                for first in (0..per_tree).step_by(CHUNK_NODES) {
+                    let n = CHUNK_NODES.min(per_tree - first);
+                    let at = ((t * per_tree + first) * 32) as u64;
+                    for (f, b) in layers.iter().zip(bufs.iter_mut()) {
+                        read_padded(f, at, &mut b[..n * 32])?;
+                    }
+                    let columns: Vec<&[u8]> = bufs.iter().map(|b| &b[..n * 32]).collect();
+                    builder.column_hashes(&columns, &mut rows[first * 32..(first + n) * 32]);
+                }
                 Ok(builder.build_rows(&mut rows, per_tree, shape.base))
             },
         )?;
@@ -144,7 +165,7 @@ pub fn seal_trees(
 
     // tree_r_last: one file per base tree, only the rows above the discarded ones.
     let rtd = default_rows_to_discard(per_tree, shape.base);
-    let replica = map_exact(sealed, nodes as u64 * 32, "replica file")?;
+    let replica = open_exact(sealed, nodes as u64 * 32, "replica file")?;
     let mut r_roots = Vec::with_capacity(base_trees);
     for t in 0..base_trees {
         let mut rows = anon_buffer(base_len * 32)?;
@@ -152,8 +173,11 @@ pub fn seal_trees(
             opts.verbose,
             &format!("tree_r_last {}/{base_trees}", t + 1),
             || {
-                rows[..per_tree * 32]
-                    .copy_from_slice(&replica[t * per_tree * 32..(t + 1) * per_tree * 32]);
+                read_padded(
+                    &replica,
+                    (t * per_tree * 32) as u64,
+                    &mut rows[..per_tree * 32],
+                )?;
                 Ok(builder.build_rows(&mut rows, per_tree, shape.base))
             },
         )?;
@@ -191,25 +215,20 @@ fn write_now(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// `replica[v] = data[v] + key[v]` for every node, `data` read from the unsealed file (zeros
 /// past its end), written over the replica file, then made durable.
-fn encode(unsealed: &Path, sealed: &Path, key: &[u8], nodes: usize) -> Result<()> {
-    let data_file = File::open(unsealed).with_context(|| {
+fn encode(unsealed: &Path, sealed: &Path, key: &File, nodes: usize) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let data = File::open(unsealed).with_context(|| {
         format!(
             "PC2 encodes from the unsealed file, and {} cannot be read",
             unsealed.display()
         )
     })?;
-    let data_len = data_file.metadata()?.len() as usize;
+    let data_len = data.metadata()?.len() as usize;
     ensure!(
         data_len <= nodes * 32 && data_len.is_multiple_of(32),
         "unsealed file {} has {data_len} bytes: not whole nodes of this sector",
         unsealed.display()
     );
-    let data = if data_len > 0 {
-        Some(unsafe { Mmap::map(&data_file)? })
-    } else {
-        None
-    };
-    let data: &[u8] = data.as_deref().unwrap_or(&[]);
     let f = OpenOptions::new()
         .read(true)
         .write(true)
@@ -222,19 +241,25 @@ fn encode(unsealed: &Path, sealed: &Path, key: &[u8], nodes: usize) -> Result<()
             nodes * 32
         );
     }
-    let mut replica = unsafe { MmapMut::map_mut(&f)? };
-    const CHUNK: usize = 1 << 16;
-    replica
-        .par_chunks_mut(32 * CHUNK)
-        .enumerate()
-        .for_each(|(c, out)| {
-            for (j, node) in out.chunks_exact_mut(32).enumerate() {
-                let at = (c * CHUNK + j) * 32;
-                let d = data.get(at..at + 32).unwrap_or(&[0u8; 32]);
-                node.copy_from_slice(&poseidon::add(d, &key[at..at + 32]));
-            }
-        });
-    replica.flush()?;
+    let mut d = vec![0u8; CHUNK_NODES * 32];
+    let mut k = vec![0u8; CHUNK_NODES * 32];
+    for first in (0..nodes).step_by(CHUNK_NODES) {
+        let n = CHUNK_NODES.min(nodes - first);
+        let at = (first * 32) as u64;
+        read_padded(&data, at, &mut d[..n * 32])?;
+        read_padded(key, at, &mut k[..n * 32])?;
+        d[..n * 32]
+            .par_chunks_mut(32 * 1024)
+            .zip(k[..n * 32].par_chunks(32 * 1024))
+            .for_each(|(d, k)| {
+                for (dn, kn) in d.chunks_exact_mut(32).zip(k.chunks_exact(32)) {
+                    let e = poseidon::add(dn, kn);
+                    dn.copy_from_slice(&e);
+                }
+            });
+        f.write_all_at(&d[..n * 32], at)
+            .with_context(|| format!("writing replica {}", sealed.display()))?;
+    }
     f.sync_all()
         .with_context(|| format!("syncing replica {}", sealed.display()))
 }

@@ -332,3 +332,23 @@ fn concurrent_starts_share_one_parent_cache() {
         .collect();
     assert!(leftovers.is_empty(), "temp files left behind");
 }
+
+/// With one CPU (`--threads 1`, as under `taskset -c 0`) the hashing thread gathers its own
+/// parents instead of using a prefetch thread; the files must be the same bytes.
+#[test]
+fn one_cpu_path_equals_pipelined_path() {
+    let mut rng = rng("one_cpu_path_equals_pipelined_path");
+    let tmp = tempfile::tempdir().unwrap();
+    let s = sector_with_random_pieces(tmp.path(), SealProof::from_id(6).unwrap(), &mut rng);
+    let doc = s.doc_file();
+    let two = pc1_cmd(&[&doc]).arg("--threads").arg("2").output().unwrap();
+    assert!(two.status.success(), "{}", stderr(&two));
+    let pipelined = files(&s.cache());
+    for f in fs::read_dir(s.cache()).unwrap() {
+        fs::remove_file(f.unwrap().path()).unwrap();
+    }
+    let one = pc1_cmd(&[&doc]).arg("--threads").arg("1").output().unwrap();
+    assert!(one.status.success(), "{}", stderr(&one));
+    assert_eq!(files(&s.cache()), pipelined);
+    assert_eq!(one.stdout, two.stdout);
+}

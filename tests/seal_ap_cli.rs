@@ -449,3 +449,36 @@ fn ok_doc_allowing_notice(out: Output) -> Value {
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// `--piece-size`: a deal's piece size larger than its payload. CommP is the reference's for
+/// the payload zero-padded to that size, and the piece takes that much room.
+#[test]
+fn piece_size_larger_than_payload() {
+    let mut rng = rng("piece_size_larger_than_payload");
+    let s = Sector::new("StackedDrg8MiBV1_1");
+    let payload = random_bytes(&mut rng, 3000);
+    let piece = s.write_piece("p", &payload);
+    let doc = ok_doc(seal_ap(
+        &[
+            s.doc.to_str().unwrap(),
+            "--piece",
+            piece.to_str().unwrap(),
+            "--piece-size",
+            "64KiB",
+        ],
+        None,
+    ));
+    let rec = &doc["pieces"][0];
+    assert_eq!(rec["padded_size"], 65536);
+    assert_eq!(rec["payload_size"], 3000);
+    let mut padded = payload.clone();
+    padded.resize(65536 / 128 * 127, 0);
+    let want = filecoin_proofs::generate_piece_commitment(
+        Cursor::new(padded),
+        UnpaddedBytesAmount(65536 / 128 * 127),
+    )
+    .unwrap()
+    .commitment;
+    assert_eq!(rec["comm_p"], hex(&want));
+    assert_eq!(fs::metadata(s.unsealed()).unwrap().len(), 65536);
+}

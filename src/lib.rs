@@ -15,6 +15,7 @@ pub mod addpiece;
 pub mod affinity;
 pub mod buffer;
 pub mod cli;
+pub mod commit;
 pub mod durable;
 pub mod fsutil;
 pub mod hash;

@@ -28,6 +28,20 @@ pub fn bytes(total: Option<u64>, message: &str) -> ProgressBar {
     bar
 }
 
+/// A bar counting items (challenges, nodes) towards `total`.
+pub fn count(total: u64, message: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr()).with_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} eta {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(message.to_string());
+    bar
+}
+
 /// Times a step and reports it on stderr when verbose.
 pub fn step<T>(verbose: bool, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     let t = std::time::Instant::now();

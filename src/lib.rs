@@ -27,4 +27,5 @@ pub mod piece;
 pub mod progress;
 pub mod sdr;
 pub mod sector;
+pub mod snark;
 pub mod unseal;

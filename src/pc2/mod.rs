@@ -6,6 +6,9 @@
 //! replica: encoding is a pure function of (unsealed data, last layer) written over the
 //! replica, so a re-run after a kill at any point writes the same bytes again. The unsealed
 //! file is only read.
+//!
+//! For synthetic proof types PC2 ends by proving every synthetic challenge
+//! ([`crate::commit::synthetic`]), as Lotus does, so the layers may go before the seed comes.
 
 mod aux;
 mod builder;
@@ -20,6 +23,9 @@ use anyhow::{bail, ensure, Context, Result};
 use rayon::prelude::*;
 
 use crate::buffer::anon_buffer;
+use crate::commit::challenges::Kind;
+use crate::commit::synth_file::SYNTH_FILE;
+use crate::commit::{synthetic, SealedSector};
 use crate::durable::PendingFile;
 use crate::hash::poseidon::{self, hash2};
 use crate::merkle::poseidon_tree::{
@@ -78,6 +84,14 @@ pub fn precommit2(doc: &mut SectorDoc, opts: &Pc2Options) -> Result<Pc2Output> {
         "sealed_cid",
         commitment_to_cid(CommitmentKind::Sealed, &out.comm_r),
     );
+    if Kind::of(proof) == Kind::Synthetic {
+        let sector = SealedSector::from_doc(doc)?;
+        synthetic::generate(&sector, opts.verbose)?;
+        doc.set(
+            "synthetic_proofs",
+            cache.join(SYNTH_FILE).display().to_string(),
+        );
+    }
     Ok(out)
 }
 

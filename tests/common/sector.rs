@@ -127,3 +127,65 @@ pub fn pc1_output_for<Tree: storage_proofs_core::merkle::MerkleTreeTrait>(
     let json = sealkit::pc1::reference_pc1_output_json(cache, proof, &comm_d).unwrap();
     serde_json::from_str(&json).unwrap()
 }
+
+/// Where the integration tests keep the SDR parent caches (shared by all tests).
+pub fn parent_cache_dir() -> PathBuf {
+    std::env::temp_dir().join("sealkit-test-parents")
+}
+
+/// Runs one of our binaries on a document, with the shared parent cache; returns the output.
+pub fn run_tool(bin: &str, args: &[&str], doc: &SectorDoc, dir: &Path) -> std::process::Output {
+    let p = dir.join(format!("in-{}.json", std::process::id()));
+    fs::write(&p, doc.to_json_line()).unwrap();
+    std::process::Command::new(bin)
+        .args(args)
+        .arg(&p)
+        .env("FIL_PROOFS_PARENT_CACHE", parent_cache_dir())
+        .output()
+        .unwrap()
+}
+
+/// The document a successful run printed; panics with its stderr otherwise.
+pub fn ok_doc(out: std::process::Output) -> SectorDoc {
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    SectorDoc::parse(std::str::from_utf8(&out.stdout).unwrap(), "stdout").unwrap()
+}
+
+/// A random sector of `proof` in `dir` taken through our AddPiece, PC1 and PC2.
+pub fn sealed_sector(dir: &Path, proof: SealProof, rng: &mut impl Rng) -> (TestSector, SectorDoc) {
+    let s = sector_with_random_pieces(dir, proof, rng);
+    let pc1 = ok_doc(run_tool(env!("CARGO_BIN_EXE_seal-pc1"), &[], &s.doc, dir));
+    let pc2 = ok_doc(run_tool(env!("CARGO_BIN_EXE_seal-pc2"), &[], &pc1, dir));
+    (s, pc2)
+}
+
+pub fn doc_hex32(doc: &SectorDoc, key: &str) -> [u8; 32] {
+    sealkit::hex::decode32(doc.get(key).unwrap().as_str().unwrap()).unwrap()
+}
+
+/// The reference's Commit1 output for a sector after PC2 (ours or its own).
+pub fn reference_c1<Tree: 'static + storage_proofs_core::merkle::MerkleTreeTrait>(
+    s: &TestSector,
+    doc: &SectorDoc,
+    seed: [u8; 32],
+) -> filecoin_proofs::SealCommitPhase1Output<Tree> {
+    filecoin_proofs::seal_commit_phase1::<_, Tree>(
+        &porep_config(s.proof),
+        s.cache(),
+        s.sealed(),
+        doc_hex32(doc, "prover_id"),
+        storage_proofs_core::sector::SectorId::from(doc.get("sector").unwrap().as_u64().unwrap()),
+        doc_hex32(doc, "ticket"),
+        seed,
+        filecoin_proofs::SealPreCommitOutput {
+            comm_r: doc_hex32(doc, "comm_r"),
+            comm_d: doc_hex32(doc, "comm_d"),
+        },
+        &piece_infos(doc),
+    )
+    .unwrap()
+}

@@ -1,0 +1,161 @@
+//! Commit2: the SNARK from a Commit1 output (ours, the reference's, or Lotus's Commit1Out).
+
+use std::path::Path;
+
+use anyhow::{bail, ensure, Context, Result};
+use filecoin_proofs::{seal_commit_phase2, SealCommitPhase1Output};
+use serde_json::Value;
+use storage_proofs_core::sector::SectorId;
+
+use super::config::porep_config;
+use super::params::check_present;
+use crate::commit::challenges::Kind;
+use crate::hex;
+use crate::sector::document::SectorDoc;
+use crate::sector::proof::SealProof;
+use crate::with_tree_shape;
+
+/// A Commit1 output's public fields, as 32-byte values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct C1Fields {
+    pub comm_r: [u8; 32],
+    pub comm_d: [u8; 32],
+    pub replica_id: [u8; 32],
+    pub seed: [u8; 32],
+    pub ticket: [u8; 32],
+}
+
+fn bytes32(v: &Value, key: &str, file: &Path) -> Result<[u8; 32]> {
+    let a = v
+        .get(key)
+        .and_then(Value::as_array)
+        .filter(|a| a.len() == 32)
+        .with_context(|| format!("{}: field \"{key}\" is not 32 bytes", file.display()))?;
+    let mut out = [0u8; 32];
+    for (o, x) in out.iter_mut().zip(a) {
+        *o = x
+            .as_u64()
+            .filter(|&b| b < 256)
+            .with_context(|| format!("{}: field \"{key}\" holds a non-byte", file.display()))?
+            as u8;
+    }
+    Ok(out)
+}
+
+/// Reads a Commit1 output for `proof`: the reference's `SealCommitPhase1Output` JSON, or
+/// filecoin-proofs-api's form that filecoin-ffi hands to Lotus (`registered_proof` plus the
+/// proofs under a per-size variant), which is unwrapped to the former.
+pub fn read_c1(path: &Path, proof: SealProof) -> Result<(Value, C1Fields)> {
+    let text = std::fs::read(path)
+        .with_context(|| format!("cannot read Commit1 output {}", path.display()))?;
+    let mut v: Value = serde_json::from_slice(&text).with_context(|| {
+        format!(
+            "{} is not a Commit1 output (truncated or not JSON)",
+            path.display()
+        )
+    })?;
+    ensure!(v.is_object(), "{} is not a Commit1 output", path.display());
+    if let Some(rp) = v.get("registered_proof").cloned() {
+        let name = rp.as_str().unwrap_or_default();
+        ensure!(
+            name == proof.name(),
+            "{}: registered_proof is {rp}, but the document's seal_proof is {}",
+            path.display(),
+            proof.name()
+        );
+        let inner = v
+            .get("vanilla_proofs")
+            .and_then(Value::as_object)
+            .filter(|m| m.len() == 1)
+            .and_then(|m| m.values().next().cloned())
+            .with_context(|| {
+                format!(
+                    "{}: vanilla_proofs is not a per-size variant",
+                    path.display()
+                )
+            })?;
+        let m = v.as_object_mut().expect("an object");
+        m.remove("registered_proof");
+        m.insert("vanilla_proofs".into(), inner);
+    }
+    let fields = C1Fields {
+        comm_r: bytes32(&v, "comm_r", path)?,
+        comm_d: bytes32(&v, "comm_d", path)?,
+        replica_id: bytes32(&v, "replica_id", path)?,
+        seed: bytes32(&v, "seed", path)?,
+        ticket: bytes32(&v, "ticket", path)?,
+    };
+    Ok((v, fields))
+}
+
+/// Cross-checks a Commit1 output against the document it is proven for; fills the
+/// document's missing public fields from it (so `seal-verify` can check the proof later).
+fn reconcile(doc: &mut SectorDoc, f: &C1Fields, path: &Path) -> Result<()> {
+    ensure!(
+        f.seed != [0; 32],
+        "{}: the seed is all zeros",
+        path.display()
+    );
+    ensure!(
+        f.comm_d != [0; 32],
+        "{}: comm_d is all zeros",
+        path.display()
+    );
+    ensure!(
+        f.comm_r != [0; 32],
+        "{}: comm_r is all zeros",
+        path.display()
+    );
+    for (key, val) in [
+        ("comm_r", &f.comm_r),
+        ("comm_d", &f.comm_d),
+        ("seed", &f.seed),
+        ("ticket", &f.ticket),
+    ] {
+        match doc.hex32_opt(key)? {
+            Some(d) if d != *val => bail!(
+                "{} was made for another {key} ({}) than the document's ({})",
+                path.display(),
+                hex::encode(val),
+                hex::encode(&d)
+            ),
+            Some(_) => {}
+            None => doc.set_hex(key, val),
+        }
+    }
+    let rid = crate::sector::replica_id::replica_id(
+        &doc.prover_id()?,
+        doc.sector()?,
+        &f.ticket,
+        &f.comm_d,
+        &doc.seal_proof()?.porep_id(),
+    );
+    ensure!(
+        rid == f.replica_id,
+        "{} was made for another prover, sector or proof type than the document's",
+        path.display()
+    );
+    Ok(())
+}
+
+/// Runs C2 for a document from the Commit1 output at `c1`; adds `proof` (hex) to the
+/// document. The proof is verified before it is returned.
+pub fn commit2(doc: &mut SectorDoc, c1: &Path) -> Result<Vec<u8>> {
+    let proof = doc.seal_proof()?;
+    let prover_id = doc.prover_id()?;
+    let sector = doc.sector()?;
+    let (value, fields) = read_c1(c1, proof)?;
+    reconcile(doc, &fields, c1)?;
+    check_present(proof, true, Kind::of(proof) == Kind::NonInteractive)?;
+    let config = porep_config(proof)?;
+    let bytes = with_tree_shape!(proof, Tree => {
+        let out: SealCommitPhase1Output<Tree> = serde_json::from_value(value).with_context(|| {
+            format!("{} is not a Commit1 output for {}", c1.display(), proof.name())
+        })?;
+        seal_commit_phase2::<Tree>(&config, out, prover_id, SectorId::from(sector))
+            .context("commit2 failed")?
+            .proof
+    });
+    doc.set("proof", hex::encode(&bytes));
+    Ok(bytes)
+}

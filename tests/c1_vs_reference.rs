@@ -93,7 +93,7 @@ fn synthetic_2kib() {
             &porep_config(proof),
             s.cache(),
             s.sealed(),
-            doc_hex32(&doc, "prover_id"),
+            doc.prover_id().unwrap(),
             storage_proofs_core::sector::SectorId::from(
                 doc.get("sector").unwrap().as_u64().unwrap(),
             ),
@@ -122,14 +122,6 @@ fn synthetic_2kib() {
         let theirs = serde_json::to_vec(&reference_c1::<SectorShapeBase>(&s, &doc, seed)).unwrap();
         assert!(ours == theirs, "synthetic Commit1 outputs differ");
     }
-}
-
-fn fails(out: std::process::Output, needle: &str) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "should fail: {err}");
-    assert!(out.stdout.is_empty());
-    assert_eq!(err.lines().count(), 1, "one line: {err}");
-    assert!(err.contains(needle), "{needle:?} not in {err}");
 }
 
 #[test]

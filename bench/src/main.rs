@@ -2,6 +2,9 @@
 //! side-by-side scripts in `scripts/`.
 //!
 //! usage: sealkit-bench pc1 DOC OUTDIR   (reference PC1 into OUTDIR/cache, OUTDIR/sealed)
+//!        sealkit-bench pc2 DOC CACHE SEALED
+//!        sealkit-bench c1 DOC SEED OUT      (reference C1; its Commit1 JSON into OUT)
+//!        sealkit-bench c2 DOC C1FILE        (reference C2 from a Commit1 JSON)
 
 use std::fs;
 use std::path::Path;
@@ -74,12 +77,64 @@ fn pc2(doc_path: &Path, cache: &Path, sealed: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The reference's C1 on a sector after PC2 (ours: the files are identical); writes its
+/// Commit1 JSON to OUT.
+fn c1(doc_path: &Path, seed: &str, out: &Path) -> Result<()> {
+    let doc = SectorDoc::parse(&fs::read_to_string(doc_path)?, "doc")?;
+    let p = doc.seal_proof()?;
+    let infos: Vec<PieceInfo> = doc
+        .pieces()?
+        .iter()
+        .map(|r| PieceInfo::new(r.comm_p, UnpaddedBytesAmount(r.padded_size / 128 * 127)))
+        .collect::<Result<_>>()?;
+    let t = Instant::now();
+    let o = filecoin_proofs::seal_commit_phase1::<_, SectorShapeBase>(
+        &porep_config(p)?,
+        doc.path("cache")?,
+        doc.path("sealed")?,
+        doc.prover_id()?,
+        SectorId::from(doc.sector()?),
+        doc.ticket()?,
+        sealkit::hex::decode32(seed)?,
+        filecoin_proofs::SealPreCommitOutput {
+            comm_r: doc.hex32("comm_r")?,
+            comm_d: doc.hex32("comm_d")?,
+        },
+        &infos,
+    )?;
+    println!("{:.3}", t.elapsed().as_secs_f64());
+    fs::write(out, serde_json::to_vec(&o)?)?;
+    Ok(())
+}
+
+/// The reference's C2 on a Commit1 JSON file.
+fn c2(doc_path: &Path, c1_path: &Path) -> Result<()> {
+    let doc = SectorDoc::parse(&fs::read_to_string(doc_path)?, "doc")?;
+    let p = doc.seal_proof()?;
+    let c1: filecoin_proofs::SealCommitPhase1Output<SectorShapeBase> =
+        serde_json::from_slice(&fs::read(c1_path)?)?;
+    let t = Instant::now();
+    let o = filecoin_proofs::seal_commit_phase2(
+        &porep_config(p)?,
+        c1,
+        doc.prover_id()?,
+        SectorId::from(doc.sector()?),
+    )?;
+    println!("{:.3}", t.elapsed().as_secs_f64());
+    eprintln!("reference proof {} bytes", o.proof.len());
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let a: Vec<String> = std::env::args().collect();
     match a.get(1).map(String::as_str) {
         Some("pc1") if a.len() == 4 => pc1(Path::new(&a[2]), Path::new(&a[3])),
         Some("pc2") if a.len() == 5 => pc2(Path::new(&a[2]), Path::new(&a[3]), Path::new(&a[4])),
-        _ => bail!("usage: sealkit-bench pc1 DOC OUTDIR | pc2 DOC CACHE SEALED"),
+        Some("c1") if a.len() == 5 => c1(Path::new(&a[2]), &a[3], Path::new(&a[4])),
+        Some("c2") if a.len() == 4 => c2(Path::new(&a[2]), Path::new(&a[3])),
+        _ => bail!(
+            "usage: sealkit-bench pc1 DOC OUTDIR | pc2 DOC CACHE SEALED | c1 DOC SEED OUT | c2 DOC C1FILE"
+        ),
     }
     .context("reference run")
 }

@@ -53,12 +53,8 @@ impl SealedSector {
         let proof = doc.seal_proof()?;
         let cache = doc.path("cache")?;
         let sealed = doc.path("sealed")?;
-        let comm_d = doc
-            .hex32_opt("comm_d")?
-            .context("sector document has no \"comm_d\": run seal-ap and seal-pc1 first")?;
-        let comm_r = doc
-            .hex32_opt("comm_r")?
-            .context("sector document has no \"comm_r\": run seal-pc2 first")?;
+        let comm_d = doc.hex32_after("comm_d", "run seal-ap and seal-pc1 first")?;
+        let comm_r = doc.hex32_after("comm_r", "run seal-pc2 first")?;
         ensure!(comm_d != [0; 32], "field \"comm_d\" is all zeros");
         ensure!(comm_r != [0; 32], "field \"comm_r\" is all zeros");
         let pieces: Vec<PieceCommitment> = doc
@@ -157,8 +153,9 @@ pub struct Commit1Options {
 /// and records `c1_output` (its path) in the document.
 pub fn commit1(doc: &mut SectorDoc, opts: &Commit1Options) -> Result<PathBuf> {
     let s = SealedSector::from_doc(doc)?;
-    let seed = doc.hex32_opt("seed")?.context(
-        "sector document has no \"seed\": give --seed (the chain randomness at the seed epoch)",
+    let seed = doc.hex32_after(
+        "seed",
+        "give --seed (the chain randomness at the seed epoch)",
     )?;
     ensure!(seed != [0; 32], "field \"seed\" is all zeros");
     let proofs = step(opts.verbose, "vanilla proofs", || vanilla_proofs(&s, &seed))?;

@@ -59,12 +59,8 @@ pub fn precommit2(doc: &mut SectorDoc, opts: &Pc2Options) -> Result<Pc2Output> {
     let unsealed = doc.path("unsealed")?;
     let sealed = doc.path("sealed")?;
     let cache = doc.path("cache")?;
-    let comm_d = doc
-        .hex32_opt("comm_d")?
-        .context("sector document has no \"comm_d\": run seal-ap and seal-pc1 first")?;
-    let rid = doc
-        .hex32_opt("replica_id")?
-        .context("sector document has no \"replica_id\": run seal-pc1 first")?;
+    let comm_d = doc.hex32_after("comm_d", "run seal-ap and seal-pc1 first")?;
+    let rid = doc.hex32_after("replica_id", "run seal-pc1 first")?;
     let want = replica_id(
         &doc.prover_id()?,
         doc.sector()?,

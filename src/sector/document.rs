@@ -172,6 +172,12 @@ impl SectorDoc {
     }
 
     /// An optional 32-byte field in hex.
+    /// A 32-byte hex field an earlier phase adds; `hint` says which phase (for the error).
+    pub fn hex32_after(&self, key: &str, hint: &str) -> Result<[u8; 32]> {
+        self.hex32_opt(key)?
+            .with_context(|| format!("sector document has no \"{key}\": {hint}"))
+    }
+
     pub fn hex32_opt(&self, key: &str) -> Result<Option<[u8; 32]>> {
         match self.get(key) {
             None => Ok(None),

@@ -24,10 +24,7 @@ pub struct Verdict {
 /// Errors are for documents that cannot be checked at all (fields or parameters missing).
 pub fn verify(doc: &SectorDoc) -> Result<Verdict> {
     let proof = doc.seal_proof()?;
-    let field = |k: &str| -> Result<[u8; 32]> {
-        doc.hex32_opt(k)?
-            .with_context(|| format!("sector document has no \"{k}\""))
-    };
+    let field = |k: &str| doc.hex32_after(k, "it is not a proven sector (run seal-c2)");
     let (comm_r, comm_d, seed, ticket) = (
         field("comm_r")?,
         field("comm_d")?,

@@ -65,3 +65,13 @@ pub fn padded(u: u64) -> u64 {
 pub fn hex(b: &[u8]) -> String {
     sealkit::hex::encode(b)
 }
+
+/// Asserts a tool failed cleanly: non-zero exit, nothing on stdout, one line on stderr
+/// containing `needle`.
+pub fn fails(out: std::process::Output, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "should fail: {err}");
+    assert!(out.stdout.is_empty());
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(err.contains(needle), "{needle:?} not in {err}");
+}

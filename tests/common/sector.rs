@@ -177,7 +177,7 @@ pub fn reference_c1<Tree: 'static + storage_proofs_core::merkle::MerkleTreeTrait
         &porep_config(s.proof),
         s.cache(),
         s.sealed(),
-        doc_hex32(doc, "prover_id"),
+        doc.prover_id().unwrap(),
         storage_proofs_core::sector::SectorId::from(doc.get("sector").unwrap().as_u64().unwrap()),
         doc_hex32(doc, "ticket"),
         seed,

@@ -12,25 +12,10 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use filecoin_proofs::constants::SectorShapeBase;
-use filecoin_proofs::{seal_pre_commit_phase1, PieceInfo, PoRepConfig, UnpaddedBytesAmount};
+use filecoin_proofs::{seal_pre_commit_phase1, PieceInfo, UnpaddedBytesAmount};
 use sealkit::sector::document::SectorDoc;
-use sealkit::sector::proof::{self, SealProof};
-use storage_proofs_core::api_version::{ApiFeature, ApiVersion};
+use sealkit::snark::config::porep_config;
 use storage_proofs_core::sector::SectorId;
-
-fn porep_config(p: SealProof) -> Result<PoRepConfig> {
-    let api = match p.api_version() {
-        proof::ApiVersion::V1_0_0 => ApiVersion::V1_0_0,
-        proof::ApiVersion::V1_1_0 => ApiVersion::V1_1_0,
-        proof::ApiVersion::V1_2_0 => ApiVersion::V1_2_0,
-    };
-    let features = match p.feature() {
-        Some(proof::Feature::SyntheticPoRep) => vec![ApiFeature::SyntheticPoRep],
-        Some(proof::Feature::NonInteractivePoRep) => vec![ApiFeature::NonInteractivePoRep],
-        None => vec![],
-    };
-    PoRepConfig::new_groth16_with_features(p.sector_size(), p.porep_id(), api, features)
-}
 
 fn pc1(doc_path: &Path, out: &Path) -> Result<()> {
     let doc = SectorDoc::parse(&fs::read_to_string(doc_path)?, "doc")?;

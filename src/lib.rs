@@ -4,9 +4,10 @@
 //!
 //! ```text
 //! piece bytes ─▶ seal-ap ─▶ unsealed file, pieces, comm_d          (addpiece, piece, merkle)
-//!                  ─▶ seal-pc1 ─▶ SDR layers, tree_d, replica_id   (later issues)
-//!                  ─▶ seal-pc2 ─▶ tree_c, tree_r_last, comm_r
-//!                  ─▶ seal-c1 / seal-c2 ─▶ vanilla proofs, SNARK
+//!                  ─▶ seal-pc1 ─▶ SDR layers, tree_d, replica_id   (pc1, sdr)
+//!                  ─▶ seal-pc2 ─▶ tree_c, tree_r_last, comm_r      (pc2, merkle, hash)
+//!                  ─▶ seal-c1 ─▶ vanilla proofs, Commit1 output    (commit)
+//!                  ─▶ seal-c2 / seal-verify ─▶ SNARK               (snark)
 //! ```
 //!
 //! The binaries in `src/bin/` only parse arguments and call into these modules.

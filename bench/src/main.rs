@@ -5,6 +5,7 @@
 //!        sealkit-bench pc2 DOC CACHE SEALED
 //!        sealkit-bench c1 DOC SEED OUT      (reference C1; its Commit1 JSON into OUT)
 //!        sealkit-bench c2 DOC C1FILE        (reference C2 from a Commit1 JSON)
+//!        sealkit-bench poseidon [SECONDS]   (Poseidon hashes/s on one core: ours vs neptune)
 
 use std::fs;
 use std::path::Path;
@@ -54,7 +55,8 @@ fn pc2(doc_path: &Path, cache: &Path, sealed: &Path) -> Result<()> {
     let p = doc.seal_proof()?;
     let comm_d = doc.hex32("comm_d")?;
     let json = sealkit::pc1::reference_pc1_output_json(cache, p, &comm_d)?;
-    let pc1_out: filecoin_proofs::SealPreCommitPhase1Output<SectorShapeBase> = serde_json::from_str(&json)?;
+    let pc1_out: filecoin_proofs::SealPreCommitPhase1Output<SectorShapeBase> =
+        serde_json::from_str(&json)?;
     let t = Instant::now();
     let o = filecoin_proofs::seal_pre_commit_phase2(&porep_config(p)?, pc1_out, cache, sealed)?;
     println!("{:.3}", t.elapsed().as_secs_f64());
@@ -110,6 +112,56 @@ fn c2(doc_path: &Path, c1_path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Poseidon hashes per second on one core (this thread), our IFMA permutation and neptune
+/// (the reference's) side by side on the same preimages, for the arities PC2 uses: 2
+/// (comm_r, 2-layer columns), 8 (tree_c, tree_r_last) and 11 (11-layer columns).
+fn poseidon(seconds: f64) -> Result<()> {
+    use sealkit::hash::poseidon::{hash_many_with, ifma_available, Backend};
+    if !ifma_available() {
+        bail!("this CPU has no AVX-512 IFMA: only neptune can run");
+    }
+    // Random canonical nodes: 254-bit values are below p.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let nodes: Vec<u8> = (0..32 * 1024 * 16)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if i % 32 == 31 {
+                (x as u8) & 0x3f
+            } else {
+                x as u8
+            }
+        })
+        .collect();
+    let rate = |backend: Backend, arity: usize| -> (f64, Vec<u8>) {
+        let mut out = vec![0u8; 32 * 1024];
+        let node = |h: usize, i: usize| &nodes[32 * (h * arity + i)..32 * (h * arity + i + 1)];
+        let t = Instant::now();
+        let mut hashes = 0usize;
+        while t.elapsed().as_secs_f64() < seconds {
+            hash_many_with(backend, arity, node, &mut out[..32 * 256]);
+            hashes += 256;
+        }
+        let r = hashes as f64 / t.elapsed().as_secs_f64();
+        hash_many_with(backend, arity, node, &mut out);
+        (r, out)
+    };
+    println!("Poseidon hashes/s on one core ({seconds} s per measurement)");
+    for arity in [2, 8, 11] {
+        let (n, a) = rate(Backend::Neptune, arity);
+        let (o, b) = rate(Backend::Ifma, arity);
+        if a != b {
+            bail!("arity {arity}: IFMA and neptune hashes differ");
+        }
+        println!(
+            "arity {arity:2}: neptune {n:9.0}/s | sealkit IFMA {o:9.0}/s | ratio {:.2}x (1024 hashes identical)",
+            o / n
+        );
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let a: Vec<String> = std::env::args().collect();
     match a.get(1).map(String::as_str) {
@@ -117,8 +169,11 @@ fn main() -> Result<()> {
         Some("pc2") if a.len() == 5 => pc2(Path::new(&a[2]), Path::new(&a[3]), Path::new(&a[4])),
         Some("c1") if a.len() == 5 => c1(Path::new(&a[2]), &a[3], Path::new(&a[4])),
         Some("c2") if a.len() == 4 => c2(Path::new(&a[2]), Path::new(&a[3])),
+        Some("poseidon") if a.len() <= 3 => {
+            poseidon(a.get(2).map_or(Ok(2.0), |s| s.parse()).context("SECONDS")?)
+        }
         _ => bail!(
-            "usage: sealkit-bench pc1 DOC OUTDIR | pc2 DOC CACHE SEALED | c1 DOC SEED OUT | c2 DOC C1FILE"
+            "usage: sealkit-bench pc1 DOC OUTDIR | pc2 DOC CACHE SEALED | c1 DOC SEED OUT | c2 DOC C1FILE | poseidon [SECONDS]"
         ),
     }
     .context("reference run")

@@ -3,6 +3,10 @@
 //! Only what sealing needs lives here: SHA-256 over 64-byte node pairs with the
 //! result truncated to 254 bits (`sha256`). Poseidon arrives with PC2.
 
+#[cfg(target_arch = "x86_64")]
+mod field_ifma;
 pub mod poseidon;
+#[cfg(target_arch = "x86_64")]
+mod poseidon_batch;
 pub mod sha256;
 pub mod sha256_lanes;

@@ -2,16 +2,123 @@
 //!
 //! Every sealing hash uses the MerkleTree domain tag `2^arity − 1`: column hashes (arity 2 or
 //! 11), tree_c / tree_r_last nodes (arity 8, and 2 for the 8-2-x sub and top layers) and
-//! comm_r (arity 2). Values travel as 32-byte little-endian canonical encodings. The
-//! permutation itself is neptune's, the crate the reference links, with its constants.
+//! comm_r (arity 2). Values travel as 32-byte little-endian canonical encodings.
+//!
+//! Single hashes use neptune, the crate the reference links. The bulk of PC2 (column hashes,
+//! tree rows) goes through [`hash_many`], which hashes eight preimages at a time with our own
+//! AVX-512 IFMA permutation ([`super::poseidon_batch`], neptune's constants and algorithm)
+//! when the CPU has IFMA, and neptune otherwise. `SEALKIT_POSEIDON=neptune` forces neptune
+//! (benchmarks, cross-checks); both give the same bytes.
 
 use std::sync::OnceLock;
 
 use anyhow::{anyhow, Result};
 use blstrs::Scalar as Fr;
 use ff::PrimeField;
-use generic_array::typenum::{U11, U2, U8};
+use generic_array::typenum::{U11, U16, U2, U4, U8};
 use neptune::poseidon::{Poseidon, PoseidonConstants};
+
+#[cfg(target_arch = "x86_64")]
+use super::{field_ifma::Ifma, poseidon_batch::PoseidonIfma};
+
+/// Which implementation [`hash_many`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Our eight-lane AVX-512 IFMA permutation.
+    Ifma,
+    /// neptune, one hash at a time.
+    Neptune,
+}
+
+#[cfg(target_arch = "x86_64")]
+fn ifma_hasher() -> Option<&'static PoseidonIfma> {
+    static H: OnceLock<Option<PoseidonIfma>> = OnceLock::new();
+    H.get_or_init(|| Ifma::detect().map(PoseidonIfma::new))
+        .as_ref()
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn ifma_hasher() -> Option<&'static std::convert::Infallible> {
+    None
+}
+
+/// Whether this CPU can run [`Backend::Ifma`].
+pub fn ifma_available() -> bool {
+    ifma_hasher().is_some()
+}
+
+/// The backend [`hash_many`] uses: IFMA when the CPU has it, unless `SEALKIT_POSEIDON=neptune`.
+pub fn backend() -> Backend {
+    static B: OnceLock<Backend> = OnceLock::new();
+    *B.get_or_init(|| {
+        let forced = std::env::var("SEALKIT_POSEIDON").ok();
+        if forced.as_deref() != Some("neptune") && ifma_available() {
+            Backend::Ifma
+        } else {
+            Backend::Neptune
+        }
+    })
+}
+
+/// Hashes `out.len() / 32` preimages of `arity` (2, 4, 8, 11 or 16) canonical nodes: node
+/// `i` of preimage `h` is `node(h, i)` (32 bytes). Writes the hashes to `out`, in order.
+pub fn hash_many<'a>(arity: usize, node: impl Fn(usize, usize) -> &'a [u8], out: &mut [u8]) {
+    hash_many_with(backend(), arity, node, out)
+}
+
+/// [`hash_many`] on a given backend (IFMA falls back to neptune where the CPU lacks it).
+pub fn hash_many_with<'a>(
+    backend: Backend,
+    arity: usize,
+    node: impl Fn(usize, usize) -> &'a [u8],
+    out: &mut [u8],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if backend == Backend::Ifma {
+        if let Some(h) = ifma_hasher() {
+            return h.hash_many(arity, node, out);
+        }
+    }
+    let _ = backend;
+    let mut pre: Vec<Fr> = Vec::with_capacity(arity);
+    for (h, o) in out.chunks_exact_mut(32).enumerate() {
+        pre.clear();
+        pre.extend((0..arity).map(|i| fr(node(h, i))));
+        o.copy_from_slice(&to_bytes(&neptune_hash(&pre)));
+    }
+}
+
+/// Poseidon of `arity` contiguous nodes per output: `children` holds `out.len() / 32`
+/// preimages back to back (a tree row's children).
+pub fn hash_rows(children: &[u8], arity: usize, out: &mut [u8]) {
+    assert_eq!(children.len(), out.len() * arity, "children per output");
+    hash_many(
+        arity,
+        |h, i| &children[32 * (h * arity + i)..32 * (h * arity + i + 1)],
+        out,
+    )
+}
+
+/// Column hashes: `layers[l]` holds layer `l + 1`'s labels of consecutive nodes; one hash per
+/// node into `out`.
+pub fn hash_columns(layers: &[&[u8]], out: &mut [u8]) {
+    assert!(layers.iter().all(|l| l.len() == out.len()), "layer lengths");
+    hash_many(layers.len(), |h, i| &layers[i][32 * h..32 * h + 32], out)
+}
+
+/// neptune's Poseidon (MerkleTree tag) of 2, 4, 8, 11 or 16 elements.
+pub fn neptune_hash(pre: &[Fr]) -> Fr {
+    static C4: OnceLock<PoseidonConstants<Fr, U4>> = OnceLock::new();
+    static C16: OnceLock<PoseidonConstants<Fr, U16>> = OnceLock::new();
+    match pre.len() {
+        2 => Poseidon::new_with_preimage(pre, constants2()).hash(),
+        4 => Poseidon::new_with_preimage(pre, C4.get_or_init(PoseidonConstants::new)).hash(),
+        8 => Poseidon::new_with_preimage(pre, constants8()).hash(),
+        11 => Poseidon::new_with_preimage(pre, constants11()).hash(),
+        16 => Poseidon::new_with_preimage(pre, C16.get_or_init(PoseidonConstants::new)).hash(),
+        n => panic!("no Poseidon of arity {n}"),
+    }
+}
 
 fn constants2() -> &'static PoseidonConstants<Fr, U2> {
     static C: OnceLock<PoseidonConstants<Fr, U2>> = OnceLock::new();
@@ -92,6 +199,7 @@ pub fn sub(a: &[u8], b: &[u8]) -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ff::Field;
 
     fn limbs(b: &[u8; 32]) -> [u64; 4] {
         std::array::from_fn(|i| u64::from_le_bytes(b[8 * i..8 * i + 8].try_into().unwrap()))
@@ -134,5 +242,44 @@ mod tests {
             "bea95f3e83d91793d896586e724ec069769d6a43afcbab7b4d1f7f6506816f6d"
         );
         assert!(to_fr(&[0xff; 32]).is_err());
+    }
+
+    /// Rows and columns through both backends equal the single-hash functions.
+    #[test]
+    fn batches_equal_single_hashes() {
+        let nodes: Vec<u8> = (0..8 * 21u64)
+            .flat_map(|i| to_bytes(&Fr::from(i * i + 7).pow_vartime([i + 3])))
+            .collect();
+        for backend in [Backend::Ifma, Backend::Neptune] {
+            for arity in [2, 8] {
+                let n = nodes.len() / 32 / arity;
+                let mut out = vec![0u8; 32 * n];
+                hash_many_with(
+                    backend,
+                    arity,
+                    |h, i| &nodes[32 * (h * arity + i)..32 * (h * arity + i + 1)],
+                    &mut out,
+                );
+                for (h, o) in out.chunks_exact(32).enumerate() {
+                    let children = &nodes[32 * arity * h..32 * arity * (h + 1)];
+                    assert_eq!(o, hash_children(children), "{backend:?} arity {arity}");
+                }
+            }
+            let layers: Vec<&[u8]> = nodes.chunks_exact(32 * 15).take(11).collect();
+            let mut out = vec![0u8; 32 * 15];
+            hash_many_with(
+                backend,
+                11,
+                |h, i| &layers[i][32 * h..32 * h + 32],
+                &mut out,
+            );
+            for (h, o) in out.chunks_exact(32).enumerate() {
+                let col: Vec<Fr> = layers.iter().map(|l| fr(&l[32 * h..32 * h + 32])).collect();
+                assert_eq!(o, hash_column(&col), "{backend:?} column {h}");
+            }
+        }
+        let mut rows = vec![0u8; nodes.len() / 8];
+        hash_rows(&nodes, 8, &mut rows);
+        assert_eq!(&rows[..32], hash8(&nodes[..256]));
     }
 }

@@ -9,7 +9,7 @@
 
 use rayon::prelude::*;
 
-use crate::hash::poseidon::hash_children;
+use crate::hash::poseidon::{hash_children, hash_rows};
 use crate::sector::proof::TreeShape;
 
 /// Nodes in all rows of a tree with `leaves` leaves of arity `arity`.
@@ -60,11 +60,7 @@ pub fn build_rows_in_place(out: &mut [u8], leaves: usize, arity: usize) -> [u8; 
         const PER_TASK: usize = 256;
         dst.par_chunks_mut(32 * PER_TASK)
             .zip(src.par_chunks(32 * arity * PER_TASK))
-            .for_each(|(d, s)| {
-                for (o, children) in d.chunks_exact_mut(32).zip(s.chunks_exact(32 * arity)) {
-                    o.copy_from_slice(&hash_children(children));
-                }
-            });
+            .for_each(|(d, s)| hash_rows(s, arity, d));
         start += width * 32;
         width /= arity;
     }

@@ -6,10 +6,9 @@
 //! through `cust`, behind the `cuda` feature) implements these two calls and nothing else.
 //! [`CpuBuilder`] is the default and the reference every other builder is tested against.
 
-use blstrs::Scalar as Fr;
 use rayon::prelude::*;
 
-use crate::hash::poseidon::{self, hash_column};
+use crate::hash::poseidon::hash_columns;
 use crate::merkle::poseidon_tree::build_rows_in_place;
 
 pub trait TreeBuilder: Sync {
@@ -23,7 +22,8 @@ pub trait TreeBuilder: Sync {
     fn build_rows(&self, rows: &mut [u8], leaves: usize, arity: usize) -> [u8; 32];
 }
 
-/// Poseidon on every CPU of the rayon pool.
+/// Poseidon on every CPU of the rayon pool, eight hashes at a time with AVX-512 IFMA where
+/// the CPU has it ([`crate::hash::poseidon::hash_many`]).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct CpuBuilder;
 
@@ -33,13 +33,9 @@ impl TreeBuilder for CpuBuilder {
         out.par_chunks_mut(32 * PER_TASK)
             .enumerate()
             .for_each(|(chunk, out)| {
-                let mut column: Vec<Fr> = Vec::with_capacity(layers.len());
-                for (j, leaf) in out.chunks_exact_mut(32).enumerate() {
-                    let at = (chunk * PER_TASK + j) * 32;
-                    column.clear();
-                    column.extend(layers.iter().map(|l| poseidon::fr(&l[at..at + 32])));
-                    leaf.copy_from_slice(&hash_column(&column));
-                }
+                let at = chunk * PER_TASK * 32;
+                let columns: Vec<&[u8]> = layers.iter().map(|l| &l[at..at + out.len()]).collect();
+                hash_columns(&columns, out);
             });
     }
 

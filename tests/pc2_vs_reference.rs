@@ -1,6 +1,7 @@
 //! seal-pc2 against the reference's `seal_pre_commit_phase2` on random sectors of every proof
 //! family: identical tree_c, tree_r_last, replica, p_aux, t_aux and comm_r; the spec's known
-//! comm_r; our PC2 on the reference's PC1 output; re-runs and kills; bad input.
+//! comm_r; our PC2 on the reference's PC1 output; re-runs (reusing journaled trees) and kills;
+//! bad input.
 
 mod common;
 
@@ -109,7 +110,8 @@ fn compare_shape<Tree: 'static + storage_proofs_core::merkle::MerkleTreeTrait>(
             let name = e.unwrap().file_name();
             // The synthetic proofs file is the reference's generate_synth_proofs' output, not
             // its PC2's: tests/c1_vs_reference.rs compares it.
-            if name == "syn-porep-vanilla-proofs.dat" {
+            // The journal is ours alone (the reference resumes nothing).
+            if name == "syn-porep-vanilla-proofs.dat" || name == sealkit::pc2::JOURNAL_FILE {
                 continue;
             }
             if !snap.join(&name).exists() {
@@ -336,6 +338,69 @@ fn rerun_and_kill_are_safe() {
             "replica differs after a kill at {delay_ms} ms"
         );
     }
+}
+
+/// A re-run reuses the tree files the journal vouches for, and recomputes a damaged one
+/// (or all of them without a journal) to the same bytes.
+#[test]
+fn rerun_reuses_finished_trees() {
+    let mut rng = rng("pc2_rerun_reuses_finished_trees");
+    let proof = SealProof::from_id(6).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let s = sector_with_random_pieces(&tmp.path().join("s"), proof, &mut rng);
+    let pc1 = ok(run(SEAL_PC1, &s.doc, tmp.path()));
+    let clean = ok(run(SEAL_PC2, &pc1, tmp.path()));
+    let (tree_c, tree_r) = (
+        s.cache().join("sc-02-data-tree-c.dat"),
+        s.cache().join("sc-02-data-tree-r-last.dat"),
+    );
+    let (c_bytes, r_bytes) = (fs::read(&tree_c).unwrap(), fs::read(&tree_r).unwrap());
+    let rerun = |what: &str| -> String {
+        let out = run(SEAL_PC2, &pc1, tmp.path());
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        let doc = ok(out);
+        assert_eq!(doc.get("comm_r"), clean.get("comm_r"), "{what}");
+        assert!(fs::read(&tree_c).unwrap() == c_bytes, "tree_c after {what}");
+        assert!(
+            fs::read(&tree_r).unwrap() == r_bytes,
+            "tree_r_last after {what}"
+        );
+        err
+    };
+
+    let err = rerun("a plain re-run");
+    assert!(
+        err.contains("sc-02-data-tree-c.dat: complete and verified, reused"),
+        "{err}"
+    );
+    assert!(
+        err.contains("sc-02-data-tree-r-last.dat: complete and verified, reused"),
+        "{err}"
+    );
+
+    let mut bad = c_bytes.clone();
+    bad[c_bytes.len() / 2] ^= 0x10;
+    fs::write(&tree_c, &bad).unwrap();
+    let err = rerun("a corrupted tree_c");
+    assert!(
+        err.contains("sc-02-data-tree-c.dat: does not match the checksum"),
+        "{err}"
+    );
+    assert!(
+        err.contains("sc-02-data-tree-r-last.dat: complete and verified, reused"),
+        "{err}"
+    );
+
+    fs::write(&tree_r, &r_bytes[..r_bytes.len() - 32]).unwrap();
+    let err = rerun("a short tree_r_last");
+    assert!(
+        err.contains("sc-02-data-tree-r-last.dat: does not match the checksum"),
+        "{err}"
+    );
+
+    fs::remove_file(s.cache().join(sealkit::pc2::JOURNAL_FILE)).unwrap();
+    let err = rerun("a missing journal");
+    assert!(!err.contains("reused"), "{err}");
 }
 
 #[test]

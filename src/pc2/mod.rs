@@ -7,14 +7,19 @@
 //! replica, so a re-run after a kill at any point writes the same bytes again. The unsealed
 //! file is only read.
 //!
+//! Finished tree files are recorded in a journal ([`journal`]) so a re-run after a kill
+//! reuses them instead of hashing them again.
+//!
 //! For synthetic proof types PC2 ends by proving every synthetic challenge
 //! ([`crate::commit::synthetic`]), as Lotus does, so the layers may go before the seed comes.
 
 mod aux;
 mod builder;
+mod journal;
 
 pub use aux::{t_aux_bytes, write_aux, TreeSizes};
 pub use builder::{CpuBuilder, TreeBuilder};
+pub use journal::{Journal, JOURNAL_FILE};
 
 use std::fs::{File, OpenOptions};
 use std::path::Path;
@@ -72,7 +77,16 @@ pub fn precommit2(doc: &mut SectorDoc, opts: &Pc2Options) -> Result<Pc2Output> {
         rid == want,
         "field \"replica_id\" does not match the document's prover, sector, ticket and comm_d"
     );
-    let out = seal_trees(proof, &unsealed, &sealed, &cache, opts, &CpuBuilder)?;
+    let mut journal = Journal::load(&cache, &crate::hex::encode(&rid));
+    let out = seal_trees_resumable(
+        proof,
+        &unsealed,
+        &sealed,
+        &cache,
+        opts,
+        &CpuBuilder,
+        Some(&mut journal),
+    )?;
     doc.set_hex("comm_c", &out.comm_c);
     doc.set_hex("comm_r_last", &out.comm_r_last);
     doc.set_hex("comm_r", &out.comm_r);
@@ -118,7 +132,8 @@ fn read_padded(f: &File, offset: u64, buf: &mut [u8]) -> Result<()> {
     Ok(())
 }
 
-/// tree_c, encoding and tree_r_last for a sector whose PC1 files are in `cache`.
+/// tree_c, encoding and tree_r_last for a sector whose PC1 files are in `cache`, every tree
+/// computed.
 pub fn seal_trees(
     proof: SealProof,
     unsealed: &Path,
@@ -127,6 +142,36 @@ pub fn seal_trees(
     opts: &Pc2Options,
     builder: &dyn TreeBuilder,
 ) -> Result<Pc2Output> {
+    seal_trees_resumable(proof, unsealed, sealed, cache, opts, builder, None)
+}
+
+/// [`seal_trees`] reusing the tree files `journal` lists as finished (and still matching),
+/// and recording each tree file it writes.
+pub fn seal_trees_resumable(
+    proof: SealProof,
+    unsealed: &Path,
+    sealed: &Path,
+    cache: &Path,
+    opts: &Pc2Options,
+    builder: &dyn TreeBuilder,
+    mut journal: Option<&mut Journal>,
+) -> Result<Pc2Output> {
+    // The root of a finished tree file, if the journal vouches for it.
+    let finished = |journal: &Option<&mut Journal>, name: &str| -> Result<Option<[u8; 32]>> {
+        let Some(j) = journal else { return Ok(None) };
+        if !j.files.contains_key(name) {
+            return Ok(None);
+        }
+        let root = j.finished(cache, name)?;
+        let tool = crate::cli::tool_name();
+        match root {
+            Some(_) => eprintln!("{tool}: {name}: complete and verified, reused"),
+            None => eprintln!(
+                "{tool}: {name}: does not match the checksum recorded when it was written; recomputing"
+            ),
+        }
+        Ok(root)
+    };
     let nodes = proof.nodes() as usize;
     let shape = proof.tree_shape();
     let base_trees = shape.base_trees();
@@ -144,6 +189,11 @@ pub fn seal_trees(
     // tree_c: one file per base tree, every row.
     let mut c_roots = Vec::with_capacity(base_trees);
     for t in 0..base_trees {
+        let name = base_tree_file("tree-c", t, base_trees);
+        if let Some(root) = finished(&journal, &name)? {
+            c_roots.push(root);
+            continue;
+        }
         let mut rows = anon_buffer(base_len * 32)?;
         let root = step(
             opts.verbose,
@@ -162,7 +212,7 @@ pub fn seal_trees(
                 Ok(builder.build_rows(&mut rows, per_tree, shape.base))
             },
         )?;
-        write_now(&cache.join(base_tree_file("tree-c", t, base_trees)), &rows)?;
+        write_now(cache, &name, &rows, journal.as_deref_mut())?;
         c_roots.push(root);
     }
     let comm_c = combine_roots(&c_roots, shape);
@@ -178,6 +228,11 @@ pub fn seal_trees(
     let replica = open_exact(sealed, nodes as u64 * 32, "replica file")?;
     let mut r_roots = Vec::with_capacity(base_trees);
     for t in 0..base_trees {
+        let name = base_tree_file("tree-r-last", t, base_trees);
+        if let Some(root) = finished(&journal, &name)? {
+            r_roots.push(root);
+            continue;
+        }
         let mut rows = anon_buffer(base_len * 32)?;
         let root = step(
             opts.verbose,
@@ -192,10 +247,7 @@ pub fn seal_trees(
             },
         )?;
         let keep = &rows[cached_rows_offset(per_tree, shape.base, rtd)..];
-        write_now(
-            &cache.join(base_tree_file("tree-r-last", t, base_trees)),
-            keep,
-        )?;
+        write_now(cache, &name, keep, journal.as_deref_mut())?;
         r_roots.push(root);
     }
     let comm_r_last = combine_roots(&r_roots, shape);
@@ -215,12 +267,18 @@ pub fn seal_trees(
     })
 }
 
-/// Writes `bytes` to `path` durably (temp name, fsync, rename).
-fn write_now(path: &Path, bytes: &[u8]) -> Result<()> {
-    let f = PendingFile::write_streamed(path.to_path_buf(), bytes.len() as u64, |chunk, off| {
+/// Writes `bytes` to `cache/name` durably (temp name, fsync, rename), then records it in
+/// the journal.
+fn write_now(cache: &Path, name: &str, bytes: &[u8], journal: Option<&mut Journal>) -> Result<()> {
+    let f = PendingFile::write_streamed(cache.join(name), bytes.len() as u64, |chunk, off| {
         chunk.copy_from_slice(&bytes[off as usize..off as usize + chunk.len()])
     })?;
-    f.commit()
+    let (len, sum) = f.summary();
+    f.commit()?;
+    match journal {
+        Some(j) => j.record(cache, name, len, sum),
+        None => Ok(()),
+    }
 }
 
 /// `replica[v] = data[v] + key[v]` for every node, `data` read from the unsealed file (zeros

@@ -1,0 +1,129 @@
+//! The PC2 journal: which tree files are finished, with a checksum of each.
+//!
+//! A kill during PC2 used to cost every tree again on the re-run. Now each tree_c and
+//! tree_r_last file, once durable, is recorded with its length and xxh3 checksum in
+//! `sealkit-pc2.json` in the cache directory (written atomically after the file). On a
+//! re-run a file is reused only if the journal lists it for the same replica and its bytes
+//! still match; its root is its last 32 bytes (both file forms end with the root). Anything
+//! else — a missing, short, corrupted or unlisted file, or another replica's journal — is
+//! recomputed, so the outputs are the same bytes as a clean run. The replica id commits to
+//! the sector's data (comm_d) and, through SDR, to every layer, so it names the trees' inputs.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil::write_atomic;
+
+/// File name of the journal in the cache directory.
+pub const JOURNAL_FILE: &str = "sealkit-pc2.json";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Journal {
+    /// The replica the recorded files belong to (hex); files of another replica are void.
+    pub replica_id: String,
+    /// File name → (length, xxh3-64 in hex).
+    pub files: BTreeMap<String, (u64, String)>,
+}
+
+impl Journal {
+    fn path(cache: &Path) -> PathBuf {
+        cache.join(JOURNAL_FILE)
+    }
+
+    /// The journal of `cache` for `replica_id`: empty if absent, unreadable or for another
+    /// replica.
+    pub fn load(cache: &Path, replica_id: &str) -> Journal {
+        let fresh = Journal {
+            replica_id: replica_id.to_string(),
+            files: BTreeMap::new(),
+        };
+        let Ok(text) = std::fs::read_to_string(Self::path(cache)) else {
+            return fresh;
+        };
+        match serde_json::from_str::<Journal>(&text) {
+            Ok(j) if j.replica_id == replica_id => j,
+            _ => fresh,
+        }
+    }
+
+    /// The root of `name` in `cache` if the file is finished: listed, and its length and
+    /// checksum match. Reads the file in 4 MiB pieces (never mapped: a map would count the
+    /// whole tree in PC2's resident memory).
+    pub fn finished(&self, cache: &Path, name: &str) -> Result<Option<[u8; 32]>> {
+        let Some((len, sum)) = self.files.get(name) else {
+            return Ok(None);
+        };
+        let path = cache.join(name);
+        let Ok(mut f) = File::open(&path) else {
+            return Ok(None);
+        };
+        if f.metadata()?.len() != *len || *len < 32 {
+            return Ok(None);
+        }
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        let mut buf = vec![0u8; (4 << 20).min(*len as usize)];
+        let mut tail = Vec::with_capacity(64);
+        loop {
+            let n = f
+                .read(&mut buf)
+                .with_context(|| format!("reading {}", path.display()))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            tail.extend_from_slice(&buf[n.saturating_sub(32)..n]);
+            tail.drain(..tail.len().saturating_sub(32));
+        }
+        if format!("{:016x}", hasher.digest()) != *sum {
+            return Ok(None);
+        }
+        Ok(Some(tail[..].try_into().expect("32-byte root")))
+    }
+
+    /// Records a durable file (its length and checksum) and saves the journal atomically.
+    pub fn record(&mut self, cache: &Path, name: &str, len: u64, checksum: String) -> Result<()> {
+        self.files.insert(name.to_string(), (len, checksum));
+        let text = serde_json::to_string_pretty(self).expect("journal serialises");
+        write_atomic(&Self::path(cache), text.as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::durable::checksum;
+
+    #[test]
+    fn reuses_only_matching_files_of_the_same_replica() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path();
+        let bytes: Vec<u8> = (0..(5u32 << 20) + 96)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
+        std::fs::write(cache.join("t.dat"), &bytes).unwrap();
+        let mut j = Journal::load(cache, "aa");
+        assert_eq!(j.finished(cache, "t.dat").unwrap(), None, "unlisted");
+        j.record(cache, "t.dat", bytes.len() as u64, checksum(&bytes))
+            .unwrap();
+        let j = Journal::load(cache, "aa");
+        let root: [u8; 32] = bytes[bytes.len() - 32..].try_into().unwrap();
+        assert_eq!(j.finished(cache, "t.dat").unwrap(), Some(root));
+        assert!(
+            Journal::load(cache, "bb").files.is_empty(),
+            "another replica"
+        );
+        let mut bad = bytes.clone();
+        bad[1 << 20] ^= 1;
+        std::fs::write(cache.join("t.dat"), &bad).unwrap();
+        assert_eq!(j.finished(cache, "t.dat").unwrap(), None, "corrupted");
+        std::fs::write(cache.join("t.dat"), &bytes[..bytes.len() - 32]).unwrap();
+        assert_eq!(j.finished(cache, "t.dat").unwrap(), None, "short");
+        std::fs::remove_file(cache.join("t.dat")).unwrap();
+        assert_eq!(j.finished(cache, "t.dat").unwrap(), None, "missing");
+    }
+}

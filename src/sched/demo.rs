@@ -50,6 +50,8 @@ pub fn run(opts: DemoOptions) -> Result<Value> {
     cfg.chain.epoch = "100ms".into();
     cfg.batching.precommit_batch_wait = "5s".into();
     cfg.batching.commit_batch_wait = "5s".into();
+    cfg.batching.precommit_batch_slack = "10s".into();
+    cfg.batching.commit_batch_slack = "10s".into();
     cfg.sealing.retry_min = "5s".into();
     repo.init(Some(cfg.clone()))?;
     std::fs::write(dir.join(MARKER), b"")?;

@@ -205,6 +205,9 @@ fn remove_all(p: &Path) -> Result<()> {
     .with_context(|| format!("cannot remove {}", p.display()))
 }
 
+/// Our phases' resume journals: bookkeeping for a re-run, meaningless once sealed.
+const OUR_JOURNALS: [&str; 3] = ["seal-ap.journal", "sealkit-pc1.json", "sealkit-pc2.json"];
+
 /// Finalize's trimming of a sealed sector's cache: what the reference's `clear_cache`
 /// removes (layers, tree_d, tree_c), plus the files only Commit1/Commit2 needed once the
 /// proof is on chain (our `commit1-output.json` and the synthetic proofs). tree_r_last,
@@ -221,7 +224,8 @@ pub fn clear_cache(cache: &Path) -> Result<u64> {
             || name.starts_with("sc-02-data-tree-c")
             || name == "sc-02-data-tree-d.dat"
             || name == crate::commit::synth_file::SYNTH_FILE
-            || name == "commit1-output.json";
+            || name == "commit1-output.json"
+            || OUR_JOURNALS.contains(&name.as_str());
         if drop {
             freed += e.metadata().map_or(0, |m| m.len());
             fs::remove_file(e.path())?;
@@ -289,6 +293,7 @@ mod tests {
             "sc-02-data-tree-c.dat",
             "sc-02-data-tree-r-last.dat",
             "p_aux",
+            "sealkit-pc1.json",
             "t_aux",
         ] {
             fs::write(cache.join(f), f).unwrap();

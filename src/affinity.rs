@@ -52,3 +52,20 @@ pub fn ordered_cpus() -> Vec<usize> {
 pub fn pin_current_thread(cpu: usize) {
     core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
 }
+
+/// Restricts the calling thread (and every process it starts afterwards) to `cpus`: what
+/// `taskset -c` does before it execs. An empty list leaves the mask as it is.
+pub fn pin_current_thread_to(cpus: &[usize]) -> anyhow::Result<()> {
+    use nix::sched::{sched_setaffinity, CpuSet};
+    use nix::unistd::Pid;
+    if cpus.is_empty() {
+        return Ok(());
+    }
+    let mut set = CpuSet::new();
+    for &c in cpus {
+        set.set(c)
+            .map_err(|e| anyhow::anyhow!("CPU {c} cannot be in an affinity mask: {e}"))?;
+    }
+    sched_setaffinity(Pid::from_raw(0), &set)
+        .map_err(|e| anyhow::anyhow!("cannot pin to CPUs {cpus:?}: {e}"))
+}

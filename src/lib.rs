@@ -26,6 +26,7 @@ pub mod pc1;
 pub mod pc2;
 pub mod piece;
 pub mod progress;
+pub mod sched;
 pub mod sdr;
 pub mod sector;
 pub mod snark;

@@ -1,0 +1,404 @@
+//! seal-sched: the sealing scheduler and sector state machine. See `man/seal-sched.1`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args as ClapArgs, Parser, Subcommand};
+use serde_json::{json, Value};
+
+use sealkit::cli;
+use sealkit::sched::{
+    batch, chain::MsgKind, daemon, demo, engine, repo::Repo, report, storage, supervisor,
+};
+
+#[derive(Parser)]
+#[command(
+    name = "seal-sched",
+    version,
+    about = "Schedule and track sector sealing on this machine's workers",
+    after_help = "\
+seal-sched owns every sector's state in a repository (--repo, $SEALKIT_REPO, ~/.sealkit):
+config.toml (workers, storage, chain, batching), sched.db (SQLite: sectors, tasks, batches,
+events) and the simulated chain. `run` is the daemon; every other command may run beside it
+(from cron, too). Listings take --json.
+
+Examples:
+  seal-sched demo                          # seal 2KiB sectors from nothing to Proving
+  seal-sched init && seal-sched run &      # a repository for this machine, then the daemon
+  seal-sched sectors pledge --count 4      # committed-capacity sectors
+  seal-sched sectors add --piece deal.car  # a sector with a deal piece (priority 1024)
+  seal-sched sectors status 3              # the sector's per-phase timeline
+  seal-sched jobs                          # what runs where, and why the rest waits
+  seal-sched workers --json
+  seal-sched batch publish --now           # send pending precommits/commits (cron)
+  seal-sched storage attach /mnt/fast --seal --groups pc2-a"
+)]
+struct Cli {
+    /// The repository directory (default: $SEALKIT_REPO, else ~/.sealkit).
+    #[arg(long, global = true, value_name = "DIR")]
+    repo: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(ClapArgs)]
+struct Json {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create the repository: one local worker with this machine's CPUs, memory and GPUs,
+    /// one storage path that seals and stores, the simulated chain.
+    Init {
+        /// The seal proof of new sectors (default StackedDrg2KiBV1_1).
+        #[arg(long)]
+        seal_proof: Option<String>,
+        /// The miner actor id (default 1000).
+        #[arg(long)]
+        miner: Option<u64>,
+    },
+    /// The daemon: runs passes until killed (or until every sector is done).
+    Run {
+        /// Exit once every sector is Proving or failed for good.
+        #[arg(long)]
+        until_done: bool,
+        /// No event log on stderr.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Sectors: pledge, add, list, status.
+    #[command(subcommand)]
+    Sectors(SectorsCmd),
+    /// Workers and their resource use; enable or disable task types at run time.
+    Workers {
+        #[command(subcommand)]
+        action: Option<WorkersCmd>,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Running and waiting tasks, and why each waiting one waits.
+    Jobs {
+        /// Also finished, failed and abandoned tasks.
+        #[arg(long)]
+        all: bool,
+        /// Cancel a task: a queued one is dropped, a running one is killed (its sector retries).
+        #[arg(long, value_name = "ID")]
+        abort: Option<u64>,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// PreCommit and Commit batches.
+    #[command(subcommand)]
+    Batch(BatchCmd),
+    /// Storage paths (Lotus sectorstore.json).
+    #[command(subcommand)]
+    Storage(StorageCmd),
+    /// Seal a few 2KiB sectors (CC and deal) from nothing to Proving in a fresh repository,
+    /// then print each timeline and verify each proof.
+    Demo {
+        /// CC sectors.
+        #[arg(long, default_value_t = 2)]
+        cc: usize,
+        /// Sectors with a random deal piece.
+        #[arg(long, default_value_t = 1)]
+        deals: usize,
+    },
+    /// (internal) Run one task: the process the daemon starts per task.
+    #[command(hide = true)]
+    TaskExec { dir: PathBuf },
+    /// (internal) Time one scheduling pass over a synthetic load (scripts/bench-sched.sh).
+    #[command(hide = true)]
+    BenchPass {
+        #[arg(long, default_value_t = 10_000)]
+        tasks: usize,
+        #[arg(long, default_value_t = 200)]
+        workers: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum SectorsCmd {
+    /// Add committed-capacity sectors.
+    Pledge {
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+    },
+    /// Add a sector with deal pieces (kept in place until AddPiece has read them).
+    Add {
+        #[arg(long = "piece", value_name = "FILE", required = true)]
+        pieces: Vec<PathBuf>,
+        /// The sector number (default: the next free one).
+        #[arg(long)]
+        number: Option<u64>,
+    },
+    /// Every sector with its state and document fields.
+    List {
+        #[command(flatten)]
+        json: Json,
+    },
+    /// One sector with its per-phase timeline.
+    Status {
+        number: u64,
+        #[command(flatten)]
+        json: Json,
+    },
+}
+
+#[derive(Subcommand)]
+enum WorkersCmd {
+    /// Let a worker run these task types again.
+    Enable { worker: String, tasks: Vec<String> },
+    /// Stop giving a worker these task types (running ones finish).
+    Disable { worker: String, tasks: Vec<String> },
+}
+
+#[derive(Subcommand)]
+enum BatchCmd {
+    List {
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Send the batches that are due (full, waited long enough, or near a deadline).
+    Publish {
+        /// Send everything pending now.
+        #[arg(long)]
+        now: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum StorageCmd {
+    /// Attach a path to a worker, creating its sectorstore.json unless it has one.
+    Attach {
+        path: PathBuf,
+        #[arg(long)]
+        seal: bool,
+        #[arg(long)]
+        store: bool,
+        #[arg(long, default_value_t = 10)]
+        weight: u64,
+        /// Groups this path belongs to (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        groups: Vec<String>,
+        /// Groups allowed to fetch from this path (comma-separated; empty: all).
+        #[arg(long, value_delimiter = ',')]
+        allow_to: Vec<String>,
+        /// Byte cap, e.g. 4TiB (0: none).
+        #[arg(long)]
+        max_storage: Option<String>,
+        /// The worker (default: the first one).
+        #[arg(long)]
+        worker: Option<String>,
+    },
+    List {
+        #[command(flatten)]
+        json: Json,
+    },
+}
+
+fn show(json: bool, (text, value): (String, Value)) -> Result<()> {
+    if json {
+        cli::print_json_line(&value.to_string())
+    } else {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        out.write_all(text.as_bytes())?;
+        Ok(())
+    }
+}
+
+fn main() -> ExitCode {
+    cli::run_main("seal-sched", || run(Cli::parse()))
+}
+
+fn run(args: Cli) -> Result<()> {
+    let repo = Repo::locate(args.repo.as_deref())?;
+    match args.cmd {
+        Cmd::TaskExec { dir } => supervisor::run(&dir),
+        Cmd::Init { seal_proof, miner } => {
+            let mut cfg = repo.default_config()?;
+            if let Some(p) = seal_proof {
+                cfg.sealing.seal_proof = p;
+            }
+            if let Some(m) = miner {
+                cfg.sealing.miner = m;
+            }
+            let cfg = repo.init(Some(cfg))?;
+            eprintln!(
+                "seal-sched: initialized {} (edit {} to change workers and storage)",
+                repo.root.display(),
+                repo.config_path().display()
+            );
+            cli::print_json_line(&json!({"repo": repo.root, "workers": cfg.workers.len(), "seal_proof": cfg.sealing.seal_proof}).to_string())
+        }
+        Cmd::Run { until_done, quiet } => {
+            daemon::run(&repo, daemon::RunOptions { until_done, quiet })
+        }
+        Cmd::Sectors(c) => sectors(&repo, c),
+        Cmd::Workers { action, json } => {
+            let e = engine::Engine::open(&repo)?;
+            match action {
+                None => show(json.json, report::workers(&e)?),
+                Some(WorkersCmd::Enable { worker, tasks }) => switch(&e, &worker, &tasks, true),
+                Some(WorkersCmd::Disable { worker, tasks }) => switch(&e, &worker, &tasks, false),
+            }
+        }
+        Cmd::Jobs { all, abort, json } => {
+            let e = engine::Engine::open(&repo)?;
+            if let Some(id) = abort {
+                engine::cancel(&repo, &e.db, id)?;
+                return cli::print_json_line(&json!({"aborted": id}).to_string());
+            }
+            show(json.json, report::jobs(&e, all)?)
+        }
+        Cmd::Batch(BatchCmd::List { json }) => show(json.json, report::batches(&repo.open_db()?)?),
+        Cmd::Batch(BatchCmd::Publish { now }) => {
+            let cfg = repo.config()?;
+            let mut db = repo.open_db()?;
+            let chain = engine::open_chain(&repo, &cfg)?;
+            let recovered = batch::recover(&mut db, &chain, &cfg)?;
+            let mut sent = Vec::new();
+            for kind in [MsgKind::PreCommit, MsgKind::ProveCommit] {
+                for (id, r) in batch::publish(&mut db, &chain, &cfg, kind, now)? {
+                    eprintln!(
+                        "Batch {id}:\n  Message: {}\n  Sectors: {}",
+                        r.cid,
+                        r.results
+                            .iter()
+                            .map(|(n, e)| format!(
+                                "{n} {}",
+                                if e.is_none() { "OK" } else { "ERROR" }
+                            ))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                    sent.push(json!({"batch": id, "message": r.cid, "epoch": r.epoch,
+                        "sectors": r.results.iter().map(|(n, e)| json!({"sector": n, "error": e})).collect::<Vec<_>>()}));
+                }
+            }
+            if sent.is_empty() && recovered == 0 {
+                eprintln!(
+                    "seal-sched: no batch is due{}",
+                    if now {
+                        " (no sectors to publish)"
+                    } else {
+                        " (--now sends what is pending)"
+                    }
+                );
+            }
+            cli::print_json_line(&Value::Array(sent).to_string())
+        }
+        Cmd::Storage(StorageCmd::List { json }) => {
+            show(json.json, report::storage(&engine::Engine::open(&repo)?)?)
+        }
+        Cmd::Storage(StorageCmd::Attach {
+            path,
+            seal,
+            store,
+            weight,
+            groups,
+            allow_to,
+            max_storage,
+            worker,
+        }) => {
+            anyhow::ensure!(
+                path.is_absolute(),
+                "storage path {} must be absolute",
+                path.display()
+            );
+            let mut cfg = repo.config()?;
+            let wi = match &worker {
+                Some(n) => cfg
+                    .workers
+                    .iter()
+                    .position(|w| &w.name == n)
+                    .ok_or_else(|| cfg.worker(n).unwrap_err())?,
+                None => 0,
+            };
+            let existed = path.join(storage::META_FILE).exists();
+            let mut meta = storage::ensure_path(&path, seal, store)?;
+            if !existed {
+                meta.weight = weight;
+                meta.groups = groups;
+                meta.allow_to = allow_to;
+                meta.max_storage = max_storage
+                    .as_deref()
+                    .map(sealkit::sched::config::parse_size)
+                    .transpose()?
+                    .unwrap_or(0);
+                storage::write_meta(&path, &meta)?;
+            }
+            let p = path.display().to_string();
+            if !cfg.workers[wi].storage.contains(&p) {
+                cfg.workers[wi].storage.push(p);
+            }
+            cfg.validate()?;
+            sealkit::fsutil::write_atomic(&repo.config_path(), cfg.to_toml().as_bytes())?;
+            cli::print_json_line(&json!({"path": path, "worker": cfg.workers[wi].name, "meta": meta, "existing": existed}).to_string())
+        }
+        Cmd::Demo { cc, deals } => {
+            let dir = args.repo.clone();
+            let out = demo::run(demo::DemoOptions { dir, cc, deals })?;
+            cli::print_json_line(&out.to_string())
+        }
+        Cmd::BenchPass { tasks, workers } => {
+            let (q, w, p) = sealkit::sched::assign::synthetic_load(tasks, workers, 1);
+            let table = sealkit::sched::resources::ResourceTable::defaults();
+            let mut best = f64::INFINITY;
+            let mut plan = None;
+            for _ in 0..5 {
+                let t = std::time::Instant::now();
+                plan = Some(sealkit::sched::assign::schedule(&q, &w, &p, &table, 0.0));
+                best = best.min(t.elapsed().as_secs_f64());
+            }
+            let plan = plan.expect("ran");
+            cli::print_json_line(&json!({"tasks": tasks, "workers": workers, "seconds": best,
+                "assigned": plan.assignments.len(), "reserved": plan.reservations.len(), "waiting": plan.waiting.len()}).to_string())
+        }
+    }
+}
+
+fn switch(e: &engine::Engine, worker: &str, tasks: &[String], enabled: bool) -> Result<()> {
+    e.cfg.worker(worker)?;
+    anyhow::ensure!(
+        !tasks.is_empty(),
+        "name the task types to switch (AP, PC1, PC2, C1, C2, FIN, GET)"
+    );
+    for t in tasks {
+        let k = sealkit::sched::task_type::TaskType::parse(t)
+            .with_context(|| format!("unknown task type {t:?}"))?;
+        e.db.conn.execute(
+            "INSERT INTO switches (worker, task, enabled) VALUES (?1, ?2, ?3) ON CONFLICT(worker, task) DO UPDATE SET enabled = ?3",
+            rusqlite::params![worker, k.short(), enabled as i64],
+        )?;
+    }
+    cli::print_json_line(&json!({"worker": worker, "tasks": e.worker_tasks(e.cfg.worker(worker)?)?.iter().map(|t| t.short()).collect::<Vec<_>>()}).to_string())
+}
+
+fn sectors(repo: &Repo, c: SectorsCmd) -> Result<()> {
+    match c {
+        SectorsCmd::Pledge { count } => {
+            let cfg = repo.config()?;
+            let mut db = repo.open_db()?;
+            let mut added = Vec::new();
+            for _ in 0..count {
+                added.push(engine::add_sector(&mut db, &cfg, &[], None)?);
+            }
+            cli::print_json_line(&json!({"pledged": added}).to_string())
+        }
+        SectorsCmd::Add { pieces, number } => {
+            let cfg = repo.config()?;
+            let mut db = repo.open_db()?;
+            let n = engine::add_sector(&mut db, &cfg, &pieces, number)?;
+            cli::print_json_line(&json!({"added": n}).to_string())
+        }
+        SectorsCmd::List { json } => show(json.json, report::sectors(&repo.open_db()?)?),
+        SectorsCmd::Status { number, json } => {
+            show(json.json, report::status(&repo.open_db()?, number)?)
+        }
+    }
+}

@@ -1,0 +1,434 @@
+//! `config.toml`: the repository's configuration (workers, storage, chain, batching, retries).
+//!
+//! The file is the operator's; `seal-sched init` writes a working default and the daemon
+//! re-reads it on start. Every field has a default so a config only names what it changes.
+//! Durations are strings with a unit (`"90s"`, `"24h"`, `"250ms"`), as Lotus writes them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, ensure, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::task_type::TaskType;
+use crate::sector::proof::SealProof;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub sealing: Sealing,
+    #[serde(default)]
+    pub chain: Chain,
+    #[serde(default)]
+    pub batching: Batching,
+    #[serde(default, rename = "worker")]
+    pub workers: Vec<Worker>,
+    /// Resource-table overrides, keyed like Lotus's environment variables
+    /// (`PC1_32G_MAX_CONCURRENT = "4"`); the environment wins over these.
+    #[serde(default)]
+    pub resources: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sealing {
+    /// The registered seal proof of new sectors (name or id).
+    pub seal_proof: String,
+    /// The miner actor id: sector files are named `s-t0<miner>-<number>`.
+    pub miner: u64,
+    /// Failures of one phase before the sector gives up on it (Lotus: 3 for PC1/PC2).
+    pub max_retries: u32,
+    /// The first retry waits this long, each later one twice as long (Lotus waits a flat
+    /// minute, MinRetryTime, with no back-off).
+    pub retry_min: String,
+    pub retry_max: String,
+    /// Keep the unsealed copy of deal sectors at Finalize (Lotus AlwaysKeepUnsealedCopy).
+    pub keep_unsealed: bool,
+    /// Where the `seal-*` binaries are; empty: next to `seal-sched` itself.
+    pub bin_dir: String,
+    /// Per task type time limits (`PC1 = "48h"`); a task over its limit is killed and fails.
+    pub timeouts: BTreeMap<String, String>,
+}
+
+impl Default for Sealing {
+    fn default() -> Self {
+        Sealing {
+            seal_proof: "StackedDrg2KiBV1_1".into(),
+            miner: 1000,
+            max_retries: 3,
+            retry_min: "60s".into(),
+            retry_max: "30m".into(),
+            keep_unsealed: true,
+            bin_dir: String::new(),
+            timeouts: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Chain {
+    /// `"sim"`: the embedded simulated chain (the only kind so far; a Lotus JSON-RPC adapter
+    /// implements the same interface).
+    pub kind: String,
+    /// Wall-clock length of one epoch (mainnet: 30s).
+    pub epoch: String,
+    /// Epochs between a precommit landing and its interactive seed (mainnet: 150).
+    pub seed_delay: u64,
+    /// Secret mixed into the simulated chain's randomness, so two repositories differ.
+    pub secret: String,
+}
+
+impl Default for Chain {
+    fn default() -> Self {
+        Chain {
+            kind: "sim".into(),
+            epoch: "30s".into(),
+            seed_delay: 150,
+            secret: "sealkit".into(),
+        }
+    }
+}
+
+/// Lotus's `[Sealing]` batching keys with their defaults.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Batching {
+    pub max_precommit_batch: usize,
+    pub precommit_batch_wait: String,
+    pub precommit_batch_slack: String,
+    pub min_commit_batch: usize,
+    pub max_commit_batch: usize,
+    pub commit_batch_wait: String,
+    pub commit_batch_slack: String,
+}
+
+impl Default for Batching {
+    fn default() -> Self {
+        Batching {
+            max_precommit_batch: 256,
+            precommit_batch_wait: "24h".into(),
+            precommit_batch_slack: "3h".into(),
+            min_commit_batch: 4,
+            max_commit_batch: 819,
+            commit_batch_wait: "24h".into(),
+            commit_batch_slack: "1h".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Worker {
+    pub name: String,
+    /// CPUs the worker's tasks are pinned to, taskset style (`"0-7,16-23"`).
+    pub cpus: String,
+    /// Physical memory and swap the scheduler may plan with (`"256GiB"`).
+    pub memory: String,
+    #[serde(default)]
+    pub swap: String,
+    #[serde(default)]
+    pub gpus: usize,
+    /// Scheduling windows: how many full capacities of work may be placed on the worker
+    /// ahead of running (Lotus SchedWindows, 2).
+    #[serde(default = "two")]
+    pub windows: u32,
+    /// Task types this worker runs (`lotus-worker run --precommit1=false` drops PC1).
+    #[serde(default = "all_tasks")]
+    pub tasks: Vec<String>,
+    /// Storage paths local to the worker.
+    #[serde(default)]
+    pub storage: Vec<String>,
+    /// Environment for the worker's tasks (`TMPDIR`, `FIL_PROOFS_*`).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+fn two() -> u32 {
+    2
+}
+
+fn all_tasks() -> Vec<String> {
+    ["AP", "PC1", "PC2", "C1", "C2", "FIN", "GET"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}", path.display()))?;
+        let cfg: Config = toml::from_str(&text).map_err(|e| {
+            anyhow::anyhow!(
+                "config {}: {}",
+                path.display(),
+                e.to_string().lines().collect::<Vec<_>>().join(" ")
+            )
+        })?;
+        cfg.validate()
+            .with_context(|| format!("config {}", path.display()))?;
+        Ok(cfg)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config serializes")
+    }
+
+    /// Checks every value that would otherwise fail later, naming the key.
+    pub fn validate(&self) -> Result<()> {
+        self.seal_proof()?;
+        for (k, v) in [
+            ("sealing.retry_min", &self.sealing.retry_min),
+            ("sealing.retry_max", &self.sealing.retry_max),
+            ("chain.epoch", &self.chain.epoch),
+            (
+                "batching.precommit_batch_wait",
+                &self.batching.precommit_batch_wait,
+            ),
+            (
+                "batching.precommit_batch_slack",
+                &self.batching.precommit_batch_slack,
+            ),
+            (
+                "batching.commit_batch_wait",
+                &self.batching.commit_batch_wait,
+            ),
+            (
+                "batching.commit_batch_slack",
+                &self.batching.commit_batch_slack,
+            ),
+        ] {
+            parse_duration(v).with_context(|| format!("key {k}"))?;
+        }
+        ensure!(
+            parse_duration(&self.chain.epoch)? > 0.0,
+            "key chain.epoch: must be longer than 0s"
+        );
+        ensure!(
+            self.chain.kind == "sim",
+            "key chain.kind: unknown chain {:?} (known: \"sim\")",
+            self.chain.kind
+        );
+        for (k, v) in &self.sealing.timeouts {
+            TaskType::parse(k)
+                .with_context(|| format!("key sealing.timeouts.{k}: unknown task type"))?;
+            parse_duration(v).with_context(|| format!("key sealing.timeouts.{k}"))?;
+        }
+        ensure!(
+            self.batching.max_precommit_batch > 0,
+            "key batching.max_precommit_batch: must be at least 1"
+        );
+        ensure!(
+            self.batching.max_commit_batch > 0,
+            "key batching.max_commit_batch: must be at least 1"
+        );
+        ensure!(
+            !self.workers.is_empty(),
+            "no [[worker]]: add one (seal-sched init writes a default)"
+        );
+        let mut names = std::collections::BTreeSet::new();
+        for w in &self.workers {
+            let at = format!("worker {:?}", w.name);
+            ensure!(!w.name.is_empty(), "a [[worker]] has an empty name");
+            ensure!(names.insert(&w.name), "{at}: the name is used twice");
+            parse_cpus(&w.cpus).with_context(|| format!("{at}: key cpus"))?;
+            parse_size(&w.memory).with_context(|| format!("{at}: key memory"))?;
+            if !w.swap.is_empty() {
+                parse_size(&w.swap).with_context(|| format!("{at}: key swap"))?;
+            }
+            ensure!(w.windows >= 1, "{at}: key windows must be at least 1");
+            for t in &w.tasks {
+                TaskType::parse(t)
+                    .with_context(|| format!("{at}: key tasks: unknown task type {t:?}"))?;
+            }
+            for s in &w.storage {
+                ensure!(
+                    Path::new(s).is_absolute(),
+                    "{at}: storage path {s:?} is not absolute"
+                );
+            }
+        }
+        super::resources::ResourceTable::defaults()
+            .with_overrides(&self.resource_overrides())
+            .map_err(|e| anyhow::anyhow!("[resources]: {e}"))?;
+        Ok(())
+    }
+
+    pub fn seal_proof(&self) -> Result<SealProof> {
+        let s = &self.sealing.seal_proof;
+        match s.parse::<u64>() {
+            Ok(id) => SealProof::from_id(id),
+            Err(_) => SealProof::from_name(s),
+        }
+        .with_context(|| format!("key sealing.seal_proof: {s:?}"))
+    }
+
+    pub fn resource_overrides(&self) -> Vec<(String, String)> {
+        self.resources
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    pub fn worker(&self, name: &str) -> Result<&Worker> {
+        self.workers
+            .iter()
+            .find(|w| w.name == name)
+            .with_context(|| {
+                let known: Vec<&str> = self.workers.iter().map(|w| w.name.as_str()).collect();
+                format!("unknown worker {name:?} (known: {})", known.join(", "))
+            })
+    }
+
+    /// Seconds for a duration key that [`Config::validate`] accepted.
+    pub fn secs(s: &str) -> f64 {
+        parse_duration(s).expect("validated duration")
+    }
+
+    pub fn timeout(&self, task: TaskType) -> Option<f64> {
+        self.sealing
+            .timeouts
+            .iter()
+            .find(|(k, _)| TaskType::parse(k) == Some(task))
+            .map(|(_, v)| Config::secs(v))
+    }
+
+    pub fn bin_dir(&self) -> PathBuf {
+        if !self.sealing.bin_dir.is_empty() {
+            return PathBuf::from(&self.sealing.bin_dir);
+        }
+        std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| PathBuf::from("."))
+    }
+}
+
+impl Worker {
+    pub fn task_types(&self) -> Vec<TaskType> {
+        self.tasks
+            .iter()
+            .filter_map(|t| TaskType::parse(t))
+            .collect()
+    }
+}
+
+/// `"90s"`, `"1.5h"`, `"250ms"`, `"2d"`, or plain seconds.
+pub fn parse_duration(s: &str) -> Result<f64> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .with_context(|| format!("{s:?} is not a duration (like \"90s\", \"24h\")"))?;
+    let scale = match unit.trim() {
+        "" | "s" => 1.0,
+        "ms" => 1e-3,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        u => bail!("{s:?}: unknown duration unit {u:?} (ms, s, m, h, d)"),
+    };
+    Ok(n * scale)
+}
+
+/// `"256GiB"`, `"512MiB"`, `"2KiB"`, `"1.5TiB"` or plain bytes.
+pub fn parse_size(s: &str) -> Result<u64> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .with_context(|| format!("{s:?} is not a size (like \"64GiB\")"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kib" | "kb" => 10,
+        "m" | "mib" | "mb" => 20,
+        "g" | "gib" | "gb" => 30,
+        "t" | "tib" | "tb" => 40,
+        u => bail!("{s:?}: unknown size unit {u:?} (KiB, MiB, GiB, TiB)"),
+    };
+    Ok((n * (1u64 << shift) as f64) as u64)
+}
+
+/// A taskset CPU list (`"0-3,8,10-11"`) as CPU numbers.
+pub fn parse_cpus(s: &str) -> Result<Vec<usize>> {
+    let mut cpus = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (a.trim(), b.trim()),
+            None => (part, part),
+        };
+        let (a, b): (usize, usize) = (
+            a.parse()
+                .with_context(|| format!("{s:?}: {a:?} is not a CPU number"))?,
+            b.parse()
+                .with_context(|| format!("{s:?}: {b:?} is not a CPU number"))?,
+        );
+        ensure!(a <= b, "{s:?}: range {part} runs backwards");
+        cpus.extend(a..=b);
+    }
+    ensure!(!cpus.is_empty(), "{s:?}: no CPUs");
+    cpus.sort_unstable();
+    cpus.dedup();
+    Ok(cpus)
+}
+
+/// Formats bytes the way the CLI shows them (`1.5 GiB`).
+pub fn show_size(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units() {
+        assert_eq!(parse_duration("90s").unwrap(), 90.0);
+        assert_eq!(parse_duration("24h").unwrap(), 86400.0);
+        assert_eq!(parse_duration("250ms").unwrap(), 0.25);
+        assert!(parse_duration("5 fortnights").is_err());
+        assert_eq!(parse_size("2KiB").unwrap(), 2048);
+        assert_eq!(parse_size("1.5GiB").unwrap(), 3 << 29);
+        assert_eq!(parse_cpus("0-3,8,2").unwrap(), vec![0, 1, 2, 3, 8]);
+        assert!(parse_cpus("3-1").is_err());
+        assert_eq!(show_size(3 << 29), "1.5 GiB");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let bad = |text: &str| {
+            let cfg: Config = toml::from_str(text).unwrap();
+            format!("{:#}", cfg.validate().unwrap_err())
+        };
+        let w = "[[worker]]\nname = \"a\"\ncpus = \"0-1\"\nmemory = \"4GiB\"\n";
+        assert!(bad(&format!("{w}[chain]\nepoch = \"soon\"\n")).contains("chain.epoch"));
+        assert!(bad(&w.replace("0-1", "x")).contains("key cpus"));
+        assert!(bad(&format!("{w}{w}")).contains("used twice"));
+        assert!(bad("").contains("no [[worker]]"));
+        assert!(bad(&format!("{w}[sealing]\nseal_proof = \"Nope\"\n")).contains("seal_proof"));
+        assert!(
+            bad(&format!("{w}[resources]\nPC1_2K_MAX_CONCURRENT = \"x\"\n"))
+                .contains("PC1_2K_MAX_CONCURRENT")
+        );
+        assert!(toml::from_str::<Config>("[sealing]\ntypo = 1\n").is_err());
+    }
+}

@@ -1,0 +1,717 @@
+//! The daemon's work, one pass at a time: collect finished tasks, move sectors along the
+//! state machine, publish due batches, queue the next tasks, place them on workers and start
+//! what fits. Every step reads the state from the database and writes each change in one
+//! transaction, so a pass can be cut off anywhere (SIGKILL) and the next daemon picks up
+//! from what was committed: running supervisors are re-attached through their status files
+//! and sector locks, and nothing is started twice at once.
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{Context, Result};
+use rusqlite::params;
+use serde_json::Value;
+
+use super::admission::{Allocation, WorkerInfo};
+use super::assign::{self, Busy, StoragePath, WorkerState};
+use super::batch;
+use super::chain::{Chain, Domain, MsgKind, SimChain};
+use super::config::{parse_cpus, parse_size, Config, Worker};
+use super::db::{self, now, Db, SectorRow, TaskRow};
+use super::queue::QueuedTask;
+use super::repo::Repo;
+use super::resources::ResourceTable;
+use super::state;
+use super::storage::{self, StoreMeta};
+use super::supervisor::{self, TaskSpec};
+use super::task_type::TaskType;
+use crate::sector::proof::SealProof;
+
+pub struct Engine {
+    pub repo: Repo,
+    pub cfg: Config,
+    pub db: Db,
+    pub chain: SimChain,
+    pub table: ResourceTable,
+    proof: SealProof,
+    children: HashMap<u64, Child>,
+}
+
+/// A storage path as seen in one pass.
+pub struct PathView {
+    pub root: String,
+    pub meta: Result<StoreMeta>,
+    pub available: u64,
+}
+
+pub fn open_chain(repo: &Repo, cfg: &Config) -> Result<SimChain> {
+    SimChain::open(
+        &repo.chain_path(),
+        Config::secs(&cfg.chain.epoch),
+        cfg.chain.seed_delay,
+        &cfg.chain.secret,
+    )
+}
+
+/// The resource table: Lotus defaults, then `[resources]`, then the environment (which wins,
+/// as a worker's environment does in Lotus).
+pub fn resource_table(cfg: &Config) -> Result<ResourceTable> {
+    let lookup = |k: &str| std::env::var(k).ok();
+    ResourceTable::defaults()
+        .with_overrides(&cfg.resource_overrides())
+        .and_then(|t| t.with_env(&lookup))
+        .map_err(anyhow::Error::msg)
+}
+
+impl Engine {
+    pub fn open(repo: &Repo) -> Result<Engine> {
+        let cfg = repo.config()?;
+        let db = repo.open_db()?;
+        let chain = open_chain(repo, &cfg)?;
+        let table = resource_table(&cfg)?;
+        let proof = cfg.seal_proof()?;
+        Ok(Engine {
+            repo: repo.clone(),
+            cfg,
+            db,
+            chain,
+            table,
+            proof,
+            children: HashMap::new(),
+        })
+    }
+
+    /// One full pass. Returns whether anything is still in flight (tasks or sectors not done).
+    pub fn tick(&mut self) -> Result<bool> {
+        batch::recover(&mut self.db, &self.chain, &self.cfg)?;
+        self.reap()?;
+        self.advance()?;
+        for kind in [MsgKind::PreCommit, MsgKind::ProveCommit] {
+            batch::publish(&mut self.db, &self.chain, &self.cfg, kind, false)?;
+        }
+        self.enqueue()?;
+        self.schedule()?;
+        let busy: i64 = self.db.conn.query_row(
+            "SELECT count(*) FROM sectors WHERE state NOT IN ('Proving', 'FailedUnrecoverable', 'Removed')",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(busy > 0 || !self.children.is_empty())
+    }
+
+    fn task_dir(&self, id: u64) -> PathBuf {
+        self.repo.tasks_dir().join(id.to_string())
+    }
+
+    fn sector_lock(&self, sector: u64) -> PathBuf {
+        self.repo.locks_dir().join(format!("sector-{sector}.lock"))
+    }
+
+    /// Collects finished tasks; re-attaches or gives up tasks a previous daemon started.
+    fn reap(&mut self) -> Result<()> {
+        for t in self.db.tasks("state = 'running'")? {
+            let dir = self.task_dir(t.id);
+            if let Some(st) = supervisor::read_status(&dir) {
+                if let Some(mut c) = self.children.remove(&t.id) {
+                    let _ = c.wait();
+                }
+                self.apply(&t, st)?;
+                continue;
+            }
+            if let Some(c) = self.children.get_mut(&t.id) {
+                if let Some(code) = c.try_wait()? {
+                    self.children.remove(&t.id);
+                    if let Some(st) = supervisor::read_status(&dir) {
+                        self.apply(&t, st)?;
+                    } else {
+                        let log =
+                            std::fs::read_to_string(dir.join("supervisor.log")).unwrap_or_default();
+                        let last = log
+                            .lines()
+                            .rev()
+                            .find(|l| !l.trim().is_empty())
+                            .unwrap_or("no output");
+                        let st = supervisor::Status {
+                            error: Some(format!(
+                                "task supervisor exited ({code}) without a result: {last}"
+                            )),
+                            ..Default::default()
+                        };
+                        self.apply(&t, st)?;
+                    }
+                }
+                continue;
+            }
+            // Not our child: started by a daemon that is gone. Alive while it holds the lock.
+            let Some(guard) = supervisor::try_lock(&self.sector_lock(t.sector))? else {
+                continue;
+            };
+            std::fs::write(dir.join(supervisor::ABANDONED), b"")?;
+            drop(guard);
+            if let Some(st) = supervisor::read_status(&dir) {
+                self.apply(&t, st)?;
+                continue;
+            }
+            self.db.tx(|tx| {
+                tx.execute(
+                    "UPDATE tasks SET state = 'abandoned', finished = ?2, error = 'its process was gone after a daemon restart' WHERE id = ?1",
+                    params![t.id as i64, now()],
+                )?;
+                db::event(tx, Some(t.sector), "task", &format!("{} task {} was not running after a restart; queued again", t.kind.short(), t.id))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Records a finished task and moves its sector on, in one transaction.
+    fn apply(&mut self, t: &TaskRow, st: supervisor::Status) -> Result<()> {
+        let cfg = self.cfg.clone();
+        self.db.tx(|tx| {
+            let Some(s) = db::sectors_where(tx, "number = ?1", [t.sector as i64])?.pop() else {
+                return Ok(());
+            };
+            if let Some(loc) = &st.location {
+                tx.execute("UPDATE sectors SET location = ?2 WHERE number = ?1", params![s.number as i64, loc])?;
+            }
+            let took = st.finished - st.started;
+            if st.abandoned {
+                tx.execute("UPDATE tasks SET state = 'abandoned', finished = ?2 WHERE id = ?1", params![t.id as i64, now()])?;
+                return Ok(());
+            }
+            if s.state != state::state_of(t.kind) {
+                tx.execute("UPDATE tasks SET state = 'done', finished = ?2, error = 'result ignored: the sector moved on' WHERE id = ?1", params![t.id as i64, now()])?;
+                return Ok(());
+            }
+            if st.ok {
+                tx.execute("UPDATE tasks SET state = 'done', finished = ?2 WHERE id = ?1", params![t.id as i64, st.finished])?;
+                if let Some(doc) = &st.doc {
+                    db::set_doc(tx, s.number, doc)?;
+                }
+                tx.execute("UPDATE sectors SET fails = 0, last_error = NULL WHERE number = ?1", [s.number as i64])?;
+                db::set_state(tx, s.number, state::after_success(t.kind), &format!("{} done in {took:.1}s on {}", t.kind.short(), t.worker.as_deref().unwrap_or("?")))
+            } else {
+                let err = st.error.unwrap_or_else(|| "failed".into());
+                let fails = s.fails + 1;
+                let wait = state::backoff(fails, Config::secs(&cfg.sealing.retry_min), Config::secs(&cfg.sealing.retry_max));
+                tx.execute("UPDATE tasks SET state = 'failed', finished = ?2, error = ?3 WHERE id = ?1", params![t.id as i64, now(), err])?;
+                tx.execute(
+                    "UPDATE sectors SET fails = ?2, retry_at = ?3, last_error = ?4 WHERE number = ?1",
+                    params![s.number as i64, fails, now() + wait, err],
+                )?;
+                db::set_state(tx, s.number, &state::failed_state(t.kind), &format!("{err} (failure {fails}, retry in {wait:.0}s)"))
+            }
+        })
+    }
+
+    /// Moves sectors whose next step needs no task: retries after back-off, seeds.
+    fn advance(&mut self) -> Result<()> {
+        let max = self.cfg.sealing.max_retries;
+        let head = self.chain.head()?;
+        let seed_delay = self.cfg.chain.seed_delay as i64;
+        let chain = &self.chain;
+        self.db.tx(|tx| {
+            for s in db::sectors_where(
+                tx,
+                "state LIKE '%Failed' AND state != 'FailedUnrecoverable' AND retry_at <= ?1",
+                [now()],
+            )? {
+                let target = state::retry_target(&s.state, s.fails, max);
+                if state::failed_phase(&s.state) != Some(target) {
+                    tx.execute(
+                        "UPDATE sectors SET fails = 0 WHERE number = ?1",
+                        [s.number as i64],
+                    )?;
+                }
+                db::set_state(tx, s.number, target, "retry")?;
+            }
+            for s in db::sectors_where(tx, "state = ?1", [state::WAIT_SEED])? {
+                let Some(pc) = s.precommit_epoch else {
+                    continue;
+                };
+                let se = pc + seed_delay;
+                if head < se {
+                    continue;
+                }
+                let seed = chain.randomness(Domain::Seed, se)?;
+                let mut doc = s.doc.clone();
+                doc["seed"] = crate::hex::encode(&seed).into();
+                doc["seed_epoch"] = se.into();
+                db::set_doc(tx, s.number, &doc)?;
+                tx.execute(
+                    "UPDATE sectors SET seed_epoch = ?2 WHERE number = ?1",
+                    params![s.number as i64, se],
+                )?;
+                db::set_state(
+                    tx,
+                    s.number,
+                    state::COMMIT1,
+                    &format!("seed from epoch {se}"),
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Queues a task for every sector in a compute state that has none.
+    fn enqueue(&mut self) -> Result<()> {
+        let head = self.chain.head()?;
+        let chain = &self.chain;
+        self.db.tx(|tx| {
+            let todo = db::sectors_where(
+                tx,
+                "state IN ('AddPiece','PreCommit1','PreCommit2','Commit1','Commit2','Finalize') \
+                 AND number NOT IN (SELECT sector FROM tasks WHERE state IN ('queued','running'))",
+                [],
+            )?;
+            for s in todo {
+                let kind = state::task_of(&s.state).expect("a compute state");
+                if kind == TaskType::PreCommit1 {
+                    // GetTicket: a fresh ticket for every PC1 attempt.
+                    let ticket = chain.randomness(Domain::Ticket, head)?;
+                    let mut doc = s.doc.clone();
+                    doc["ticket"] = crate::hex::encode(&ticket).into();
+                    doc["ticket_epoch"] = head.into();
+                    db::set_doc(tx, s.number, &doc)?;
+                    tx.execute("UPDATE sectors SET ticket_epoch = ?2 WHERE number = ?1", params![s.number as i64, head])?;
+                }
+                tx.execute(
+                    "INSERT INTO tasks (sector, kind, state, created) VALUES (?1, ?2, 'queued', ?3)",
+                    params![s.number as i64, kind.short(), now()],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Every storage path named by a worker, with its metadata and free space.
+    pub fn paths(&self) -> Vec<PathView> {
+        let mut roots: Vec<String> = self
+            .cfg
+            .workers
+            .iter()
+            .flat_map(|w| w.storage.clone())
+            .collect();
+        roots.sort();
+        roots.dedup();
+        roots
+            .into_iter()
+            .map(|root| {
+                let meta = storage::read_meta(Path::new(&root));
+                let available = meta
+                    .as_ref()
+                    .ok()
+                    .and_then(|m| storage::available(Path::new(&root), m).ok())
+                    .unwrap_or(0);
+                PathView {
+                    root,
+                    meta,
+                    available,
+                }
+            })
+            .collect()
+    }
+
+    pub fn worker_info(w: &Worker) -> WorkerInfo {
+        WorkerInfo {
+            cpus: parse_cpus(&w.cpus).map_or(1, |c| c.len() as u32),
+            mem_physical: parse_size(&w.memory).unwrap_or(0),
+            mem_swap: if w.swap.is_empty() {
+                0
+            } else {
+                parse_size(&w.swap).unwrap_or(0)
+            },
+            mem_used: 0,
+            mem_swap_used: 0,
+            gpus: w.gpus,
+        }
+    }
+
+    /// Task types a worker runs now: its config, minus runtime switches.
+    pub fn worker_tasks(&self, w: &Worker) -> Result<Vec<TaskType>> {
+        let mut tasks = w.task_types();
+        for (worker, task, enabled) in self.db.switches()? {
+            if worker != w.name {
+                continue;
+            }
+            let Some(t) = TaskType::parse(&task) else {
+                continue;
+            };
+            tasks.retain(|x| *x != t);
+            if enabled {
+                tasks.push(t);
+            }
+        }
+        Ok(tasks)
+    }
+
+    /// Mean run time per task type so far (for backfill), 60 s before there is history.
+    fn estimates(&self) -> Result<HashMap<String, f64>> {
+        let mut st = self.db.conn.prepare(
+            "SELECT kind, avg(finished - started) FROM tasks WHERE state = 'done' AND started IS NOT NULL GROUP BY kind",
+        )?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?)))?
+            .collect::<rusqlite::Result<HashMap<_, _>>>()?;
+        Ok(rows)
+    }
+
+    /// Places queued tasks on workers and starts those that fit now.
+    fn schedule(&mut self) -> Result<()> {
+        let queued = self.db.tasks("state = 'queued' ORDER BY id")?;
+        if queued.is_empty() {
+            return Ok(());
+        }
+        let running = self.db.tasks("state = 'running'")?;
+        let sectors: BTreeMap<u64, SectorRow> = self
+            .db
+            .sectors()?
+            .into_iter()
+            .map(|s| (s.number, s))
+            .collect();
+        let views = self.paths();
+        let index: HashMap<&str, usize> = views
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.root.as_str(), i))
+            .collect();
+        let est = self.estimates()?;
+        let est_of = |k: TaskType| est.get(k.short()).copied().unwrap_or(60.0);
+        let size = self.proof.sector_size();
+        let t_now = now();
+
+        let paths: Vec<StoragePath> = views
+            .iter()
+            .map(|v| match &v.meta {
+                Ok(m) => StoragePath {
+                    id: v.root.clone(),
+                    can_seal: m.can_seal,
+                    can_store: m.can_store,
+                    weight: m.weight,
+                    available: v.available,
+                    groups: m.groups.clone(),
+                    allow_to: m.allow_to.clone(),
+                },
+                // A vanished path takes nothing new and its sectors wait for it.
+                Err(_) => StoragePath {
+                    id: v.root.clone(),
+                    can_seal: false,
+                    can_store: false,
+                    weight: 0,
+                    available: 0,
+                    groups: vec![],
+                    allow_to: vec![],
+                },
+            })
+            .collect();
+        let mut workers = Vec::new();
+        for w in &self.cfg.workers {
+            let busy = running
+                .iter()
+                .filter(|t| t.worker.as_deref() == Some(w.name.as_str()))
+                .map(|t| Busy {
+                    task: t.kind,
+                    sector_size: size,
+                    est_end: t.started.unwrap_or(t_now) + est_of(t.kind),
+                })
+                .collect();
+            workers.push(WorkerState {
+                name: w.name.clone(),
+                info: Self::worker_info(w),
+                enabled: true,
+                tasks: self.worker_tasks(w)?,
+                paths: w
+                    .storage
+                    .iter()
+                    .filter_map(|p| index.get(p.as_str()).copied())
+                    .filter(|&i| views[i].meta.is_ok())
+                    .collect(),
+                windows: w.windows,
+                busy,
+            });
+        }
+        let mut queue = Vec::new();
+        let mut missing: Vec<(u64, String)> = Vec::new();
+        for t in &queued {
+            let Some(s) = sectors.get(&t.sector) else {
+                continue;
+            };
+            let location = match &s.location {
+                Some(l) => match index.get(l.as_str()) {
+                    Some(&i) if views[i].meta.is_ok() => vec![i],
+                    _ => {
+                        missing.push((t.id, format!("storage path {l} holding sector {} is missing; waiting for it to return", s.number)));
+                        continue;
+                    }
+                },
+                None => vec![],
+            };
+            queue.push(QueuedTask {
+                id: t.id,
+                sector: t.sector,
+                task: t.kind,
+                sector_size: size,
+                priority: s.priority,
+                est_secs: est_of(t.kind),
+                location,
+            });
+        }
+        let plan = assign::schedule(&queue, &workers, &paths, &self.table, t_now);
+
+        // Record the plan, then start what fits on each worker's free capacity, in plan order.
+        let mut active: Vec<Allocation> = workers
+            .iter()
+            .map(|w| {
+                let mut a = Allocation::default();
+                for b in &w.busy {
+                    a.add(&w.info, b.task, size, &self.table.get(b.task, size));
+                }
+                a
+            })
+            .collect();
+        let by_id: HashMap<u64, &TaskRow> = queued.iter().map(|t| (t.id, t)).collect();
+        let mut starts = Vec::new();
+        self.db.tx(|tx| {
+            for (id, why) in plan.waiting.iter().chain(missing.iter()) {
+                tx.execute(
+                    "UPDATE tasks SET worker = NULL, wait_reason = ?2 WHERE id = ?1",
+                    params![*id as i64, why],
+                )?;
+            }
+            for a in &plan.assignments {
+                let t = by_id[&a.task_id];
+                let w = &workers[a.worker];
+                let r = self.table.get(t.kind, size);
+                let reason = match active[a.worker].can_handle(&w.info, t.kind, size, &r) {
+                    Ok(()) => {
+                        active[a.worker].add(&w.info, t.kind, size, &r);
+                        starts.push((
+                            t.clone(),
+                            a.worker,
+                            a.fetch_to.map(|i| paths[i].id.clone()),
+                            a.alloc_path.map(|i| paths[i].id.clone()),
+                        ));
+                        None
+                    }
+                    Err(e) => Some(format!(
+                        "assigned to {}, waiting for resources: {e}",
+                        w.name
+                    )),
+                };
+                tx.execute(
+                    "UPDATE tasks SET worker = ?2, wait_reason = ?3 WHERE id = ?1",
+                    params![t.id as i64, w.name, reason],
+                )?;
+            }
+            Ok(())
+        })?;
+        for (t, wi, fetch_to, alloc) in starts {
+            let w = self.cfg.workers[wi].clone();
+            let s = sectors[&t.sector].clone();
+            if let Err(e) = self.start(&t, &w, &s, fetch_to, alloc, &views) {
+                let msg = format!("{e:#}");
+                self.db.tx(|tx| {
+                    tx.execute(
+                        "UPDATE tasks SET wait_reason = ?2, worker = NULL WHERE id = ?1",
+                        params![t.id as i64, msg],
+                    )?;
+                    Ok(())
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The long-term path a finalized sector goes to: where it is if that path stores,
+    /// else the worker's storing path with the most available × weight.
+    fn store_path(&self, w: &Worker, location: &str, views: &[PathView]) -> Option<String> {
+        let stores = |v: &PathView| v.meta.as_ref().is_ok_and(|m| m.can_store);
+        if views.iter().any(|v| v.root == location && stores(v)) {
+            return Some(location.to_string());
+        }
+        views
+            .iter()
+            .filter(|v| w.storage.contains(&v.root) && stores(v))
+            .max_by_key(|v| (v.available as u128) * v.meta.as_ref().map_or(0, |m| m.weight) as u128)
+            .map(|v| v.root.clone())
+    }
+
+    fn start(
+        &mut self,
+        t: &TaskRow,
+        w: &Worker,
+        s: &SectorRow,
+        fetch_to: Option<String>,
+        alloc: Option<String>,
+        views: &[PathView],
+    ) -> Result<()> {
+        let name = storage::sector_name(self.cfg.sealing.miner, s.number);
+        let mut doc = s.doc.clone();
+        let mut location = s.location.clone();
+        if location.is_none() {
+            let root = alloc.context("no storage path was allocated for a new sector")?;
+            doc["paths"] = storage::sector_paths(Path::new(&root), &name);
+            location = Some(root);
+        }
+        let location = location.expect("set above");
+        let bin = |b: &str| self.cfg.bin_dir().join(b).display().to_string();
+        let argv = match t.kind {
+            TaskType::AddPiece => {
+                let mut v = vec![bin("seal-ap")];
+                for p in &s.pieces {
+                    v.push("--piece".into());
+                    v.push(p.clone());
+                }
+                v.push("--fill".into());
+                v
+            }
+            TaskType::PreCommit1 => vec![bin("seal-pc1")],
+            TaskType::PreCommit2 => vec![bin("seal-pc2")],
+            TaskType::Commit1 => vec![bin("seal-c1")],
+            TaskType::Commit2 => vec![bin("seal-c2")],
+            _ => vec![],
+        };
+        let finalize = if t.kind == TaskType::Finalize {
+            let from = fetch_to.clone().unwrap_or_else(|| location.clone());
+            let store = self
+                .store_path(w, &from, views)
+                .with_context(|| format!("worker {} has no storage path that can store", w.name))?;
+            Some((
+                PathBuf::from(store),
+                self.cfg.sealing.keep_unsealed && s.deal,
+            ))
+        } else {
+            None
+        };
+        let spec = TaskSpec {
+            task: t.id,
+            sector: s.number,
+            kind: t.kind.short().into(),
+            argv,
+            doc,
+            cpus: parse_cpus(&w.cpus)?,
+            timeout: self.cfg.timeout(t.kind),
+            lock: self.sector_lock(s.number),
+            phase_log: self.repo.root.join("phase.log"),
+            name,
+            fetch: fetch_to
+                .as_ref()
+                .filter(|f| **f != location)
+                .map(|f| (PathBuf::from(&location), PathBuf::from(f))),
+            finalize,
+        };
+        let dir = self.task_dir(t.id);
+        std::fs::create_dir_all(&dir)?;
+        crate::fsutil::write_atomic(
+            &dir.join(supervisor::SPEC),
+            serde_json::to_string_pretty(&spec)?.as_bytes(),
+        )?;
+        // Committed as running before the process exists: a crash in between leaves a task
+        // whose lock is free and status missing, which the next daemon re-queues.
+        self.db.tx(|tx| {
+            tx.execute(
+                "UPDATE tasks SET state = 'running', started = ?2, worker = ?3, fetch_to = ?4, wait_reason = NULL WHERE id = ?1",
+                params![t.id as i64, now(), w.name, fetch_to],
+            )?;
+            if s.location.is_none() {
+                tx.execute("UPDATE sectors SET location = ?2 WHERE number = ?1", params![s.number as i64, location])?;
+            }
+            db::event(tx, Some(s.number), "task", &format!("{} task {} started on {}", t.kind.short(), t.id, w.name))
+        })?;
+        let log = std::fs::File::create(dir.join("supervisor.log"))?;
+        let child = Command::new(self.cfg.bin_dir().join("seal-sched"))
+            .arg("task-exec")
+            .arg(&dir)
+            .envs(&w.env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "cannot start the task supervisor {}",
+                    self.cfg.bin_dir().join("seal-sched").display()
+                )
+            })?;
+        self.db.conn.execute(
+            "UPDATE tasks SET pid = ?2 WHERE id = ?1",
+            params![t.id as i64, child.id() as i64],
+        )?;
+        self.children.insert(t.id, child);
+        Ok(())
+    }
+}
+
+/// Adds a sector: CC (`pieces` empty) or with deal pieces (priority 1024, Lotus's
+/// DealSectorPriority). `number` defaults to the next free one; a taken number is an error.
+pub fn add_sector(
+    db: &mut Db,
+    cfg: &Config,
+    pieces: &[PathBuf],
+    number: Option<u64>,
+) -> Result<u64> {
+    let proof = cfg.seal_proof()?;
+    let mut abs = Vec::new();
+    for p in pieces {
+        let a = std::fs::canonicalize(p)
+            .with_context(|| format!("piece file {} cannot be read", p.display()))?;
+        abs.push(a.display().to_string());
+    }
+    db.tx(|tx| {
+        let next: i64 = tx.query_row("SELECT coalesce(max(number), 0) + 1 FROM sectors", [], |r| r.get(0))?;
+        let n = number.unwrap_or(next as u64);
+        let taken: i64 = tx.query_row("SELECT count(*) FROM sectors WHERE number = ?1", [n as i64], |r| r.get(0))?;
+        anyhow::ensure!(taken == 0, "sector number {n} is already used (next free: {next})");
+        let doc = serde_json::json!({"seal_proof": proof.name(), "miner": cfg.sealing.miner, "sector": n});
+        let deal = !abs.is_empty();
+        tx.execute(
+            "INSERT INTO sectors (number, state, deal, priority, doc, pieces, entered, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+            params![n as i64, state::ADD_PIECE, deal as i64, if deal { 1024 } else { 0 }, doc.to_string(), serde_json::to_string(&abs)?, now()],
+        )?;
+        db::event(tx, Some(n), "state", &format!("{}: {}", state::ADD_PIECE, if deal { format!("deal sector, {} piece(s)", abs.len()) } else { "committed capacity".into() }))?;
+        Ok(n)
+    })
+}
+
+/// Marks a running task for cancellation: its supervisor kills the phase and reports failure.
+pub fn cancel(repo: &Repo, db: &Db, id: u64) -> Result<()> {
+    let t = db::task(&db.conn, id)?.with_context(|| format!("no task {id}"))?;
+    anyhow::ensure!(
+        t.state == "running" || t.state == "queued",
+        "task {id} is {}, not running",
+        t.state
+    );
+    if t.state == "queued" {
+        db.conn.execute(
+            "DELETE FROM tasks WHERE id = ?1 AND state = 'queued'",
+            [id as i64],
+        )?;
+        return Ok(());
+    }
+    std::fs::write(
+        repo.tasks_dir()
+            .join(id.to_string())
+            .join(supervisor::CANCEL),
+        b"",
+    )?;
+    Ok(())
+}
+
+pub fn sector_value(s: &SectorRow) -> Value {
+    let mut v = serde_json::json!({"state": s.state, "deal": s.deal, "priority": s.priority});
+    if let Value::Object(doc) = &s.doc {
+        for (k, x) in doc {
+            v[k] = x.clone();
+        }
+    }
+    v["state"] = s.state.clone().into();
+    if let Some(l) = &s.location {
+        v["location"] = l.clone().into();
+    }
+    if let Some(e) = &s.last_error {
+        v["last_error"] = e.clone().into();
+    }
+    v
+}

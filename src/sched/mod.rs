@@ -1,0 +1,34 @@
+//! `seal-sched`: the sealing scheduler and sector state machine.
+//!
+//! ```text
+//!  sectors pledge/add ─▶ db (sectors) ─▶ engine pass ──────────────────────────────┐
+//!                                        │ reap: supervisors' status.json           │
+//!                                        │ advance: retries, seeds (chain)          │
+//!                                        │ batch: precommit/commit messages (chain) │
+//!                                        │ enqueue: one task per sector in a phase  │
+//!                                        │ schedule: queue order, admission,        │
+//!                                        │   windows, reservations, locality (assign)│
+//!                                        └▶ start: task-exec supervisor ─▶ seal-*   ┘
+//! ```
+//!
+//! Pure scheduling logic (task types, the Lotus resource table, admission, queue order, the
+//! assignment pass) has no I/O and is unit-tested on its own; the engine feeds it the state.
+
+pub mod admission;
+pub mod assign;
+pub mod batch;
+pub mod chain;
+pub mod config;
+pub mod daemon;
+pub mod db;
+pub mod demo;
+pub mod engine;
+pub mod queue;
+pub mod repo;
+pub mod report;
+pub mod resources;
+pub mod state;
+pub mod storage;
+pub mod supervisor;
+pub mod sysinfo;
+pub mod task_type;

@@ -1,0 +1,146 @@
+//! The repository: one directory holding `config.toml`, the state database, the simulated
+//! chain, per-task directories and logs. Chosen by `--repo`, then `SEALKIT_REPO`, then
+//! `~/.sealkit`. Everything in it is readable by its owner only: it holds sector documents
+//! and the chain adapter's settings.
+
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{ensure, Context, Result};
+
+use super::config::{self, Config};
+use super::db::Db;
+use super::sysinfo;
+
+pub const REPO_ENV: &str = "SEALKIT_REPO";
+
+#[derive(Debug, Clone)]
+pub struct Repo {
+    pub root: PathBuf,
+}
+
+impl Repo {
+    /// The repository `--repo` names, else `$SEALKIT_REPO`, else `~/.sealkit`.
+    pub fn locate(arg: Option<&Path>) -> Result<Repo> {
+        let root = match arg {
+            Some(p) => p.to_path_buf(),
+            None => match std::env::var_os(REPO_ENV) {
+                Some(p) if !p.is_empty() => PathBuf::from(p),
+                _ => {
+                    let home = std::env::var_os("HOME")
+                        .context("neither --repo, SEALKIT_REPO nor HOME is set")?;
+                    PathBuf::from(home).join(".sealkit")
+                }
+            },
+        };
+        Ok(Repo { root })
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.root.join("config.toml")
+    }
+    pub fn db_path(&self) -> PathBuf {
+        self.root.join("sched.db")
+    }
+    pub fn chain_path(&self) -> PathBuf {
+        self.root.join("chain.db")
+    }
+    pub fn tasks_dir(&self) -> PathBuf {
+        self.root.join("tasks")
+    }
+    pub fn locks_dir(&self) -> PathBuf {
+        self.root.join("locks")
+    }
+    /// Where new sectors' deal pieces are kept until AddPiece has read them.
+    pub fn pieces_dir(&self) -> PathBuf {
+        self.root.join("pieces")
+    }
+
+    pub fn is_initialized(&self) -> bool {
+        self.config_path().exists()
+    }
+
+    /// Loads the configuration, with a hint when the repository was never initialized.
+    pub fn config(&self) -> Result<Config> {
+        ensure!(
+            self.is_initialized(),
+            "{} is not a seal-sched repository (no config.toml): run `seal-sched init --repo {}`",
+            self.root.display(),
+            self.root.display()
+        );
+        Config::load(&self.config_path())
+    }
+
+    pub fn open_db(&self) -> Result<Db> {
+        ensure!(
+            self.is_initialized(),
+            "{} is not a seal-sched repository (no config.toml): run `seal-sched init`",
+            self.root.display()
+        );
+        Db::open(&self.db_path())
+    }
+
+    /// Creates the repository with a default configuration for this machine: one local
+    /// worker with all CPUs, memory and GPUs, one storage path that seals and stores, and the
+    /// simulated chain. Refuses to overwrite an existing configuration.
+    pub fn init(&self, cfg: Option<Config>) -> Result<Config> {
+        ensure!(
+            !self.config_path().exists(),
+            "{} already exists: remove it first to start over",
+            self.config_path().display()
+        );
+        for d in [
+            self.root.clone(),
+            self.tasks_dir(),
+            self.locks_dir(),
+            self.pieces_dir(),
+        ] {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&d)
+                .with_context(|| format!("cannot create {}", d.display()))?;
+        }
+        std::fs::set_permissions(&self.root, std::fs::Permissions::from_mode(0o700))?;
+        let cfg = match cfg {
+            Some(c) => c,
+            None => self.default_config()?,
+        };
+        cfg.validate()?;
+        for w in &cfg.workers {
+            for s in &w.storage {
+                super::storage::ensure_path(Path::new(s), true, true)?;
+            }
+        }
+        crate::fsutil::write_atomic(&self.config_path(), cfg.to_toml().as_bytes())?;
+        std::fs::set_permissions(self.config_path(), std::fs::Permissions::from_mode(0o600))?;
+        Db::open(&self.db_path())?;
+        Ok(cfg)
+    }
+
+    /// The default configuration `init` writes.
+    pub fn default_config(&self) -> Result<Config> {
+        let m = sysinfo::detect();
+        let last = m.cpus.saturating_sub(1);
+        Ok(Config {
+            sealing: Default::default(),
+            chain: Default::default(),
+            batching: Default::default(),
+            resources: Default::default(),
+            workers: vec![config::Worker {
+                name: "local".into(),
+                cpus: format!("0-{last}"),
+                memory: format!("{}MiB", m.mem_physical >> 20),
+                swap: format!("{}MiB", m.mem_swap >> 20),
+                gpus: m.gpus,
+                windows: 2,
+                tasks: ["AP", "PC1", "PC2", "C1", "C2", "FIN", "GET"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+                storage: vec![self.root.join("storage").display().to_string()],
+                env: Default::default(),
+            }],
+        })
+    }
+}

@@ -1,0 +1,304 @@
+//! What the listing commands print: text tables for people, `--json` for scripts.
+
+use anyhow::Result;
+use serde_json::{json, Value};
+
+use super::admission::Allocation;
+use super::config::show_size;
+use super::db::{now, Db, SectorRow};
+use super::engine::{sector_value, Engine};
+use super::supervisor;
+
+fn bar(frac: f64) -> String {
+    let n = (frac.clamp(0.0, 1.0) * 20.0).round() as usize;
+    format!("[{}{}]", "|".repeat(n), " ".repeat(20 - n))
+}
+
+/// `seal-sched workers`: like `lotus-miner sealing workers`.
+pub fn workers(e: &Engine) -> Result<(String, Value)> {
+    let size = e.cfg.seal_proof()?.sector_size();
+    let running = e.db.tasks("state = 'running'")?;
+    let mut text = String::new();
+    let mut out = Vec::new();
+    for w in &e.cfg.workers {
+        let info = Engine::worker_info(w);
+        let mut a = Allocation::default();
+        let mine: Vec<_> = running
+            .iter()
+            .filter(|t| t.worker.as_deref() == Some(&w.name))
+            .collect();
+        for t in &mine {
+            a.add(&info, t.kind, size, &e.table.get(t.kind, size));
+        }
+        let tasks = e.worker_tasks(w)?;
+        let counts: Vec<String> = tasks
+            .iter()
+            .map(|k| {
+                let n = mine.iter().filter(|t| t.kind == *k).count();
+                let max = e.table.get(*k, size).max_concurrent;
+                if max > 0 {
+                    format!("{}({n}/{max})", k.short())
+                } else {
+                    format!("{}({n})", k.short())
+                }
+            })
+            .collect();
+        let mem = info.mem_physical.max(1) as f64;
+        let vmem = (info.mem_physical + info.mem_swap).max(1) as f64;
+        text += &format!("Worker {}, cpus {}\n", w.name, w.cpus);
+        text += &format!("\tTASK: {}\n", counts.join(" "));
+        text += &format!(
+            "\tCPU:  {} {}/{} core(s) in use\n",
+            bar(a.cpu_use as f64 / info.cpus.max(1) as f64),
+            a.cpu_use,
+            info.cpus
+        );
+        text += &format!(
+            "\tRAM:  {} {:.0}% {}/{}\n",
+            bar(a.mem_used_min as f64 / mem),
+            100.0 * a.mem_used_min as f64 / mem,
+            show_size(a.mem_used_min),
+            show_size(info.mem_physical)
+        );
+        text += &format!(
+            "\tVMEM: {} {:.0}% {}/{}\n",
+            bar(a.mem_used_max as f64 / vmem),
+            100.0 * a.mem_used_max as f64 / vmem,
+            show_size(a.mem_used_max),
+            show_size(info.mem_physical + info.mem_swap)
+        );
+        if info.gpus > 0 {
+            text += &format!(
+                "\tGPU:  {} {:.0}% {:.2}/{} gpu(s) in use\n",
+                bar(a.gpu_used / info.gpus as f64),
+                100.0 * a.gpu_used / info.gpus as f64,
+                a.gpu_used,
+                info.gpus
+            );
+        }
+        out.push(json!({
+            "name": w.name, "cpus": info.cpus, "cpu_set": w.cpus, "cpu_use": a.cpu_use,
+            "mem_physical": info.mem_physical, "mem_swap": info.mem_swap,
+            "mem_used_min": a.mem_used_min, "mem_used_max": a.mem_used_max,
+            "gpus": info.gpus, "gpu_used": a.gpu_used,
+            "tasks": tasks.iter().map(|t| t.short()).collect::<Vec<_>>(),
+            "running": mine.iter().map(|t| json!({"task": t.id, "sector": t.sector, "kind": t.kind.short()})).collect::<Vec<_>>(),
+            "utilization": a.utilization(&info),
+        }));
+    }
+    Ok((text, Value::Array(out)))
+}
+
+/// `seal-sched jobs`: running and waiting tasks, with why each one waits.
+pub fn jobs(e: &Engine, all: bool) -> Result<(String, Value)> {
+    let clause = if all {
+        "1 ORDER BY id"
+    } else {
+        "state IN ('queued', 'running') ORDER BY state DESC, id"
+    };
+    let mut text = format!(
+        "{:<6} {:<7} {:<5} {:<12} {:<10} {:>8}  {}\n",
+        "ID", "Sector", "Task", "Worker", "State", "Time", "Waiting for"
+    );
+    let mut out = Vec::new();
+    for t in e.db.tasks(clause)? {
+        let dir = e.repo.tasks_dir().join(t.id.to_string());
+        let stage = match t.state.as_str() {
+            "running" => std::fs::read_to_string(dir.join(supervisor::STAGE))
+                .unwrap_or_else(|_| "starting".into()),
+            "queued" if t.worker.is_some() => "assigned".into(),
+            s => s.to_string(),
+        };
+        let since = t.started.unwrap_or(t.created);
+        let secs = t.finished.unwrap_or_else(now) - since;
+        text += &format!(
+            "{:<6} {:<7} {:<5} {:<12} {:<10} {:>7.0}s  {}\n",
+            t.id,
+            t.sector,
+            t.kind.short(),
+            t.worker.as_deref().unwrap_or("-"),
+            stage,
+            secs,
+            t.wait_reason
+                .as_deref()
+                .or(t.error.as_deref())
+                .unwrap_or("")
+        );
+        out.push(json!({
+            "id": t.id, "sector": t.sector, "task": t.kind.short(), "state": t.state, "stage": stage,
+            "worker": t.worker, "seconds": secs, "waiting_for": t.wait_reason, "error": t.error,
+            "log": dir.join("stderr.log").display().to_string(),
+        }));
+    }
+    Ok((text, Value::Array(out)))
+}
+
+pub fn sectors(db: &Db) -> Result<(String, Value)> {
+    let mut text = format!(
+        "{:<7} {:<20} {:<5} {:<8} {}\n",
+        "Sector", "State", "Deal", "Fails", "comm_r"
+    );
+    let mut out = Vec::new();
+    for s in db.sectors()? {
+        text += &format!(
+            "{:<7} {:<20} {:<5} {:<8} {}\n",
+            s.number,
+            s.state,
+            if s.deal { "yes" } else { "no" },
+            s.fails,
+            s.doc.get("comm_r").and_then(Value::as_str).unwrap_or("-")
+        );
+        out.push(sector_value(&s));
+    }
+    Ok((text, Value::Array(out)))
+}
+
+/// The per-phase timeline of one sector: each state, when it began and how long it lasted.
+pub fn timeline(db: &Db, s: &SectorRow) -> Result<Vec<(String, f64, f64, String)>> {
+    let events: Vec<_> = db
+        .events(s.number)?
+        .into_iter()
+        .filter(|e| e.kind == "state")
+        .collect();
+    let mut out = Vec::new();
+    for (i, ev) in events.iter().enumerate() {
+        let end = events.get(i + 1).map_or_else(
+            || {
+                if super::state::is_done(&s.state) {
+                    ev.at
+                } else {
+                    now()
+                }
+            },
+            |n| n.at,
+        );
+        let (state, detail) = ev.detail.split_once(": ").unwrap_or((&ev.detail, ""));
+        out.push((state.to_string(), ev.at, end - ev.at, detail.to_string()));
+    }
+    Ok(out)
+}
+
+pub fn status(db: &Db, number: u64) -> Result<(String, Value)> {
+    let s = db
+        .sector(number)?
+        .ok_or_else(|| anyhow::anyhow!("no sector {number}"))?;
+    let tl = timeline(db, &s)?;
+    let start = tl.first().map_or(s.created, |t| t.1);
+    let mut text = format!(
+        "Sector {}: {}{}\n",
+        s.number,
+        s.state,
+        if s.deal { " (deals)" } else { " (CC)" }
+    );
+    for k in ["comm_d", "comm_r", "ticket", "seed"] {
+        if let Some(v) = s.doc.get(k).and_then(Value::as_str) {
+            text += &format!("  {k:<8} {v}\n");
+        }
+    }
+    if let Some(e) = &s.last_error {
+        text += &format!("  error    {e}\n");
+    }
+    text += "  timeline:\n";
+    for (state, at, took, detail) in &tl {
+        text += &format!(
+            "    +{:>8.1}s  {:<20} {:>8.1}s  {}\n",
+            at - start,
+            state,
+            took,
+            detail
+        );
+    }
+    let mut v = sector_value(&s);
+    v["timeline"] = tl
+        .iter()
+        .map(|(st, at, took, d)| json!({"state": st, "at": at, "seconds": took, "detail": d}))
+        .collect();
+    Ok((text, v))
+}
+
+pub fn batches(db: &Db) -> Result<(String, Value)> {
+    let mut text = String::new();
+    let mut out = Vec::new();
+    for b in db.batches()? {
+        text += &format!(
+            "Batch {} ({}): {}{}\n",
+            b.id,
+            b.kind,
+            b.state,
+            b.landed_epoch
+                .map(|e| format!(" at epoch {e}"))
+                .unwrap_or_default()
+        );
+        if let Some(m) = &b.message {
+            text += &format!("  Message: {m}\n");
+        }
+        text += &format!(
+            "  Sectors: {}\n",
+            b.sectors
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        out.push(json!({"id": b.id, "kind": b.kind, "state": b.state, "created": b.created, "sent": b.sent,
+            "landed_epoch": b.landed_epoch, "message": b.message, "sectors": b.sectors}));
+    }
+    let pending: Vec<(String, u64)> = db
+        .sectors()?
+        .into_iter()
+        .filter(|s| {
+            s.state == super::state::PRE_COMMIT_BATCH || s.state == super::state::COMMIT_BATCH
+        })
+        .map(|s| (s.state, s.number))
+        .collect();
+    for kind in [super::state::PRE_COMMIT_BATCH, super::state::COMMIT_BATCH] {
+        let ns: Vec<String> = pending
+            .iter()
+            .filter(|p| p.0 == kind)
+            .map(|p| p.1.to_string())
+            .collect();
+        if !ns.is_empty() {
+            text += &format!("Pending {kind}: {}\n", ns.join(" "));
+        }
+    }
+    Ok((
+        text,
+        json!({"batches": out, "pending": pending.iter().map(|(k, n)| json!({"state": k, "sector": n})).collect::<Vec<_>>()}),
+    ))
+}
+
+pub fn storage(e: &Engine) -> Result<(String, Value)> {
+    let mut text = String::new();
+    let mut out = Vec::new();
+    for v in e.paths() {
+        let workers: Vec<&str> = e
+            .cfg
+            .workers
+            .iter()
+            .filter(|w| w.storage.contains(&v.root))
+            .map(|w| w.name.as_str())
+            .collect();
+        match &v.meta {
+            Ok(m) => {
+                text += &format!(
+                    "{} ({}): {}{} weight {} available {} groups [{}] allow-to [{}] workers [{}]\n",
+                    v.root,
+                    m.id,
+                    if m.can_seal { "seal " } else { "" },
+                    if m.can_store { "store " } else { "" },
+                    m.weight,
+                    show_size(v.available),
+                    m.groups.join(","),
+                    m.allow_to.join(","),
+                    workers.join(",")
+                );
+                out.push(json!({"path": v.root, "ok": true, "meta": m, "available": v.available, "workers": workers}));
+            }
+            Err(err) => {
+                text += &format!("{}: ERROR {err:#}\n", v.root);
+                out.push(json!({"path": v.root, "ok": false, "error": format!("{err:#}"), "workers": workers}));
+            }
+        }
+    }
+    Ok((text, Value::Array(out)))
+}

@@ -1,0 +1,317 @@
+//! Storage paths: Lotus's `sectorstore.json` metadata, free space, the sector file layout
+//! (`<path>/{unsealed,sealed,cache}/s-t0<miner>-<n>`), moving a sector between paths, and
+//! Finalize's cache trimming.
+//!
+//! The metadata file uses Lotus's field names, so a path attached to lotus-miner can be
+//! attached here unchanged and the other way round.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, ensure, Context, Result};
+use serde::{Deserialize, Serialize};
+
+pub const META_FILE: &str = "sectorstore.json";
+pub const FILE_TYPES: [&str; 3] = ["unsealed", "sealed", "cache"];
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct StoreMeta {
+    #[serde(rename = "ID")]
+    pub id: String,
+    pub weight: u64,
+    pub can_seal: bool,
+    pub can_store: bool,
+    #[serde(default)]
+    pub max_storage: u64,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub allow_to: Vec<String>,
+    #[serde(default)]
+    pub allow_types: Vec<String>,
+    #[serde(default)]
+    pub deny_types: Vec<String>,
+    #[serde(default)]
+    pub allow_miners: Vec<String>,
+    #[serde(default)]
+    pub deny_miners: Vec<String>,
+}
+
+/// A random version-4 UUID for a new path's ID, as Lotus writes them.
+fn uuid() -> String {
+    let mut b = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = crate::hex::encode(&b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+/// Creates the path's layout and a `sectorstore.json` (weight 10, as `storage attach --init`)
+/// unless it has one; returns its metadata.
+pub fn ensure_path(path: &Path, seal: bool, store: bool) -> Result<StoreMeta> {
+    for t in FILE_TYPES {
+        fs::create_dir_all(path.join(t))
+            .with_context(|| format!("cannot create {}", path.join(t).display()))?;
+    }
+    if path.join(META_FILE).exists() {
+        return read_meta(path);
+    }
+    let meta = StoreMeta {
+        id: uuid(),
+        weight: 10,
+        can_seal: seal,
+        can_store: store,
+        max_storage: 0,
+        groups: vec![],
+        allow_to: vec![],
+        allow_types: vec![],
+        deny_types: vec![],
+        allow_miners: vec![],
+        deny_miners: vec![],
+    };
+    write_meta(path, &meta)?;
+    Ok(meta)
+}
+
+pub fn write_meta(path: &Path, meta: &StoreMeta) -> Result<()> {
+    let text = serde_json::to_string_pretty(meta)?;
+    crate::fsutil::write_atomic(&path.join(META_FILE), text.as_bytes())
+}
+
+pub fn read_meta(path: &Path) -> Result<StoreMeta> {
+    let f = path.join(META_FILE);
+    let text = fs::read_to_string(&f).with_context(|| {
+        format!(
+            "storage path {} is missing or unreadable ({META_FILE})",
+            path.display()
+        )
+    })?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not valid", f.display()))
+}
+
+/// Bytes available for new sector data: free filesystem space, capped by MaxStorage minus
+/// what the path already holds (Lotus's rule).
+pub fn available(path: &Path, meta: &StoreMeta) -> Result<u64> {
+    let st = nix::sys::statvfs::statvfs(path)
+        .map_err(|e| anyhow::anyhow!("cannot stat storage path {}: {e}", path.display()))?;
+    let free = st.blocks_available() as u64 * st.fragment_size() as u64;
+    if meta.max_storage == 0 {
+        return Ok(free);
+    }
+    Ok(free.min(meta.max_storage.saturating_sub(disk_usage(path))))
+}
+
+fn disk_usage(p: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(md) = fs::symlink_metadata(p) else {
+        return 0;
+    };
+    if md.is_dir() {
+        fs::read_dir(p)
+            .map(|d| d.flatten().map(|e| disk_usage(&e.path())).sum())
+            .unwrap_or(0)
+    } else {
+        md.blocks() * 512
+    }
+}
+
+/// `s-t0<miner>-<number>`, Lotus's sector file name.
+pub fn sector_name(miner: u64, number: u64) -> String {
+    format!("s-t0{miner}-{number}")
+}
+
+/// The document `paths` of a sector stored under `root`.
+pub fn sector_paths(root: &Path, name: &str) -> serde_json::Value {
+    let p = |t: &str| root.join(t).join(name).display().to_string();
+    serde_json::json!({"unsealed": p("unsealed"), "sealed": p("sealed"), "cache": p("cache")})
+}
+
+/// Whether `path` (of the sector named `name`) holds any of its files.
+pub fn holds(root: &Path, name: &str) -> bool {
+    FILE_TYPES.iter().any(|t| root.join(t).join(name).exists())
+}
+
+/// Moves a sector's files from one path to another, idempotently: a file already at the
+/// destination and gone from the source was moved by an earlier, interrupted run. Within a
+/// filesystem this is a rename; across filesystems a copy that is fsynced and checked
+/// (size) before the source is removed, so a crash never leaves the only copy half-written.
+pub fn move_sector(from: &Path, to: &Path, name: &str) -> Result<()> {
+    ensure!(
+        from != to,
+        "source and destination are the same path {}",
+        from.display()
+    );
+    for t in FILE_TYPES {
+        let (src, dst) = (from.join(t).join(name), to.join(t).join(name));
+        if !src.exists() {
+            continue;
+        }
+        fs::create_dir_all(to.join(t))?;
+        if dst.exists() && src.is_dir() {
+            // An interrupted cross-device directory copy: finish it file by file.
+        } else if fs::rename(&src, &dst).is_ok() {
+            crate::fsutil::sync_parent(&dst)?;
+            continue;
+        }
+        copy_tree(&src, &dst)?;
+        remove_all(&src)?;
+    }
+    Ok(())
+}
+
+fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
+    if src.is_dir() {
+        fs::create_dir_all(dst)?;
+        for e in fs::read_dir(src)? {
+            let e = e?;
+            copy_tree(&e.path(), &dst.join(e.file_name()))?;
+        }
+        return Ok(());
+    }
+    let len = fs::metadata(src)?.len();
+    if fs::metadata(dst).is_ok_and(|m| m.len() == len) && !crate::fsutil::temp_path(dst).exists() {
+        return Ok(());
+    }
+    let tmp = crate::fsutil::temp_path(dst);
+    fs::copy(src, &tmp)
+        .with_context(|| format!("cannot copy {} to {}", src.display(), tmp.display()))?;
+    let f = fs::File::open(&tmp)?;
+    f.sync_all()?;
+    ensure!(
+        f.metadata()?.len() == len,
+        "copy of {} is {} bytes, not {len}",
+        src.display(),
+        f.metadata()?.len()
+    );
+    fs::rename(&tmp, dst)?;
+    crate::fsutil::sync_parent(dst)
+}
+
+fn remove_all(p: &Path) -> Result<()> {
+    if p.is_dir() {
+        fs::remove_dir_all(p)
+    } else {
+        fs::remove_file(p)
+    }
+    .with_context(|| format!("cannot remove {}", p.display()))
+}
+
+/// Our phases' resume journals: bookkeeping for a re-run, meaningless once sealed.
+const OUR_JOURNALS: [&str; 3] = ["seal-ap.journal", "sealkit-pc1.json", "sealkit-pc2.json"];
+
+/// Finalize's trimming of a sealed sector's cache: what the reference's `clear_cache`
+/// removes (layers, tree_d, tree_c), plus the files only Commit1/Commit2 needed once the
+/// proof is on chain (our `commit1-output.json` and the synthetic proofs). tree_r_last,
+/// p_aux and t_aux stay: WindowPoSt needs them.
+pub fn clear_cache(cache: &Path) -> Result<u64> {
+    if !cache.is_dir() {
+        bail!("cache directory {} is missing", cache.display());
+    }
+    let mut freed = 0;
+    for e in fs::read_dir(cache)? {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().to_string();
+        let drop = name.starts_with("sc-02-data-layer")
+            || name.starts_with("sc-02-data-tree-c")
+            || name == "sc-02-data-tree-d.dat"
+            || name == crate::commit::synth_file::SYNTH_FILE
+            || name == "commit1-output.json"
+            || OUR_JOURNALS.contains(&name.as_str());
+        if drop {
+            freed += e.metadata().map_or(0, |m| m.len());
+            fs::remove_file(e.path())?;
+        }
+    }
+    crate::fsutil::sync_parent(&cache.join("x"))?;
+    Ok(freed)
+}
+
+/// The storage roots a worker sees, with their metadata (unreadable ones as errors).
+pub fn scan(paths: &[String]) -> Vec<(PathBuf, Result<StoreMeta>)> {
+    paths
+        .iter()
+        .map(|p| (PathBuf::from(p), read_meta(Path::new(p))))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meta_round_trips_with_lotus_names() {
+        let d = tempfile::tempdir().unwrap();
+        let m = ensure_path(d.path(), true, false).unwrap();
+        let text = fs::read_to_string(d.path().join(META_FILE)).unwrap();
+        for key in [
+            "\"ID\"",
+            "\"Weight\": 10",
+            "\"CanSeal\": true",
+            "\"CanStore\": false",
+            "\"AllowTo\"",
+        ] {
+            assert!(text.contains(key), "{key} in {text}");
+        }
+        assert_eq!(read_meta(d.path()).unwrap(), m);
+        assert_eq!(
+            ensure_path(d.path(), false, true).unwrap(),
+            m,
+            "existing metadata is kept"
+        );
+        let lotus = r#"{"ID":"x","Weight":5,"CanSeal":false,"CanStore":true,"Groups":["a"],"AllowTo":["b"]}"#;
+        let parsed: StoreMeta = serde_json::from_str(lotus).unwrap();
+        assert_eq!(
+            (
+                parsed.weight,
+                parsed.groups.clone(),
+                parsed.allow_to.clone()
+            ),
+            (5, vec!["a".into()], vec!["b".into()])
+        );
+    }
+
+    #[test]
+    fn move_is_idempotent_and_clear_cache_keeps_what_post_needs() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        ensure_path(a.path(), true, true).unwrap();
+        let name = sector_name(1000, 3);
+        fs::write(a.path().join("sealed").join(&name), b"replica").unwrap();
+        let cache = a.path().join("cache").join(&name);
+        fs::create_dir_all(&cache).unwrap();
+        for f in [
+            "sc-02-data-layer-1.dat",
+            "sc-02-data-tree-d.dat",
+            "sc-02-data-tree-c.dat",
+            "sc-02-data-tree-r-last.dat",
+            "p_aux",
+            "sealkit-pc1.json",
+            "t_aux",
+        ] {
+            fs::write(cache.join(f), f).unwrap();
+        }
+        move_sector(a.path(), b.path(), &name).unwrap();
+        move_sector(a.path(), b.path(), &name).unwrap();
+        assert!(!holds(a.path(), &name));
+        assert_eq!(
+            fs::read(b.path().join("sealed").join(&name)).unwrap(),
+            b"replica"
+        );
+        let cache = b.path().join("cache").join(&name);
+        clear_cache(&cache).unwrap();
+        let mut left: Vec<String> = fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["p_aux", "sc-02-data-tree-r-last.dat", "t_aux"]);
+    }
+}

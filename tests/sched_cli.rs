@@ -1,0 +1,205 @@
+//! seal-sched's command line on bad input and its listings; no sealing past AddPiece here.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use common::fails;
+
+const SCHED: &str = env!("CARGO_BIN_EXE_seal-sched");
+
+fn sched(repo: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(SCHED)
+        .arg("--repo")
+        .arg(repo)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(out: std::process::Output) -> Value {
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim()).unwrap_or(Value::String(text.into()))
+}
+
+#[test]
+fn bad_input_gets_one_line_errors_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("r");
+    fails(
+        sched(&repo, &["sectors", "list"]),
+        "not a seal-sched repository",
+    );
+    ok(sched(&repo, &["init"]));
+    fails(sched(&repo, &["init"]), "already exists");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&repo).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o700, "the repository is its owner's only");
+
+    // Unknown worker, unknown task type.
+    fails(
+        sched(&repo, &["workers", "disable", "nosuch", "PC1"]),
+        "unknown worker \"nosuch\"",
+    );
+    fails(
+        sched(&repo, &["workers", "disable", "local", "XYZ"]),
+        "unknown task type",
+    );
+    let w = ok(sched(&repo, &["workers", "disable", "local", "PC2"]));
+    assert!(!w["tasks"].as_array().unwrap().contains(&Value::from("PC2")));
+    ok(sched(&repo, &["workers", "enable", "local", "PC2"]));
+
+    // Duplicate sector number and a missing piece file.
+    let piece = dir.path().join("p.car");
+    std::fs::write(&piece, vec![7u8; 900]).unwrap();
+    assert_eq!(
+        ok(sched(
+            &repo,
+            &[
+                "sectors",
+                "add",
+                "--piece",
+                piece.to_str().unwrap(),
+                "--number",
+                "5"
+            ]
+        ))["added"],
+        5
+    );
+    fails(
+        sched(
+            &repo,
+            &[
+                "sectors",
+                "add",
+                "--piece",
+                piece.to_str().unwrap(),
+                "--number",
+                "5",
+            ],
+        ),
+        "sector number 5 is already used",
+    );
+    fails(
+        sched(&repo, &["sectors", "add", "--piece", "/no/such.car"]),
+        "/no/such.car",
+    );
+    assert_eq!(
+        ok(sched(&repo, &["sectors", "pledge", "--count", "2"]))["pledged"],
+        serde_json::json!([6, 7])
+    );
+    let list = ok(sched(&repo, &["sectors", "list", "--json"]));
+    assert_eq!(list.as_array().unwrap().len(), 3);
+    assert_eq!(list[0]["state"], "AddPiece");
+    assert_eq!(
+        list[0]["priority"], 1024,
+        "deal sectors first, as Lotus's DealSectorPriority"
+    );
+
+    // Nothing to publish.
+    assert_eq!(
+        ok(sched(&repo, &["batch", "publish", "--now"])),
+        serde_json::json!([])
+    );
+
+    // An invalid config: one line naming the key; the state is untouched.
+    let cfg_path = repo.join("config.toml");
+    let good = std::fs::read_to_string(&cfg_path).unwrap();
+    std::fs::write(
+        &cfg_path,
+        good.replace("epoch = \"30s\"", "epoch = \"soon\""),
+    )
+    .unwrap();
+    let out = sched(&repo, &["run", "--until-done"]);
+    fails(out, "chain.epoch");
+    std::fs::write(
+        &cfg_path,
+        good.replace("windows = 2", "windows = 2\nbogus = 1"),
+    )
+    .unwrap();
+    fails(sched(&repo, &["jobs"]), "bogus");
+    std::fs::write(&cfg_path, &good).unwrap();
+    assert_eq!(
+        ok(sched(&repo, &["sectors", "list", "--json"]))
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+}
+
+#[test]
+fn a_vanished_storage_path_makes_sectors_wait_until_it_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("r");
+    ok(sched(&repo, &["init"]));
+    ok(sched(&repo, &["sectors", "pledge"]));
+    let store = repo.join("storage");
+    let away = dir.path().join("away");
+    std::fs::rename(&store, &away).unwrap();
+    let listing = String::from_utf8_lossy(&sched(&repo, &["storage", "list"]).stdout).to_string();
+    assert!(
+        listing.contains("ERROR") && listing.contains("missing or unreadable"),
+        "{listing}"
+    );
+
+    let mut d = Command::new(SCHED)
+        .arg("--repo")
+        .arg(&repo)
+        .args(["run", "--quiet"])
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    let waiting = loop {
+        let jobs = ok(sched(&repo, &["jobs", "--json"]));
+        if let Some(why) = jobs.get(0).and_then(|j| j["waiting_for"].as_str()) {
+            break why.to_string();
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "no waiting reason: {jobs}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(waiting.contains("AP"), "{waiting}");
+    assert_eq!(
+        ok(sched(&repo, &["sectors", "list", "--json"]))[0]["state"],
+        "AddPiece"
+    );
+    // The path returns: AddPiece runs and the sector moves on, its files on that path.
+    std::fs::rename(&away, &store).unwrap();
+    loop {
+        let s = ok(sched(&repo, &["sectors", "list", "--json"]));
+        if s[0]["state"] != "AddPiece" {
+            assert!(s[0]["paths"]["unsealed"]
+                .as_str()
+                .unwrap()
+                .starts_with(store.to_str().unwrap()));
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "AddPiece never ran: {s}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    d.kill().unwrap();
+    d.wait().unwrap();
+    // Workers and jobs listings work and speak JSON.
+    let w = ok(sched(&repo, &["workers", "--json"]));
+    assert_eq!(w[0]["name"], "local");
+    let text = String::from_utf8_lossy(&sched(&repo, &["workers"]).stdout).to_string();
+    assert!(
+        text.contains("CPU:") && text.contains("RAM:") && text.contains("VMEM:"),
+        "{text}"
+    );
+}

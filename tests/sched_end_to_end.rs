@@ -1,0 +1,257 @@
+//! seal-sched end to end on 2KiB sectors with the simulated chain: the README's demo, and a
+//! multi-sector run whose daemon is SIGKILLed at random moments and restarted.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use serde_json::Value;
+
+use common::sector::{ok_doc, parent_cache_dir, run_tool};
+use sealkit::sched::config::Config;
+use sealkit::sector::document::SectorDoc;
+
+const SCHED: &str = env!("CARGO_BIN_EXE_seal-sched");
+
+fn sched(repo: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(SCHED)
+        .arg("--repo")
+        .arg(repo)
+        .args(args)
+        .env("FIL_PROOFS_PARENT_CACHE", parent_cache_dir())
+        .output()
+        .unwrap()
+}
+
+fn json_out(out: std::process::Output) -> Value {
+    assert!(
+        out.status.success(),
+        "seal-sched failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Every sector's document verifies with seal-verify, independently of the scheduler.
+fn verify_all(repo: &Path, dir: &Path) -> Vec<Value> {
+    let list = json_out(sched(repo, &["sectors", "list", "--json"]));
+    let sectors = list.as_array().unwrap().clone();
+    for s in &sectors {
+        assert_eq!(s["state"], "Proving", "{s}");
+        for k in [
+            "seal_proof",
+            "miner",
+            "sector",
+            "ticket",
+            "seed",
+            "comm_d",
+            "comm_r",
+            "proof",
+        ] {
+            assert!(s.get(k).is_some(), "sectors list --json lacks {k}: {s}");
+        }
+        let doc = SectorDoc::from_value(s.clone(), "list").unwrap();
+        let out = run_tool(env!("CARGO_BIN_EXE_seal-verify"), &[], &doc, dir);
+        assert!(
+            out.status.success(),
+            "seal-verify rejected sector {}: {}",
+            s["sector"],
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    sectors
+}
+
+#[test]
+fn demo_seals_cc_and_deal_sectors_to_proving() {
+    sealkit::sched::demo::ensure_test_params().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("demo");
+    let out = json_out(sched(&repo, &["demo", "--cc", "1", "--deals", "1"]));
+    let rows = out.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(
+        rows.iter()
+            .all(|r| r["state"] == "Proving" && r["proof_valid"] == true),
+        "{out}"
+    );
+    assert_eq!(rows.iter().filter(|r| r["deal"] == true).count(), 1);
+    let sectors = verify_all(&repo, dir.path());
+    // The deal sector carries its piece; the CC sector is all zero pieces (the known 2KiB CommD).
+    let cc = sectors.iter().find(|s| s["deal"] == false).unwrap();
+    assert_eq!(
+        cc["comm_d"],
+        "fc7e928296e516faade986b28f92d44a4f24b935485223376a799027bc18f833"
+    );
+    // Finalize trimmed the cache to what PoSt needs.
+    let cache = PathBuf::from(cc["paths"]["cache"].as_str().unwrap());
+    let mut left: Vec<String> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["p_aux", "sc-02-data-tree-r-last.dat", "t_aux"]);
+    let status = sched(&repo, &["sectors", "status", &cc["sector"].to_string()]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    for phase in [
+        "AddPiece",
+        "PreCommit1",
+        "PreCommit2",
+        "WaitSeed",
+        "Commit2",
+        "Finalize",
+        "Proving",
+    ] {
+        assert!(text.contains(phase), "timeline lacks {phase}: {text}");
+    }
+}
+
+/// A sector resealed without the scheduler from its recorded inputs: its comm_r.
+fn uninterrupted_comm_r(s: &Value, pieces: &[PathBuf], dir: &Path) -> String {
+    let work = dir.join(format!("again-{}", s["sector"]));
+    std::fs::create_dir_all(&work).unwrap();
+    let p = |t: &str| work.join(t).display().to_string();
+    let doc = serde_json::json!({
+        "seal_proof": s["seal_proof"], "miner": s["miner"], "sector": s["sector"], "ticket": s["ticket"],
+        "paths": {"unsealed": p("unsealed"), "sealed": p("sealed"), "cache": p("cache")},
+    });
+    let doc = SectorDoc::from_value(doc, "again").unwrap();
+    let mut args: Vec<String> = Vec::new();
+    for piece in pieces {
+        args.push("--piece".into());
+        args.push(piece.display().to_string());
+    }
+    args.push("--fill".into());
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let ap = ok_doc(run_tool(env!("CARGO_BIN_EXE_seal-ap"), &argv, &doc, &work));
+    let pc1 = ok_doc(run_tool(env!("CARGO_BIN_EXE_seal-pc1"), &[], &ap, &work));
+    let pc2 = ok_doc(run_tool(env!("CARGO_BIN_EXE_seal-pc2"), &[], &pc1, &work));
+    pc2.get("comm_r").unwrap().as_str().unwrap().to_string()
+}
+
+fn start_daemon(repo: &Path) -> Child {
+    Command::new(SCHED)
+        .arg("--repo")
+        .arg(repo)
+        .args(["run", "--until-done", "--quiet"])
+        .env("FIL_PROOFS_PARENT_CACHE", parent_cache_dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn daemon_killed_at_random_moments_still_seals_every_sector() {
+    sealkit::sched::demo::ensure_test_params().unwrap();
+    let mut rng = common::rng("sched-crash");
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    json_out(sched(&repo, &["init"]));
+    let mut cfg = Config::load(&repo.join("config.toml")).unwrap();
+    cfg.chain.epoch = "100ms".into();
+    cfg.chain.seed_delay = 20;
+    for (k, v) in [("precommit_batch_wait", "2s"), ("commit_batch_wait", "2s")] {
+        match k {
+            "precommit_batch_wait" => cfg.batching.precommit_batch_wait = v.into(),
+            _ => cfg.batching.commit_batch_wait = v.into(),
+        }
+    }
+    cfg.batching.precommit_batch_slack = "1s".into();
+    cfg.batching.commit_batch_slack = "1s".into();
+    cfg.sealing.retry_min = "1s".into();
+    std::fs::write(repo.join("config.toml"), cfg.to_toml()).unwrap();
+    let piece = dir.path().join("deal.car");
+    std::fs::write(&piece, common::random_bytes(&mut rng, 1500)).unwrap();
+    json_out(sched(&repo, &["sectors", "pledge", "--count", "2"]));
+    json_out(sched(
+        &repo,
+        &["sectors", "add", "--piece", piece.to_str().unwrap()],
+    ));
+
+    // Kill the daemon at random moments while the sectors move, restarting it each time.
+    let deadline = Instant::now() + Duration::from_secs(1500);
+    let mut kills = 0;
+    loop {
+        let mut d = start_daemon(&repo);
+        let wait = Duration::from_millis(rng.gen_range(300..4000));
+        let t = Instant::now();
+        let mut exited = None;
+        while t.elapsed() < wait {
+            if let Some(st) = d.try_wait().unwrap() {
+                exited = Some(st);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if let Some(st) = exited {
+            assert!(st.success(), "daemon failed after {kills} kills");
+            break;
+        }
+        if kills >= 12 {
+            // Enough crashes: let the last daemon finish.
+            while d.try_wait().unwrap().is_none() {
+                assert!(
+                    Instant::now() < deadline,
+                    "sectors did not reach Proving in time"
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            break;
+        }
+        d.kill().unwrap();
+        d.wait().unwrap();
+        kills += 1;
+    }
+    assert!(kills >= 3, "only {kills} kills happened");
+
+    let sectors = verify_all(&repo, dir.path());
+    assert_eq!(sectors.len(), 3);
+    for s in &sectors {
+        let pieces = if s["deal"] == true {
+            vec![piece.clone()]
+        } else {
+            vec![]
+        };
+        assert_eq!(
+            s["comm_r"].as_str().unwrap(),
+            uninterrupted_comm_r(s, &pieces, dir.path()),
+            "sector {}",
+            s["sector"]
+        );
+    }
+    // No phase ever ran twice at once for a sector: starts and ends alternate per sector.
+    let log = std::fs::read_to_string(repo.join("phase.log")).unwrap();
+    let mut open = std::collections::HashMap::<String, bool>::new();
+    for line in log.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (what, sector) = (f[1], f[3].to_string());
+        let was = open
+            .insert(sector.clone(), what == "start")
+            .unwrap_or(false);
+        assert_eq!(
+            was,
+            what == "end",
+            "sector {sector}: {line} out of order in\n{log}"
+        );
+    }
+    assert!(open.values().all(|o| !o), "a phase never ended:\n{log}");
+    // Nothing is left running or queued, and every batch landed once.
+    let jobs = json_out(sched(&repo, &["jobs", "--json"]));
+    assert_eq!(jobs, Value::Array(vec![]));
+    let batches = json_out(sched(&repo, &["batch", "list", "--json"]));
+    let mut seen = std::collections::HashSet::new();
+    for b in batches["batches"].as_array().unwrap() {
+        assert_eq!(b["state"], "landed", "{b}");
+        for n in b["sectors"].as_array().unwrap() {
+            assert!(
+                seen.insert((b["kind"].to_string(), n.to_string())),
+                "sector {n} in two {} batches",
+                b["kind"]
+            );
+        }
+    }
+}

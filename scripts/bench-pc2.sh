@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # PC2 side by side: sealkit's seal-pc2 against the reference's seal_pre_commit_phase2 on the
 # same 512MiB sector, in one run: both start from identical PC1 output (ours, which the
-# reference accepts byte for byte). Prints times, peak memory, the ratio and comm_r.
+# reference accepts byte for byte). Prints times, peak memory, the ratio and comm_r, after
+# a one-core Poseidon microbenchmark (our IFMA permutation vs neptune, per arity).
 #
 # usage: scripts/bench-pc2.sh   (env: BENCH_DIR)
 set -euo pipefail
@@ -31,6 +32,8 @@ timed() {
 }
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/ {print $2}') GiB"
 echo "date:    $(date -u +%Y-%m-%d)"
+"$ref" poseidon 2 || echo "(no Poseidon microbenchmark: $?)"
+echo "seal-pc2 Poseidon backend: ${SEALKIT_POSEIDON:-ifma where the CPU has it}"
 rm -rf "$d/cache"; cp -r "$work/pc1-cache" "$d/cache"; cp "$work/pc1-sealed" "$d/sealed"
 read -r t_ours m_ours < <(timed "$ours/seal-pc2" "$d/pc1.json")
 comm_ours=$(grep -o '"comm_r":"[0-9a-f]*"' "$work/out" | cut -d'"' -f4)

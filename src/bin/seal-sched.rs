@@ -110,6 +110,9 @@ enum Cmd {
     /// (internal) Run one task: the process the daemon starts per task.
     #[command(hide = true)]
     TaskExec { dir: PathBuf },
+    /// What the scheduler runs on a remote host over ssh (JSON on stdout).
+    #[command(hide = true, subcommand)]
+    Host(HostCmd),
     /// (internal) Time one scheduling pass over a synthetic load (scripts/bench-sched.sh).
     #[command(hide = true)]
     BenchPass {
@@ -211,7 +214,49 @@ fn show(json: bool, (text, value): (String, Value)) -> Result<()> {
     }
 }
 
+#[derive(Subcommand)]
+enum HostCmd {
+    /// CPUs, load, memory, GPUs and each storage path's metadata and free space.
+    Probe { roots: Vec<String> },
+    /// Size and SHA-256 of every file under BASE/REL for each REL.
+    Manifest { base: PathBuf, rels: Vec<String> },
+    /// Move a sector's files between two storage paths of this host.
+    Move {
+        from: PathBuf,
+        to: PathBuf,
+        name: String,
+    },
+    /// Finalize's trimming of a sector cache here.
+    Finalize {
+        cache: PathBuf,
+        #[arg(long)]
+        drop_unsealed: Option<PathBuf>,
+    },
+}
+
+fn host_cmd(cmd: HostCmd) -> Result<()> {
+    use sealkit::sched::{hostcmd, transfer};
+    let out = match cmd {
+        HostCmd::Probe { roots } => serde_json::to_value(hostcmd::probe(&roots))?,
+        HostCmd::Manifest { base, rels } => {
+            serde_json::to_value(transfer::manifest_local(&base, &rels)?)?
+        }
+        HostCmd::Move { from, to, name } => {
+            storage::move_sector(&from, &to, &name)?;
+            json!({"moved": name})
+        }
+        HostCmd::Finalize {
+            cache,
+            drop_unsealed,
+        } => json!({"freed": hostcmd::finalize(&cache, drop_unsealed.as_deref())?}),
+    };
+    cli::print_json_line(&out.to_string())
+}
+
 fn main() -> ExitCode {
+    // The repository (database, task logs, Commit1 outputs) is the owner's alone, and so is
+    // everything the phases it starts write.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     cli::run_main("seal-sched", || run(Cli::parse()))
 }
 
@@ -219,6 +264,7 @@ fn run(args: Cli) -> Result<()> {
     let repo = Repo::locate(args.repo.as_deref())?;
     match args.cmd {
         Cmd::TaskExec { dir } => supervisor::run(&dir),
+        Cmd::Host(cmd) => host_cmd(cmd),
         Cmd::Init { seal_proof, miner } => {
             let mut cfg = repo.default_config()?;
             if let Some(p) = seal_proof {

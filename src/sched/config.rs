@@ -22,6 +22,8 @@ pub struct Config {
     pub chain: Chain,
     #[serde(default)]
     pub batching: Batching,
+    #[serde(default)]
+    pub ssh: Ssh,
     #[serde(default, rename = "worker")]
     pub workers: Vec<Worker>,
     /// Resource-table overrides, keyed like Lotus's environment variables
@@ -91,6 +93,51 @@ impl Default for Chain {
     }
 }
 
+/// How remote workers are reached: the system `ssh`, with connection sharing, keep-alives
+/// and strict host keys, plus the heartbeat and transfer limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Ssh {
+    /// An ssh_config file (`ssh -F`); empty: the user's own (`~/.ssh/config`).
+    pub config: String,
+    /// Extra `-o` options, `"Key=Value"` each (`"IdentityFile=/etc/sealkit/id_ed25519"`).
+    pub options: Vec<String>,
+    /// `StrictHostKeyChecking=yes` (the default) refuses unknown or changed host keys;
+    /// `false` accepts a new host's key on first contact (`accept-new`), never a changed one.
+    pub strict_host_keys: bool,
+    pub connect_timeout: String,
+    /// `ServerAliveInterval` and `ServerAliveCountMax`: a silent connection is dropped after
+    /// interval × count.
+    pub alive_interval: String,
+    pub alive_count: u32,
+    /// How long a shared (ControlMaster) connection outlives its last session.
+    pub control_persist: String,
+    /// Every host is probed this often (CPU, memory, GPUs, storage paths).
+    pub heartbeat: String,
+    /// A host with no successful probe for this long is down: it gets no new work, and
+    /// sectors whose files it holds wait for it.
+    pub down_after: String,
+    /// Transfers running into one host at once (a worker's `fetch_limit` overrides it).
+    pub fetch_limit: usize,
+}
+
+impl Default for Ssh {
+    fn default() -> Self {
+        Ssh {
+            config: String::new(),
+            options: Vec::new(),
+            strict_host_keys: true,
+            connect_timeout: "10s".into(),
+            alive_interval: "15s".into(),
+            alive_count: 4,
+            control_persist: "10m".into(),
+            heartbeat: "10s".into(),
+            down_after: "60s".into(),
+            fetch_limit: 2,
+        }
+    }
+}
+
 /// Lotus's `[Sealing]` batching keys with their defaults.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -143,6 +190,30 @@ pub struct Worker {
     /// Environment for the worker's tasks (`TMPDIR`, `FIL_PROOFS_*`).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// The ssh destination of a remote worker (`"user@pc1-box"`, or a `Host` of the ssh
+    /// config); empty: the worker is this machine. Its `storage` and `cpus` are the host's.
+    #[serde(default)]
+    pub host: String,
+    /// ssh port; 0: the ssh config's (22).
+    #[serde(default)]
+    pub port: u16,
+    /// On the host: where task inputs are staged and sector locks live.
+    #[serde(default = "default_run_dir")]
+    pub run_dir: String,
+    /// On the host: where the `seal-*` binaries are; empty: `[sealing] bin_dir`, else the
+    /// directory `seal-sched` runs from here.
+    #[serde(default)]
+    pub bin_dir: String,
+    /// rsync's `--rsync-path` on the host (a wrapper, or rsync outside `$PATH`).
+    #[serde(default)]
+    pub rsync_path: String,
+    /// Transfers into this worker's host at once; 0: `[ssh] fetch_limit`.
+    #[serde(default)]
+    pub fetch_limit: usize,
+}
+
+fn default_run_dir() -> String {
+    "/var/tmp/sealkit-worker".into()
 }
 
 fn two() -> u32 {
@@ -216,6 +287,24 @@ impl Config {
                 .with_context(|| format!("key sealing.timeouts.{k}: unknown task type"))?;
             parse_duration(v).with_context(|| format!("key sealing.timeouts.{k}"))?;
         }
+        for (k, v) in [
+            ("ssh.connect_timeout", &self.ssh.connect_timeout),
+            ("ssh.alive_interval", &self.ssh.alive_interval),
+            ("ssh.control_persist", &self.ssh.control_persist),
+            ("ssh.heartbeat", &self.ssh.heartbeat),
+            ("ssh.down_after", &self.ssh.down_after),
+        ] {
+            ensure!(
+                parse_duration(v).with_context(|| format!("key {k}"))? >= 1.0,
+                "key {k}: must be at least 1s"
+            );
+        }
+        for o in &self.ssh.options {
+            ensure!(
+                o.contains('=') && !o.starts_with('-') && !o.contains('\n'),
+                "key ssh.options: {o:?} is not \"Key=Value\""
+            );
+        }
         ensure!(
             self.batching.max_precommit_batch > 0,
             "key batching.max_precommit_batch: must be at least 1"
@@ -244,9 +333,26 @@ impl Config {
                     .with_context(|| format!("{at}: key tasks: unknown task type {t:?}"))?;
             }
             for s in &w.storage {
+                super::shell::check_path(s).with_context(|| format!("{at}: key storage"))?;
+            }
+            if w.is_remote() {
+                super::shell::check_path(&w.run_dir).with_context(|| format!("{at}: key run_dir"))?;
                 ensure!(
-                    Path::new(s).is_absolute(),
-                    "{at}: storage path {s:?} is not absolute"
+                    !w.host.starts_with('-') && !w.host.contains(char::is_whitespace),
+                    "{at}: key host {:?} is not an ssh destination",
+                    w.host
+                );
+                if !w.bin_dir.is_empty() {
+                    super::shell::check_path(&w.bin_dir)
+                        .with_context(|| format!("{at}: key bin_dir"))?;
+                }
+            }
+            for k in w.env.keys() {
+                ensure!(
+                    !k.is_empty()
+                        && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                        && !k.as_bytes()[0].is_ascii_digit(),
+                    "{at}: env key {k:?} is not a variable name"
                 );
             }
         }
@@ -307,6 +413,20 @@ impl Config {
 }
 
 impl Worker {
+    pub fn is_remote(&self) -> bool {
+        !self.host.is_empty()
+    }
+
+    /// The host the worker's files and processes are on: `""` for this machine, else the
+    /// ssh destination with its port (`root@pc1:2222`), which names its storage locations.
+    pub fn host_id(&self) -> String {
+        match (self.host.as_str(), self.port) {
+            ("", _) => String::new(),
+            (h, 0) => h.to_string(),
+            (h, p) => format!("{h}:{p}"),
+        }
+    }
+
     pub fn task_types(&self) -> Vec<TaskType> {
         self.tasks
             .iter()

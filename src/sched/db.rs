@@ -78,6 +78,14 @@ CREATE TABLE IF NOT EXISTS events (
     detail TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_sector ON events(sector);
+CREATE TABLE IF NOT EXISTS hosts (
+    host TEXT PRIMARY KEY,
+    up INTEGER NOT NULL,
+    last_seen REAL,
+    error TEXT,
+    probe TEXT,
+    updated REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS switches (
     worker TEXT NOT NULL,
     task TEXT NOT NULL,

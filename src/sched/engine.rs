@@ -20,6 +20,8 @@ use super::batch;
 use super::chain::{Chain, Domain, MsgKind, SimChain};
 use super::config::{parse_cpus, parse_size, Config, Worker};
 use super::db::{self, now, Db, SectorRow, TaskRow};
+use super::hosts::Monitor;
+use super::location::Location;
 use super::queue::QueuedTask;
 use super::repo::Repo;
 use super::resources::ResourceTable;
@@ -27,6 +29,8 @@ use super::state;
 use super::storage::{self, StoreMeta};
 use super::supervisor::{self, TaskSpec};
 use super::task_type::TaskType;
+use super::transfer::Net;
+use super::remote;
 use crate::sector::proof::SealProof;
 
 pub struct Engine {
@@ -37,13 +41,33 @@ pub struct Engine {
     pub table: ResourceTable,
     proof: SealProof,
     children: HashMap<u64, Child>,
+    /// Heartbeats of the remote hosts.
+    pub monitor: Monitor,
 }
 
 /// A storage path as seen in one pass.
 pub struct PathView {
+    /// Its location string (a plain path here, `ssh://host/path` on a remote host).
     pub root: String,
     pub meta: Result<StoreMeta>,
     pub available: u64,
+}
+
+/// How this repository reaches its remote hosts.
+pub fn net(repo: &Repo, cfg: &Config) -> Result<Net> {
+    Ok(Net {
+        ssh: remote::SshSpec::new(cfg, &remote::control_dir(&repo.root)?),
+        hosts: remote::hosts(cfg),
+        down_after: Config::secs(&cfg.ssh.down_after),
+    })
+}
+
+/// A worker's storage paths as location strings.
+pub fn worker_locations(w: &Worker) -> Vec<String> {
+    w.storage
+        .iter()
+        .map(|p| Location::new(&w.host_id(), p).to_string())
+        .collect()
 }
 
 pub fn open_chain(repo: &Repo, cfg: &Config) -> Result<SimChain> {
@@ -72,7 +96,9 @@ impl Engine {
         let chain = open_chain(repo, &cfg)?;
         let table = resource_table(&cfg)?;
         let proof = cfg.seal_proof()?;
+        let monitor = Monitor::new(net(repo, &cfg)?, &cfg, repo.root.join("hosts"))?;
         Ok(Engine {
+            monitor,
             repo: repo.clone(),
             cfg,
             db,
@@ -86,6 +112,7 @@ impl Engine {
     /// One full pass. Returns whether anything is still in flight (tasks or sectors not done).
     pub fn tick(&mut self) -> Result<bool> {
         batch::recover(&mut self.db, &self.chain, &self.cfg)?;
+        self.monitor.poll(&mut self.db)?;
         self.reap()?;
         self.advance()?;
         for kind in [MsgKind::PreCommit, MsgKind::ProveCommit] {
@@ -168,6 +195,11 @@ impl Engine {
     /// Records a finished task and moves its sector on, in one transaction.
     fn apply(&mut self, t: &TaskRow, st: supervisor::Status) -> Result<()> {
         let cfg = self.cfg.clone();
+        if st.lost {
+            if let Some(w) = t.worker.as_deref().and_then(|w| self.cfg.worker(w).ok()) {
+                self.monitor.probe_soon(&w.host_id());
+            }
+        }
         self.db.tx(|tx| {
             let Some(s) = db::sectors_where(tx, "number = ?1", [t.sector as i64])?.pop() else {
                 return Ok(());
@@ -180,6 +212,18 @@ impl Engine {
                 tx.execute("UPDATE tasks SET state = 'abandoned', finished = ?2 WHERE id = ?1", params![t.id as i64, now()])?;
                 return Ok(());
             }
+            // A lost connection is the host's trouble, not the sector's: queue the task again
+            // (the next pass does) without a failure, unless it keeps happening.
+            let lost_before: i64 = tx.query_row(
+                "SELECT count(*) FROM tasks WHERE sector = ?1 AND state = 'lost' AND id > coalesce((SELECT max(id) FROM tasks WHERE sector = ?1 AND state = 'done'), 0)",
+                [s.number as i64],
+                |r| r.get(0),
+            )?;
+            if st.lost && s.state == state::state_of(t.kind) && lost_before < MAX_LOST {
+                let err = st.error.clone().unwrap_or_default();
+                tx.execute("UPDATE tasks SET state = 'lost', finished = ?2, error = ?3 WHERE id = ?1", params![t.id as i64, now(), err])?;
+                return db::event(tx, Some(s.number), "task", &format!("{} task {} lost on {}: {err}", t.kind.short(), t.id, t.worker.as_deref().unwrap_or("?")));
+            }
             if s.state != state::state_of(t.kind) {
                 tx.execute("UPDATE tasks SET state = 'done', finished = ?2, error = 'result ignored: the sector moved on' WHERE id = ?1", params![t.id as i64, now()])?;
                 return Ok(());
@@ -190,6 +234,10 @@ impl Engine {
                     db::set_doc(tx, s.number, doc)?;
                 }
                 tx.execute("UPDATE sectors SET fails = 0, last_error = NULL WHERE number = ?1", [s.number as i64])?;
+                if t.kind == TaskType::Finalize {
+                    // Commit2's input is kept here until the proof is on chain; now it is.
+                    let _ = std::fs::remove_file(c1_copy(&self.repo, &storage::sector_name(cfg.sealing.miner, s.number)));
+                }
                 db::set_state(tx, s.number, state::after_success(t.kind), &format!("{} done in {took:.1}s on {}", t.kind.short(), t.worker.as_deref().unwrap_or("?")))
             } else {
                 let err = st.error.unwrap_or_else(|| "failed".into());
@@ -285,30 +333,46 @@ impl Engine {
         })
     }
 
-    /// Every storage path named by a worker, with its metadata and free space.
+    /// Every storage path named by a worker, with its metadata and free space: read here
+    /// for this machine's, from the last heartbeat for a remote host's.
     pub fn paths(&self) -> Vec<PathView> {
-        let mut roots: Vec<String> = self
+        let mut locs: Vec<Location> = self
             .cfg
             .workers
             .iter()
-            .flat_map(|w| w.storage.clone())
+            .flat_map(|w| w.storage.iter().map(move |p| Location::new(&w.host_id(), p)))
             .collect();
-        roots.sort();
-        roots.dedup();
-        roots
-            .into_iter()
-            .map(|root| {
-                let meta = storage::read_meta(Path::new(&root));
-                let available = meta
-                    .as_ref()
-                    .ok()
-                    .and_then(|m| storage::available(Path::new(&root), m).ok())
-                    .unwrap_or(0);
-                PathView {
-                    root,
-                    meta,
-                    available,
+        locs.sort();
+        locs.dedup();
+        locs.into_iter()
+            .map(|loc| {
+                let root = loc.to_string();
+                if loc.is_local() {
+                    let meta = storage::read_meta(Path::new(&loc.path));
+                    let available = meta
+                        .as_ref()
+                        .ok()
+                        .and_then(|m| storage::available(Path::new(&loc.path), m).ok())
+                        .unwrap_or(0);
+                    return PathView { root, meta, available };
                 }
+                let st = self.monitor.states.get(&loc.host);
+                let probe = st
+                    .filter(|s| s.up)
+                    .and_then(|s| s.probe.as_ref())
+                    .and_then(|p| p.paths.iter().find(|x| x.root == loc.path));
+                let (meta, available) = match (st, probe) {
+                    (_, Some(p)) => match &p.meta {
+                        Some(m) => (Ok(m.clone()), p.available),
+                        None => (Err(anyhow::anyhow!("{}", p.error.clone().unwrap_or_default())), 0),
+                    },
+                    (Some(s), None) if s.last_ok.is_some() && !s.up => (
+                        Err(anyhow::anyhow!("host {} is down: {}", loc.host, s.error.clone().unwrap_or_default())),
+                        0,
+                    ),
+                    _ => (Err(anyhow::anyhow!("host {} has not answered yet", loc.host)), 0),
+                };
+                PathView { root, meta, available }
             })
             .collect()
     }
@@ -419,10 +483,9 @@ impl Engine {
             workers.push(WorkerState {
                 name: w.name.clone(),
                 info: Self::worker_info(w),
-                enabled: true,
+                enabled: self.monitor.is_up(&w.host_id()),
                 tasks: self.worker_tasks(w)?,
-                paths: w
-                    .storage
+                paths: worker_locations(w)
                     .iter()
                     .filter_map(|p| index.get(p.as_str()).copied())
                     .filter(|&i| views[i].meta.is_ok())
@@ -438,9 +501,16 @@ impl Engine {
                 continue;
             };
             let location = match &s.location {
+                // Commit2 reads only Commit1's output, kept on this machine.
+                Some(_) if t.kind == TaskType::Commit2 => vec![],
                 Some(l) => match index.get(l.as_str()) {
                     Some(&i) if views[i].meta.is_ok() => vec![i],
-                    _ => {
+                    Some(&i) => {
+                        let why = views[i].meta.as_ref().err().map(|e| format!("{e:#}")).unwrap_or_default();
+                        missing.push((t.id, format!("sector {}'s files are at {l}, which is unreachable ({why}); waiting for it", s.number)));
+                        continue;
+                    }
+                    None => {
                         missing.push((t.id, format!("storage path {l} holding sector {} is missing; waiting for it to return", s.number)));
                         continue;
                     }
@@ -506,9 +576,21 @@ impl Engine {
             }
             Ok(())
         })?;
+        let mut fetching = self.fetches_by_host(&running);
         for (t, wi, fetch_to, alloc) in starts {
             let w = self.cfg.workers[wi].clone();
             let s = sectors[&t.sector].clone();
+            let moves = fetch_to.is_some() && fetch_to != s.location;
+            if moves && w.is_remote() {
+                let limit = if w.fetch_limit > 0 { w.fetch_limit } else { self.cfg.ssh.fetch_limit };
+                let n = fetching.entry(w.host_id()).or_default();
+                if *n >= limit.max(1) {
+                    let why = format!("assigned to {}, waiting: {} transfers into host {} already run (fetch_limit {limit})", w.name, n, w.host_id());
+                    self.db.conn.execute("UPDATE tasks SET wait_reason = ?2 WHERE id = ?1", params![t.id as i64, why])?;
+                    continue;
+                }
+                *n += 1;
+            }
             if let Err(e) = self.start(&t, &w, &s, fetch_to, alloc, &views) {
                 let msg = format!("{e:#}");
                 self.db.tx(|tx| {
@@ -523,6 +605,22 @@ impl Engine {
         Ok(())
     }
 
+    /// Running tasks still moving files into each host (their supervisor's stage is
+    /// `preparing`), for the per-host fetch limit.
+    fn fetches_by_host(&self, running: &[TaskRow]) -> HashMap<String, usize> {
+        let mut n = HashMap::new();
+        for t in running {
+            let Some(f) = &t.fetch_to else { continue };
+            let stage = std::fs::read_to_string(self.task_dir(t.id).join(supervisor::STAGE)).unwrap_or_default();
+            if stage == "preparing" || stage.is_empty() {
+                if let Ok(l) = Location::parse(f) {
+                    *n.entry(l.host).or_default() += 1;
+                }
+            }
+        }
+        n
+    }
+
     /// The long-term path a finalized sector goes to: where it is if that path stores,
     /// else the worker's storing path with the most available × weight.
     fn store_path(&self, w: &Worker, location: &str, views: &[PathView]) -> Option<String> {
@@ -530,9 +628,10 @@ impl Engine {
         if views.iter().any(|v| v.root == location && stores(v)) {
             return Some(location.to_string());
         }
+        let mine = worker_locations(w);
         views
             .iter()
-            .filter(|v| w.storage.contains(&v.root) && stores(v))
+            .filter(|v| mine.contains(&v.root) && stores(v))
             .max_by_key(|v| (v.available as u128) * v.meta.as_ref().map_or(0, |m| m.weight) as u128)
             .map(|v| v.root.clone())
     }
@@ -551,25 +650,75 @@ impl Engine {
         let mut location = s.location.clone();
         if location.is_none() {
             let root = alloc.context("no storage path was allocated for a new sector")?;
-            doc["paths"] = storage::sector_paths(Path::new(&root), &name);
+            doc["paths"] = storage::sector_paths(Path::new(&Location::parse(&root)?.path), &name);
             location = Some(root);
         }
         let location = location.expect("set above");
-        let bin = |b: &str| self.cfg.bin_dir().join(b).display().to_string();
+        let host = w.host_id();
+        let remote = self.monitor.net.hosts.get(&host).cloned();
+        let bin_dir = match &remote {
+            Some(h) => PathBuf::from(&h.bin_dir),
+            None => self.cfg.bin_dir(),
+        };
+        let bin = |b: &str| bin_dir.join(b).display().to_string();
+        // Where this task's own inputs go on a remote host.
+        let staged = |file: &str| {
+            let h = remote.as_ref().expect("remote");
+            Location::new(&h.id, &format!("{}/{file}", h.task_dir(t.id)))
+        };
+        let mut inputs = Vec::new();
+        let mut restore = serde_json::Map::new();
+        let mut bring_back = None;
         let argv = match t.kind {
             TaskType::AddPiece => {
                 let mut v = vec![bin("seal-ap")];
-                for p in &s.pieces {
+                for (i, p) in s.pieces.iter().enumerate() {
                     v.push("--piece".into());
-                    v.push(p.clone());
+                    if remote.is_some() {
+                        // Staged under a name of ours: the operator's file name never
+                        // reaches the host's shell or filesystem.
+                        let to = staged(&format!("piece-{i}"));
+                        v.push(to.path.clone());
+                        inputs.push((p.clone(), to.to_string()));
+                    } else {
+                        v.push(p.clone());
+                    }
                 }
                 v.push("--fill".into());
                 v
             }
             TaskType::PreCommit1 => vec![bin("seal-pc1")],
             TaskType::PreCommit2 => vec![bin("seal-pc2")],
-            TaskType::Commit1 => vec![bin("seal-c1")],
-            TaskType::Commit2 => vec![bin("seal-c2")],
+            TaskType::Commit1 => {
+                if remote.is_some() {
+                    let local = c1_copy(&self.repo, &name);
+                    std::fs::create_dir_all(local.parent().expect("in the repo"))?;
+                    bring_back = Some(("c1_output".to_string(), local.display().to_string()));
+                }
+                vec![bin("seal-c1")]
+            }
+            TaskType::Commit2 => {
+                let c1 = match doc.get("c1_output").and_then(Value::as_str) {
+                    Some(p) => Location::new("", p),
+                    // Commit1 ran before outputs were kept here: read it where the sector is.
+                    None => {
+                        let at = Location::parse(&location)?;
+                        at.with_path(&format!("{}/cache/{name}/{}", at.path, crate::commit::C1_FILE))
+                    }
+                };
+                if remote.is_some() || !c1.is_local() {
+                    let to = match remote {
+                        Some(_) => staged(crate::commit::C1_FILE),
+                        None => Location::new("", &self.task_dir(t.id).join(crate::commit::C1_FILE).display().to_string()),
+                    };
+                    if let Some(v) = doc.get("c1_output") {
+                        restore.insert("c1_output".into(), v.clone());
+                    }
+                    doc["c1_output"] = to.path.clone().into();
+                    inputs.push((c1.to_string(), to.to_string()));
+                }
+                vec![bin("seal-c2")]
+            }
             _ => vec![],
         };
         let finalize = if t.kind == TaskType::Finalize {
@@ -577,13 +726,16 @@ impl Engine {
             let store = self
                 .store_path(w, &from, views)
                 .with_context(|| format!("worker {} has no storage path that can store", w.name))?;
-            Some((
-                PathBuf::from(store),
-                self.cfg.sealing.keep_unsealed && s.deal,
-            ))
+            Some((store, self.cfg.sealing.keep_unsealed && s.deal))
         } else {
             None
         };
+        let touches_remote = remote.is_some()
+            || !inputs.is_empty()
+            || [Some(&location), fetch_to.as_ref(), finalize.as_ref().map(|f| &f.0)]
+                .into_iter()
+                .flatten()
+                .any(|l| l.starts_with("ssh://"));
         let spec = TaskSpec {
             task: t.id,
             sector: s.number,
@@ -598,8 +750,14 @@ impl Engine {
             fetch: fetch_to
                 .as_ref()
                 .filter(|f| **f != location)
-                .map(|f| (PathBuf::from(&location), PathBuf::from(f))),
+                .map(|f| (location.clone(), f.clone())),
             finalize,
+            host,
+            env: w.env.clone(),
+            inputs,
+            bring_back,
+            restore,
+            net: touches_remote.then(|| self.monitor.net.clone()),
         };
         let dir = self.task_dir(t.id);
         std::fs::create_dir_all(&dir)?;
@@ -643,6 +801,13 @@ impl Engine {
         Ok(())
     }
 }
+
+/// Where Commit1's output of a sector sealed on a remote host is kept until Finalize.
+pub fn c1_copy(repo: &Repo, name: &str) -> PathBuf {
+    repo.root.join("commit1").join(format!("{name}.json"))
+}
+
+const MAX_LOST: i64 = 5;
 
 /// Adds a sector: CC (`pieces` empty) or with deal pieces (priority 1024, Lotus's
 /// DealSectorPriority). `number` defaults to the next free one; a taken number is an error.

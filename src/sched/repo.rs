@@ -126,6 +126,7 @@ impl Repo {
             sealing: Default::default(),
             chain: Default::default(),
             batching: Default::default(),
+            ssh: Default::default(),
             resources: Default::default(),
             workers: vec![config::Worker {
                 name: "local".into(),
@@ -140,6 +141,12 @@ impl Repo {
                     .collect(),
                 storage: vec![self.root.join("storage").display().to_string()],
                 env: Default::default(),
+                host: String::new(),
+                port: 0,
+                run_dir: String::new(),
+                bin_dir: String::new(),
+                rsync_path: String::new(),
+                fetch_limit: 0,
             }],
         })
     }

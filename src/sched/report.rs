@@ -20,6 +20,10 @@ pub fn workers(e: &Engine) -> Result<(String, Value)> {
     let running = e.db.tasks("state = 'running'")?;
     let mut text = String::new();
     let mut out = Vec::new();
+    // Live use, measured now: this machine directly, each remote host over its shared ssh
+    // connection (all hosts at once, so a dead one costs one connect timeout).
+    let mut live = super::hosts::probe_all(&e.monitor.net);
+    live.insert(String::new(), Ok(super::hostcmd::probe(&[])));
     for w in &e.cfg.workers {
         let info = Engine::worker_info(w);
         let mut a = Allocation::default();
@@ -67,6 +71,25 @@ pub fn workers(e: &Engine) -> Result<(String, Value)> {
             show_size(a.mem_used_max),
             show_size(info.mem_physical + info.mem_swap)
         );
+        let probe = &live[&w.host_id()];
+        let host = if w.is_remote() { w.host_id() } else { "this machine".into() };
+        match probe {
+            Ok(p) => {
+                let used = p.mem_total.saturating_sub(p.mem_available);
+                text += &format!(
+                    "\tHOST: {host} up: load {:.2} on {} cpu(s), {}/{} memory in use{}\n",
+                    p.load1,
+                    p.cpus,
+                    show_size(used),
+                    show_size(p.mem_total),
+                    p.gpus
+                        .iter()
+                        .map(|g| format!(", {} {:.0}% {}/{}", g.name, g.util_percent, show_size(g.mem_used), show_size(g.mem_total)))
+                        .collect::<String>()
+                );
+            }
+            Err(err) => text += &format!("\tHOST: {host} DOWN: {err:#}\n"),
+        }
         if info.gpus > 0 {
             text += &format!(
                 "\tGPU:  {} {:.0}% {:.2}/{} gpu(s) in use\n",
@@ -84,6 +107,10 @@ pub fn workers(e: &Engine) -> Result<(String, Value)> {
             "tasks": tasks.iter().map(|t| t.short()).collect::<Vec<_>>(),
             "running": mine.iter().map(|t| json!({"task": t.id, "sector": t.sector, "kind": t.kind.short()})).collect::<Vec<_>>(),
             "utilization": a.utilization(&info),
+            "host": w.host_id(),
+            "up": probe.is_ok(),
+            "live": probe.as_ref().ok(),
+            "error": probe.as_ref().err().map(|e| format!("{e:#}")),
         }));
     }
     Ok((text, Value::Array(out)))
@@ -275,7 +302,7 @@ pub fn storage(e: &Engine) -> Result<(String, Value)> {
             .cfg
             .workers
             .iter()
-            .filter(|w| w.storage.contains(&v.root))
+            .filter(|w| super::engine::worker_locations(w).contains(&v.root))
             .map(|w| w.name.as_str())
             .collect();
         match &v.meta {

@@ -196,7 +196,7 @@ fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
     crate::fsutil::sync_parent(dst)
 }
 
-fn remove_all(p: &Path) -> Result<()> {
+pub(crate) fn remove_all(p: &Path) -> Result<()> {
     if p.is_dir() {
         fs::remove_dir_all(p)
     } else {

@@ -20,7 +20,10 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::location::Location;
+use super::remote::{self, HostSpec, KILL_SCRIPT, RUN_SCRIPT};
 use super::storage;
+use super::transfer::Net;
 
 /// What the daemon hands a supervisor.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -28,7 +31,8 @@ pub struct TaskSpec {
     pub task: u64,
     pub sector: u64,
     pub kind: String,
-    /// The phase binary and its arguments; empty for built-in work (Finalize).
+    /// The phase binary and its arguments (paths on the worker's host); empty for built-in
+    /// work (Finalize).
     pub argv: Vec<String>,
     pub doc: Value,
     pub cpus: Vec<usize>,
@@ -36,11 +40,31 @@ pub struct TaskSpec {
     pub lock: PathBuf,
     /// Appended one line per start and end, for audits ("never two phases at once").
     pub phase_log: PathBuf,
-    /// Sector file name and the storage roots to move it between before running.
+    /// Sector file name and the storage locations to move it between before running.
     pub name: String,
-    pub fetch: Option<(PathBuf, PathBuf)>,
-    /// Finalize: the long-term path to end up in, and whether to keep the unsealed copy.
-    pub finalize: Option<(PathBuf, bool)>,
+    pub fetch: Option<(String, String)>,
+    /// Finalize: the long-term location to end up in, and whether to keep the unsealed copy.
+    pub finalize: Option<(String, bool)>,
+    /// The worker's host (`host_id`); empty: this machine.
+    #[serde(default)]
+    pub host: String,
+    /// The worker's environment, for a remote phase (a local one inherits it).
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
+    /// Files copied (and checked) before the phase runs: Commit2's input, AddPiece's pieces.
+    #[serde(default)]
+    pub inputs: Vec<(String, String)>,
+    /// After a remote phase: the file its result names under this document key is copied
+    /// here and the key pointed at the copy (Commit1's output, which Commit2 needs wherever
+    /// it runs, even with this host down).
+    #[serde(default)]
+    pub bring_back: Option<(String, String)>,
+    /// Document keys whose values are put back after the phase (paths only valid for it).
+    #[serde(default)]
+    pub restore: serde_json::Map<String, Value>,
+    /// How to reach the hosts this task touches.
+    #[serde(default)]
+    pub net: Option<Net>,
 }
 
 /// What the supervisor leaves behind.
@@ -56,6 +80,9 @@ pub struct Status {
     /// Someone else ran this task's sector after the daemon gave it up: nothing was done.
     #[serde(default)]
     pub abandoned: bool,
+    /// The connection to the worker's host failed: not the sector's fault, queue it again.
+    #[serde(default)]
+    pub lost: bool,
 }
 
 pub const SPEC: &str = "task.json";
@@ -109,26 +136,21 @@ pub fn run(dir: &Path) -> Result<()> {
         return write_status(dir, &status);
     }
     log_phase(&spec, "start")?;
-    let mut status = match execute(dir, &spec) {
-        Ok((doc, location)) => Status {
+    let mut location = None;
+    let mut status = match execute(dir, &spec, &mut location) {
+        Ok(doc) => Status {
             ok: true,
             doc,
-            location,
             ..Default::default()
         },
         Err(e) => Status {
             error: Some(format!("{e:#}").replace('\n', " ")),
+            lost: remote::is_lost(&e),
             ..Default::default()
         },
     };
     // The files moved even if the phase then failed: report where they are.
-    if status.location.is_none() {
-        if let Some((_, to)) = &spec.fetch {
-            if storage::holds(to, &spec.name) {
-                status.location = Some(to.display().to_string());
-            }
-        }
-    }
+    status.location = location.map(|l: Location| l.to_string());
     status.started = started;
     status.finished = super::db::now();
     log_phase(&spec, "end")?;
@@ -161,78 +183,144 @@ fn set_stage(dir: &Path, stage: &str) {
     let _ = std::fs::write(dir.join(STAGE), stage);
 }
 
-fn rebase(doc: &mut Value, root: &Path, name: &str) {
-    doc["paths"] = storage::sector_paths(root, name);
+fn rebase(doc: &mut Value, root: &Location, name: &str) {
+    doc["paths"] = storage::sector_paths(Path::new(&root.path), name);
 }
 
-fn execute(dir: &Path, spec: &TaskSpec) -> Result<(Option<Value>, Option<String>)> {
-    crate::affinity::pin_current_thread_to(&spec.cpus)?;
+fn net(spec: &TaskSpec) -> Result<&Net> {
+    spec.net
+        .as_ref()
+        .context("the task names remote hosts but carries no ssh settings")
+}
+
+fn execute(dir: &Path, spec: &TaskSpec, location: &mut Option<Location>) -> Result<Option<Value>> {
+    if spec.host.is_empty() {
+        crate::affinity::pin_current_thread_to(&spec.cpus)?;
+    }
     let mut doc = spec.doc.clone();
-    let mut location = None;
     if let Some((from, to)) = &spec.fetch {
         set_stage(dir, "preparing");
-        storage::move_sector(from, to, &spec.name).with_context(|| {
-            format!(
-                "moving sector files from {} to {}",
-                from.display(),
-                to.display()
-            )
-        })?;
-        rebase(&mut doc, to, &spec.name);
-        location = Some(to.display().to_string());
+        let (from, to) = (Location::parse(from)?, Location::parse(to)?);
+        let moved = if from.is_local() && to.is_local() {
+            storage::move_sector(Path::new(&from.path), Path::new(&to.path), &spec.name)
+        } else {
+            net(spec)?.move_sector(&from, &to, &spec.name, &dir.join("staging"))
+        };
+        moved.with_context(|| format!("moving sector files from {from} to {to}"))?;
+        rebase(&mut doc, &to, &spec.name);
+        *location = Some(to);
+    }
+    if !spec.inputs.is_empty() {
+        set_stage(dir, "preparing");
+        for (from, to) in &spec.inputs {
+            let (from, to) = (Location::parse(from)?, Location::parse(to)?);
+            net(spec)?
+                .copy_file(&from, &to, &dir.join("staging"))
+                .with_context(|| format!("copying {from} to {to}"))?;
+        }
     }
     set_stage(dir, "running");
     if let Some((store, keep_unsealed)) = &spec.finalize {
-        let paths = doc["paths"].clone();
-        let get = |k: &str| PathBuf::from(paths[k].as_str().unwrap_or_default());
-        let cache = get("cache");
-        storage::clear_cache(&cache)?;
+        return finalize(spec, doc, &Location::parse(store)?, *keep_unsealed, location, dir);
+    }
+    let mut out = if spec.host.is_empty() {
+        run_local(dir, spec, &doc)?
+    } else {
+        let net = net(spec)?;
+        let h = net.host(&spec.host)?;
+        let result = run_remote(dir, spec, net, h, &doc);
+        cleanup_remote(net, h, spec.task);
+        result?
+    };
+    for (k, v) in &spec.restore {
+        out[k] = v.clone();
+    }
+    if let Some((key, local)) = &spec.bring_back {
+        let remote_path = out[key.as_str()]
+            .as_str()
+            .with_context(|| format!("{} printed no {key}", spec.kind))?
+            .to_string();
+        net(spec)?
+            .copy_file(
+                &Location::new(&spec.host, &remote_path),
+                &Location::new("", local),
+                &dir.join("staging"),
+            )
+            .with_context(|| format!("fetching {key} {remote_path} from {}", spec.host))?;
+        out[key.as_str()] = local.clone().into();
+    }
+    Ok(Some(out))
+}
+
+/// Finalize: trim the cache and drop the unsealed copy where the sector is, then move it
+/// to its long-term path.
+fn finalize(
+    spec: &TaskSpec,
+    mut doc: Value,
+    store: &Location,
+    keep_unsealed: bool,
+    location: &mut Option<Location>,
+    dir: &Path,
+) -> Result<Option<Value>> {
+    let paths = doc["paths"].clone();
+    let get = |k: &str| paths[k].as_str().unwrap_or_default().to_string();
+    let cache = get("cache");
+    let root = Path::new(&cache)
+        .parent()
+        .and_then(Path::parent)
+        .context("cache path has no storage root")?
+        .display()
+        .to_string();
+    // Without a fetch the worker holds the sector's path, so it is on the worker's host.
+    let here = match location {
+        Some(l) => l.with_path(&root),
+        None => Location::new(&spec.host, &root),
+    };
+    if here.is_local() {
+        let unsealed = PathBuf::from(get("unsealed"));
+        super::hostcmd::finalize(Path::new(&cache), (!keep_unsealed).then_some(unsealed.as_path()))?;
+    } else {
+        let net = net(spec)?;
+        let h = net.host(&here.host)?;
+        h.check(&cache)?;
+        let mut args = vec!["host", "finalize", cache.as_str()];
+        let unsealed = get("unsealed");
         if !keep_unsealed {
-            let unsealed = get("unsealed");
-            if unsealed.exists() {
-                std::fs::remove_file(&unsealed)
-                    .with_context(|| format!("cannot remove {}", unsealed.display()))?;
-            }
+            h.check(&unsealed)?;
+            args.extend(["--drop-unsealed", unsealed.as_str()]);
         }
-        let root = cache
-            .parent()
-            .and_then(Path::parent)
-            .context("cache path has no storage root")?
-            .to_path_buf();
-        if &root != store {
-            storage::move_sector(&root, store, &spec.name)?;
-            rebase(&mut doc, store, &spec.name);
-            location = Some(store.display().to_string());
+        net.ssh.sched(h, &args)?;
+    }
+    if &here != store {
+        if here.is_local() && store.is_local() {
+            storage::move_sector(Path::new(&here.path), Path::new(&store.path), &spec.name)?;
+        } else {
+            net(spec)?.move_sector(&here, store, &spec.name, &dir.join("staging"))?;
         }
-        return Ok((Some(doc), location));
+        rebase(&mut doc, store, &spec.name);
+        *location = Some(store.clone());
     }
-    let out_path = dir.join("stdout.json");
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("stderr.log"))?;
-    let mut child = Command::new(&spec.argv[0])
-        .args(&spec.argv[1..])
-        .stdin(Stdio::piped())
-        .stdout(File::create(&out_path)?)
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("cannot start {}", spec.argv[0]))?;
-    {
-        let mut stdin = child.stdin.take().expect("piped stdin");
-        stdin.write_all(doc.to_string().as_bytes())?;
-        stdin.write_all(b"\n")?;
-    }
+    Ok(Some(doc))
+}
+
+/// Waits for the phase; kills it on a timeout or an operator's cancel.
+fn wait_phase(
+    dir: &Path,
+    spec: &TaskSpec,
+    child: &mut std::process::Child,
+    kill_remote: &dyn Fn(),
+) -> Result<std::process::ExitStatus> {
     let t = Instant::now();
-    let status = loop {
+    loop {
         if let Some(s) = child.try_wait()? {
-            break s;
+            return Ok(s);
         }
         let over = spec
             .timeout
             .is_some_and(|lim| t.elapsed().as_secs_f64() > lim);
         let cancelled = dir.join(CANCEL).exists();
         if over || cancelled {
+            kill_remote();
             let _ = child.kill();
             let _ = child.wait();
             anyhow::bail!(
@@ -245,23 +333,130 @@ fn execute(dir: &Path, spec: &TaskSpec) -> Result<(Option<Value>, Option<String>
             );
         }
         std::thread::sleep(Duration::from_millis(50));
-    };
+    }
+}
+
+fn run_local(dir: &Path, spec: &TaskSpec, doc: &Value) -> Result<Value> {
+    let out_path = dir.join("stdout.json");
+    let mut child = Command::new(&spec.argv[0])
+        .args(&spec.argv[1..])
+        .stdin(Stdio::piped())
+        .stdout(File::create(&out_path)?)
+        .stderr(stderr_log(dir)?)
+        .spawn()
+        .with_context(|| format!("cannot start {}", spec.argv[0]))?;
+    feed(&mut child, doc)?;
+    let status = wait_phase(dir, spec, &mut child, &|| {})?;
+    phase_result(dir, spec, status)
+}
+
+fn stderr_log(dir: &Path) -> Result<File> {
+    Ok(OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("stderr.log"))?)
+}
+
+fn feed(child: &mut std::process::Child, doc: &Value) -> Result<()> {
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    // A phase that exits before reading is reported by its status, not by EPIPE here.
+    let _ = stdin.write_all(doc.to_string().as_bytes());
+    let _ = stdin.write_all(b"\n");
+    Ok(())
+}
+
+/// The phase's result document, or its failure with the last line it printed on stderr.
+fn phase_result(dir: &Path, spec: &TaskSpec, status: std::process::ExitStatus) -> Result<Value> {
     if !status.success() {
-        let log = std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
-        let last = log
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("no output");
+        let log = std::fs::read(dir.join("stderr.log")).unwrap_or_default();
+        let last = remote::last_line(&log);
+        if !spec.host.is_empty() && status.code() == Some(remote::SSH_LOST) {
+            return Err(remote::Lost(format!(
+                "{} on {}: connection lost: {last}",
+                spec.kind, spec.host
+            ))
+            .into());
+        }
         anyhow::bail!("{} failed ({status}): {last}", spec.kind);
     }
-    let text = std::fs::read_to_string(&out_path)?;
+    let text = std::fs::read_to_string(dir.join("stdout.json"))?;
     let line = text
         .lines()
         .rev()
         .find(|l| !l.trim().is_empty())
         .unwrap_or_default();
-    let out: Value = serde_json::from_str(line)
-        .with_context(|| format!("{} printed no sector document", spec.kind))?;
-    Ok((Some(out), location))
+    serde_json::from_str(line).with_context(|| format!("{} printed no sector document", spec.kind))
+}
+
+/// `ssh host -- sh -c RUN_SCRIPT … env K=V … taskset -c CPUS seal-…` with the document on
+/// stdin and the result on stdout, as `taskset -c CPUS seal-pc1 < doc` would run locally.
+fn run_remote(dir: &Path, spec: &TaskSpec, net: &Net, h: &HostSpec, doc: &Value) -> Result<Value> {
+    let tdir = h.task_dir(spec.task);
+    let pidfile = format!("{tdir}/pid");
+    let mut words: Vec<String> = vec![
+        "sh".into(),
+        "-c".into(),
+        RUN_SCRIPT.into(),
+        "sealkit".into(),
+        format!("{}/locks/{}.lock", h.run_dir, spec.name),
+        pidfile.clone(),
+        format!("{}/phase.log", h.run_dir),
+        format!("{} sector {} task {}", spec.kind, spec.sector, spec.task),
+        "env".into(),
+    ];
+    words.extend(spec.env.iter().map(|(k, v)| format!("{k}={v}")));
+    words.extend(["taskset".into(), "-c".into(), cpu_list(&spec.cpus)]);
+    words.extend(spec.argv.iter().cloned());
+    let line = super::shell::join(&words);
+    let mut child = net
+        .ssh
+        .command(h, &line)
+        .stdin(Stdio::piped())
+        .stdout(File::create(dir.join("stdout.json"))?)
+        .stderr(stderr_log(dir)?)
+        .spawn()
+        .context("cannot start ssh")?;
+    feed(&mut child, doc)?;
+    let kill = || {
+        let _ = kill_remote(net, h, &pidfile);
+    };
+    let status = wait_phase(dir, spec, &mut child, &kill)?;
+    match phase_result(dir, spec, status) {
+        Err(e) if remote::is_lost(&e) => Err(after_lost(net, h, &pidfile, e)),
+        r => r,
+    }
+}
+
+/// The connection dropped mid-phase. The phase may still be running on the host (it does
+/// not need the connection until it prints its result): stop it, so that the retry never
+/// runs beside it. A host that stays unreachable for `down_after` is left to its sector
+/// lock, which makes a retry there wait for the old run.
+fn after_lost(net: &Net, h: &HostSpec, pidfile: &str, e: anyhow::Error) -> anyhow::Error {
+    let deadline = Instant::now() + Duration::from_secs(net.down_after.max(1.0) as u64);
+    while Instant::now() < deadline {
+        if kill_remote(net, h, pidfile).is_ok() {
+            return e.context("the remote run was stopped; queued again");
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    e.context(format!("host {} did not answer since; queued again", h.dest))
+}
+
+fn kill_remote(net: &Net, h: &HostSpec, pidfile: &str) -> Result<()> {
+    let words = ["sh", "-c", KILL_SCRIPT, "sealkit", pidfile].map(String::from);
+    net.ssh.run(h, &words, None).map(|_| ())
+}
+
+fn cleanup_remote(net: &Net, h: &HostSpec, task: u64) {
+    let tdir = h.task_dir(task);
+    if h.check(&tdir).is_ok() {
+        let _ = net
+            .ssh
+            .run(h, &["rm".into(), "-rf".into(), "--".into(), tdir], None);
+    }
+}
+
+/// `0-3,8` for taskset.
+fn cpu_list(cpus: &[usize]) -> String {
+    cpus.iter().map(usize::to_string).collect::<Vec<_>>().join(",")
 }

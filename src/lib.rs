@@ -21,6 +21,7 @@ pub mod durable;
 pub mod fsutil;
 pub mod hash;
 pub mod hex;
+pub mod journal;
 pub mod merkle;
 pub mod pc1;
 pub mod pc2;

@@ -9,7 +9,7 @@
 mod batch;
 mod journal;
 
-pub use journal::{Journal, JOURNAL_FILE};
+pub use journal::{Journal, Pc1, JOURNAL_FILE};
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};

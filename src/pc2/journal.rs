@@ -8,49 +8,29 @@
 //! else — a missing, short, corrupted or unlisted file, or another replica's journal — is
 //! recomputed, so the outputs are the same bytes as a clean run. The replica id commits to
 //! the sector's data (comm_d) and, through SDR, to every layer, so it names the trees' inputs.
+//! The journal itself (format, loading, recording) is [`crate::journal`].
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
-
-use crate::fsutil::write_atomic;
 
 /// File name of the journal in the cache directory.
 pub const JOURNAL_FILE: &str = "sealkit-pc2.json";
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Journal {
-    /// The replica the recorded files belong to (hex); files of another replica are void.
-    pub replica_id: String,
-    /// File name → (length, xxh3-64 in hex).
-    pub files: BTreeMap<String, (u64, String)>,
+/// PC2 as a [`crate::journal::Phase`]: its journal is [`JOURNAL_FILE`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pc2;
+
+impl crate::journal::Phase for Pc2 {
+    const FILE: &'static str = JOURNAL_FILE;
 }
 
+/// The PC2 journal of a sector's cache directory.
+pub type Journal = crate::journal::Journal<Pc2>;
+
 impl Journal {
-    fn path(cache: &Path) -> PathBuf {
-        cache.join(JOURNAL_FILE)
-    }
-
-    /// The journal of `cache` for `replica_id`: empty if absent, unreadable or for another
-    /// replica.
-    pub fn load(cache: &Path, replica_id: &str) -> Journal {
-        let fresh = Journal {
-            replica_id: replica_id.to_string(),
-            files: BTreeMap::new(),
-        };
-        let Ok(text) = std::fs::read_to_string(Self::path(cache)) else {
-            return fresh;
-        };
-        match serde_json::from_str::<Journal>(&text) {
-            Ok(j) if j.replica_id == replica_id => j,
-            _ => fresh,
-        }
-    }
-
     /// The root of `name` in `cache` if the file is finished: listed, and its length and
     /// checksum match. Reads the file in 4 MiB pieces (never mapped: a map would count the
     /// whole tree in PC2's resident memory).
@@ -83,13 +63,6 @@ impl Journal {
             return Ok(None);
         }
         Ok(Some(tail[..].try_into().expect("32-byte root")))
-    }
-
-    /// Records a durable file (its length and checksum) and saves the journal atomically.
-    pub fn record(&mut self, cache: &Path, name: &str, len: u64, checksum: String) -> Result<()> {
-        self.files.insert(name.to_string(), (len, checksum));
-        let text = serde_json::to_string_pretty(self).expect("journal serialises");
-        write_atomic(&Self::path(cache), text.as_bytes())
     }
 }
 

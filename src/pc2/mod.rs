@@ -19,7 +19,7 @@ mod journal;
 
 pub use aux::{t_aux_bytes, write_aux, TreeSizes};
 pub use builder::{CpuBuilder, TreeBuilder};
-pub use journal::{Journal, JOURNAL_FILE};
+pub use journal::{Journal, Pc2, JOURNAL_FILE};
 
 use std::fs::{File, OpenOptions};
 use std::path::Path;

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod sector;
+pub mod sshd;
 
 use std::io::Cursor;
 

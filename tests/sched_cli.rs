@@ -9,27 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use common::fails;
-
-const SCHED: &str = env!("CARGO_BIN_EXE_seal-sched");
-
-fn sched(repo: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(SCHED)
-        .arg("--repo")
-        .arg(repo)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(out: std::process::Output) -> Value {
-    assert!(
-        out.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.trim()).unwrap_or(Value::String(text.into()))
-}
+use common::sched::{ok, sched, SCHED};
 
 #[test]
 fn bad_input_gets_one_line_errors_and_nothing_is_lost() {
@@ -93,6 +73,13 @@ fn bad_input_gets_one_line_errors_and_nothing_is_lost() {
         sched(&repo, &["sectors", "add", "--piece", "/no/such.car"]),
         "/no/such.car",
     );
+    // A sector number is a number: shell metacharacters never get as far as a file name.
+    for n in ["8;touch PWNED", "$(touch PWNED)", "9 10", "-1"] {
+        let out = sched(&repo, &["sectors", "add", "--number", n]);
+        assert!(!out.status.success(), "--number {n:?} was accepted");
+        assert!(out.stdout.is_empty());
+    }
+    assert!(!Path::new("PWNED").exists() && !dir.path().join("PWNED").exists());
     assert_eq!(
         ok(sched(&repo, &["sectors", "pledge", "--count", "2"]))["pledged"],
         serde_json::json!([6, 7])

@@ -10,60 +10,10 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use serde_json::Value;
 
+use common::sched::{ok as json_out, sched, verify_all, SCHED};
 use common::sector::{ok_doc, parent_cache_dir, run_tool};
 use sealkit::sched::config::Config;
 use sealkit::sector::document::SectorDoc;
-
-const SCHED: &str = env!("CARGO_BIN_EXE_seal-sched");
-
-fn sched(repo: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(SCHED)
-        .arg("--repo")
-        .arg(repo)
-        .args(args)
-        .env("FIL_PROOFS_PARENT_CACHE", parent_cache_dir())
-        .output()
-        .unwrap()
-}
-
-fn json_out(out: std::process::Output) -> Value {
-    assert!(
-        out.status.success(),
-        "seal-sched failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-/// Every sector's document verifies with seal-verify, independently of the scheduler.
-fn verify_all(repo: &Path, dir: &Path) -> Vec<Value> {
-    let list = json_out(sched(repo, &["sectors", "list", "--json"]));
-    let sectors = list.as_array().unwrap().clone();
-    for s in &sectors {
-        assert_eq!(s["state"], "Proving", "{s}");
-        for k in [
-            "seal_proof",
-            "miner",
-            "sector",
-            "ticket",
-            "seed",
-            "comm_d",
-            "comm_r",
-            "proof",
-        ] {
-            assert!(s.get(k).is_some(), "sectors list --json lacks {k}: {s}");
-        }
-        let doc = SectorDoc::from_value(s.clone(), "list").unwrap();
-        let out = run_tool(env!("CARGO_BIN_EXE_seal-verify"), &[], &doc, dir);
-        assert!(
-            out.status.success(),
-            "seal-verify rejected sector {}: {}",
-            s["sector"],
-            String::from_utf8_lossy(&out.stdout)
-        );
-    }
-    sectors
-}
 
 #[test]
 fn demo_seals_cc_and_deal_sectors_to_proving() {

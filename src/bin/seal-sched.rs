@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 
 use sealkit::cli;
 use sealkit::sched::{
-    batch, chain::MsgKind, daemon, demo, engine, repo::Repo, report, storage, supervisor,
+    batch, chain::MsgKind, daemon, demo, engine, hostcmd, repo::Repo, report, storage,
+    supervisor,
 };
 
 #[derive(Parser)]
@@ -226,6 +227,8 @@ enum HostCmd {
         to: PathBuf,
         name: String,
     },
+    /// Create a storage path's layout and sectorstore.json here (ARGS: JSON).
+    Attach { path: PathBuf, args: String },
     /// Finalize's trimming of a sector cache here.
     Finalize {
         cache: PathBuf,
@@ -235,7 +238,7 @@ enum HostCmd {
 }
 
 fn host_cmd(cmd: HostCmd) -> Result<()> {
-    use sealkit::sched::{hostcmd, transfer};
+    use sealkit::sched::transfer;
     let out = match cmd {
         HostCmd::Probe { roots } => serde_json::to_value(hostcmd::probe(&roots))?,
         HostCmd::Manifest { base, rels } => {
@@ -244,6 +247,11 @@ fn host_cmd(cmd: HostCmd) -> Result<()> {
         HostCmd::Move { from, to, name } => {
             storage::move_sector(&from, &to, &name)?;
             json!({"moved": name})
+        }
+        HostCmd::Attach { path, args } => {
+            let a: hostcmd::AttachArgs =
+                serde_json::from_str(&args).context("attach arguments are not valid")?;
+            serde_json::to_value(hostcmd::attach(&path, &a)?)?
         }
         HostCmd::Finalize {
             cache,
@@ -351,11 +359,6 @@ fn run(args: Cli) -> Result<()> {
             max_storage,
             worker,
         }) => {
-            anyhow::ensure!(
-                path.is_absolute(),
-                "storage path {} must be absolute",
-                path.display()
-            );
             let mut cfg = repo.config()?;
             let wi = match &worker {
                 Some(n) => cfg
@@ -365,19 +368,32 @@ fn run(args: Cli) -> Result<()> {
                     .ok_or_else(|| cfg.worker(n).unwrap_err())?,
                 None => 0,
             };
-            let existed = path.join(storage::META_FILE).exists();
-            let mut meta = storage::ensure_path(&path, seal, store)?;
-            if !existed {
-                meta.weight = weight;
-                meta.groups = groups;
-                meta.allow_to = allow_to;
-                meta.max_storage = max_storage
+            let a = hostcmd::AttachArgs {
+                seal,
+                store,
+                weight,
+                groups,
+                allow_to,
+                max_storage: max_storage
                     .as_deref()
                     .map(sealkit::sched::config::parse_size)
                     .transpose()?
-                    .unwrap_or(0);
-                storage::write_meta(&path, &meta)?;
-            }
+                    .unwrap_or(0),
+            };
+            let w = &cfg.workers[wi];
+            let (meta, existed): (storage::StoreMeta, bool) = if w.is_remote() {
+                // The path is on the worker's host: its own seal-sched writes the metadata.
+                sealkit::sched::shell::check_path(&path.display().to_string())?;
+                let net = engine::net(&repo, &cfg)?;
+                let h = net.host(&w.host_id())?;
+                let out = net.ssh.sched(
+                    h,
+                    &["host", "attach", &path.display().to_string(), &serde_json::to_string(&a)?],
+                )?;
+                serde_json::from_slice(&out).context("the host sent malformed metadata")?
+            } else {
+                hostcmd::attach(&path, &a)?
+            };
             let p = path.display().to_string();
             if !cfg.workers[wi].storage.contains(&p) {
                 cfg.workers[wi].storage.push(p);

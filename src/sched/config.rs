@@ -550,5 +550,14 @@ mod tests {
                 .contains("PC1_2K_MAX_CONCURRENT")
         );
         assert!(toml::from_str::<Config>("[sealing]\ntypo = 1\n").is_err());
+        // Remote workers: nothing that ssh or a shell would read as an option or a command.
+        let remote = |extra: &str| bad(&format!("{w}host = \"pc1\"\n{extra}"));
+        assert!(bad(&format!("{w}host = \"-oProxyCommand=sh\"\n")).contains("key host"));
+        assert!(remote("storage = [\"/srv/a\\nrm -rf /\"]\n").contains("key storage"));
+        assert!(remote("storage = [\"/srv/../etc\"]\n").contains("key storage"));
+        assert!(remote("run_dir = \"tmp\"\n").contains("key run_dir"));
+        assert!(remote("env = { \"A;B\" = \"1\" }\n").contains("env key"));
+        assert!(bad(&format!("{w}[ssh]\nheartbeat = \"0s\"\n")).contains("ssh.heartbeat"));
+        assert!(bad(&format!("{w}[ssh]\noptions = [\"-oProxyCommand=x\"]\n")).contains("ssh.options"));
     }
 }

@@ -118,3 +118,34 @@ pub fn finalize(cache: &Path, unsealed: Option<&Path>) -> Result<u64> {
     }
     Ok(freed)
 }
+
+/// A storage path's metadata as `storage attach` asks for it (created with these values
+/// unless the path already has a `sectorstore.json`, which is kept as it is).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AttachArgs {
+    pub seal: bool,
+    pub store: bool,
+    pub weight: u64,
+    pub groups: Vec<String>,
+    pub allow_to: Vec<String>,
+    pub max_storage: u64,
+}
+
+/// Creates the path's layout and metadata here; returns it and whether it existed.
+pub fn attach(path: &Path, a: &AttachArgs) -> Result<(StoreMeta, bool)> {
+    anyhow::ensure!(
+        path.is_absolute(),
+        "storage path {} must be absolute",
+        path.display()
+    );
+    let existed = path.join(storage::META_FILE).exists();
+    let mut meta = storage::ensure_path(path, a.seal, a.store)?;
+    if !existed {
+        meta.weight = a.weight;
+        meta.groups = a.groups.clone();
+        meta.allow_to = a.allow_to.clone();
+        meta.max_storage = a.max_storage;
+        storage::write_meta(path, &meta)?;
+    }
+    Ok((meta, existed))
+}

@@ -47,7 +47,7 @@ pub fn probe_command(net: &Net, h: &HostSpec) -> Command {
         "host".into(),
         "probe".into(),
     ];
-    words.extend(h.roots.iter().skip(1).cloned());
+    words.extend(h.storage.iter().cloned());
     net.ssh.command(h, &super::shell::join(&words))
 }
 

@@ -59,7 +59,9 @@ pub struct HostSpec {
     /// Where `seal-*` and `seal-sched` are on the host.
     pub bin_dir: String,
     pub rsync_path: String,
-    /// Storage roots plus the run directory: the only places we touch on the host.
+    /// The host's storage paths (what heartbeats report on).
+    pub storage: Vec<String>,
+    /// Storage paths plus run directories: the only places we touch on the host.
     pub roots: Vec<String>,
 }
 
@@ -220,11 +222,17 @@ pub fn hosts(cfg: &Config) -> BTreeMap<String, HostSpec> {
                 cfg.bin_dir().display().to_string()
             },
             rsync_path: w.rsync_path.clone(),
-            roots: vec![w.run_dir.clone()],
+            storage: vec![],
+            roots: vec![],
         });
-        for s in &w.storage {
+        for s in w.storage.iter().chain(std::iter::once(&w.run_dir)) {
             if !h.roots.contains(s) {
                 h.roots.push(s.clone());
+            }
+        }
+        for s in &w.storage {
+            if !h.storage.contains(s) {
+                h.storage.push(s.clone());
             }
         }
     }
@@ -312,6 +320,7 @@ mod tests {
             run_dir: "/var/tmp/sealkit-worker".into(),
             bin_dir: "/usr/local/bin".into(),
             rsync_path: String::new(),
+            storage: vec!["/srv/seal".into()],
             roots: vec!["/var/tmp/sealkit-worker".into(), "/srv/seal".into()],
         }
     }

@@ -1,0 +1,64 @@
+//! Driving `seal-sched` from tests: run a command on a repository, read its JSON, and check
+//! every sealed sector with `seal-verify`, independently of the scheduler.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use super::sector::{parent_cache_dir, run_tool};
+use sealkit::sector::document::SectorDoc;
+
+pub const SCHED: &str = env!("CARGO_BIN_EXE_seal-sched");
+
+/// `seal-sched --repo REPO ARGS…`, with the tests' shared parent cache.
+pub fn sched(repo: &Path, args: &[&str]) -> Output {
+    Command::new(SCHED)
+        .arg("--repo")
+        .arg(repo)
+        .args(args)
+        .env("FIL_PROOFS_PARENT_CACHE", parent_cache_dir())
+        .output()
+        .unwrap()
+}
+
+/// The command succeeded; its stdout as JSON (or as a string when it is not JSON).
+pub fn ok(out: Output) -> Value {
+    assert!(
+        out.status.success(),
+        "seal-sched failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim()).unwrap_or(Value::String(text.into()))
+}
+
+/// Every sector is Proving and its document verifies with seal-verify.
+pub fn verify_all(repo: &Path, dir: &Path) -> Vec<Value> {
+    let list = ok(sched(repo, &["sectors", "list", "--json"]));
+    let sectors = list.as_array().unwrap().clone();
+    for s in &sectors {
+        assert_eq!(s["state"], "Proving", "{s}");
+        for k in [
+            "seal_proof",
+            "miner",
+            "sector",
+            "ticket",
+            "seed",
+            "comm_d",
+            "comm_r",
+            "proof",
+        ] {
+            assert!(s.get(k).is_some(), "sectors list --json lacks {k}: {s}");
+        }
+        let doc = SectorDoc::from_value(s.clone(), "list").unwrap();
+        let out = run_tool(env!("CARGO_BIN_EXE_seal-verify"), &[], &doc, dir);
+        assert!(
+            out.status.success(),
+            "seal-verify rejected sector {}: {}",
+            s["sector"],
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    sectors
+}

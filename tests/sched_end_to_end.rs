@@ -4,14 +4,13 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
 use serde_json::Value;
 
-use common::sched::{ok as json_out, sched, verify_all, SCHED};
-use common::sector::{ok_doc, parent_cache_dir, run_tool};
+use common::sched::{ok as json_out, sched, start_daemon, verify_all};
+use common::sector::{ok_doc, run_tool};
 use sealkit::sched::config::Config;
 use sealkit::sector::document::SectorDoc;
 
@@ -80,18 +79,6 @@ fn uninterrupted_comm_r(s: &Value, pieces: &[PathBuf], dir: &Path) -> String {
     let pc1 = ok_doc(run_tool(env!("CARGO_BIN_EXE_seal-pc1"), &[], &ap, &work));
     let pc2 = ok_doc(run_tool(env!("CARGO_BIN_EXE_seal-pc2"), &[], &pc1, &work));
     pc2.get("comm_r").unwrap().as_str().unwrap().to_string()
-}
-
-fn start_daemon(repo: &Path) -> Child {
-    Command::new(SCHED)
-        .arg("--repo")
-        .arg(repo)
-        .args(["run", "--until-done", "--quiet"])
-        .env("FIL_PROOFS_PARENT_CACHE", parent_cache_dir())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
 }
 
 #[test]

@@ -6,22 +6,23 @@
 //!   store on this machine, and every proof verifies. pc2's storage path and the deal's
 //!   piece file carry shell metacharacters; pc2's rsync damages the first file it receives,
 //!   which the checksum catches.
-//! * A host's sshd is killed mid-Commit2: the host is marked down, the task is queued again
-//!   without a failure, the host comes back when its sshd does and the sector reaches
-//!   Proving; the host's own log shows the two runs never overlapped.
+//! * A host is cut off mid-Commit2 (its sshd killed, the phase left running): the host is
+//!   marked down, the task is lost (queued again without a failure), the host is used again
+//!   when its sshd returns, the old run is stopped before the new one starts (the host's own
+//!   phase log shows they never overlapped) and the sector reaches Proving.
 
 mod common;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::sched::{ok, sched, verify_all, SCHED};
+use common::sched::{daemon_log, ok, sched, start_daemon as daemon, verify_all, SCHED};
 use common::sector::parent_cache_dir;
 use common::sshd::SshFarm;
 use sealkit::sched::config::{Config, Worker};
@@ -56,6 +57,11 @@ fn worker(name: &str, host: &str, tasks: &[&str], storage: &[&Path], run: &Path)
         ),
     ]);
     w
+}
+
+/// Finalize on this machine, into a store-only path.
+fn store_worker(store: &Path, dir: &Path) -> Worker {
+    worker("store", "", &["FIN"], &[store], &dir.join("run"))
 }
 
 /// A repository on the fast simulated chain, reaching the farm's hosts.
@@ -93,18 +99,6 @@ fn repo(dir: &Path, farm: &SshFarm, workers: Vec<Worker>) -> PathBuf {
     repo
 }
 
-fn daemon(repo: &Path) -> Child {
-    Command::new(SCHED)
-        .arg("--repo")
-        .arg(repo)
-        .args(["run", "--until-done", "--quiet"])
-        .env("FIL_PROOFS_PARENT_CACHE", parent_cache_dir())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
 fn wait_done(d: &mut Child, limit: Duration, repo: &Path) {
     let t = Instant::now();
     while d.try_wait().unwrap().is_none() {
@@ -113,9 +107,10 @@ fn wait_done(d: &mut Child, limit: Duration, repo: &Path) {
             let jobs = sched(repo, &["jobs", "--all"]);
             let list = sched(repo, &["sectors", "list"]);
             panic!(
-                "sectors did not reach Proving in {limit:?}:\n{}\n{}",
+                "sectors did not reach Proving in {limit:?}:\n{}\n{}\n{}",
                 String::from_utf8_lossy(&jobs.stdout),
-                String::from_utf8_lossy(&list.stdout)
+                String::from_utf8_lossy(&list.stdout),
+                daemon_log(repo)
             );
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -136,8 +131,14 @@ fn assert_never_two_at_once(log: &str) {
     for line in log.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
         let (what, sector) = (f[1], f[4].to_string());
-        let was = open.insert(sector.clone(), what == "start").unwrap_or(false);
-        assert_eq!(was, what == "end", "sector {sector}: {line} out of order in\n{log}");
+        let was = open
+            .insert(sector.clone(), what == "start")
+            .unwrap_or(false);
+        assert_eq!(
+            was,
+            what == "end",
+            "sector {sector}: {line} out of order in\n{log}"
+        );
     }
 }
 
@@ -182,25 +183,44 @@ fn sectors_seal_across_hosts_and_a_damaged_transfer_is_caught() {
     .unwrap();
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
 
-    let mut pc2 = worker("pc2", "pc2", &["PC2", "C1"], &[&pc2_store], &h("pc2").join("run"));
+    let mut pc2 = worker(
+        "pc2",
+        "pc2",
+        &["PC2", "C1"],
+        &[&pc2_store],
+        &h("pc2").join("run"),
+    );
     pc2.rsync_path = wrapper.display().to_string();
     let workers = vec![
-        worker("pc1", "pc1", &["AP", "PC1"], &[&pc1_store], &h("pc1").join("run")),
+        worker(
+            "pc1",
+            "pc1",
+            &["AP", "PC1"],
+            &[&pc1_store],
+            &h("pc1").join("run"),
+        ),
         pc2,
         worker("gpu", "gpu", &["C2"], &[], &h("gpu").join("run")),
-        worker("store", "", &["FIN"], &[&local_store], &dir.path().join("run")),
+        store_worker(&local_store, dir.path()),
     ];
     let repo = repo(dir.path(), &farm, workers);
     let piece_dir = dir.path().join(format!("pieces {}", nasty));
     std::fs::create_dir_all(&piece_dir).unwrap();
     let piece = piece_dir.join("deal $(touch PWNED);'.car");
-    std::fs::write(&piece, common::random_bytes(&mut common::rng("sched-ssh"), 1500)).unwrap();
+    std::fs::write(
+        &piece,
+        common::random_bytes(&mut common::rng("sched-ssh"), 1500),
+    )
+    .unwrap();
     ok(sched(&repo, &["sectors", "pledge", "--count", "2"]));
-    ok(sched(&repo, &["sectors", "add", "--piece", piece.to_str().unwrap()]));
+    ok(sched(
+        &repo,
+        &["sectors", "add", "--piece", piece.to_str().unwrap()],
+    ));
 
     let mut d = daemon(&repo);
     wait_done(&mut d, Duration::from_secs(1500), &repo);
-    assert!(d.wait().unwrap().success());
+    assert!(d.wait().unwrap().success(), "{}", daemon_log(&repo));
 
     let sectors = verify_all(&repo, dir.path());
     assert_eq!(sectors.len(), 3);
@@ -218,14 +238,20 @@ fn sectors_seal_across_hosts_and_a_damaged_transfer_is_caught() {
             .filter(|t| t["task"] == kind && t["state"] == "done")
             .collect();
         assert_eq!(done.len(), 3, "{kind}: {all:?}");
-        assert!(done.iter().all(|t| t["worker"] == at), "{kind} ran off {at}: {done:?}");
+        assert!(
+            done.iter().all(|t| t["worker"] == at),
+            "{kind} ran off {at}: {done:?}"
+        );
     }
     // The damaged file was caught before pc1's copy went, and the retry moved it whole.
     assert!(marker.exists(), "the wrapper never damaged a file");
     assert!(
         all.iter().any(|t| t["task"] == "PC2"
             && t["state"] == "failed"
-            && t["error"].as_str().unwrap_or("").contains("checksum mismatch")),
+            && t["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("checksum mismatch")),
         "no PC2 failed on the checksum: {all:?}"
     );
     // Every sector ended in the local store; the hosts hold none of its files.
@@ -240,7 +266,12 @@ fn sectors_seal_across_hosts_and_a_damaged_transfer_is_caught() {
     let home = PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()));
     // Where a remote shell or a local one would have run: the farm and test directories,
     // the login directory, the daemon's working directory.
-    for (place, depth) in [(farm.dir.as_path(), 9), (dir.path(), 9), (home.as_path(), 0), (Path::new("."), 0)] {
+    for (place, depth) in [
+        (farm.dir.as_path(), 9),
+        (dir.path(), 9),
+        (home.as_path(), 0),
+        (Path::new("."), 0),
+    ] {
         find_files(place, "PWNED", depth, &mut stray);
     }
     assert!(stray.is_empty(), "{stray:?}");
@@ -254,7 +285,12 @@ fn sectors_seal_across_hosts_and_a_damaged_transfer_is_caught() {
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&repo), 0o700);
     assert_eq!(mode(&repo.join("sched.db")), 0o600);
-    let task = std::fs::read_dir(repo.join("tasks")).unwrap().next().unwrap().unwrap().path();
+    let task = std::fs::read_dir(repo.join("tasks"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     assert_eq!(mode(&task) & 0o077, 0, "{}", task.display());
     assert_eq!(mode(&task.join("task.json")) & 0o077, 0);
     // `workers` shows each host's live use, measured over ssh.
@@ -267,7 +303,7 @@ fn sectors_seal_across_hosts_and_a_damaged_transfer_is_caught() {
 }
 
 #[test]
-fn a_host_killed_mid_task_comes_back_and_its_sector_still_proves() {
+fn a_host_cut_off_mid_task_comes_back_and_its_sector_still_proves() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     sealkit::sched::demo::ensure_test_params().unwrap();
     let farm = SshFarm::start(&["box", "gpu"]);
@@ -275,9 +311,15 @@ fn a_host_killed_mid_task_comes_back_and_its_sector_still_proves() {
     let h = |n: &str| farm.host(n).root.clone();
     let local_store = dir.path().join("store");
     let workers = vec![
-        worker("box", "box", &["AP", "PC1", "PC2", "C1"], &[&h("box").join("seal")], &h("box").join("run")),
+        worker(
+            "box",
+            "box",
+            &["AP", "PC1", "PC2", "C1"],
+            &[&h("box").join("seal")],
+            &h("box").join("run"),
+        ),
         worker("gpu", "gpu", &["C2"], &[], &h("gpu").join("run")),
-        worker("store", "", &["FIN"], &[&local_store], &dir.path().join("run")),
+        store_worker(&local_store, dir.path()),
     ];
     let repo = repo(dir.path(), &farm, workers);
     ok(sched(&repo, &["sectors", "pledge", "--count", "1"]));
@@ -287,25 +329,45 @@ fn a_host_killed_mid_task_comes_back_and_its_sector_still_proves() {
     let t = Instant::now();
     loop {
         assert!(t.elapsed() < Duration::from_secs(900), "C2 never started");
-        assert!(d.try_wait().unwrap().is_none(), "daemon ended early");
+        assert!(
+            d.try_wait().unwrap().is_none(),
+            "daemon ended early: {}",
+            daemon_log(&repo)
+        );
         let running = tasks(&repo)
             .iter()
             .any(|t| t["task"] == "C2" && t["state"] == "running");
-        if running && std::fs::read_to_string(h("gpu").join("run/phase.log")).is_ok_and(|l| l.contains("start")) {
+        if running
+            && std::fs::read_to_string(h("gpu").join("run/phase.log"))
+                .is_ok_and(|l| l.contains("start"))
+        {
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
     std::thread::sleep(Duration::from_secs(2));
-    farm.kill("gpu");
+    // Its network goes: sshd dies, the Commit2 it was running goes on, as on a host that
+    // lost its link.
+    farm.cut_off("gpu");
 
     // The host goes down; the task is lost (not failed) and waits for a worker.
     let t = Instant::now();
     loop {
-        assert!(t.elapsed() < Duration::from_secs(120), "gpu was never marked down");
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "gpu was never marked down"
+        );
         let ws = ok(sched(&repo, &["workers", "--json"]));
-        let gpu = ws.as_array().unwrap().iter().find(|w| w["name"] == "gpu").unwrap().clone();
-        let lost = tasks(&repo).iter().any(|t| t["task"] == "C2" && t["state"] == "lost");
+        let gpu = ws
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["name"] == "gpu")
+            .unwrap()
+            .clone();
+        let lost = tasks(&repo)
+            .iter()
+            .any(|t| t["task"] == "C2" && t["state"] == "lost");
         if gpu["up"] == false && lost {
             break;
         }
@@ -317,15 +379,27 @@ fn a_host_killed_mid_task_comes_back_and_its_sector_still_proves() {
     farm.restart("gpu");
 
     wait_done(&mut d, Duration::from_secs(900), &repo);
-    assert!(d.wait().unwrap().success());
+    assert!(d.wait().unwrap().success(), "{}", daemon_log(&repo));
     verify_all(&repo, dir.path());
     let all = tasks(&repo);
     let c2: Vec<&Value> = all.iter().filter(|t| t["task"] == "C2").collect();
     assert!(c2.iter().any(|t| t["state"] == "lost"), "{c2:?}");
-    assert!(c2.iter().any(|t| t["state"] == "done" && t["worker"] == "gpu"), "{c2:?}");
-    assert!(!c2.iter().any(|t| t["state"] == "failed"), "a lost connection counted as a failure: {c2:?}");
+    assert!(
+        c2.iter()
+            .any(|t| t["state"] == "done" && t["worker"] == "gpu"),
+        "{c2:?}"
+    );
+    assert!(
+        !c2.iter().any(|t| t["state"] == "failed"),
+        "a lost connection counted as a failure: {c2:?}"
+    );
     let log = std::fs::read_to_string(h("gpu").join("run/phase.log")).unwrap();
     assert_never_two_at_once(&log);
-    let status = String::from_utf8_lossy(&sched(&repo, &["sectors", "status", "1"]).stdout).to_string();
+    assert!(
+        log.lines().count() >= 4,
+        "the cut-off run never ended: {log}"
+    );
+    let status =
+        String::from_utf8_lossy(&sched(&repo, &["sectors", "status", "1"]).stdout).to_string();
     assert!(status.contains("Proving"), "{status}");
 }

@@ -190,3 +190,42 @@ fn alive(pid: u32) -> bool {
             .starts_with('Z')
     })
 }
+
+/// `cut_off` drops the host's network but not its work: a command started in a session
+/// finishes after its sshd is gone, and the host answers again after `restart`.
+#[test]
+fn cut_off_leaves_session_commands_running() {
+    let farm = SshFarm::start(&["a"]);
+    let done = farm.host("a").root.join("done");
+    let mut session = farm
+        .ssh_command("a")
+        .arg(format!(
+            "sh -c 'sleep 3; echo finished > {}'",
+            done.display()
+        ))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    sleep(Duration::from_millis(1500));
+    farm.cut_off("a");
+    let t = Instant::now();
+    while session.try_wait().unwrap().is_none() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the session never dropped"
+        );
+        sleep(Duration::from_millis(20));
+    }
+    assert!(!farm.ssh("a", "true").status.success(), "a still answers");
+    while !done.exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the command died with sshd"
+        );
+        sleep(Duration::from_millis(50));
+    }
+    assert_eq!(fs::read_to_string(&done).unwrap().trim(), "finished");
+    farm.restart("a");
+    assert_ok(&farm.ssh("a", "true"), "after restart");
+}

@@ -9,8 +9,7 @@ use serde_json::{json, Value};
 
 use sealkit::cli;
 use sealkit::sched::{
-    batch, chain::MsgKind, daemon, demo, engine, hostcmd, repo::Repo, report, storage,
-    supervisor,
+    batch, chain::MsgKind, daemon, demo, engine, hostcmd, repo::Repo, report, storage, supervisor,
 };
 
 #[derive(Parser)]
@@ -388,7 +387,12 @@ fn run(args: Cli) -> Result<()> {
                 let h = net.host(&w.host_id())?;
                 let out = net.ssh.sched(
                     h,
-                    &["host", "attach", &path.display().to_string(), &serde_json::to_string(&a)?],
+                    &[
+                        "host",
+                        "attach",
+                        &path.display().to_string(),
+                        &serde_json::to_string(&a)?,
+                    ],
                 )?;
                 serde_json::from_slice(&out).context("the host sent malformed metadata")?
             } else {

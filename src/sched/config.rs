@@ -336,7 +336,8 @@ impl Config {
                 super::shell::check_path(s).with_context(|| format!("{at}: key storage"))?;
             }
             if w.is_remote() {
-                super::shell::check_path(&w.run_dir).with_context(|| format!("{at}: key run_dir"))?;
+                super::shell::check_path(&w.run_dir)
+                    .with_context(|| format!("{at}: key run_dir"))?;
                 ensure!(
                     !w.host.starts_with('-') && !w.host.contains(char::is_whitespace),
                     "{at}: key host {:?} is not an ssh destination",
@@ -558,6 +559,8 @@ mod tests {
         assert!(remote("run_dir = \"tmp\"\n").contains("key run_dir"));
         assert!(remote("env = { \"A;B\" = \"1\" }\n").contains("env key"));
         assert!(bad(&format!("{w}[ssh]\nheartbeat = \"0s\"\n")).contains("ssh.heartbeat"));
-        assert!(bad(&format!("{w}[ssh]\noptions = [\"-oProxyCommand=x\"]\n")).contains("ssh.options"));
+        assert!(
+            bad(&format!("{w}[ssh]\noptions = [\"-oProxyCommand=x\"]\n")).contains("ssh.options")
+        );
     }
 }

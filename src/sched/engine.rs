@@ -23,6 +23,7 @@ use super::db::{self, now, Db, SectorRow, TaskRow};
 use super::hosts::Monitor;
 use super::location::Location;
 use super::queue::QueuedTask;
+use super::remote;
 use super::repo::Repo;
 use super::resources::ResourceTable;
 use super::state;
@@ -30,7 +31,6 @@ use super::storage::{self, StoreMeta};
 use super::supervisor::{self, TaskSpec};
 use super::task_type::TaskType;
 use super::transfer::Net;
-use super::remote;
 use crate::sector::proof::SealProof;
 
 pub struct Engine {
@@ -340,7 +340,11 @@ impl Engine {
             .cfg
             .workers
             .iter()
-            .flat_map(|w| w.storage.iter().map(move |p| Location::new(&w.host_id(), p)))
+            .flat_map(|w| {
+                w.storage
+                    .iter()
+                    .map(move |p| Location::new(&w.host_id(), p))
+            })
             .collect();
         locs.sort();
         locs.dedup();
@@ -354,7 +358,11 @@ impl Engine {
                         .ok()
                         .and_then(|m| storage::available(Path::new(&loc.path), m).ok())
                         .unwrap_or(0);
-                    return PathView { root, meta, available };
+                    return PathView {
+                        root,
+                        meta,
+                        available,
+                    };
                 }
                 let st = self.monitor.states.get(&loc.host);
                 let probe = st
@@ -364,15 +372,29 @@ impl Engine {
                 let (meta, available) = match (st, probe) {
                     (_, Some(p)) => match &p.meta {
                         Some(m) => (Ok(m.clone()), p.available),
-                        None => (Err(anyhow::anyhow!("{}", p.error.clone().unwrap_or_default())), 0),
+                        None => (
+                            Err(anyhow::anyhow!("{}", p.error.clone().unwrap_or_default())),
+                            0,
+                        ),
                     },
                     (Some(s), None) if s.last_ok.is_some() && !s.up => (
-                        Err(anyhow::anyhow!("host {} is down: {}", loc.host, s.error.clone().unwrap_or_default())),
+                        Err(anyhow::anyhow!(
+                            "host {} is down: {}",
+                            loc.host,
+                            s.error.clone().unwrap_or_default()
+                        )),
                         0,
                     ),
-                    _ => (Err(anyhow::anyhow!("host {} has not answered yet", loc.host)), 0),
+                    _ => (
+                        Err(anyhow::anyhow!("host {} has not answered yet", loc.host)),
+                        0,
+                    ),
                 };
-                PathView { root, meta, available }
+                PathView {
+                    root,
+                    meta,
+                    available,
+                }
             })
             .collect()
     }
@@ -506,7 +528,12 @@ impl Engine {
                 Some(l) => match index.get(l.as_str()) {
                     Some(&i) if views[i].meta.is_ok() => vec![i],
                     Some(&i) => {
-                        let why = views[i].meta.as_ref().err().map(|e| format!("{e:#}")).unwrap_or_default();
+                        let why = views[i]
+                            .meta
+                            .as_ref()
+                            .err()
+                            .map(|e| format!("{e:#}"))
+                            .unwrap_or_default();
                         missing.push((t.id, format!("sector {}'s files are at {l}, which is unreachable ({why}); waiting for it", s.number)));
                         continue;
                     }
@@ -582,11 +609,18 @@ impl Engine {
             let s = sectors[&t.sector].clone();
             let moves = fetch_to.is_some() && fetch_to != s.location;
             if moves && w.is_remote() {
-                let limit = if w.fetch_limit > 0 { w.fetch_limit } else { self.cfg.ssh.fetch_limit };
+                let limit = if w.fetch_limit > 0 {
+                    w.fetch_limit
+                } else {
+                    self.cfg.ssh.fetch_limit
+                };
                 let n = fetching.entry(w.host_id()).or_default();
                 if *n >= limit.max(1) {
                     let why = format!("assigned to {}, waiting: {} transfers into host {} already run (fetch_limit {limit})", w.name, n, w.host_id());
-                    self.db.conn.execute("UPDATE tasks SET wait_reason = ?2 WHERE id = ?1", params![t.id as i64, why])?;
+                    self.db.conn.execute(
+                        "UPDATE tasks SET wait_reason = ?2 WHERE id = ?1",
+                        params![t.id as i64, why],
+                    )?;
                     continue;
                 }
                 *n += 1;
@@ -611,7 +645,8 @@ impl Engine {
         let mut n = HashMap::new();
         for t in running {
             let Some(f) = &t.fetch_to else { continue };
-            let stage = std::fs::read_to_string(self.task_dir(t.id).join(supervisor::STAGE)).unwrap_or_default();
+            let stage = std::fs::read_to_string(self.task_dir(t.id).join(supervisor::STAGE))
+                .unwrap_or_default();
             if stage == "preparing" || stage.is_empty() {
                 if let Ok(l) = Location::parse(f) {
                     *n.entry(l.host).or_default() += 1;
@@ -703,13 +738,24 @@ impl Engine {
                     // Commit1 ran before outputs were kept here: read it where the sector is.
                     None => {
                         let at = Location::parse(&location)?;
-                        at.with_path(&format!("{}/cache/{name}/{}", at.path, crate::commit::C1_FILE))
+                        at.with_path(&format!(
+                            "{}/cache/{name}/{}",
+                            at.path,
+                            crate::commit::C1_FILE
+                        ))
                     }
                 };
                 if remote.is_some() || !c1.is_local() {
                     let to = match remote {
                         Some(_) => staged(crate::commit::C1_FILE),
-                        None => Location::new("", &self.task_dir(t.id).join(crate::commit::C1_FILE).display().to_string()),
+                        None => Location::new(
+                            "",
+                            &self
+                                .task_dir(t.id)
+                                .join(crate::commit::C1_FILE)
+                                .display()
+                                .to_string(),
+                        ),
                     };
                     if let Some(v) = doc.get("c1_output") {
                         restore.insert("c1_output".into(), v.clone());
@@ -732,10 +778,14 @@ impl Engine {
         };
         let touches_remote = remote.is_some()
             || !inputs.is_empty()
-            || [Some(&location), fetch_to.as_ref(), finalize.as_ref().map(|f| &f.0)]
-                .into_iter()
-                .flatten()
-                .any(|l| l.starts_with("ssh://"));
+            || [
+                Some(&location),
+                fetch_to.as_ref(),
+                finalize.as_ref().map(|f| &f.0),
+            ]
+            .into_iter()
+            .flatten()
+            .any(|l| l.starts_with("ssh://"));
         let spec = TaskSpec {
             task: t.id,
             sector: s.number,

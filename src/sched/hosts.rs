@@ -55,7 +55,8 @@ pub fn probe_command(net: &Net, h: &HostSpec) -> Command {
 pub fn probe_once(net: &Net, h: &HostSpec) -> Result<Probe> {
     let out = remote::run_with_input(&mut probe_command(net, h), None)?;
     remote::check(&out, &format!("probe of {}", h.dest))?;
-    serde_json::from_slice(&out.stdout).with_context(|| format!("{} sent a malformed probe", h.dest))
+    serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("{} sent a malformed probe", h.dest))
 }
 
 /// Probes every host at once, in threads; for `seal-sched workers`.
@@ -76,7 +77,11 @@ pub fn probe_all(net: &Net) -> BTreeMap<String, Result<Probe>> {
 impl Monitor {
     pub fn new(net: Net, cfg: &Config, dir: PathBuf) -> Result<Monitor> {
         std::fs::create_dir_all(&dir)?;
-        let states = net.hosts.keys().map(|k| (k.clone(), HostState::default())).collect();
+        let states = net
+            .hosts
+            .keys()
+            .map(|k| (k.clone(), HostState::default()))
+            .collect();
         Ok(Monitor {
             net,
             states,
@@ -102,7 +107,13 @@ impl Monitor {
     fn out_path(&self, host: &str) -> PathBuf {
         let safe: String = host
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         self.dir.join(format!("{safe}.probe"))
     }
@@ -114,7 +125,8 @@ impl Monitor {
         let ids: Vec<String> = self.states.keys().cloned().collect();
         for id in ids {
             let out = self.out_path(&id);
-            let (heartbeat, down_after, patience) = (self.heartbeat, self.down_after, self.patience);
+            let (heartbeat, down_after, patience) =
+                (self.heartbeat, self.down_after, self.patience);
             let st = self.states.get_mut(&id).expect("known host");
             let mut result: Option<Result<Probe>> = None;
             if let Some((child, started)) = &mut st.pending {
@@ -125,7 +137,10 @@ impl Monitor {
                         result = Some(if status.success() {
                             serde_json::from_slice(&stdout).context("malformed probe")
                         } else {
-                            Err(anyhow::anyhow!("probe failed ({status}): {}", remote::last_line(&stderr)))
+                            Err(anyhow::anyhow!(
+                                "probe failed ({status}): {}",
+                                remote::last_line(&stderr)
+                            ))
                         });
                         st.pending = None;
                     }
@@ -133,7 +148,9 @@ impl Monitor {
                         let _ = child.kill();
                         let _ = child.wait();
                         st.pending = None;
-                        result = Some(Err(anyhow::anyhow!("probe did not answer in {patience:.0}s")));
+                        result = Some(Err(anyhow::anyhow!(
+                            "probe did not answer in {patience:.0}s"
+                        )));
                     }
                     None => {}
                 }
@@ -154,7 +171,10 @@ impl Monitor {
                         }
                     }
                 }
-                let probe = st.probe.as_ref().map(|p| serde_json::to_string(p).expect("probe serializes"));
+                let probe = st
+                    .probe
+                    .as_ref()
+                    .map(|p| serde_json::to_string(p).expect("probe serializes"));
                 let (up, last_ok, error) = (st.up, st.last_ok, st.error.clone());
                 db.tx(|tx| {
                     tx.execute(

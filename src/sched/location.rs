@@ -65,11 +65,18 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        for s in ["/srv/seal", "ssh://root@pc1:2222/srv/seal", "ssh://pc1/a b/c"] {
+        for s in [
+            "/srv/seal",
+            "ssh://root@pc1:2222/srv/seal",
+            "ssh://pc1/a b/c",
+        ] {
             assert_eq!(Location::parse(s).unwrap().to_string(), s);
         }
         let l = Location::parse("ssh://root@pc1:2222/srv/seal").unwrap();
-        assert_eq!((l.host.as_str(), l.path.as_str()), ("root@pc1:2222", "/srv/seal"));
+        assert_eq!(
+            (l.host.as_str(), l.path.as_str()),
+            ("root@pc1:2222", "/srv/seal")
+        );
         assert!(Location::parse("/x").unwrap().is_local());
         assert!(Location::parse("ssh://nohostpath").is_err());
     }

@@ -133,7 +133,9 @@ impl SshSpec {
                 } else if !w.contains('"') {
                     Ok(format!("\"{w}\""))
                 } else {
-                    bail!("ssh option {w:?} holds both quote characters, which rsync -e cannot pass")
+                    bail!(
+                        "ssh option {w:?} holds both quote characters, which rsync -e cannot pass"
+                    )
                 }
             })
             .collect();
@@ -272,20 +274,27 @@ pub fn control_dir(repo_root: &Path) -> Result<PathBuf> {
 /// CMD...`). Its text is constant; everything variable arrives as a positional argument,
 /// so nothing in a path, a name or an environment value is ever parsed by the shell.
 ///
-/// It takes the sector's lock on the host first (waiting, loudly, when an earlier run whose
-/// connection dropped is still going: never two runs at once), records start and end in the
-/// host's phase log, and keeps the phase's pid where a cancel can find it. The phase gets
-/// the document on stdin and prints its result on stdout, as it does locally.
+/// It takes the sector's lock on the host first. The scheduler starts a phase only when the
+/// sector has no live task, so whoever holds the lock is a run whose connection was lost
+/// and which was not stopped then (the host was unreachable): it is stopped now (its pid is
+/// in PIDFILE, one per sector) and this run waits for the lock, never runs beside it. Start
+/// and end go to the host's phase log; the phase gets the document on stdin and prints its
+/// result on stdout, as it does locally. Once the phase runs, the script itself writes
+/// nothing to the connection (the shell reports a killed job on stderr, and a write to a
+/// dropped connection would kill it with SIGPIPE before it logs the end and lets go of
+/// the lock).
 pub const RUN_SCRIPT: &str = r#"lock=$1 pidfile=$2 log=$3 label=$4
 shift 4
 mkdir -p "${lock%/*}" "${pidfile%/*}" || exit 70
-exec 9>>"$lock" 3<&0
+exec 9>>"$lock" 3<&0 4>&1 5>&2
 if ! flock -n 9; then
-  echo "sealkit: $label: an earlier run still holds $lock; waiting for it" >&2
+  echo "sealkit: $label: stopping an earlier run that lost its connection" >&2
+  sh -c "$KILL" sealkit "$pidfile"
   flock 9
 fi
+exec 0</dev/null 1>/dev/null 2>/dev/null
 echo "$(date +%s.%N) start $label pid $$" >>"$log"
-"$@" <&3 3<&- &
+"$@" <&3 >&4 2>&5 3<&- 4>&- 5>&- &
 pid=$!
 echo "$pid" >"$pidfile"
 wait "$pid"
@@ -305,8 +314,29 @@ if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'seal-'; then
   kill -KILL "$pid" 2>/dev/null
   while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
 fi
-rm -f "$pidfile"
 "#;
+
+/// The words that run a phase on a host under [`RUN_SCRIPT`] (`env KILL=… sh -c SCRIPT …`);
+/// the phase's own command follows.
+pub fn run_words(h: &HostSpec, name: &str, label: &str) -> Vec<String> {
+    vec![
+        "env".into(),
+        format!("KILL={KILL_SCRIPT}"),
+        "sh".into(),
+        "-c".into(),
+        RUN_SCRIPT.into(),
+        "sealkit".into(),
+        format!("{}/locks/{name}.lock", h.run_dir),
+        pid_file(h, name),
+        format!("{}/phase.log", h.run_dir),
+        label.into(),
+    ]
+}
+
+/// Where the running phase of a sector keeps its pid on the host.
+pub fn pid_file(h: &HostSpec, name: &str) -> String {
+    format!("{}/locks/{name}.pid", h.run_dir)
+}
 
 #[cfg(test)]
 mod tests {
@@ -327,8 +357,7 @@ mod tests {
 
     #[test]
     fn every_connection_is_batch_shared_alive_and_strict() {
-        let cfg: Config =
-            toml::from_str("[ssh]\noptions = [\"IdentityFile=/k y\"]\n").unwrap();
+        let cfg: Config = toml::from_str("[ssh]\noptions = [\"IdentityFile=/k y\"]\n").unwrap();
         let ssh = SshSpec::new(&cfg, Path::new("/r/ssh"));
         let argv = ssh.argv(&host()).join(" ");
         for o in [
@@ -342,20 +371,25 @@ mod tests {
         ] {
             assert!(argv.contains(o), "{o} in {argv}");
         }
-        assert!(ssh.rsync_shell(&host()).unwrap().contains("'IdentityFile=/k y'"));
+        assert!(ssh
+            .rsync_shell(&host())
+            .unwrap()
+            .contains("'IdentityFile=/k y'"));
     }
 
     /// The run script, run here by `sh`: the document goes in on stdin, the result comes
-    /// out on stdout, the phase log gets start and end, and a second run waits for the lock.
+    /// out on stdout, the phase log gets start and end, and a run whose connection was lost
+    /// is stopped before the next one starts.
     #[test]
     fn run_script_locks_logs_and_passes_stdin() {
         let d = tempfile::tempdir().unwrap();
         let p = |n: &str| d.path().join(n).display().to_string();
+        let mut h = host();
+        h.run_dir = d.path().display().to_string();
         let run = |cmd: &[&str], input: &[u8]| {
-            let mut c = Command::new("sh");
-            c.arg("-c").arg(RUN_SCRIPT).arg("sealkit");
-            c.args([p("l/lock"), p("t/pid"), p("phase.log"), "PC1 sector 1".into()]);
-            c.args(cmd);
+            let words = run_words(&h, "s-t01000-1", "PC1 sector 1");
+            let mut c = Command::new(&words[0]);
+            c.args(&words[1..]).args(cmd);
             run_with_input(&mut c, Some(input)).unwrap()
         };
         let out = run(&["sh", "-c", "tr a-z A-Z"], b"doc $(x)");
@@ -365,21 +399,47 @@ mod tests {
         assert_eq!(out.status.code(), Some(3));
         let log = std::fs::read_to_string(p("phase.log")).unwrap();
         assert_eq!(log.lines().count(), 4, "{log}");
-        assert!(log.lines().last().unwrap().ends_with("end PC1 sector 1 rc 3"));
-        assert!(!Path::new(&p("t/pid")).exists());
+        assert!(log
+            .lines()
+            .last()
+            .unwrap()
+            .ends_with("end PC1 sector 1 rc 3"));
+        let pidfile = p("locks/s-t01000-1.pid");
+        assert!(!Path::new(&pidfile).exists());
 
-        // Someone holds the lock: the run waits (and says so) until it is released.
-        let lock = std::fs::File::create(p("l/lock")).unwrap();
-        let held = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).unwrap();
-        let t = std::time::Instant::now();
-        let release = std::thread::spawn(move || {
-            std::thread::sleep(std::time::Duration::from_millis(700));
-            drop(held);
+        // An earlier run still holds the sector: it is stopped, and the new run starts
+        // only after it ended.
+        let words = run_words(&h, "s-t01000-1", "PC1 sector 1");
+        let slow = std::thread::spawn(move || {
+            let mut c = Command::new(&words[0]);
+            // `exec -a` names the process like a phase, which is what the kill checks.
+            c.args(&words[1..])
+                .args(["bash", "-c", "exec -a seal-pc1 sleep 30"]);
+            run_with_input(&mut c, Some(b"")).unwrap()
         });
+        let t = std::time::Instant::now();
+        while !Path::new(&pidfile).exists() {
+            assert!(t.elapsed().as_secs() < 10, "the first run never started");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
         let out = run(&["true"], b"");
-        release.join().unwrap();
         assert!(out.status.success());
-        assert!(t.elapsed().as_millis() >= 600);
-        assert!(String::from_utf8_lossy(&out.stderr).contains("waiting for it"));
+        assert!(
+            t.elapsed().as_secs() < 20,
+            "waited for the old run to finish"
+        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains("stopping an earlier run"));
+        assert_eq!(slow.join().unwrap().status.code(), Some(137), "killed");
+        let log = std::fs::read_to_string(p("phase.log")).unwrap();
+        let last: Vec<&str> = log.lines().rev().take(4).collect();
+        assert!(
+            last[0].contains("end") && last[1].contains("start"),
+            "{log}"
+        );
+        assert!(
+            last[2].ends_with("rc 137") && last[3].contains("start"),
+            "{log}"
+        );
     }
 }

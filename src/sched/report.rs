@@ -72,7 +72,11 @@ pub fn workers(e: &Engine) -> Result<(String, Value)> {
             show_size(info.mem_physical + info.mem_swap)
         );
         let probe = &live[&w.host_id()];
-        let host = if w.is_remote() { w.host_id() } else { "this machine".into() };
+        let host = if w.is_remote() {
+            w.host_id()
+        } else {
+            "this machine".into()
+        };
         match probe {
             Ok(p) => {
                 let used = p.mem_total.saturating_sub(p.mem_available);
@@ -84,7 +88,13 @@ pub fn workers(e: &Engine) -> Result<(String, Value)> {
                     show_size(p.mem_total),
                     p.gpus
                         .iter()
-                        .map(|g| format!(", {} {:.0}% {}/{}", g.name, g.util_percent, show_size(g.mem_used), show_size(g.mem_total)))
+                        .map(|g| format!(
+                            ", {} {:.0}% {}/{}",
+                            g.name,
+                            g.util_percent,
+                            show_size(g.mem_used),
+                            show_size(g.mem_total)
+                        ))
                         .collect::<String>()
                 );
             }

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::location::Location;
-use super::remote::{self, HostSpec, KILL_SCRIPT, RUN_SCRIPT};
+use super::remote::{self, HostSpec, KILL_SCRIPT};
 use super::storage;
 use super::transfer::Net;
 
@@ -221,7 +221,14 @@ fn execute(dir: &Path, spec: &TaskSpec, location: &mut Option<Location>) -> Resu
     }
     set_stage(dir, "running");
     if let Some((store, keep_unsealed)) = &spec.finalize {
-        return finalize(spec, doc, &Location::parse(store)?, *keep_unsealed, location, dir);
+        return finalize(
+            spec,
+            doc,
+            &Location::parse(store)?,
+            *keep_unsealed,
+            location,
+            dir,
+        );
     }
     let mut out = if spec.host.is_empty() {
         run_local(dir, spec, &doc)?
@@ -278,7 +285,10 @@ fn finalize(
     };
     if here.is_local() {
         let unsealed = PathBuf::from(get("unsealed"));
-        super::hostcmd::finalize(Path::new(&cache), (!keep_unsealed).then_some(unsealed.as_path()))?;
+        super::hostcmd::finalize(
+            Path::new(&cache),
+            (!keep_unsealed).then_some(unsealed.as_path()),
+        )?;
     } else {
         let net = net(spec)?;
         let h = net.host(&here.host)?;
@@ -391,19 +401,10 @@ fn phase_result(dir: &Path, spec: &TaskSpec, status: std::process::ExitStatus) -
 /// `ssh host -- sh -c RUN_SCRIPT … env K=V … taskset -c CPUS seal-…` with the document on
 /// stdin and the result on stdout, as `taskset -c CPUS seal-pc1 < doc` would run locally.
 fn run_remote(dir: &Path, spec: &TaskSpec, net: &Net, h: &HostSpec, doc: &Value) -> Result<Value> {
-    let tdir = h.task_dir(spec.task);
-    let pidfile = format!("{tdir}/pid");
-    let mut words: Vec<String> = vec![
-        "sh".into(),
-        "-c".into(),
-        RUN_SCRIPT.into(),
-        "sealkit".into(),
-        format!("{}/locks/{}.lock", h.run_dir, spec.name),
-        pidfile.clone(),
-        format!("{}/phase.log", h.run_dir),
-        format!("{} sector {} task {}", spec.kind, spec.sector, spec.task),
-        "env".into(),
-    ];
+    let pidfile = remote::pid_file(h, &spec.name);
+    let label = format!("{} sector {} task {}", spec.kind, spec.sector, spec.task);
+    let mut words = remote::run_words(h, &spec.name, &label);
+    words.push("env".into());
     words.extend(spec.env.iter().map(|(k, v)| format!("{k}={v}")));
     words.extend(["taskset".into(), "-c".into(), cpu_list(&spec.cpus)]);
     words.extend(spec.argv.iter().cloned());
@@ -439,7 +440,10 @@ fn after_lost(net: &Net, h: &HostSpec, pidfile: &str, e: anyhow::Error) -> anyho
         }
         std::thread::sleep(Duration::from_secs(1));
     }
-    e.context(format!("host {} did not answer since; queued again", h.dest))
+    e.context(format!(
+        "host {} did not answer since; queued again",
+        h.dest
+    ))
 }
 
 fn kill_remote(net: &Net, h: &HostSpec, pidfile: &str) -> Result<()> {
@@ -458,5 +462,8 @@ fn cleanup_remote(net: &Net, h: &HostSpec, task: u64) {
 
 /// `0-3,8` for taskset.
 fn cpu_list(cpus: &[usize]) -> String {
-    cpus.iter().map(usize::to_string).collect::<Vec<_>>().join(",")
+    cpus.iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }

@@ -186,7 +186,10 @@ impl Net {
         for (rel, (size, sum)) in want {
             match got.get(rel) {
                 Some((s, h)) if s == size && h == sum => {}
-                Some((s, h)) => bad.push((rel.clone(), format!("{rel}: sent {size} bytes sha256 {sum}, {to} has {s} bytes sha256 {h}"))),
+                Some((s, h)) => bad.push((
+                    rel.clone(),
+                    format!("{rel}: sent {size} bytes sha256 {sum}, {to} has {s} bytes sha256 {h}"),
+                )),
                 None => bad.push((rel.clone(), format!("{rel}: missing at {to}"))),
             }
         }
@@ -239,7 +242,10 @@ impl Net {
                 .with_context(|| format!("{l} names no file"))?
                 .to_string_lossy()
                 .to_string();
-            let dir = p.parent().map(|d| d.display().to_string()).unwrap_or_default();
+            let dir = p
+                .parent()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default();
             Ok((l.with_path(&dir), name))
         };
         let (from_dir, from_name) = split(from)?;
@@ -260,12 +266,6 @@ impl Net {
         self.rsync_to(from, to)?;
         let want = Manifest::from([(to_name.clone(), sum)]);
         self.compare(&to_dir, &[to_name], &want)
-    }
-
-    /// Whether a location holds any of the sector's files.
-    pub fn holds(&self, at: &Location, name: &str) -> Result<bool> {
-        let rels: Vec<String> = FILE_TYPES.iter().map(|t| format!("{t}/{name}")).collect();
-        Ok(!self.manifest(at, &rels)?.is_empty())
     }
 }
 
@@ -343,7 +343,10 @@ mod tests {
         // SHA-256 test vectors (FIPS 180-2 "abc", and the empty message).
         assert_eq!(
             m["cache/s/p_aux"],
-            (3, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad".into())
+            (
+                3,
+                "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad".into()
+            )
         );
         assert_eq!(
             m["sealed/s"].1,

@@ -2,7 +2,7 @@
 //! every sealed sector with `seal-verify`, independently of the scheduler.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value;
 
@@ -61,4 +61,32 @@ pub fn verify_all(repo: &Path, dir: &Path) -> Vec<Value> {
         );
     }
     sectors
+}
+
+/// `seal-sched run --until-done --quiet` in the background; its stderr is appended to
+/// `daemon.log` beside the repository (see [`daemon_log`]).
+pub fn start_daemon(repo: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(daemon_log_path(repo))
+        .unwrap();
+    Command::new(SCHED)
+        .arg("--repo")
+        .arg(repo)
+        .args(["run", "--until-done", "--quiet"])
+        .env("FIL_PROOFS_PARENT_CACHE", parent_cache_dir())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+fn daemon_log_path(repo: &Path) -> std::path::PathBuf {
+    repo.with_extension("daemon.log")
+}
+
+/// What the daemons of `repo` printed on stderr, for failure messages.
+pub fn daemon_log(repo: &Path) -> String {
+    std::fs::read_to_string(daemon_log_path(repo)).unwrap_or_default()
 }

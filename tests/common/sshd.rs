@@ -97,6 +97,40 @@ impl SshHost {
     }
 }
 
+impl SshHost {
+    /// SIGKILLs only the host's sshd processes (the listener and every per-connection sshd),
+    /// leaving what runs in its sessions alive: the network to a host that is still working
+    /// goes away. Returns false if some sshd refused to die.
+    fn kill_sshd_only(&self) -> bool {
+        let mut guard = self.listener.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(listener) = guard.as_ref().map(|c| c.id() as i32) else {
+            return true;
+        };
+        let mut tree = BTreeSet::from([listener]);
+        loop {
+            let more: Vec<i32> = all_pids()
+                .into_iter()
+                .filter(|&pid| {
+                    !tree.contains(&pid)
+                        && stat(pid).is_some_and(|s| tree.contains(&s.ppid))
+                        && comm(pid).as_deref() == Some("sshd")
+                })
+                .collect();
+            if more.is_empty() {
+                break;
+            }
+            tree.extend(more);
+        }
+        for &pid in tree.iter().rev() {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        if let Some(mut child) = guard.take() {
+            let _ = child.wait();
+        }
+        wait_gone(&tree, Duration::from_secs(10))
+    }
+}
+
 enum Launch {
     Up(Child),
     PortBusy(String),
@@ -251,10 +285,22 @@ impl SshFarm {
         }
     }
 
-    /// Starts that host's sshd again (killing it first if it runs) on the same port with the
-    /// same keys; waits until it answers ssh.
+    /// Cuts the host off without stopping its work: its sshd processes die (live sessions
+    /// drop, new connections are refused) but the commands those sessions started go on, as
+    /// on a host that lost its network. `restart` reconnects it.
+    pub fn cut_off(&self, name: &str) {
+        if !self.host(name).kill_sshd_only() {
+            panic!("SshFarm: sshd of host {name} survived SIGKILL");
+        }
+    }
+
+    /// Starts that host's sshd again (killing it and its sessions first if it runs; after
+    /// `cut_off`, what its sessions left running goes on) on the same port with the same keys;
+    /// waits until it answers ssh.
     pub fn restart(&self, name: &str) {
-        self.kill(name);
+        if self.host(name).is_up() {
+            self.kill(name);
+        }
         let h = self.host(name);
         let deadline = Instant::now() + Duration::from_secs(5);
         let child = loop {

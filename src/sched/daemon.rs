@@ -53,8 +53,30 @@ pub fn run(repo: &Repo, opts: RunOptions) -> Result<()> {
         b.enable_steady_tick(Duration::from_millis(200));
         b
     });
+    let mut failing = 0u32;
     loop {
-        let busy = engine.tick()?;
+        // A pass that fails (a busy database, a host that answered garbage) is reported and
+        // tried again: every pass starts from what the database holds, so nothing is lost,
+        // and a daemon that gave up would stop every sector on the farm.
+        let busy = match engine.tick() {
+            Ok(b) => {
+                failing = 0;
+                b
+            }
+            Err(e) => {
+                failing += 1;
+                let wait = 250u64 << failing.min(5);
+                let line = format!(
+                    "seal-sched: pass failed ({failing} in a row): {e:#}; retrying in {wait} ms"
+                );
+                match &spinner {
+                    Some(b) => b.println(line),
+                    None => eprintln!("{line}"),
+                }
+                std::thread::sleep(Duration::from_millis(wait));
+                continue;
+            }
+        };
         if !opts.quiet {
             let mut st = engine.db.conn.prepare(
                 "SELECT id, at, coalesce(sector, -1), detail FROM events WHERE id > ?1 ORDER BY id",

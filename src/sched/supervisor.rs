@@ -401,6 +401,9 @@ fn phase_result(dir: &Path, spec: &TaskSpec, status: std::process::ExitStatus) -
 /// `ssh host -- sh -c RUN_SCRIPT … env K=V … taskset -c CPUS seal-…` with the document on
 /// stdin and the result on stdout, as `taskset -c CPUS seal-pc1 < doc` would run locally.
 fn run_remote(dir: &Path, spec: &TaskSpec, net: &Net, h: &HostSpec, doc: &Value) -> Result<Value> {
+    // Commit2 reads only its staged input; the sector's files are elsewhere.
+    let sector_files = spec.kind != "C2";
+    check_doc_paths(h, doc, sector_files)?;
     let pidfile = remote::pid_file(h, &spec.name);
     let label = format!("{} sector {} task {}", spec.kind, spec.sector, spec.task);
     let mut words = remote::run_words(h, &spec.name, &label);
@@ -426,6 +429,22 @@ fn run_remote(dir: &Path, spec: &TaskSpec, net: &Net, h: &HostSpec, doc: &Value)
         Err(e) if remote::is_lost(&e) => Err(after_lost(net, h, &pidfile, e)),
         r => r,
     }
+}
+
+/// Every file a remote phase will write or read by the document is inside the host's
+/// storage or run directories: a damaged database row cannot point a phase at `/etc`.
+fn check_doc_paths(h: &HostSpec, doc: &Value, sector_files: bool) -> Result<()> {
+    let paths = doc["paths"]
+        .as_object()
+        .filter(|_| sector_files)
+        .into_iter()
+        .flat_map(|m| m.values());
+    for p in paths.chain(doc.get("c1_output")) {
+        let p = p.as_str().context("a document path is not a string")?;
+        h.check(p)
+            .with_context(|| format!("sector document path {p:?}"))?;
+    }
+    Ok(())
 }
 
 /// The connection dropped mid-phase. The phase may still be running on the host (it does
@@ -466,4 +485,37 @@ fn cpu_list(cpus: &[usize]) -> String {
         .map(usize::to_string)
         .collect::<Vec<_>>()
         .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_documents_stay_inside_the_host_roots() {
+        let h = HostSpec {
+            id: "pc1".into(),
+            dest: "pc1".into(),
+            port: 0,
+            run_dir: "/var/tmp/sw".into(),
+            bin_dir: "/usr/local/bin".into(),
+            rsync_path: String::new(),
+            storage: vec!["/srv/seal".into()],
+            roots: vec!["/srv/seal".into(), "/var/tmp/sw".into()],
+        };
+        let name = "s-t01000-1";
+        let mut doc = serde_json::json!({"sector": 1});
+        rebase(&mut doc, &Location::new("pc1", "/srv/seal"), name);
+        doc["c1_output"] = "/var/tmp/sw/tasks/4/commit1-output.json".into();
+        check_doc_paths(&h, &doc, true).unwrap();
+        doc["paths"]["cache"] = "/srv/seal/../../etc".into();
+        let e = format!("{:#}", check_doc_paths(&h, &doc, true).unwrap_err());
+        assert!(e.contains("sector document path"), "{e}");
+        rebase(&mut doc, &Location::new("pc1", "/srv/other"), name);
+        assert!(check_doc_paths(&h, &doc, true).is_err());
+        // Commit2 on a GPU host: the sector's files are elsewhere, its input is staged here.
+        check_doc_paths(&h, &doc, false).unwrap();
+        doc["c1_output"] = "/home/x/c1.json".into();
+        assert!(check_doc_paths(&h, &doc, false).is_err());
+    }
 }

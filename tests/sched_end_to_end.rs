@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use serde_json::Value;
 
-use common::sched::{ok as json_out, sched, start_daemon, verify_all};
+use common::sched::{assert_phases_alternate, ok as json_out, sched, start_daemon, verify_all};
 use common::sector::{ok_doc, run_tool};
 use sealkit::sched::config::Config;
 use sealkit::sector::document::SectorDoc;
@@ -162,20 +162,8 @@ fn daemon_killed_at_random_moments_still_seals_every_sector() {
     }
     // No phase ever ran twice at once for a sector: starts and ends alternate per sector.
     let log = std::fs::read_to_string(repo.join("phase.log")).unwrap();
-    let mut open = std::collections::HashMap::<String, bool>::new();
-    for line in log.lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let (what, sector) = (f[1], f[3].to_string());
-        let was = open
-            .insert(sector.clone(), what == "start")
-            .unwrap_or(false);
-        assert_eq!(
-            was,
-            what == "end",
-            "sector {sector}: {line} out of order in\n{log}"
-        );
-    }
-    assert!(open.values().all(|o| !o), "a phase never ended:\n{log}");
+    let unfinished = assert_phases_alternate(&log, 3);
+    assert!(unfinished.is_empty(), "a phase never ended:\n{log}");
     // Nothing is left running or queued, and every batch landed once.
     let jobs = json_out(sched(&repo, &["jobs", "--json"]));
     assert_eq!(jobs, Value::Array(vec![]));

@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::sched::{daemon_log, ok, sched, start_daemon as daemon, verify_all, SCHED};
+use common::sched::{
+    assert_phases_alternate, daemon_log, ok, sched, start_daemon as daemon, verify_all, SCHED,
+};
 use common::sector::parent_cache_dir;
 use common::sshd::SshFarm;
 use sealkit::sched::config::{Config, Worker};
@@ -125,21 +127,10 @@ fn tasks(repo: &Path) -> Vec<Value> {
         .clone()
 }
 
-/// Start/end lines of a host's phase log never interleave for one sector.
+/// Start/end lines of a host's phase log (`<time> start <kind> sector <n> …`) never
+/// interleave for one sector.
 fn assert_never_two_at_once(log: &str) {
-    let mut open: BTreeMap<String, bool> = BTreeMap::new();
-    for line in log.lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let (what, sector) = (f[1], f[4].to_string());
-        let was = open
-            .insert(sector.clone(), what == "start")
-            .unwrap_or(false);
-        assert_eq!(
-            was,
-            what == "end",
-            "sector {sector}: {line} out of order in\n{log}"
-        );
-    }
+    assert_phases_alternate(log, 4);
 }
 
 fn find_files(dir: &Path, name: &str, depth: usize, out: &mut Vec<PathBuf>) {

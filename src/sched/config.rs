@@ -192,28 +192,39 @@ pub struct Worker {
     pub env: BTreeMap<String, String>,
     /// The ssh destination of a remote worker (`"user@pc1-box"`, or a `Host` of the ssh
     /// config); empty: the worker is this machine. Its `storage` and `cpus` are the host's.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub host: String,
     /// ssh port; 0: the ssh config's (22).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub port: u16,
     /// On the host: where task inputs are staged and sector locks live.
-    #[serde(default = "default_run_dir")]
+    #[serde(
+        default = "default_run_dir",
+        skip_serializing_if = "is_default_run_dir"
+    )]
     pub run_dir: String,
     /// On the host: where the `seal-*` binaries are; empty: `[sealing] bin_dir`, else the
     /// directory `seal-sched` runs from here.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub bin_dir: String,
     /// rsync's `--rsync-path` on the host (a wrapper, or rsync outside `$PATH`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub rsync_path: String,
     /// Transfers into this worker's host at once; 0: `[ssh] fetch_limit`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub fetch_limit: usize,
 }
 
-fn default_run_dir() -> String {
+pub fn default_run_dir() -> String {
     "/var/tmp/sealkit-worker".into()
+}
+
+fn is_default_run_dir(s: &String) -> bool {
+    *s == default_run_dir()
+}
+
+fn is_zero<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 fn two() -> u32 {

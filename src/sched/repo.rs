@@ -143,7 +143,7 @@ impl Repo {
                 env: Default::default(),
                 host: String::new(),
                 port: 0,
-                run_dir: String::new(),
+                run_dir: config::default_run_dir(),
                 bin_dir: String::new(),
                 rsync_path: String::new(),
                 fetch_limit: 0,

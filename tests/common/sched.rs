@@ -90,3 +90,26 @@ fn daemon_log_path(repo: &Path) -> std::path::PathBuf {
 pub fn daemon_log(repo: &Path) -> String {
     std::fs::read_to_string(daemon_log_path(repo)).unwrap_or_default()
 }
+
+/// Start and end lines of a phase log alternate for every sector (no phase ever ran twice at
+/// once); `field` is the word holding the sector number. Returns the sectors whose last
+/// line is a start.
+pub fn assert_phases_alternate(log: &str, field: usize) -> Vec<String> {
+    let mut open = std::collections::BTreeMap::<String, bool>::new();
+    for line in log.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (what, sector) = (f[1], f[field].to_string());
+        let was = open
+            .insert(sector.clone(), what == "start")
+            .unwrap_or(false);
+        assert_eq!(
+            was,
+            what == "end",
+            "sector {sector}: {line} out of order in\n{log}"
+        );
+    }
+    open.into_iter()
+        .filter(|(_, o)| *o)
+        .map(|(s, _)| s)
+        .collect()
+}

@@ -32,6 +32,19 @@ pub struct WorkerInfo {
     pub gpus: usize,
 }
 
+impl WorkerInfo {
+    /// A worker's hardware with nothing used outside the scheduler (sizes in bytes).
+    pub fn new(cpus: u32, mem_physical: u64, mem_swap: u64, gpus: usize) -> WorkerInfo {
+        WorkerInfo {
+            cpus,
+            mem_physical,
+            mem_swap,
+            gpus,
+            ..Default::default()
+        }
+    }
+}
+
 /// Running sums of what is allocated on one worker (one of: active,
 /// preparing, or a window budget).
 #[derive(Clone, Debug, Default)]
@@ -334,14 +347,7 @@ mod tests {
     const G32: u64 = 32 * GIB;
 
     fn worker(cpus: u32, ram_gib: u64, swap_gib: u64, gpus: usize) -> WorkerInfo {
-        WorkerInfo {
-            cpus,
-            mem_physical: ram_gib * GIB,
-            mem_swap: swap_gib * GIB,
-            mem_used: 0,
-            mem_swap_used: 0,
-            gpus,
-        }
+        WorkerInfo::new(cpus, ram_gib * GIB, swap_gib * GIB, gpus)
     }
 
     #[test]

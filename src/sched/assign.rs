@@ -1215,14 +1215,7 @@ mod tests {
     const TIB: u64 = 1 << 40;
 
     fn info(cpus: u32, ram_gib: u64, swap_gib: u64, gpus: usize) -> WorkerInfo {
-        WorkerInfo {
-            cpus,
-            mem_physical: ram_gib * GIB,
-            mem_swap: swap_gib * GIB,
-            mem_used: 0,
-            mem_swap_used: 0,
-            gpus,
-        }
+        WorkerInfo::new(cpus, ram_gib * GIB, swap_gib * GIB, gpus)
     }
 
     fn seal_path(id: &str, available: u64) -> StoragePath {

@@ -400,18 +400,16 @@ impl Engine {
     }
 
     pub fn worker_info(w: &Worker) -> WorkerInfo {
-        WorkerInfo {
-            cpus: parse_cpus(&w.cpus).map_or(1, |c| c.len() as u32),
-            mem_physical: parse_size(&w.memory).unwrap_or(0),
-            mem_swap: if w.swap.is_empty() {
+        WorkerInfo::new(
+            parse_cpus(&w.cpus).map_or(1, |c| c.len() as u32),
+            parse_size(&w.memory).unwrap_or(0),
+            if w.swap.is_empty() {
                 0
             } else {
                 parse_size(&w.swap).unwrap_or(0)
             },
-            mem_used: 0,
-            mem_swap_used: 0,
-            gpus: w.gpus,
-        }
+            w.gpus,
+        )
     }
 
     /// Task types a worker runs now: its config, minus runtime switches.

@@ -421,6 +421,24 @@ mod tests {
         move |k: &str| map.get(k).cloned()
     }
 
+    /// The table with config overrides then the environment, and the other way round.
+    fn both_orders(
+        e: &impl Fn(&str) -> Option<String>,
+        c: &[(String, String)],
+    ) -> [ResourceTable; 2] {
+        [
+            ResourceTable::defaults()
+                .with_overrides(c)
+                .unwrap()
+                .with_env(e)
+                .unwrap(),
+            ResourceTable::from_env(e)
+                .unwrap()
+                .with_overrides(c)
+                .unwrap(),
+        ]
+    }
+
     fn cfg(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
             .iter()
@@ -708,15 +726,7 @@ mod tests {
             ("PC1_32G_MAX_CONCURRENT", "8"),
             ("PC1_32G_MIN_MEMORY", "100"),
         ]);
-        let a = ResourceTable::defaults()
-            .with_overrides(&c)
-            .unwrap()
-            .with_env(&e)
-            .unwrap();
-        let b = ResourceTable::from_env(&e)
-            .unwrap()
-            .with_overrides(&c)
-            .unwrap();
+        let [a, b] = both_orders(&e, &c);
         for t in [a, b] {
             let r = t.get(TaskType::PreCommit1, G32);
             assert_eq!(r.max_concurrent, 3);
@@ -728,15 +738,7 @@ mod tests {
     fn config_thread_override_beats_multicore_sdr() {
         let e = env(&[("FIL_PROOFS_USE_MULTICORE_SDR", "1")]);
         let c = cfg(&[("PC1_MAX_PARALLELISM", "2")]);
-        let a = ResourceTable::defaults()
-            .with_overrides(&c)
-            .unwrap()
-            .with_env(&e)
-            .unwrap();
-        let b = ResourceTable::from_env(&e)
-            .unwrap()
-            .with_overrides(&c)
-            .unwrap();
+        let [a, b] = both_orders(&e, &c);
         assert_eq!(a.get(TaskType::PreCommit1, G32).max_parallelism, 2);
         assert_eq!(b.get(TaskType::PreCommit1, G32).max_parallelism, 2);
         assert_eq!(a.get(TaskType::Unseal, G32).max_parallelism, 4);

@@ -2,11 +2,11 @@
 //!
 //! Same directory rule, file name and bytes as the reference
 //! (docs/sdr-porep.md#parent-cache-file): a cache written by Lotus is used as is, and ours is
-//! used by Lotus. The file is N entries of 14 little-endian
-//! u32 (56 bytes per node). It is generated when missing, under a lock so that concurrent
-//! processes generate it once, into a temp name that is renamed into place when complete.
-//! Files of the production graphs (ids 0–9) are checked against the reference's published
-//! digests after generation, and on open when `FIL_PROOFS_VERIFY_CACHE=1`.
+//! used by Lotus. The file is N entries of 14 little-endian u32 (56 bytes per node). It is
+//! generated when missing, under a lock so that concurrent processes generate it once, into a
+//! temp name that is renamed into place when complete. Files of the production graphs (ids 0–9)
+//! are checked against the reference's published digests after generation, and on open when
+//! `FIL_PROOFS_VERIFY_CACHE=1`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;

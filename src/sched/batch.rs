@@ -1,4 +1,5 @@
-//! PreCommit and Commit batching with Lotus's rules and defaults, publishing exactly once.
+//! PreCommit and Commit batching with Lotus's rules and defaults, publishing exactly once
+//! (docs/lotus-scheduler.md#batcher-behaviour, docs/chain.md#timing-constants).
 //!
 //! A batch is sent when it is full (MaxPreCommitBatch / MaxCommitBatch), when its oldest
 //! sector has waited the batch wait, or when the earliest sector deadline minus the slack has

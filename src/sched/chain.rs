@@ -26,9 +26,11 @@ use sha2::{Digest, Sha256};
 use crate::hex;
 use crate::sector::document::SectorDoc;
 
-/// Epochs a ticket may be old at precommit (EpochsInDay + SealRandomnessLookback).
+/// Epochs a ticket may be old at precommit (EpochsInDay + SealRandomnessLookback;
+/// docs/chain.md#timing-constants).
 pub const MAX_PRECOMMIT_RANDOMNESS_LOOKBACK: i64 = 2880 + 900;
-/// Epochs between precommit and the latest prove-commit (30 days + PreCommitChallengeDelay).
+/// Epochs between precommit and the latest prove-commit (30 days + PreCommitChallengeDelay;
+/// docs/chain.md#timing-constants).
 pub const MAX_PROVE_COMMIT_DURATION: i64 = 30 * 2880 + 150;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -189,7 +189,8 @@ impl SimChain {
                     bail!("comm_r differs from the precommitted one");
                 }
                 // Cannot verify here (parameters missing, unreadable): not the proof's fault.
-                let verdict = crate::snark::verify::verify(&doc).map_err(|e| Local(format!("{e:#}")))?;
+                let verdict =
+                    crate::snark::verify::verify(&doc).map_err(|e| Local(format!("{e:#}")))?;
                 if !verdict.valid {
                     bail!(
                         "invalid proof{}",
@@ -239,7 +240,11 @@ impl Chain for SimChain {
         // One transaction: the message lands with all its effects, or not at all.
         let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
         let seen: Option<String> = tx
-            .query_row("SELECT receipt FROM messages WHERE id = ?1", [&msg.id], |r| r.get(0))
+            .query_row(
+                "SELECT receipt FROM messages WHERE id = ?1",
+                [&msg.id],
+                |r| r.get(0),
+            )
             .optional()?;
         if seen.is_some() {
             return Ok(cid);
@@ -363,7 +368,9 @@ mod tests {
         assert_ne!(r(Domain::Ticket, 5, 1000), r(Domain::Ticket, 5, 1001));
         assert_ne!(
             r(Domain::Seed, 5, 1000),
-            sim(dir.path(), "t").randomness(Domain::Seed, 5, 1000).unwrap()
+            sim(dir.path(), "t")
+                .randomness(Domain::Seed, 5, 1000)
+                .unwrap()
         );
         // The chain does not mask seal randomness: the top bits of byte 31 are used.
         assert!((0..64).any(|e| r(Domain::Ticket, e, 1000)[31] & 0xc0 != 0));
@@ -426,6 +433,10 @@ mod tests {
         };
         c.send(&again).unwrap();
         let r = c.lookup("p2").unwrap().unwrap();
-        assert!(r.results[0].1.as_deref().unwrap().contains("already precommitted"));
+        assert!(r.results[0]
+            .1
+            .as_deref()
+            .unwrap()
+            .contains("already precommitted"));
     }
 }

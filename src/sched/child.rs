@@ -28,7 +28,14 @@ pub fn bind_to_parent(cmd: &mut Command, lock: Option<RawFd>) -> &mut Command {
     unsafe {
         cmd.pre_exec(move || {
             use nix::libc;
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
             if libc::getppid() != parent {
@@ -63,7 +70,10 @@ mod tests {
             .open(&lock)
             .unwrap();
         // SAFETY: flock on a descriptor this test owns.
-        assert_eq!(unsafe { nix::libc::flock(f.as_raw_fd(), nix::libc::LOCK_EX) }, 0);
+        assert_eq!(
+            unsafe { nix::libc::flock(f.as_raw_fd(), nix::libc::LOCK_EX) },
+            0
+        );
         let mut child = bind_to_parent(&mut Command::new("sleep"), Some(f.as_raw_fd()))
             .arg("30")
             .spawn()

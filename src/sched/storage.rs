@@ -502,6 +502,9 @@ mod tests {
         let name = sector_name(1000, 11);
         std::os::unix::fs::symlink("/etc/passwd", a.path().join("sealed").join(&name)).unwrap();
         let err = move_files(a.path(), b.path(), &name, Method::Copy).unwrap_err();
-        assert!(format!("{err:#}").contains("neither a regular file"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("neither a regular file"),
+            "{err:#}"
+        );
     }
 }

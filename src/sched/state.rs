@@ -26,6 +26,9 @@ pub const COMMIT_FAILED: &str = "CommitFailed";
 pub const FINALIZE: &str = "Finalize";
 pub const PROVING: &str = "Proving";
 pub const FAILED_UNRECOVERABLE: &str = "FailedUnrecoverable";
+/// Removed by the operator (`seal-sched sectors remove`): its files are released, its row
+/// and events kept.
+pub const REMOVED: &str = "Removed";
 
 /// Every state in pipeline order (failure states after their phase), for listings.
 pub const ALL: [&str; 22] = [

@@ -168,6 +168,7 @@ enum SectorsCmd {
     ///
     /// Example: seal-sched sectors remove 7
     Remove {
+        /// The sector number.
         number: u64,
         /// Cancel the sector's running task first (waits up to 2 minutes for it to stop).
         #[arg(long)]
@@ -230,6 +231,7 @@ enum StorageCmd {
     ///
     /// Example: seal-sched storage detach /mnt/old --worker local
     Detach {
+        /// The path as attached (`seal-sched storage list` shows it).
         path: PathBuf,
         /// The worker (default: every worker the path is attached to).
         #[arg(long)]

@@ -150,7 +150,7 @@ fn a_vanished_storage_path_makes_sectors_wait_until_it_returns() {
     let t = Instant::now();
     let waiting = loop {
         let jobs = ok(sched(&repo, &["jobs", "--json"]));
-        if let Some(why) = jobs.get(0).and_then(|j| j["waiting_for"].as_str()) {
+        if let Some(why) = jobs["jobs"].get(0).and_then(|j| j["waiting_for"].as_str()) {
             break why.to_string();
         }
         assert!(

@@ -121,7 +121,7 @@ fn wait_done(d: &mut Child, limit: Duration, repo: &Path) {
 
 /// Every task of the repository: (kind, worker, state, error).
 fn tasks(repo: &Path) -> Vec<Value> {
-    ok(sched(repo, &["jobs", "--all", "--json"]))
+    ok(sched(repo, &["jobs", "--all", "--json"]))["jobs"]
         .as_array()
         .unwrap()
         .clone()

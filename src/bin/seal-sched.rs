@@ -9,8 +9,12 @@ use serde_json::{json, Value};
 
 use sealkit::cli;
 use sealkit::sched::{
-    batch, chain::MsgKind, daemon, demo, engine, hostcmd, numbering, repo::Repo, report, storage,
-    supervisor,
+    batch,
+    chain::{Chain, MsgKind},
+    config_edit::ConfigFile,
+    daemon, demo, engine, hostcmd, log, numbering, ops,
+    repo::Repo,
+    report, storage, supervisor,
 };
 
 #[derive(Parser)]
@@ -33,12 +37,23 @@ Examples:
   seal-sched jobs                          # what runs where, and why the rest waits
   seal-sched workers --json
   seal-sched batch publish --now           # send pending precommits/commits (cron)
-  seal-sched storage attach /mnt/fast --seal --groups pc2-a"
+  seal-sched storage attach /mnt/fast --seal --groups pc2-a
+  seal-sched storage detach /mnt/old       # refused while sectors are there
+  seal-sched sectors remove 7              # release sector 7's files, keep its history
+  seal-sched -v run                        # the daemon, with its pass summaries
+
+Log lines on stderr start with the time, RFC 3339 UTC (2026-12-01T22:30:01Z)."
 )]
 struct Cli {
     /// The repository directory (default: $SEALKIT_REPO, else ~/.sealkit).
     #[arg(long, global = true, value_name = "DIR")]
     repo: Option<PathBuf>,
+    /// More on stderr (-v: each pass's summary when it changes).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Less on stderr (-q: warnings and errors only; `run -q` logs no events).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    quiet: u8,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -67,9 +82,6 @@ enum Cmd {
         /// Exit once every sector is Proving or failed for good.
         #[arg(long)]
         until_done: bool,
-        /// No event log on stderr.
-        #[arg(long)]
-        quiet: bool,
     },
     /// Sectors: pledge, add, list, status.
     #[command(subcommand)]
@@ -101,12 +113,12 @@ enum Cmd {
     /// Seal a few 2KiB sectors (CC and deal) from nothing to Proving in a fresh repository,
     /// then print each timeline and verify each proof.
     Demo {
-        /// CC sectors.
-        #[arg(long, default_value_t = 2)]
-        cc: usize,
-        /// Sectors with a random deal piece.
-        #[arg(long, default_value_t = 1)]
-        deals: usize,
+        /// CC sectors (at most 64).
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(0..=64))]
+        cc: u16,
+        /// Sectors with a random deal piece (at most 64).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(0..=64))]
+        deals: u16,
     },
     /// (internal) Run one task: the process the daemon starts per task.
     #[command(hide = true)]
@@ -117,10 +129,10 @@ enum Cmd {
     /// (internal) Time one scheduling pass over a synthetic load (scripts/bench-sched.sh).
     #[command(hide = true)]
     BenchPass {
-        #[arg(long, default_value_t = 10_000)]
-        tasks: usize,
-        #[arg(long, default_value_t = 200)]
-        workers: usize,
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        tasks: u32,
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        workers: u32,
     },
 }
 
@@ -128,8 +140,9 @@ enum Cmd {
 enum SectorsCmd {
     /// Add committed-capacity sectors.
     Pledge {
-        #[arg(long, default_value_t = 1)]
-        count: usize,
+        /// How many (at most 1000 at a time).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        count: u16,
     },
     /// Add a sector with deal pieces (kept in place until AddPiece has read them).
     Add {
@@ -144,11 +157,22 @@ enum SectorsCmd {
         #[command(flatten)]
         json: Json,
     },
-    /// One sector with its per-phase timeline.
+    /// One sector with its per-phase timeline and the chain's current epoch.
     Status {
         number: u64,
         #[command(flatten)]
         json: Json,
+    },
+    /// Remove a sector: its files in this machine's storage are deleted, its row is kept as
+    /// state Removed with its history. Refused while a task runs for it, unless --force.
+    ///
+    /// Example: seal-sched sectors remove 7
+    Remove {
+        /// The sector number.
+        number: u64,
+        /// Cancel the sector's running task first (waits up to 2 minutes for it to stop).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -201,6 +225,20 @@ enum StorageCmd {
     List {
         #[command(flatten)]
         json: Json,
+    },
+    /// Detach a path from its worker(s) in config.toml (comments kept); the path's files and
+    /// sectorstore.json stay. Refused while a sector is there, unless --force.
+    ///
+    /// Example: seal-sched storage detach /mnt/old --worker local
+    Detach {
+        /// The path as attached (`seal-sched storage list` shows it).
+        path: PathBuf,
+        /// The worker (default: every worker the path is attached to).
+        #[arg(long)]
+        worker: Option<String>,
+        /// Detach even with sectors there (they wait for the path to return).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -268,7 +306,11 @@ fn main() -> ExitCode {
     // The repository (database, task logs, Commit1 outputs) is the owner's alone, and so is
     // everything the phases it starts write.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
-    cli::run_main("seal-sched", || run(Cli::parse()))
+    cli::run_main("seal-sched", || {
+        let args = Cli::parse();
+        log::set_level(args.verbose, args.quiet);
+        run(args)
+    })
 }
 
 fn run(args: Cli) -> Result<()> {
@@ -285,16 +327,25 @@ fn run(args: Cli) -> Result<()> {
                 cfg.sealing.miner = m;
             }
             let cfg = repo.init(Some(cfg))?;
-            eprintln!(
-                "seal-sched: initialized {} (edit {} to change workers and storage)",
-                repo.root.display(),
-                repo.config_path().display()
+            log::emit(
+                log::Level::Info,
+                &format!(
+                    "initialized {} (edit {} to change workers and storage)",
+                    repo.root.display(),
+                    repo.config_path().display()
+                ),
+                None,
             );
             cli::print_json_line(&json!({"repo": repo.root, "workers": cfg.workers.len(), "seal_proof": cfg.sealing.seal_proof}).to_string())
         }
-        Cmd::Run { until_done, quiet } => {
-            daemon::run(&repo, daemon::RunOptions { until_done, quiet })
-        }
+        // `run --quiet` (or -q): no event log, only warnings and errors.
+        Cmd::Run { until_done } => daemon::run(
+            &repo,
+            daemon::RunOptions {
+                until_done,
+                quiet: !log::enabled(log::Level::Info),
+            },
+        ),
         Cmd::Sectors(c) => sectors(&repo, c),
         Cmd::Workers { action, json } => {
             let e = engine::Engine::open(&repo)?;
@@ -310,7 +361,8 @@ fn run(args: Cli) -> Result<()> {
                 engine::cancel(&repo, &e.db, id)?;
                 return cli::print_json_line(&json!({"aborted": id}).to_string());
             }
-            show(json.json, report::jobs(&e, all)?)
+            let head = e.chain.head()?;
+            show(json.json, report::jobs(&e, all, head)?)
         }
         Cmd::Batch(BatchCmd::List { json }) => show(json.json, report::batches(&repo.open_db()?)?),
         Cmd::Batch(BatchCmd::Publish { now }) => {
@@ -352,13 +404,17 @@ fn run(args: Cli) -> Result<()> {
                 }
             }
             if done.is_empty() {
-                eprintln!(
-                    "seal-sched: no batch is due{}",
-                    if now {
-                        " (no sectors to publish)"
-                    } else {
-                        " (--now sends what is pending)"
-                    }
+                log::emit(
+                    log::Level::Info,
+                    &format!(
+                        "no batch is due{}",
+                        if now {
+                            " (no sectors to publish)"
+                        } else {
+                            " (--now sends what is pending)"
+                        }
+                    ),
+                    None,
                 );
             }
             cli::print_json_line(&Value::Array(out).to_string())?;
@@ -382,7 +438,7 @@ fn run(args: Cli) -> Result<()> {
             max_storage,
             worker,
         }) => {
-            let mut cfg = repo.config()?;
+            let cfg = repo.config()?;
             let wi = match &worker {
                 Some(n) => cfg
                     .workers
@@ -422,20 +478,39 @@ fn run(args: Cli) -> Result<()> {
             } else {
                 hostcmd::attach(&path, &a)?
             };
-            let p = path.display().to_string();
-            if !cfg.workers[wi].storage.contains(&p) {
-                cfg.workers[wi].storage.push(p);
-            }
-            cfg.validate()?;
-            sealkit::fsutil::write_atomic(&repo.config_path(), cfg.to_toml().as_bytes())?;
+            let mut file = ConfigFile::load(&repo.config_path())?;
+            file.add_storage(&cfg.workers[wi].name, &path.display().to_string())?;
+            file.save()?;
             cli::print_json_line(&json!({"path": path, "worker": cfg.workers[wi].name, "meta": meta, "existing": existed}).to_string())
+        }
+        Cmd::Storage(StorageCmd::Detach {
+            path,
+            worker,
+            force,
+        }) => {
+            let cfg = repo.config()?;
+            let mut db = repo.open_db()?;
+            let d = ops::detach_storage(
+                &repo,
+                &cfg,
+                &mut db,
+                &path.display().to_string(),
+                worker.as_deref(),
+                force,
+            )?;
+            cli::print_json_line(&serde_json::to_string(&d)?)
         }
         Cmd::Demo { cc, deals } => {
             let dir = args.repo.clone();
-            let out = demo::run(demo::DemoOptions { dir, cc, deals })?;
+            let out = demo::run(demo::DemoOptions {
+                dir,
+                cc: cc.into(),
+                deals: deals.into(),
+            })?;
             cli::print_json_line(&out.to_string())
         }
         Cmd::BenchPass { tasks, workers } => {
+            let (tasks, workers) = (tasks as usize, workers as usize);
             let (q, w, p) = sealkit::sched::assign::synthetic_load(tasks, workers, 1);
             let table = sealkit::sched::resources::ResourceTable::defaults();
             let mut best = f64::INFINITY;
@@ -490,7 +565,16 @@ fn sectors(repo: &Repo, c: SectorsCmd) -> Result<()> {
         }
         SectorsCmd::List { json } => show(json.json, report::sectors(&repo.open_db()?)?),
         SectorsCmd::Status { number, json } => {
-            show(json.json, report::status(&repo.open_db()?, number)?)
+            let cfg = repo.config()?;
+            let db = repo.open_db()?;
+            let head = engine::open_chain(repo, &cfg)?.head()?;
+            show(json.json, report::status(&db, number, head)?)
+        }
+        SectorsCmd::Remove { number, force } => {
+            let cfg = repo.config()?;
+            let mut db = repo.open_db()?;
+            let r = ops::remove_sector(repo, &cfg, &mut db, number, force)?;
+            cli::print_json_line(&serde_json::to_string(&r)?)
         }
     }
 }

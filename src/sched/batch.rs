@@ -29,7 +29,6 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use nix::fcntl::{Flock, FlockArg};
 use rusqlite::params;
-use serde_json::Value;
 
 use super::chain::{
     Chain, Message, MsgKind, Receipt, MAX_PRECOMMIT_RANDOMNESS_LOOKBACK, MAX_PROVE_COMMIT_DURATION,
@@ -367,9 +366,16 @@ fn land(db: &mut Db, cfg: &Config, msg: &Message, receipt: &Receipt) -> Result<(
             match (kind, err) {
                 (MsgKind::PreCommit, None) => {
                     tx.execute("UPDATE sectors SET precommit_epoch = ?2, batch = NULL WHERE number = ?1", params![s, receipt.epoch])?;
-                    let mut doc: Value = db::sectors_where(tx, "number = ?1", [s])?.pop().map(|r| r.doc).unwrap_or(Value::Null);
-                    doc["precommit_epoch"] = receipt.epoch.into();
-                    db::set_doc(tx, *sector, &doc)?;
+                    // The row may be unreadable (quarantined): then its document is left as it
+                    // is for the operator, never replaced by one holding only this field.
+                    match db::sectors_where(tx, "number = ?1", [s])?.pop() {
+                        Some(row) => {
+                            let mut doc = row.doc;
+                            doc["precommit_epoch"] = receipt.epoch.into();
+                            db::set_doc(tx, *sector, &doc)?;
+                        }
+                        None => db::event(tx, Some(*sector), "batch", "precommit landed, but the sector's row is unreadable: its document was not updated")?,
+                    }
                     db::set_state(tx, *sector, SectorState::WaitSeed, &format!("precommit landed at epoch {} in {}", receipt.epoch, receipt.cid))?;
                 }
                 (MsgKind::ProveCommit, None) => {
@@ -394,6 +400,7 @@ fn land(db: &mut Db, cfg: &Config, msg: &Message, receipt: &Receipt) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn row(n: u64, entered: f64, ticket_epoch: i64) -> SectorRow {
         SectorRow {

@@ -216,6 +216,13 @@ pub struct Worker {
     pub fetch_limit: usize,
 }
 
+/// GPUs a worker may declare at most.
+pub const MAX_GPUS: usize = 1024;
+
+/// Epochs between precommit and seed at most (mainnet: 150); more is a typo that would
+/// overflow epoch arithmetic.
+pub const MAX_SEED_DELAY: u64 = 1_000_000;
+
 pub fn default_run_dir() -> String {
     "/var/tmp/sealkit-worker".into()
 }
@@ -318,6 +325,10 @@ impl Config {
             );
         }
         ensure!(
+            self.chain.seed_delay <= MAX_SEED_DELAY,
+            "key chain.seed_delay: must be at most {MAX_SEED_DELAY} epochs"
+        );
+        ensure!(
             self.batching.max_precommit_batch > 0,
             "key batching.max_precommit_batch: must be at least 1"
         );
@@ -339,7 +350,15 @@ impl Config {
             if !w.swap.is_empty() {
                 parse_size(&w.swap).with_context(|| format!("{at}: key swap"))?;
             }
-            ensure!(w.windows >= 1, "{at}: key windows must be at least 1");
+            ensure!(
+                (1..=super::assign::MAX_WINDOWS).contains(&w.windows),
+                "{at}: key windows must be 1 to {}",
+                super::assign::MAX_WINDOWS
+            );
+            ensure!(
+                w.gpus <= MAX_GPUS,
+                "{at}: key gpus must be at most {MAX_GPUS}"
+            );
             for t in &w.tasks {
                 TaskType::parse(t)
                     .with_context(|| format!("{at}: key tasks: unknown task type {t:?}"))?;
@@ -466,6 +485,10 @@ pub fn parse_duration(s: &str) -> Result<f64> {
         "d" => 86400.0,
         u => bail!("{s:?}: unknown duration unit {u:?} (ms, s, m, h, d)"),
     };
+    ensure!(
+        n * scale <= MAX_DURATION_SECS,
+        "{s:?}: longer than the most this accepts (10 years)"
+    );
     Ok(n * scale)
 }
 
@@ -487,10 +510,26 @@ pub fn parse_size(s: &str) -> Result<u64> {
         "t" | "tib" | "tb" => 40,
         u => bail!("{s:?}: unknown size unit {u:?} (KiB, MiB, GiB, TiB)"),
     };
-    Ok((n * (1u64 << shift) as f64) as u64)
+    let bytes = n * (1u64 << shift) as f64;
+    ensure!(
+        bytes <= MAX_SIZE as f64,
+        "{s:?}: larger than the most this accepts (1 EiB)"
+    );
+    Ok(bytes as u64)
 }
 
-/// A taskset CPU list (`"0-3,8,10-11"`) as CPU numbers.
+/// CPU numbers above this are refused: no machine has more, and a typo such as
+/// `"0-4000000000"` would otherwise allocate gigabytes for the list.
+pub const MAX_CPUS: usize = 65_536;
+
+/// Sizes above this (1 EiB) are refused: no memory or storage path is that large, and sums
+/// of such sizes would overflow.
+pub const MAX_SIZE: u64 = 1 << 60;
+
+/// Durations above this (10 years) are refused as typos.
+pub const MAX_DURATION_SECS: f64 = 10.0 * 365.0 * 86_400.0;
+
+/// A taskset CPU list (`"0-3,8,10-11"`) as CPU numbers, each below [`MAX_CPUS`].
 pub fn parse_cpus(s: &str) -> Result<Vec<usize>> {
     let mut cpus = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -505,6 +544,10 @@ pub fn parse_cpus(s: &str) -> Result<Vec<usize>> {
                 .with_context(|| format!("{s:?}: {b:?} is not a CPU number"))?,
         );
         ensure!(a <= b, "{s:?}: range {part} runs backwards");
+        ensure!(
+            b < MAX_CPUS,
+            "{s:?}: CPU {b} is beyond the most a machine has ({MAX_CPUS})"
+        );
         cpus.extend(a..=b);
     }
     ensure!(!cpus.is_empty(), "{s:?}: no CPUs");
@@ -544,6 +587,39 @@ mod tests {
         assert_eq!(parse_cpus("0-3,8,2").unwrap(), vec![0, 1, 2, 3, 8]);
         assert!(parse_cpus("3-1").is_err());
         assert_eq!(show_size(3 << 29), "1.5 GiB");
+    }
+
+    /// Operator-typed numbers that size an allocation or an arithmetic are bounded, with one
+    /// line naming the key (`cpus = "0-4000000000"` used to allocate 32 GB and abort).
+    #[test]
+    fn values_that_would_allocate_or_overflow_are_refused() {
+        let w = |k: &str, v: &str| {
+            format!("[[worker]]\nname = \"a\"\ncpus = \"0-1\"\nmemory = \"4GiB\"\n{k} = {v}\n")
+        };
+        let bad = |text: &str| {
+            let cfg: Config = toml::from_str(text).unwrap();
+            format!("{:#}", cfg.validate().unwrap_err())
+        };
+        let e = bad(&w("swap", "\"1GiB\"").replace("0-1", "0-4000000000"));
+        assert_eq!(
+            e,
+            "worker \"a\": key cpus: \"0-4000000000\": CPU 4000000000 is beyond the most a machine has (65536)"
+        );
+        assert!(parse_cpus("65535").is_ok());
+        assert!(parse_cpus("65536").is_err());
+        assert!(bad(&w("swap", "\"99999999999TiB\"")).contains("key swap"));
+        assert!(bad(&w("windows", "100000")).contains("key windows must be 1 to 64"));
+        assert!(bad(&w("gpus", "100000")).contains("key gpus"));
+        let seed = format!(
+            "{}[chain]\nseed_delay = 9223372036854775807\n",
+            w("gpus", "0")
+        );
+        assert!(bad(&seed).contains("key chain.seed_delay"));
+        let retry = format!(
+            "{}[sealing]\nretry_max = \"99999999999d\"\n",
+            w("gpus", "0")
+        );
+        assert!(bad(&retry).contains("key sealing.retry_max"));
     }
 
     #[test]

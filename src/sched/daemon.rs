@@ -3,7 +3,8 @@
 //! A pass costs a few indexed SQLite queries, so the daemon wakes every 250 ms while tasks run
 //! (finished tasks are picked up promptly) and every 2 s when there is nothing to do beyond
 //! watching the chain clock: an idle daemon uses next to no CPU. Every event the pass
-//! commits is logged to stderr; on a terminal a spinner line shows where the sectors are.
+//! commits is logged to stderr (RFC 3339 UTC time first, see `log`); on a terminal a spinner
+//! line shows where the sectors are, else `-v` logs that summary when it changes.
 
 use std::fs::OpenOptions;
 use std::io::IsTerminal;
@@ -12,12 +13,15 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use nix::fcntl::{Flock, FlockArg};
 
+use super::db;
 use super::engine::Engine;
+use super::log::{self, Level};
 use super::repo::Repo;
 
 pub struct RunOptions {
     /// Return once every sector is Proving or failed for good (demo, tests, scripts).
     pub until_done: bool,
+    /// No event log (warnings still), as `-q`.
     pub quiet: bool,
 }
 
@@ -67,18 +71,19 @@ pub fn run(repo: &Repo, opts: RunOptions) -> Result<()> {
             .db
             .conn
             .query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| r.get(0))?;
-    let tty = std::io::stderr().is_terminal() && !opts.quiet;
+    let tty = std::io::stderr().is_terminal() && !opts.quiet && log::enabled(Level::Info);
     let spinner = tty.then(|| {
         let b = indicatif::ProgressBar::new_spinner();
         b.enable_steady_tick(Duration::from_millis(200));
         b
     });
     let mut failing = 0u32;
+    let mut last_summary = String::new();
     loop {
         // A pass that fails (a busy database, a host that answered garbage) is reported and
         // tried again: every pass starts from what the database holds, so nothing is lost,
         // and a daemon that gave up would stop every sector on the farm.
-        let busy = match engine.tick() {
+        let busy = match pass(&mut engine) {
             Ok(b) => {
                 failing = 0;
                 b
@@ -86,41 +91,47 @@ pub fn run(repo: &Repo, opts: RunOptions) -> Result<()> {
             Err(e) => {
                 failing += 1;
                 let wait = 250u64 << failing.min(5);
-                let line = format!(
-                    "seal-sched: pass failed ({failing} in a row): {e:#}; retrying in {wait} ms"
+                log::emit(
+                    Level::Warn,
+                    &format!("pass failed ({failing} in a row): {e:#}; retrying in {wait} ms"),
+                    spinner.as_ref(),
                 );
-                match &spinner {
-                    Some(b) => b.println(line),
-                    None => eprintln!("{line}"),
-                }
                 std::thread::sleep(Duration::from_millis(wait));
                 continue;
             }
         };
-        if !opts.quiet {
+        {
             let mut st = engine.db.conn.prepare(
-                "SELECT id, at, coalesce(sector, -1), detail FROM events WHERE id > ?1 ORDER BY id",
+                "SELECT id, at, coalesce(sector, -1), kind, detail FROM events WHERE id > ?1 ORDER BY id",
             )?;
-            let rows: Vec<(i64, f64, i64, String)> = st
+            let rows: Vec<(i64, f64, i64, String, String)> = st
                 .query_map([last_event], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
                 })?
                 .collect::<rusqlite::Result<_>>()?;
-            for (id, _at, sector, detail) in rows {
+            for (id, at, sector, kind, detail) in rows {
                 last_event = id;
                 let who = if sector >= 0 {
                     format!("sector {sector}: ")
                 } else {
                     String::new()
                 };
-                let line = format!("seal-sched: {who}{detail}");
-                match &spinner {
-                    Some(b) => b.println(line),
-                    None => eprintln!("{line}"),
-                }
+                // A row set aside is the operator's to repair: said even under -q.
+                let level = match kind.as_str() {
+                    "quarantine" => Level::Warn,
+                    _ if opts.quiet => continue,
+                    _ => Level::Info,
+                };
+                log::emit_at(level, at, &format!("{who}{detail}"), spinner.as_ref());
             }
-            if let Some(b) = &spinner {
-                b.set_message(summary(&engine)?);
+            let now = summary(&engine)?;
+            if now != last_summary {
+                if let Some(b) = &spinner {
+                    b.set_message(now.clone());
+                } else {
+                    log::emit(Level::Debug, &now, None);
+                }
+                last_summary = now;
             }
         }
         if opts.until_done && !busy {
@@ -141,6 +152,31 @@ pub fn run(repo: &Repo, opts: RunOptions) -> Result<()> {
         b.finish_and_clear();
     }
     Ok(())
+}
+
+/// Rows set aside in one pass at most; more means something other than a stray bad row.
+const MAX_QUARANTINED_PER_PASS: usize = 64;
+
+/// One pass of the engine that one unreadable row cannot stop: a pass that fails on a row
+/// of sched.db ([`db::RowError`]) sets that row aside ([`db::quarantine`]) and runs again
+/// without it, so every other sector keeps moving. Each step of a pass is its own
+/// transaction, so re-running the pass repeats nothing. Rows repaired since are released
+/// first.
+pub fn pass(engine: &mut Engine) -> Result<bool> {
+    db::release_repaired(&mut engine.db)?;
+    let mut set_aside = 0;
+    loop {
+        match engine.tick() {
+            Err(e) if set_aside < MAX_QUARANTINED_PER_PASS => {
+                let Some(bad) = db::row_error(&e).cloned() else {
+                    return Err(e);
+                };
+                db::quarantine(&mut engine.db, &bad)?;
+                set_aside += 1;
+            }
+            done => return done,
+        }
+    }
 }
 
 /// How long an idle pass may sleep: short while sectors wait on a fast (simulated) chain.

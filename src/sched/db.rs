@@ -88,6 +88,15 @@ CREATE TABLE IF NOT EXISTS hosts (
     probe TEXT,
     updated REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS quarantine (
+    tbl TEXT NOT NULL,
+    key INTEGER NOT NULL,
+    sector INTEGER,
+    col TEXT NOT NULL,
+    problem TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (tbl, key)
+);
 CREATE TABLE IF NOT EXISTS switches (
     worker TEXT NOT NULL,
     task TEXT NOT NULL,
@@ -235,51 +244,311 @@ const SECTOR_COLS: &str = "number, state, deal, priority, doc, pieces, location,
 const TASK_COLS: &str = "id, sector, kind, state, worker, fetch_to, alloc_path, pid, created, \
     started, finished, wait_reason, error";
 
-fn sector_row(r: &Row) -> rusqlite::Result<SectorRow> {
-    let doc: String = r.get(4)?;
-    let pieces: String = r.get(5)?;
+/// A row of the state database that cannot be read as what its table holds: it names the
+/// table, the row's key and the column, so an operator can find and repair it with `sqlite3`.
+/// The daemon quarantines such a row ([`quarantine`]) instead of stopping on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    pub table: Table,
+    /// The sector number (table `sectors`) or task id (table `tasks`).
+    pub key: u64,
+    /// The sector a task row belongs to, when that column could be read.
+    pub sector: Option<u64>,
+    pub column: String,
+    pub problem: String,
+}
+
+/// The tables whose rows are parsed into typed rows (and so can be quarantined).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Sectors,
+    Tasks,
+}
+
+impl Table {
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Sectors => "sectors",
+            Table::Tasks => "tasks",
+        }
+    }
+
+    /// The key column of the table.
+    fn key(self) -> &'static str {
+        match self {
+            Table::Sectors => "number",
+            Table::Tasks => "id",
+        }
+    }
+}
+
+impl std::fmt::Display for RowError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.table {
+            Table::Sectors => write!(f, "sched.db table sectors, sector {}", self.key)?,
+            Table::Tasks => {
+                write!(f, "sched.db table tasks, task {}", self.key)?;
+                if let Some(s) = self.sector {
+                    write!(f, " (sector {s})")?;
+                }
+            }
+        }
+        write!(f, ", column {}: {}", self.column, self.problem)
+    }
+}
+
+impl std::error::Error for RowError {}
+
+/// The row error somewhere in `e`'s chain, if that is what `e` is.
+pub fn row_error(e: &anyhow::Error) -> Option<&RowError> {
+    e.chain().find_map(|c| c.downcast_ref::<RowError>())
+}
+
+/// What a stored value is, for an error message.
+fn describe(v: rusqlite::types::ValueRef) -> String {
+    use rusqlite::types::ValueRef;
+    match v {
+        ValueRef::Null => "NULL".into(),
+        ValueRef::Integer(i) => format!("the integer {i}"),
+        ValueRef::Real(x) => format!("the number {x}"),
+        ValueRef::Text(t) => {
+            let t = String::from_utf8_lossy(t);
+            let short: String = t.chars().take(40).collect();
+            let more = if t.chars().count() > 40 { "…" } else { "" };
+            format!("the text {:?}", format!("{short}{more}"))
+        }
+        ValueRef::Blob(b) => format!("a {}-byte blob", b.len()),
+    }
+}
+
+/// Reads one column of a typed row, or says which one is wrong and what it holds.
+struct Cols<'a, 'r> {
+    r: &'a Row<'r>,
+    table: Table,
+    key: u64,
+    sector: Option<u64>,
+}
+
+impl Cols<'_, '_> {
+    fn fail(&self, column: &'static str, problem: String) -> RowError {
+        RowError {
+            table: self.table,
+            key: self.key,
+            sector: self.sector,
+            column: column.into(),
+            problem,
+        }
+    }
+
+    fn get<T: rusqlite::types::FromSql>(
+        &self,
+        i: usize,
+        column: &'static str,
+        expected: &str,
+    ) -> Result<T, RowError> {
+        self.r.get::<_, T>(i).map_err(|_| {
+            let held = self.r.get_ref(i).map_or_else(|e| e.to_string(), describe);
+            self.fail(column, format!("holds {held}, expected {expected}"))
+        })
+    }
+
+    /// A non-negative integer that fits `T` (counts, sector numbers).
+    fn count<T: TryFrom<i64>>(&self, i: usize, column: &'static str) -> Result<T, RowError> {
+        let v: i64 = self.get(i, column, "a non-negative integer")?;
+        T::try_from(v).map_err(|_| {
+            self.fail(
+                column,
+                format!("holds {v}, expected a non-negative integer"),
+            )
+        })
+    }
+
+    fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        i: usize,
+        column: &'static str,
+        expected: &str,
+    ) -> Result<T, RowError> {
+        let text: String = self.get(i, column, &format!("JSON text ({expected})"))?;
+        serde_json::from_str(&text)
+            .map_err(|e| self.fail(column, format!("is not {expected}: {e}")))
+    }
+}
+
+/// The key of a row (an INTEGER PRIMARY KEY is always an integer in SQLite).
+fn row_key(r: &Row) -> rusqlite::Result<u64> {
+    Ok(r.get::<_, i64>(0)? as u64)
+}
+
+fn sector_row(r: &Row) -> Result<SectorRow, RowError> {
+    let c = Cols {
+        r,
+        table: Table::Sectors,
+        key: row_key(r).unwrap_or_default(),
+        sector: None,
+    };
+    let text = "text";
+    let opt_text = "text or NULL";
+    let opt_int = "an integer or NULL";
+    let doc: Value = c.json(4, "doc", "a JSON object")?;
+    if !doc.is_object() {
+        return Err(c.fail("doc", format!("is JSON but not an object: {doc:.60}")));
+    }
     Ok(SectorRow {
-        number: r.get::<_, i64>(0)? as u64,
-        state: r.get(1)?,
-        deal: r.get::<_, i64>(2)? != 0,
-        priority: r.get(3)?,
-        doc: serde_json::from_str(&doc).unwrap_or(Value::Null),
-        pieces: serde_json::from_str(&pieces).unwrap_or_default(),
-        location: r.get(6)?,
-        fails: r.get::<_, i64>(7)? as u32,
-        proof_fails: r.get::<_, i64>(8)? as u32,
-        retry_at: r.get(9)?,
-        last_error: r.get(10)?,
-        ticket_epoch: r.get(11)?,
-        precommit_epoch: r.get(12)?,
-        seed_epoch: r.get(13)?,
-        batch: r.get(14)?,
-        entered: r.get(15)?,
-        created: r.get(16)?,
+        number: c.key,
+        state: c.get(1, "state", text)?,
+        deal: c.get::<i64>(2, "deal", "0 or 1")? != 0,
+        priority: c.get(3, "priority", "an integer")?,
+        doc,
+        pieces: c.json(5, "pieces", "a JSON list of file names")?,
+        location: c.get(6, "location", opt_text)?,
+        fails: c.count(7, "fails")?,
+        proof_fails: c.count(8, "proof_fails")?,
+        retry_at: c.get(9, "retry_at", "a time in seconds")?,
+        last_error: c.get(10, "last_error", opt_text)?,
+        ticket_epoch: c.get(11, "ticket_epoch", opt_int)?,
+        precommit_epoch: c.get(12, "precommit_epoch", opt_int)?,
+        seed_epoch: c.get(13, "seed_epoch", opt_int)?,
+        batch: c.get(14, "batch", opt_text)?,
+        entered: c.get(15, "entered", "a time in seconds")?,
+        created: c.get(16, "created", "a time in seconds")?,
     })
 }
 
-fn task_row(r: &Row) -> rusqlite::Result<TaskRow> {
-    let kind: String = r.get(2)?;
+fn task_row(r: &Row) -> Result<TaskRow, RowError> {
+    let mut c = Cols {
+        r,
+        table: Table::Tasks,
+        key: row_key(r).unwrap_or_default(),
+        sector: None,
+    };
+    let sector: u64 = c.count(1, "sector")?;
+    c.sector = Some(sector);
+    let kind: String = c.get(2, "kind", "a task type")?;
+    let kind = TaskType::parse(&kind).ok_or_else(|| {
+        c.fail(
+            "kind",
+            format!("holds {kind:?}, which is no task type (AP, PC1, PC2, C1, C2, FIN, GET…)"),
+        )
+    })?;
+    let opt_text = "text or NULL";
+    let opt_time = "a time in seconds or NULL";
     Ok(TaskRow {
-        id: r.get::<_, i64>(0)? as u64,
-        sector: r.get::<_, i64>(1)? as u64,
-        kind: TaskType::parse(&kind).unwrap_or(TaskType::Fetch),
-        state: r.get(3)?,
-        worker: r.get(4)?,
-        fetch_to: r.get(5)?,
-        alloc_path: r.get(6)?,
-        pid: r.get(7)?,
-        created: r.get(8)?,
-        started: r.get(9)?,
-        finished: r.get(10)?,
-        wait_reason: r.get(11)?,
-        error: r.get(12)?,
+        id: c.key,
+        sector,
+        kind,
+        state: c.get(3, "state", "text")?,
+        worker: c.get(4, "worker", opt_text)?,
+        fetch_to: c.get(5, "fetch_to", opt_text)?,
+        alloc_path: c.get(6, "alloc_path", opt_text)?,
+        pid: c.get(7, "pid", "an integer or NULL")?,
+        created: c.get(8, "created", "a time in seconds")?,
+        started: c.get(9, "started", opt_time)?,
+        finished: c.get(10, "finished", opt_time)?,
+        wait_reason: c.get(11, "wait_reason", opt_text)?,
+        error: c.get(12, "error", opt_text)?,
     })
+}
+
+/// Keys of the quarantined rows of `table`.
+fn quarantined_keys(conn: &Connection, table: Table) -> Result<std::collections::HashSet<u64>> {
+    let mut st = conn.prepare_cached("SELECT key FROM quarantine WHERE tbl = ?1")?;
+    let keys = st
+        .query_map([table.name()], |r| r.get::<_, i64>(0).map(|k| k as u64))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(keys)
+}
+
+/// Every row `sql` selects, parsed by `parse`; each is its key with the row or why it cannot
+/// be read. Quarantined rows are included (as their errors) only when `with_quarantined`.
+fn read_rows<T>(
+    conn: &Connection,
+    table: Table,
+    sql: &str,
+    p: impl rusqlite::Params,
+    parse: fn(&Row) -> Result<T, RowError>,
+) -> Result<Vec<(u64, Result<T, RowError>)>> {
+    let skip = quarantined_keys(conn, table)?;
+    let mut st = conn.prepare(sql)?;
+    let mut rows = st.query(p)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let key = row_key(r)?;
+        if skip.contains(&key) {
+            continue;
+        }
+        out.push((key, parse(r)));
+    }
+    Ok(out)
+}
+
+/// Refuses a file that is not an SQLite database (its header is not "SQLite format 3\0", or
+/// page 1 is unreadable) before it is opened for writing. SQLite opening a damaged file
+/// with a `-wal` beside it checkpoints that WAL into the damaged file and deletes it: the
+/// last state changes of every sector. A missing file is fine (a new database); an empty
+/// one only when no `-wal` holds data for it.
+///
+/// The header is read through SQLite itself, opened read-only and `immutable` (no locks, no
+/// WAL, no `-shm`, nothing written). Reading it with a plain `open`/`close` of our own would
+/// be wrong: closing any descriptor of the file drops every POSIX lock this process holds on
+/// it, including those of a connection already open here, and another process would then
+/// believe it is the last one and delete the WAL under it.
+pub fn check_header(path: &Path) -> Result<()> {
+    use rusqlite::OpenFlags;
+    let damaged = |why: &str| {
+        anyhow::anyhow!(
+            "{} {why}: refusing to open it (nothing was changed); restore it and its -wal file from a backup",
+            path.display()
+        )
+    };
+    let len = match std::fs::metadata(path) {
+        Ok(m) => m.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    if len == 0 {
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+            return Err(damaged("is empty but its -wal file is not"));
+        }
+        return Ok(());
+    }
+    let name = path
+        .to_str()
+        .with_context(|| format!("{} is not a UTF-8 path", path.display()))?;
+    // A URI: `%`, `?` and `#` in the path are escaped.
+    let mut uri = String::from("file:");
+    for c in name.chars() {
+        match c {
+            '%' => uri.push_str("%25"),
+            '?' => uri.push_str("%3f"),
+            '#' => uri.push_str("%23"),
+            c => uri.push(c),
+        }
+    }
+    uri.push_str("?immutable=1");
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(&uri, flags)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    match conn.query_row("PRAGMA schema_version", [], |r| r.get::<_, i64>(0)) {
+        Ok(_) => Ok(()),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::NotADatabase =>
+        {
+            Err(damaged("is not an SQLite database (damaged header)"))
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
 }
 
 impl Db {
+    /// Opens (or creates) the state database; a damaged file is refused untouched
+    /// ([`check_header`]).
     pub fn open(path: &Path) -> Result<Db> {
+        check_header(path)?;
         let conn = Connection::open(path)
             .with_context(|| format!("cannot open state database {}", path.display()))?;
         conn.busy_timeout(Duration::from_secs(30))?;
@@ -357,22 +626,69 @@ impl Db {
     }
 }
 
+/// The sectors `clause` selects, less the quarantined ones. A row that cannot be read is an
+/// error naming table, sector and column ([`RowError`]): never a silently wrong value.
 pub fn sectors_where<P: rusqlite::Params>(
     conn: &Connection,
     clause: &str,
     p: P,
 ) -> Result<Vec<SectorRow>> {
-    let mut st = conn.prepare(&format!("SELECT {SECTOR_COLS} FROM sectors WHERE {clause}"))?;
-    let rows = st
-        .query_map(p, sector_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(rows)
+    let sql = format!("SELECT {SECTOR_COLS} FROM sectors WHERE {clause}");
+    read_rows(conn, Table::Sectors, &sql, p, sector_row)?
+        .into_iter()
+        .map(|(_, r)| r.map_err(anyhow::Error::from))
+        .collect()
 }
 
+/// The tasks `clause` selects, less the quarantined ones (see [`sectors_where`]).
 pub fn tasks_where(conn: &Connection, clause: &str) -> Result<Vec<TaskRow>> {
-    let mut st = conn.prepare(&format!("SELECT {TASK_COLS} FROM tasks WHERE {clause}"))?;
+    let sql = format!("SELECT {TASK_COLS} FROM tasks WHERE {clause}");
+    read_rows(conn, Table::Tasks, &sql, [], task_row)?
+        .into_iter()
+        .map(|(_, r)| r.map_err(anyhow::Error::from))
+        .collect()
+}
+
+/// Every sector for the listings, readable or not: a row that cannot be read (quarantined
+/// or not yet) is its error, so one bad row never hides the others.
+pub fn all_sectors(conn: &Connection) -> Result<Vec<(u64, Result<SectorRow, RowError>)>> {
+    let sql = format!("SELECT {SECTOR_COLS} FROM sectors ORDER BY number");
+    let mut out = read_rows(conn, Table::Sectors, &sql, [], sector_row)?;
+    out.extend(quarantined_as_errors(conn, Table::Sectors)?);
+    out.sort_by_key(|(k, _)| *k);
+    Ok(out)
+}
+
+/// The tasks `clause` selects for the listings, readable or not (see [`all_sectors`]).
+pub fn all_tasks(conn: &Connection, clause: &str) -> Result<Vec<(u64, Result<TaskRow, RowError>)>> {
+    let sql = format!("SELECT {TASK_COLS} FROM tasks WHERE {clause}");
+    let mut out = read_rows(conn, Table::Tasks, &sql, [], task_row)?;
+    out.extend(quarantined_as_errors(conn, Table::Tasks)?);
+    Ok(out)
+}
+
+/// The quarantined rows of `table` as the errors recorded for them.
+fn quarantined_as_errors<T>(
+    conn: &Connection,
+    table: Table,
+) -> Result<Vec<(u64, Result<T, RowError>)>> {
+    quarantined(conn, table).map(|v| v.into_iter().map(|e| (e.key, Err(e))).collect())
+}
+
+/// The quarantined rows of `table`, with the error each was quarantined for.
+pub fn quarantined(conn: &Connection, table: Table) -> Result<Vec<RowError>> {
+    let mut st = conn
+        .prepare("SELECT key, sector, col, problem FROM quarantine WHERE tbl = ?1 ORDER BY key")?;
     let rows = st
-        .query_map([], task_row)?
+        .query_map([table.name()], |r| {
+            Ok(RowError {
+                table,
+                key: r.get::<_, i64>(0)? as u64,
+                sector: r.get::<_, Option<i64>>(1)?.map(|s| s as u64),
+                column: r.get(2)?,
+                problem: r.get(3)?,
+            })
+        })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }
@@ -408,6 +724,91 @@ pub fn batches(conn: &Connection) -> Result<Vec<BatchRow>> {
             .collect::<rusqlite::Result<Vec<_>>>()?;
     }
     Ok(rows)
+}
+
+/// Sets a row that cannot be read aside: every read of the scheduler skips it, so the other
+/// sectors keep moving, while the listings show it with the error. Its sector gets an event
+/// and `last_error`. It is released by [`release_repaired`] once it reads again.
+pub fn quarantine(db: &mut Db, e: &RowError) -> Result<()> {
+    let sector = match e.table {
+        Table::Sectors => Some(e.key),
+        Table::Tasks => e.sector,
+    };
+    let line = format!("{e}; set aside until the row is repaired, other sectors go on");
+    db.tx(|tx| {
+        tx.execute(
+            "INSERT INTO quarantine (tbl, key, sector, col, problem, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+             ON CONFLICT(tbl, key) DO UPDATE SET sector = ?3, col = ?4, problem = ?5, at = ?6",
+            params![e.table.name(), e.key as i64, sector.map(|s| s as i64), e.column, e.problem, now()],
+        )?;
+        if let Some(s) = sector {
+            tx.execute(
+                "UPDATE sectors SET last_error = ?2 WHERE number = ?1",
+                params![s as i64, format!("{QUARANTINED}: {e}")],
+            )?;
+        }
+        event(tx, sector, "quarantine", &line)
+    })
+}
+
+/// How `last_error` and the listings mark a quarantined row.
+pub const QUARANTINED: &str = "quarantined";
+
+/// Releases the quarantined rows that read again (the operator repaired or deleted them), with
+/// an event each; returns how many.
+pub fn release_repaired(db: &mut Db) -> Result<usize> {
+    let mut released = 0;
+    for table in [Table::Sectors, Table::Tasks] {
+        for q in quarantined(&db.conn, table)? {
+            let cols = match table {
+                Table::Sectors => SECTOR_COLS,
+                Table::Tasks => TASK_COLS,
+            };
+            let sql = format!(
+                "SELECT {cols} FROM {} WHERE {} = ?1",
+                table.name(),
+                table.key()
+            );
+            let readable = {
+                let mut st = db.conn.prepare(&sql)?;
+                let mut rows = st.query([q.key as i64])?;
+                match rows.next()? {
+                    None => true,
+                    Some(r) => match table {
+                        Table::Sectors => sector_row(r).is_ok(),
+                        Table::Tasks => task_row(r).is_ok(),
+                    },
+                }
+            };
+            if !readable {
+                continue;
+            }
+            let sector = match table {
+                Table::Sectors => Some(q.key),
+                Table::Tasks => q.sector,
+            };
+            db.tx(|tx| {
+                tx.execute(
+                    "DELETE FROM quarantine WHERE tbl = ?1 AND key = ?2",
+                    params![table.name(), q.key as i64],
+                )?;
+                if let Some(s) = sector {
+                    tx.execute(
+                        "UPDATE sectors SET last_error = NULL WHERE number = ?1 AND last_error LIKE ?2",
+                        params![s as i64, format!("{QUARANTINED}: %")],
+                    )?;
+                }
+                event(
+                    tx,
+                    sector,
+                    "quarantine",
+                    &format!("sched.db table {}, row {}: readable again, back in service", table.name(), q.key),
+                )
+            })?;
+            released += 1;
+        }
+    }
+    Ok(released)
 }
 
 /// Records an event (the sector log, `seal-sched sectors status N` shows it).

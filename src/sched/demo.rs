@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{ensure, Result};
 use serde_json::{json, Value};
 
+use super::chain::Chain;
 use super::daemon::{self, RunOptions};
 use super::engine::open_chain;
 use super::numbering::add_sector;
@@ -84,8 +85,9 @@ pub fn run(opts: DemoOptions) -> Result<Value> {
         },
     )?;
     let mut out = Vec::new();
+    let head = super::engine::open_chain(&repo, &cfg)?.head()?;
     for s in db.sectors()? {
-        let (text, _) = report::status(&db, s.number)?;
+        let (text, _) = report::status(&db, s.number, head)?;
         eprint!("{text}");
         let doc = SectorDoc::from_value(s.doc.clone(), &format!("sector {}", s.number))?;
         let verdict = snark::verify::verify(&doc)?;

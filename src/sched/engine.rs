@@ -145,7 +145,7 @@ impl Engine {
     }
 
     fn sector_lock(&self, sector: u64) -> PathBuf {
-        self.repo.locks_dir().join(format!("sector-{sector}.lock"))
+        self.repo.sector_lock(sector)
     }
 
     /// Collects finished tasks; re-attaches or gives up tasks a previous daemon started.
@@ -853,11 +853,14 @@ impl Engine {
         )?;
         // Committed as running before the process exists: a crash in between leaves a task
         // whose lock is free and status missing, which the next daemon re-queues.
-        self.db.tx(|tx| {
-            tx.execute(
-                "UPDATE tasks SET state = 'running', started = ?2, worker = ?3, fetch_to = ?4, wait_reason = NULL WHERE id = ?1",
+        let started = self.db.tx(|tx| {
+            let n = tx.execute(
+                "UPDATE tasks SET state = 'running', started = ?2, worker = ?3, fetch_to = ?4, wait_reason = NULL WHERE id = ?1 AND state = 'queued'",
                 params![t.id as i64, now(), w.name, fetch_to],
             )?;
+            if n == 0 {
+                return Ok(false); // aborted (`jobs --abort`) since this pass read it
+            }
             if s.location.is_none() {
                 tx.execute("UPDATE sectors SET location = ?2 WHERE number = ?1", params![s.number as i64, location])?;
             }
@@ -866,8 +869,12 @@ impl Engine {
                 d["paths"] = spec.doc["paths"].clone();
                 db::set_doc(tx, s.number, &d)?;
             }
-            db::event(tx, Some(s.number), "task", &format!("{} task {} started on {}", t.kind.short(), t.id, w.name))
+            db::event(tx, Some(s.number), "task", &format!("{} task {} started on {}", t.kind.short(), t.id, w.name))?;
+            Ok(true)
         })?;
+        if !started {
+            return Ok(());
+        }
         let log = std::fs::File::create(dir.join("supervisor.log"))?;
         let child = Command::new(self.cfg.bin_dir().join("seal-sched"))
             .arg("task-exec")
@@ -909,7 +916,10 @@ pub fn c1_copy(repo: &Repo, name: &str) -> PathBuf {
 
 const MAX_LOST: i64 = 5;
 
-/// Marks a running task for cancellation: its supervisor kills the phase and reports failure.
+/// Cancels a task. A queued one is marked `cancelled` in one conditional update, which the
+/// daemon honours: it starts only a task it can still move from `queued` to `running`, so an
+/// abort and a start never both win. A running one (or one that started meanwhile) gets its
+/// cancel file: its supervisor kills the phase and reports failure, and the sector retries.
 pub fn cancel(repo: &Repo, db: &Db, id: u64) -> Result<()> {
     let t = db::task(&db.conn, id)?.with_context(|| format!("no task {id}"))?;
     anyhow::ensure!(
@@ -917,13 +927,29 @@ pub fn cancel(repo: &Repo, db: &Db, id: u64) -> Result<()> {
         "task {id} is {}, not running",
         t.state
     );
-    if t.state == "queued" {
-        db.conn.execute(
-            "DELETE FROM tasks WHERE id = ?1 AND state = 'queued'",
-            [id as i64],
+    let dropped = db.conn.execute(
+        "UPDATE tasks SET state = 'cancelled', finished = ?2, error = 'aborted by the operator' \
+         WHERE id = ?1 AND state = 'queued'",
+        params![id as i64, now()],
+    )?;
+    if dropped == 1 {
+        db::event(
+            &db.conn,
+            Some(t.sector),
+            "task",
+            &format!(
+                "{} task {id} aborted by the operator before it started",
+                t.kind.short()
+            ),
         )?;
         return Ok(());
     }
+    let t = db::task(&db.conn, id)?.with_context(|| format!("no task {id}"))?;
+    anyhow::ensure!(
+        t.state == "running",
+        "task {id} is {}, not running",
+        t.state
+    );
     std::fs::write(
         repo.tasks_dir()
             .join(id.to_string())

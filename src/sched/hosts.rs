@@ -7,7 +7,7 @@
 //! scheduling loop nothing.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, Result};
@@ -74,6 +74,24 @@ pub fn probe_all(net: &Net) -> BTreeMap<String, Result<Probe>> {
     })
 }
 
+/// Where a host's probe output goes (its stderr: the same name with extension `err`). The
+/// name encodes the host id exactly (hex), so two hosts never share a file whatever
+/// punctuation their names differ in (`a.b`, `a-b`, `a_b`, `a@b`, `a:b`); an id too long for
+/// a file name is named by its SHA-256 instead.
+pub fn probe_file(dir: &Path, host: &str) -> PathBuf {
+    let hex = crate::hex::encode(host.as_bytes());
+    let stem = if hex.len() <= 200 {
+        format!("h{hex}")
+    } else {
+        use sha2::Digest;
+        format!(
+            "sha256-{}",
+            crate::hex::encode(&sha2::Sha256::digest(host.as_bytes()))
+        )
+    };
+    dir.join(format!("{stem}.probe"))
+}
+
 impl Monitor {
     pub fn new(net: Net, cfg: &Config, dir: PathBuf) -> Result<Monitor> {
         std::fs::create_dir_all(&dir)?;
@@ -105,17 +123,7 @@ impl Monitor {
     }
 
     fn out_path(&self, host: &str) -> PathBuf {
-        let safe: String = host
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        self.dir.join(format!("{safe}.probe"))
+        probe_file(&self.dir, host)
     }
 
     /// Collects finished probes, starts due ones, and records changes of state (and every
@@ -217,5 +225,38 @@ impl Drop for Monitor {
                 let _ = c.wait();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_differing_in_punctuation_get_their_own_probe_files() {
+        let dir = Path::new("/r/hosts");
+        let long = "h".repeat(300);
+        let ids = [
+            "a.b",
+            "a-b",
+            "a_b",
+            "a@b",
+            "a:b",
+            "root@a:22",
+            "root_a_22",
+            &long,
+        ];
+        let mut files = std::collections::BTreeSet::new();
+        for id in ids {
+            let out = probe_file(dir, id);
+            assert_eq!(out.parent(), Some(dir));
+            assert!(out.file_name().unwrap().len() <= 255, "{out:?}");
+            assert!(files.insert(out.clone()), "{id}: {out:?} is shared");
+            assert!(
+                files.insert(out.with_extension("err")),
+                "{id}: its err file is shared"
+            );
+        }
+        assert_eq!(probe_file(dir, "a.b"), dir.join("h612e62.probe"));
     }
 }

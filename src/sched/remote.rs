@@ -258,16 +258,55 @@ impl HostSpec {
 /// room (a Unix socket path has ~104 usable bytes and ssh appends 17 while creating one),
 /// else under /tmp, private to this user.
 pub fn control_dir(repo_root: &Path) -> Result<PathBuf> {
+    control_dir_in(repo_root, Path::new("/tmp"))
+}
+
+fn control_dir_in(repo_root: &Path, tmp: &Path) -> Result<PathBuf> {
+    let uid = own_uid();
     let mut dir = repo_root.join("ssh");
     if dir.as_os_str().len() + 60 > 100 {
-        use std::os::unix::fs::MetadataExt;
-        let uid = std::fs::metadata("/proc/self").map_or(0, |m| m.uid());
-        dir = PathBuf::from(format!("/tmp/sealkit-ssh-{uid}"));
+        dir = tmp.join(format!("sealkit-ssh-{uid}"));
     }
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+    private_dir(&dir, uid)?;
     Ok(dir)
+}
+
+/// Our (effective) uid: the owner of our /proc entry (0, which refuses every directory but
+/// root's, where /proc cannot be read).
+fn own_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map_or(0, |m| m.uid())
+}
+
+/// Makes `dir` (mode 0700) unless it exists, then checks it without following a symlink:
+/// a real directory, owned by `uid`, mode 0700. In a shared /tmp another user can create the
+/// name first (a symlink to a directory of theirs, or their own directory) to read or plant
+/// our ssh control sockets; such a directory is refused, never chmod-ed or used.
+pub fn private_dir(dir: &Path, uid: u32) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot create {}", dir.display())),
+    }
+    let md =
+        std::fs::symlink_metadata(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    let refuse = |why: String| {
+        anyhow::anyhow!(
+            "{} {why}: refusing it for ssh control sockets (remove it, or use a shorter --repo path)",
+            dir.display()
+        )
+    };
+    if !md.file_type().is_dir() {
+        return Err(refuse("is not a directory (a symlink?)".into()));
+    }
+    if md.uid() != uid {
+        return Err(refuse(format!("is owned by uid {}, not {uid}", md.uid())));
+    }
+    if md.mode() & 0o777 != 0o700 {
+        return Err(refuse(format!("has mode {:o}, not 700", md.mode() & 0o777)));
+    }
+    Ok(())
 }
 
 /// The script that runs a phase on a host (`sh -c SCRIPT sealkit LOCK PIDFILE LOG LABEL
@@ -293,13 +332,13 @@ if ! flock -n 9; then
   flock 9
 fi
 exec 0</dev/null 1>/dev/null 2>/dev/null
-echo "$(date +%s.%N) start $label pid $$" >>"$log"
+echo "$(date -u +%Y-%m-%dT%H:%M:%S.%6NZ) start $label pid $$" >>"$log"
 "$@" <&3 >&4 2>&5 3<&- 4>&- 5>&- &
 pid=$!
 echo "$pid" >"$pidfile"
 wait "$pid"
 rc=$?
-echo "$(date +%s.%N) end $label rc $rc" >>"$log"
+echo "$(date -u +%Y-%m-%dT%H:%M:%S.%6NZ) end $label rc $rc" >>"$log"
 rm -f "$pidfile"
 exit "$rc"
 "#;
@@ -440,6 +479,50 @@ mod tests {
         assert!(
             last[2].ends_with("rc 137") && last[3].contains("start"),
             "{log}"
+        );
+    }
+    #[test]
+    fn the_tmp_control_dir_is_never_one_planted_by_another_user() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let uid = own_uid();
+        let long_repo = tmp.path().join("r".repeat(90));
+        let name = tmp.path().join(format!("sealkit-ssh-{uid}"));
+        // A symlink to someone's directory: refused, and its target is left as it was.
+        let theirs = tmp.path().join("theirs");
+        std::fs::create_dir(&theirs).unwrap();
+        std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o777)).unwrap();
+        std::os::unix::fs::symlink(&theirs, &name).unwrap();
+        let e = format!("{:#}", control_dir_in(&long_repo, tmp.path()).unwrap_err());
+        assert!(e.contains("is not a directory (a symlink?)"), "{e}");
+        let mode = std::fs::metadata(&theirs).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o777, "the symlink's target was changed");
+        // A directory open to others: refused, not chmod-ed.
+        std::fs::remove_file(&name).unwrap();
+        std::fs::create_dir(&name).unwrap();
+        std::fs::set_permissions(&name, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let e = format!("{:#}", control_dir_in(&long_repo, tmp.path()).unwrap_err());
+        assert!(e.contains("has mode 755, not 700"), "{e}");
+        // Another user's directory (only root can make one here).
+        std::fs::set_permissions(&name, std::fs::Permissions::from_mode(0o700)).unwrap();
+        if std::os::unix::fs::chown(&name, Some(uid + 4242), None).is_ok() {
+            let e = format!("{:#}", control_dir_in(&long_repo, tmp.path()).unwrap_err());
+            assert!(e.contains(&format!("owned by uid {}", uid + 4242)), "{e}");
+        }
+        // Our own fresh one: made 0700 and used.
+        std::fs::remove_dir(&name).unwrap();
+        assert_eq!(control_dir_in(&long_repo, tmp.path()).unwrap(), name);
+        let mode = std::fs::symlink_metadata(&name)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+        // A short repository path keeps the sockets inside the repository.
+        let short = tmp.path().join("s");
+        std::fs::create_dir(&short).unwrap();
+        assert_eq!(
+            control_dir_in(&short, tmp.path()).unwrap(),
+            short.join("ssh")
         );
     }
 }

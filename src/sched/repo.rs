@@ -60,6 +60,11 @@ impl Repo {
         self.root.join("pieces")
     }
 
+    /// The lock a sector's task supervisor holds while its phase runs.
+    pub fn sector_lock(&self, sector: u64) -> PathBuf {
+        self.locks_dir().join(format!("sector-{sector}.lock"))
+    }
+
     pub fn is_initialized(&self) -> bool {
         self.config_path().exists()
     }
@@ -81,7 +86,34 @@ impl Repo {
             "{} is not a seal-sched repository (no config.toml): run `seal-sched init`",
             self.root.display()
         );
+        self.check_state_files()?;
         Db::open(&self.db_path())
+    }
+
+    /// Refuses to go on with a state file that is damaged or gone: an unreadable sched.db or
+    /// chain.db is never opened (SQLite would delete its `-wal`), and a missing sched.db is
+    /// never silently replaced by an empty one when the repository already has a chain (so
+    /// sectors had state): that would forget every sector.
+    fn check_state_files(&self) -> Result<()> {
+        let db = self.db_path();
+        let chain = self.chain_path();
+        let mut wal = db.as_os_str().to_owned();
+        wal.push("-wal");
+        let gone = |p: &Path| std::fs::symlink_metadata(p).is_err();
+        ensure!(
+            !gone(&db) || (gone(&chain) && gone(Path::new(&wal))),
+            "{} is missing, but {} is here: this repository had sectors, so no new empty state \
+             database is made; restore sched.db (and its -wal) from a backup (`seal-sched init` \
+             makes a new repository elsewhere)",
+            db.display(),
+            if gone(&chain) {
+                format!("{}-wal", db.display())
+            } else {
+                chain.display().to_string()
+            }
+        );
+        super::db::check_header(&db)?;
+        super::db::check_header(&chain)
     }
 
     /// Creates the repository with a default configuration for this machine: one local

@@ -4,8 +4,9 @@ use anyhow::Result;
 use serde_json::{json, Value};
 
 use super::admission::Allocation;
+use super::clock;
 use super::config::show_size;
-use super::db::{now, Db, SectorRow};
+use super::db::{self, now, Db, SectorRow};
 use super::engine::{sector_value, Engine};
 use super::state::SectorState;
 use super::supervisor;
@@ -127,19 +128,43 @@ pub fn workers(e: &Engine) -> Result<(String, Value)> {
     Ok((text, Value::Array(out)))
 }
 
-/// `seal-sched jobs`: running and waiting tasks, with why each one waits.
-pub fn jobs(e: &Engine, all: bool) -> Result<(String, Value)> {
+/// `seal-sched jobs`: running and waiting tasks, with why each one waits, under the chain's
+/// current epoch (`head`). A task row that cannot be read is listed with its error.
+pub fn jobs(e: &Engine, all: bool, head: i64) -> Result<(String, Value)> {
     let clause = if all {
         "1 ORDER BY id"
     } else {
         "state IN ('queued', 'running') ORDER BY state DESC, id"
     };
     let mut text = format!(
-        "{:<6} {:<7} {:<5} {:<12} {:<10} {:>8}  {}\n",
-        "ID", "Sector", "Task", "Worker", "State", "Time", "Waiting for"
+        "Chain epoch {head} at {}\n{:<6} {:<7} {:<5} {:<12} {:<10} {:>8}  {}\n",
+        clock::now(),
+        "ID",
+        "Sector",
+        "Task",
+        "Worker",
+        "State",
+        "Time",
+        "Waiting for"
     );
     let mut out = Vec::new();
-    for t in e.db.tasks(clause)? {
+    for (id, t) in db::all_tasks(&e.db.conn, clause)? {
+        let t = match t {
+            Ok(t) => t,
+            Err(bad) => {
+                text += &format!(
+                    "{:<6} {:<7} {:<5} {:<12} {:<10} {:>8}  {bad}\n",
+                    id,
+                    bad.sector.map_or("?".into(), |s| s.to_string()),
+                    "?",
+                    "-",
+                    QUARANTINE_LABEL,
+                    "-"
+                );
+                out.push(json!({"id": id, "sector": bad.sector, "state": db::QUARANTINED, "error": bad.to_string()}));
+                continue;
+            }
+        };
         let dir = e.repo.tasks_dir().join(t.id.to_string());
         let stage = match t.state.as_str() {
             "running" => std::fs::read_to_string(dir.join(supervisor::STAGE))
@@ -168,8 +193,11 @@ pub fn jobs(e: &Engine, all: bool) -> Result<(String, Value)> {
             "log": dir.join("stderr.log").display().to_string(),
         }));
     }
-    Ok((text, Value::Array(out)))
+    Ok((text, json!({"chain_epoch": head, "jobs": out})))
 }
+
+/// How the text listings mark a row set aside because it cannot be read.
+const QUARANTINE_LABEL: &str = "QUARANTINED";
 
 pub fn sectors(db: &Db) -> Result<(String, Value)> {
     let mut text = format!(
@@ -177,7 +205,17 @@ pub fn sectors(db: &Db) -> Result<(String, Value)> {
         "Sector", "State", "Deal", "Fails", "comm_r"
     );
     let mut out = Vec::new();
-    for s in db.sectors()? {
+    for (n, s) in db::all_sectors(&db.conn)? {
+        let s = match s {
+            Ok(s) => s,
+            Err(bad) => {
+                text += &format!("{n:<7} {QUARANTINE_LABEL:<20} {bad}\n");
+                out.push(
+                    json!({"sector": n, "state": db::QUARANTINED, "last_error": bad.to_string()}),
+                );
+                continue;
+            }
+        };
         text += &format!(
             "{:<7} {:<20} {:<5} {:<8} {}\n",
             s.number,
@@ -216,17 +254,34 @@ pub fn timeline(db: &Db, s: &SectorRow) -> Result<Vec<(String, f64, f64, String)
     Ok(out)
 }
 
-pub fn status(db: &Db, number: u64) -> Result<(String, Value)> {
-    let s = db
-        .sector(number)?
-        .ok_or_else(|| anyhow::anyhow!("no sector {number}"))?;
+/// `seal-sched sectors status N`: the sector, the chain's current epoch (`head`) and the
+/// sector's timeline with each state's start as RFC 3339 UTC.
+pub fn status(db: &Db, number: u64, head: i64) -> Result<(String, Value)> {
+    let s = match db.sector(number)? {
+        Some(s) => s,
+        None => {
+            // Set aside or unreadable: say which column of the row is wrong.
+            let bad = db::all_sectors(&db.conn)?
+                .into_iter()
+                .find(|(n, _)| *n == number)
+                .and_then(|(_, r)| r.err());
+            return match bad {
+                Some(bad) => Ok((
+                    format!("Sector {number}: {QUARANTINE_LABEL}, chain epoch {head}\n  error    {bad}\n"),
+                    json!({"sector": number, "state": db::QUARANTINED, "chain_epoch": head, "last_error": bad.to_string()}),
+                )),
+                None => Err(anyhow::anyhow!("no sector {number}")),
+            };
+        }
+    };
     let tl = timeline(db, &s)?;
     let start = tl.first().map_or(s.created, |t| t.1);
     let mut text = format!(
-        "Sector {}: {}{}\n",
+        "Sector {}: {}{}, chain epoch {head} at {}\n",
         s.number,
         s.state,
-        if s.deal { " (deals)" } else { " (CC)" }
+        if s.deal { " (deals)" } else { " (CC)" },
+        clock::now()
     );
     for k in ["comm_d", "comm_r", "ticket", "seed"] {
         if let Some(v) = s.doc.get(k).and_then(Value::as_str) {
@@ -239,7 +294,8 @@ pub fn status(db: &Db, number: u64) -> Result<(String, Value)> {
     text += "  timeline:\n";
     for (state, at, took, detail) in &tl {
         text += &format!(
-            "    +{:>8.1}s  {:<20} {:>8.1}s  {}\n",
+            "    {}  +{:>8.1}s  {:<20} {:>8.1}s  {}\n",
+            clock::rfc3339(*at),
             at - start,
             state,
             took,
@@ -247,9 +303,10 @@ pub fn status(db: &Db, number: u64) -> Result<(String, Value)> {
         );
     }
     let mut v = sector_value(&s);
+    v["chain_epoch"] = head.into();
     v["timeline"] = tl
         .iter()
-        .map(|(st, at, took, d)| json!({"state": st, "at": at, "seconds": took, "detail": d}))
+        .map(|(st, at, took, d)| json!({"state": st, "at": at, "time": clock::rfc3339(*at), "seconds": took, "detail": d}))
         .collect();
     Ok((text, v))
 }

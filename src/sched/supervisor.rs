@@ -179,8 +179,8 @@ fn log_phase(spec: &TaskSpec, what: &str) -> Result<()> {
         .open(&spec.phase_log)?;
     writeln!(
         f,
-        "{:.6} {what} sector {} task {} {} pid {}",
-        super::db::now(),
+        "{} {what} sector {} task {} {} pid {}",
+        super::clock::rfc3339_micros(super::db::now()),
         spec.sector,
         spec.task,
         spec.kind,

@@ -450,3 +450,41 @@ fn a_commit_the_publisher_cannot_verify_is_kept_not_failed() {
     ok(sched(&repo, &["batch", "publish", "--now"]));
     assert_eq!(sectors(&repo)[0]["state"], "Finalize");
 }
+
+#[test]
+fn update_state_follows_the_transition_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, _) = repo_in(dir.path());
+    ok(sched(&repo, &["sectors", "pledge"]));
+    fails(
+        sched(&repo, &["sectors", "update-state", "1", "Proving"]),
+        "AddPiece → Proving is not a transition of the sealing pipeline",
+    );
+    fails(
+        sched(&repo, &["sectors", "update-state", "1", "Sealed"]),
+        "unknown state \"Sealed\"",
+    );
+    fails(
+        sched(&repo, &["sectors", "update-state", "9", "PreCommit1"]),
+        "no sector 9",
+    );
+    let r = ok(sched(
+        &repo,
+        &["sectors", "update-state", "1", "PreCommit1"],
+    ));
+    assert_eq!(r["forced"], false);
+    assert_eq!(sectors(&repo)[0]["state"], "PreCommit1");
+    let r = ok(sched(
+        &repo,
+        &["sectors", "update-state", "1", "Proving", "--really-do-it"],
+    ));
+    assert_eq!(
+        (r["from"].as_str(), r["forced"].as_bool()),
+        (Some("PreCommit1"), Some(true))
+    );
+    let status = ok(sched(&repo, &["sectors", "status", "1", "--json"])).to_string();
+    assert!(
+        status.contains("set by the operator (was PreCommit1, forced)"),
+        "{status}"
+    );
+}

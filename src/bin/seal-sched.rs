@@ -174,6 +174,20 @@ enum SectorsCmd {
         #[arg(long)]
         force: bool,
     },
+    /// Move a sector to another state (Lotus's `sectors update-state`): only along the
+    /// pipeline's transitions, never while a task runs for it or its batch is being sent.
+    ///
+    /// Examples: seal-sched sectors update-state 7 PreCommit1      # redo PC1 after PC2 failed
+    ///           seal-sched sectors update-state 7 Proving --really-do-it
+    UpdateState {
+        /// The sector number.
+        number: u64,
+        /// The state to move it to (as `sectors list` shows them).
+        state: String,
+        /// Allow a move the pipeline never makes itself.
+        #[arg(long)]
+        really_do_it: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -574,6 +588,15 @@ fn sectors(repo: &Repo, c: SectorsCmd) -> Result<()> {
             let cfg = repo.config()?;
             let mut db = repo.open_db()?;
             let r = ops::remove_sector(repo, &cfg, &mut db, number, force)?;
+            cli::print_json_line(&serde_json::to_string(&r)?)
+        }
+        SectorsCmd::UpdateState {
+            number,
+            state,
+            really_do_it,
+        } => {
+            let mut db = repo.open_db()?;
+            let r = ops::update_state(&mut db, number, &state, really_do_it)?;
             cli::print_json_line(&serde_json::to_string(&r)?)
         }
     }

@@ -15,7 +15,7 @@ use super::config_edit::ConfigFile;
 use super::db::{self, now, Db};
 use super::location::Location;
 use super::repo::Repo;
-use super::state::SectorState;
+use super::state::{SectorState, INTERACTIVE_POREP as PIPELINE};
 use super::storage;
 use super::supervisor;
 
@@ -132,6 +132,84 @@ pub fn remove_sector(
         sector: n,
         deleted,
         cancelled,
+    })
+}
+
+/// What `sectors update-state` did.
+#[derive(Debug, Serialize)]
+pub struct StateChange {
+    pub sector: u64,
+    pub from: String,
+    pub to: String,
+    /// The move is not one the pipeline makes itself (`--really-do-it`).
+    pub forced: bool,
+}
+
+/// Moves sector `n` to `to` as Lotus's `sectors update-state` does: only along a transition
+/// of its pipeline unless `really` (`--really-do-it`), never while a task is queued or
+/// running for it (its result would land on the new state) nor while it is in a batch
+/// being sent. The failure count and back-off reset, so the new state acts at once.
+pub fn update_state(db: &mut Db, n: u64, to: &str, really: bool) -> Result<StateChange> {
+    let to = SectorState::parse(to).with_context(|| {
+        format!(
+            "unknown state {to:?}; states are: {}",
+            SectorState::ALL
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })?;
+    db.tx(|tx| {
+        let s = db::sectors_where(tx, "number = ?1", [n as i64])?
+            .pop()
+            .with_context(|| {
+                format!("no sector {n} (or its row is quarantined: see `seal-sched sectors list`)")
+            })?;
+        let from = SectorState::parse(&s.state)
+            .with_context(|| format!("sector {n} is in an unknown state {:?}", s.state))?;
+        let live = db::tasks_where(
+            tx,
+            &format!("sector = {n} AND state IN ('queued', 'running')"),
+        )?;
+        if let Some(t) = live.first() {
+            bail!(
+                "sector {n} has a {} {} task ({}): abort it first (`seal-sched jobs --abort {}`)",
+                t.state,
+                t.kind.short(),
+                t.id,
+                t.id
+            );
+        }
+        if let Some(b) = &s.batch {
+            bail!(
+                "sector {n} is in batch {b}, whose message is being sent: wait until it has landed"
+            );
+        }
+        let allowed = PIPELINE.allows(from, to);
+        ensure!(
+            allowed || really,
+            "{from} → {to} is not a transition of the sealing pipeline: --really-do-it forces it"
+        );
+        tx.execute(
+            "UPDATE sectors SET fails = 0, retry_at = 0 WHERE number = ?1",
+            [n as i64],
+        )?;
+        db::set_state(
+            tx,
+            n,
+            to,
+            &format!(
+                "set by the operator (was {from}{})",
+                if allowed { "" } else { ", forced" }
+            ),
+        )?;
+        Ok(StateChange {
+            sector: n,
+            from: from.to_string(),
+            to: to.to_string(),
+            forced: !allowed,
+        })
     })
 }
 

@@ -454,6 +454,9 @@ fn dead_runs_temps_are_removed_live_ones_kept() {
     }
 }
 
+/// A change made to a good Commit1 output.
+type Mutation = Box<dyn Fn(&mut serde_json::Value)>;
+
 /// Defect: a structurally wrong Commit1 output went to the prover. Now its shape is checked
 /// first (no parameters are needed to see the error), naming the field.
 #[test]
@@ -473,7 +476,7 @@ fn malformed_commit1_output_is_refused_before_proving() {
     fs::create_dir(&no_params).unwrap();
     let bad_path = t.join("bad-c1.json");
     let bp = bad_path.display().to_string();
-    let cases: Vec<(Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
+    let cases: Vec<(Mutation, &str)> = vec![
         (
             Box::new(|v| {
                 v["vanilla_proofs"][0].as_array_mut().unwrap().pop();

@@ -20,7 +20,9 @@ Reads a sealed sector's document (after seal-pc2), labels every SDR layer again 
 same resources), and decodes data = replica - key. Writes the requested bytes to --out, or to
 stdout: a piece's original bytes (--piece N), any range of unpadded sector bytes (--offset,
 --len; any offset and length, not only multiples of 127), or the whole fr32-padded sector
-(--padded, the unsealed file Lotus keeps).
+(--padded, the unsealed file Lotus keeps). Nothing is written unless the decoded bytes match
+the document's commitments (a piece's comm_p, comm_d for the padded sector, the CommP of every
+piece a range touches): a document of another ticket or replica is refused.
 
 Examples:
   seal-unseal sector.json --piece 0 > deal.car

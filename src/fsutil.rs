@@ -82,6 +82,24 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     result.with_context(|| format!("writing {}", path.display()))
 }
 
+/// Renames `from` to `to` unless `to` exists (`RENAME_NOREPLACE`): a move never replaces a
+/// file it did not create. Filesystems without the flag (EINVAL) get a check-then-rename,
+/// which is as good as the platform allows. The error keeps its errno, so callers can tell
+/// EXDEV (another filesystem: copy instead) and EEXIST apart.
+pub fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
+    use nix::fcntl::{renameat2, RenameFlags};
+    match renameat2(None, from, None, to, RenameFlags::RENAME_NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(nix::errno::Errno::EINVAL) => {
+            if fs::symlink_metadata(to).is_ok() {
+                return Err(std::io::Error::from_raw_os_error(nix::libc::EEXIST));
+            }
+            fs::rename(from, to)
+        }
+        Err(e) => Err(std::io::Error::from_raw_os_error(e as i32)),
+    }
+}
+
 /// What a file system entry is, in words, for errors about entries that are not regular files.
 fn kind_of(ft: fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt;

@@ -1,7 +1,7 @@
 //! seal-pc2 against the reference's `seal_pre_commit_phase2` on random sectors of every proof
-//! family: identical tree_c, tree_r_last, replica, p_aux, t_aux and comm_r; the spec's known
-//! comm_r; our PC2 on the reference's PC1 output; re-runs (reusing journaled trees) and kills;
-//! bad input.
+//! family: identical tree_c, tree_r_last, replica, p_aux, t_aux and comm_r; the known comm_r
+//! (docs/sdr-porep.md#known-answers); our PC2 on the reference's PC1 output; re-runs (reusing
+//! journaled trees) and kills; bad input.
 
 mod common;
 
@@ -233,7 +233,8 @@ fn known_answers() {
             .as_str()
             .unwrap()
             .starts_with("bagboea4b5abc"));
-        // Cache sizes after PC2 (spec A.4): p_aux 64, tree-c 2336, tree-r-last 32, t_aux for this path.
+        // Cache sizes after PC2 (docs/sdr-porep.md#known-answers): p_aux 64, tree-c 2336,
+        // tree-r-last 32, t_aux for this path.
         let c = tmp.path().join("c");
         assert_eq!(fs::metadata(c.join("p_aux")).unwrap().len(), 64);
         assert_eq!(

@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 
 use sealkit::cli;
 use sealkit::sched::{
-    batch, chain::MsgKind, daemon, demo, engine, hostcmd, repo::Repo, report, storage, supervisor,
+    batch, chain::MsgKind, daemon, demo, engine, hostcmd, numbering, repo::Repo, report, storage,
+    supervisor,
 };
 
 #[derive(Parser)]
@@ -313,27 +314,41 @@ fn run(args: Cli) -> Result<()> {
             let cfg = repo.config()?;
             let mut db = repo.open_db()?;
             let chain = engine::open_chain(&repo, &cfg)?;
-            let recovered = batch::recover(&mut db, &chain, &cfg)?;
-            let mut sent = Vec::new();
+            let publisher = batch::Publisher::acquire(&repo.publisher_lock())?;
+            let mut done = batch::recover(&publisher, &mut db, &chain, &cfg)?;
             for kind in [MsgKind::PreCommit, MsgKind::ProveCommit] {
-                for (id, r) in batch::publish(&mut db, &chain, &cfg, kind, now)? {
-                    eprintln!(
-                        "Batch {id}:\n  Message: {}\n  Sectors: {}",
-                        r.cid,
-                        r.results
-                            .iter()
-                            .map(|(n, e)| format!(
-                                "{n} {}",
-                                if e.is_none() { "OK" } else { "ERROR" }
-                            ))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    );
-                    sent.push(json!({"batch": id, "message": r.cid, "epoch": r.epoch,
-                        "sectors": r.results.iter().map(|(n, e)| json!({"sector": n, "error": e})).collect::<Vec<_>>()}));
+                done.extend(batch::publish(
+                    &publisher, &mut db, &chain, &cfg, kind, now,
+                )?);
+            }
+            let mut out = Vec::new();
+            let mut not_sent = Vec::new();
+            for (id, o) in &done {
+                match o {
+                    batch::Outcome::Landed(r) => {
+                        eprintln!(
+                            "Batch {id}:\n  Message: {}\n  Sectors: {}",
+                            r.cid,
+                            r.results
+                                .iter()
+                                .map(|(n, e)| format!(
+                                    "{n} {}",
+                                    if e.is_none() { "OK" } else { "ERROR" }
+                                ))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        );
+                        out.push(json!({"batch": id, "message": r.cid, "epoch": r.epoch,
+                            "sectors": r.results.iter().map(|(n, e)| json!({"sector": n, "error": e})).collect::<Vec<_>>()}));
+                    }
+                    batch::Outcome::Pending => {
+                        eprintln!("Batch {id}: sent, not landed yet");
+                        out.push(json!({"batch": id, "pending": true}));
+                    }
+                    batch::Outcome::NotSent(e) => not_sent.push(format!("batch {id}: {e}")),
                 }
             }
-            if sent.is_empty() && recovered == 0 {
+            if done.is_empty() {
                 eprintln!(
                     "seal-sched: no batch is due{}",
                     if now {
@@ -343,7 +358,13 @@ fn run(args: Cli) -> Result<()> {
                     }
                 );
             }
-            cli::print_json_line(&Value::Array(sent).to_string())
+            cli::print_json_line(&Value::Array(out).to_string())?;
+            anyhow::ensure!(
+                not_sent.is_empty(),
+                "not sent, kept for a retry: {}",
+                not_sent.join("; ")
+            );
+            Ok(())
         }
         Cmd::Storage(StorageCmd::List { json }) => {
             show(json.json, report::storage(&engine::Engine::open(&repo)?)?)
@@ -450,16 +471,18 @@ fn sectors(repo: &Repo, c: SectorsCmd) -> Result<()> {
         SectorsCmd::Pledge { count } => {
             let cfg = repo.config()?;
             let mut db = repo.open_db()?;
+            let chain = engine::open_chain(repo, &cfg)?;
             let mut added = Vec::new();
             for _ in 0..count {
-                added.push(engine::add_sector(&mut db, &cfg, &[], None)?);
+                added.push(numbering::add_sector(&mut db, &cfg, &chain, &[], None)?);
             }
             cli::print_json_line(&json!({"pledged": added}).to_string())
         }
         SectorsCmd::Add { pieces, number } => {
             let cfg = repo.config()?;
             let mut db = repo.open_db()?;
-            let n = engine::add_sector(&mut db, &cfg, &pieces, number)?;
+            let chain = engine::open_chain(repo, &cfg)?;
+            let n = numbering::add_sector(&mut db, &cfg, &chain, &pieces, number)?;
             cli::print_json_line(&json!({"added": n}).to_string())
         }
         SectorsCmd::List { json } => show(json.json, report::sectors(&repo.open_db()?)?),

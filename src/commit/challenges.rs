@@ -1,4 +1,5 @@
-//! Which nodes a PoRep proof opens (spec §10.2, §12).
+//! Which nodes a PoRep proof opens (docs/sdr-porep.md#interactive-challenges,
+//! docs/sdr-porep.md#non-interactive-porep, docs/sdr-porep.md#synthetic-porep).
 //!
 //! Three derivations, all ending in `(int_le(32 bytes) mod (N − 1)) + 1`, so node 0 (whose
 //! label depends on no parent) is never challenged:

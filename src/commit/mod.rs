@@ -1,4 +1,6 @@
-//! Commit1: the vanilla proofs a sector's SNARK proves (spec §10, §12).
+//! Commit1: the vanilla proofs a sector's SNARK proves
+//! (docs/sdr-porep.md#commit1-inputs-and-checks, docs/sdr-porep.md#vanilla-proof,
+//! docs/sdr-porep.md#synthetic-porep).
 //!
 //! [`commit1`] derives the challenges (interactive from the seed, non-interactive from
 //! comm_r, synthetic by selecting from the proofs stored after PC2), opens them in the

@@ -1,6 +1,6 @@
 //! The Commit1 output: the JSON that the reference's `SealCommitPhase1Output` gives through
-//! serde_json (spec §10.5), byte for byte, so that any C2 (ours, the reference's, Lotus
-//! through filecoin-ffi) proves from it.
+//! serde_json (docs/sdr-porep.md#commit1-output), byte for byte, so that any C2 (ours, the
+//! reference's, Lotus through filecoin-ffi) proves from it.
 //!
 //! serde writes every 32-byte value as an array of 32 integers, field names in declaration
 //! order, enums externally tagged and `PhantomData` as `null`. Writing it by hand here keeps

@@ -1,6 +1,6 @@
 //! `syn-porep-vanilla-proofs.dat`: the synthetic challenges' proofs, stored after PC2 in the
-//! reference's format (`SynthProofs::write`, spec §12.1) so that either implementation's C1
-//! can select from it once the seed is known.
+//! reference's format (`SynthProofs::write`, docs/sdr-porep.md#synthetic-proofs-file) so that
+//! either implementation's C1 can select from it once the seed is known.
 //!
 //! Layout: `root_d || root_c || root_r`, then one fixed-size record per synthetic challenge:
 //! the challenge and its 14 parents (u64 LE), tree_d leaf and siblings, the challenge's
@@ -169,7 +169,7 @@ pub fn read(
 mod tests {
     use super::*;
 
-    /// Record sizes of spec §12.1.
+    /// Record sizes of docs/sdr-porep.md#synthetic-proofs-file.
     #[test]
     fn record_sizes() {
         for (id, size) in [

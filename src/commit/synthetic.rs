@@ -1,6 +1,6 @@
-//! Synthetic PoRep after PC2 (spec §12.1): prove every synthetic challenge while the layers
-//! exist, check each proof, and store them all, so the layers, tree_d and tree_c can be
-//! deleted long before the seed arrives.
+//! Synthetic PoRep after PC2 (docs/sdr-porep.md#synthetic-porep): prove every synthetic challenge
+//! while the layers exist, check each proof, and store them all, so the layers, tree_d and tree_c
+//! can be deleted long before the seed arrives.
 //!
 //! Proofs are produced in chunks in parallel and appended in order to a temp file that is
 //! fsynced and renamed into place: a kill leaves either no file or the whole file. A re-run

@@ -1,4 +1,4 @@
-//! The vanilla proof of one challenge (spec §10.3) and its check.
+//! The vanilla proof of one challenge (docs/sdr-porep.md#vanilla-proof) and its check.
 //!
 //! A challenge `c` opens: data node `c` in tree_d; the label columns of `c` and of its 14
 //! parents in tree_c; replica node `c` in tree_r_last. The labeling proofs and the encoding
@@ -15,7 +15,7 @@ use crate::sdr::graph::SdrGraph;
 use crate::sdr::label::{header_state, label_layer1, label_layer_n};
 use crate::sdr::{BASE_DEGREE, DEGREE};
 
-/// Parent labels hashed into every label (spec §5).
+/// Parent labels hashed into every label (docs/sdr-porep.md#labels).
 pub const TOTAL_PARENTS: usize = 37;
 
 /// A node's labels in every layer and their tree_c path.

@@ -1,4 +1,4 @@
-//! Poseidon over the BLS12-381 scalar field, as the proofs use it (spec §9).
+//! Poseidon over the BLS12-381 scalar field, as the proofs use it (docs/sdr-porep.md#poseidon).
 //!
 //! Every sealing hash uses the MerkleTree domain tag `2^arity − 1`: column hashes (arity 2 or
 //! 11), tree_c / tree_r_last nodes (arity 8, and 2 for the 8-2-x sub and top layers) and

@@ -342,7 +342,8 @@ mod tests {
         }
     }
 
-    /// The spec's known answers (neptune's test vectors) through the batched path.
+    /// Known answers (neptune's test vectors, docs/sdr-porep.md#known-answers) through the
+    /// batched path.
     #[test]
     fn known_answers() {
         let Some(ifma) = Ifma::detect() else {

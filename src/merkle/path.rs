@@ -1,4 +1,5 @@
-//! Merkle inclusion paths as the reference's vanilla proofs carry them (spec §10.4).
+//! Merkle inclusion paths as the reference's vanilla proofs carry them
+//! (docs/sdr-porep.md#inclusion-paths).
 //!
 //! A path runs from the leaf to the root; each level holds the `arity − 1` siblings of the
 //! running node in child order and the running node's position among the `arity` children.

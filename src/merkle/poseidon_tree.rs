@@ -1,5 +1,6 @@
 //! Poseidon Merkle trees of the SDR shapes (tree_c, tree_r_last), in the reference's on-disk
-//! forms (spec §7, §8).
+//! forms (docs/sdr-porep.md#poseidon-tree-shapes, docs/sdr-porep.md#tree-c,
+//! docs/sdr-porep.md#tree-r-last).
 //!
 //! A tree of shape base-sub-top splits its leaves into `sub·top` base trees of arity `base`
 //! (8); the roots of consecutive groups of `sub` base trees are hashed together (arity 8 or 2),
@@ -115,7 +116,7 @@ mod tests {
         assert_eq!(default_rows_to_discard(64, 8), 1);
         assert_eq!(default_rows_to_discard(1 << 18, 8), 2);
         assert_eq!(default_rows_to_discard(1 << 27, 8), 2);
-        // 2KiB keeps only the root; 8MiB keeps 585 nodes (spec §8).
+        // 2KiB keeps only the root; 8MiB keeps 585 nodes (docs/sdr-porep.md#tree-r-last).
         assert_eq!(tree_len(64, 8) * 32 - cached_rows_offset(64, 8, 1), 32);
         assert_eq!(
             tree_len(1 << 18, 8) * 32 - cached_rows_offset(1 << 18, 8, 2),

@@ -1,4 +1,5 @@
-//! p_aux and t_aux, byte for byte as the reference writes them with bincode (spec §8, §13).
+//! p_aux and t_aux, byte for byte as the reference writes them with bincode
+//! (docs/sdr-porep.md#aux-files).
 //!
 //! p_aux = comm_c || comm_r_last. t_aux = the StoreConfigs of the label layers, tree_d,
 //! tree_r_last and tree_c, each `u64 len + path, u64 len + id, u8 1 + u64 size, u64

@@ -2,8 +2,9 @@
 //!
 //! PC2 hands a [`TreeBuilder`] batches of columns and gets column hashes back, and hands it a
 //! tree's leaves and gets every row back. Everything else (reading layers, encoding, file
-//! formats, roots of compound shapes, p_aux/t_aux) stays in `pc2`, so a GPU backend (CUDA
-//! through `cust`, behind the `cuda` feature) implements these two calls and nothing else.
+//! formats, roots of compound shapes, p_aux/t_aux) stays in `pc2`, so a GPU backend (later
+//! work: CUDA through bindings that load the driver at run time, so that a build needs no CUDA
+//! toolkit) implements these two calls and nothing else.
 //! [`CpuBuilder`] is the default and the reference every other builder is tested against.
 
 use rayon::prelude::*;

@@ -33,7 +33,7 @@ pub fn fillers(from: u64, to: u64) -> Vec<u64> {
 }
 
 /// Unpadded left and right alignment the reference's `add_piece` writes around a piece of
-/// `piece` unpadded bytes after `written` unpadded bytes (spec §2.4).
+/// `piece` unpadded bytes after `written` unpadded bytes (docs/sdr-porep.md#piece-alignment).
 pub fn reference_alignment(written: u64, piece: u64) -> (u64, u64) {
     let mut needed = 127u64;
     while needed < piece {

@@ -3,7 +3,7 @@
 //! Every 127 input bytes (1016 bits, little-endian bit order) become four 32-byte words, word
 //! `k` holding bits `[254k, 254k + 254)` with its two top bits zero, so each word is a valid
 //! BLS12-381 scalar. It is a bit-level packing, not "two zero bits inserted per 254 bits of a
-//! big-endian stream" (spec §2.1, trap B.9).
+//! big-endian stream" (docs/sdr-porep.md#fr32-padding, docs/sdr-porep.md#traps).
 
 use anyhow::{ensure, Result};
 

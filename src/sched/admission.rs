@@ -1,7 +1,7 @@
 //! Per-worker admission: may one more task run on this worker's budget?
 //!
 //! This is Lotus `ActiveResources` (`storage/sealer/sched_resources.go`,
-//! spec §1.5): running sums of what is allocated plus `CanHandleRequest`
+//! docs/lotus-scheduler.md#admission): running sums of what is allocated plus `CanHandleRequest`
 //! with its checks in the same order, so a refusal names the same limit an
 //! operator would see in Lotus.
 
@@ -315,10 +315,10 @@ impl Allocation {
         check(info, &s, task, sector_size, r)
     }
 
-    /// Lotus utilization (spec §1.5): the largest of CPU, physical memory,
-    /// virtual memory and GPU use as a fraction of the worker. The host's
-    /// own memory usage is a floor under the scheduler's sums. Above 1.0
-    /// when more than one capacity of work is placed (windows).
+    /// Lotus utilization (docs/lotus-scheduler.md#utilization): the largest of CPU, physical
+    /// memory, virtual memory and GPU use as a fraction of the worker. The host's own memory usage
+    /// is a floor under the scheduler's sums. Above 1.0 when more than one capacity of work is
+    /// placed (windows).
     pub fn utilization(&self, info: &WorkerInfo) -> f64 {
         let cpu = ratio(f64::from(self.cpu_use), f64::from(info.cpus));
         let mem_min = self.mem_used_min.max(info.mem_used);
@@ -352,7 +352,8 @@ mod tests {
 
     #[test]
     fn worked_32g_physical_and_virtual_needs() {
-        // Spec §1.5 table: physical = Min+Base, virtual = Max+Base.
+        // physical = Min+Base, virtual = Max+Base (docs/lotus-scheduler.md#admission); the
+        // worked 32GiB needs are in docs/lotus-scheduler.md#default-resource-table.
         let cases = [
             (
                 TaskType::PreCommit1,

@@ -1,6 +1,7 @@
 //! One scheduling pass: which queued task goes to which worker now.
 //!
-//! The pass is Lotus `trySched` (spec §2.5) with four deliberate changes,
+//! The pass is Lotus `trySched` (docs/lotus-scheduler.md#assigning-tasks-to-windows) with
+//! four deliberate changes,
 //! each fixing a recorded complaint:
 //!
 //! * A window is a capacity-sized budget that *does* count work already
@@ -12,7 +13,8 @@
 //!   updated after every assignment in the pass (#7868).
 //! * A task that cannot be placed now but would fit on an idle worker gets
 //!   a reservation (EASY backfill), so a C2 that needs a whole worker is not
-//!   starved by a stream of small APs (Lotus has no reservation, §2.3; #8918).
+//!   starved by a stream of small APs (Lotus has no reservation,
+//!   docs/lotus-scheduler.md#queue-order; #8918).
 //! * Every task left in the queue gets a one-line reason, instead of
 //!   silently waiting (Curio PR #1250 shows the cost of silence).
 //!
@@ -27,14 +29,16 @@ use super::queue::{queue_cmp, QueuedTask, DEAL_SECTOR_PRIORITY};
 use super::resources::{ResourceTable, Resources, GIB, SECTOR_SIZES};
 use super::task_type::TaskType;
 
-/// Lotus `SchedWindows`: windows each worker holds by default (spec §2.1).
+/// Lotus `SchedWindows`: windows each worker holds by default
+/// (docs/lotus-scheduler.md#scheduler-constants).
 pub const DEFAULT_WINDOWS: u32 = 2;
 
 /// Upper bound on a worker's windows, so a bogus setting cannot make the
 /// pass allocate billions of budgets.
 pub const MAX_WINDOWS: u32 = 64;
 
-/// One storage path (Lotus `sectorstore.json` plus its free space, spec §3.1).
+/// One storage path (Lotus `sectorstore.json` plus its free space,
+/// docs/lotus-scheduler.md#storage-path-metadata).
 #[derive(Clone, Debug)]
 pub struct StoragePath {
     pub id: String,
@@ -123,7 +127,8 @@ enum Kind {
 }
 
 impl Kind {
-    /// Weight 0 marks a read-only path (spec §3.1), so it is never a target.
+    /// Weight 0 marks a read-only path (docs/lotus-scheduler.md#storage-path-metadata), so it
+    /// is never a target.
     fn accepts(self, p: &StoragePath) -> bool {
         p.weight > 0
             && match self {
@@ -149,7 +154,7 @@ enum Role {
 }
 
 /// Space a task needs on one path, in tenths of the sector size
-/// (Lotus `FSOverheadDen` = 10, spec §3.2).
+/// (Lotus `FSOverheadDen` = 10, docs/lotus-scheduler.md#space-needed).
 #[derive(Clone, Copy, Debug)]
 struct Need {
     kind: Kind,
@@ -157,7 +162,7 @@ struct Need {
     role: Role,
 }
 
-// Lotus sealing overheads (spec §3.2), in tenths of the sector size.
+// Lotus sealing overheads (docs/lotus-scheduler.md#space-needed), in tenths of the sector size.
 /// Unsealed file: AddPiece output, or PC1's input when it must be fetched.
 const UNSEALED: u64 = 10;
 /// Sealed (10) + cache while sealing (141): what PC1 allocates and what PC2,
@@ -176,7 +181,8 @@ struct TaskStorage {
     local: Option<Need>,
     /// Need on any other worker (or, for a new sector, on every worker).
     remote: Need,
-    /// Storage-group filter on remote destinations (spec §3.3); None = any.
+    /// Storage-group filter on remote destinations (docs/lotus-scheduler.md#storage-groups);
+    /// None = any.
     allow: Option<Vec<String>>,
 }
 
@@ -308,9 +314,10 @@ struct Pass<'a> {
 ///      the files into one of its sealing paths (FIN and GET: long-term
 ///      paths) with room for them, if storage groups allow: the union of the
 ///      sources' `allow_to` must meet the destination's `groups`, and any
-///      source with an empty `allow_to` lets everyone fetch (spec §3.3).
+///      source with an empty `allow_to` lets everyone fetch
+///      (docs/lotus-scheduler.md#storage-groups).
 ///      GET is the move to long-term storage, which Lotus does not filter
-///      by groups (spec §3.3, last line), so neither do we. Unlike Lotus,
+///      by groups (docs/lotus-scheduler.md#storage-groups), so neither do we. Unlike Lotus,
 ///      C1 and FIN may also fetch: Lotus's no-fetch selectors leave them
 ///      stuck when the holder is gone (#2806, #2938);
 ///    * Commit2 has no storage needs.

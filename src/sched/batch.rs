@@ -1,4 +1,5 @@
-//! PreCommit and Commit batching with Lotus's rules and defaults, publishing exactly once.
+//! PreCommit and Commit batching with Lotus's rules and defaults, publishing exactly once
+//! (docs/lotus-scheduler.md#batcher-behaviour, docs/chain.md#timing-constants).
 //!
 //! A batch is sent when it is full (MaxPreCommitBatch / MaxCommitBatch), when its oldest
 //! sector has waited the batch wait, or when the earliest sector deadline minus the slack has
@@ -6,14 +7,27 @@
 //! + MaxProveCommitDuration). `--now` sends everything pending, as `lotus-miner sectors
 //! batching … --publish-now` does.
 //!
-//! Exactly once, as far as our state can tell: (1) one transaction claims the sectors into a
-//! batch row in state `sending`, (2) the message goes to the chain under the batch id, (3) one
-//! transaction records the receipt. A crash between (1) and (3) leaves a `sending` row, and
-//! [`recover`] asks the chain whether that id landed before sending it again; the chain
-//! treats a repeated id as the same message. The daemon and a cron `batch publish` can run
-//! at once: the claim in (1) is atomic, so no sector is in two batches.
+//! Exactly once, through an outbox:
+//! 1. one transaction claims the sectors into a batch row and records the whole message
+//!    (id and content) in it, state `recorded`;
+//! 2. the recorded message is handed to the chain ([`Chain::send`], idempotent by id) and
+//!    the row becomes `sent` with the chain's reference;
+//! 3. whether it landed is learned only by asking the chain about that id
+//!    ([`Chain::lookup`]); one transaction then records the receipt and moves the sectors.
+//!
+//! A crash anywhere leaves a `recorded` or `sent` row that the next publisher finishes the
+//! same way, with the same content. One publisher at a time holds the [`Publisher`] lock (a
+//! flock, released by the kernel when its holder dies), so the daemon and a cron `batch
+//! publish` never hand the chain the same batch twice at once, and the claim in (1) is one
+//! transaction, so no sector is in two batches. A message that cannot be sent for a reason
+//! of this machine (the verifier's parameters are missing here) stays recorded and is
+//! retried; it never turns valid proofs into failed sectors.
 
-use anyhow::Result;
+use std::fs::File;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use nix::fcntl::{Flock, FlockArg};
 use rusqlite::params;
 use serde_json::Value;
 
@@ -23,6 +37,79 @@ use super::chain::{
 use super::config::{Batching, Config};
 use super::db::{self, now, Db, SectorRow};
 use super::state;
+
+/// The right to send batches: one process at a time.
+pub struct Publisher {
+    _lock: Flock<File>,
+}
+
+impl Publisher {
+    fn open(lock: &Path) -> Result<File> {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(lock)
+            .with_context(|| format!("cannot open the publisher lock {}", lock.display()))
+    }
+
+    /// The lock if nobody else publishes now (the daemon skips publishing this pass).
+    pub fn try_acquire(lock: &Path) -> Result<Option<Publisher>> {
+        match Flock::lock(Self::open(lock)?, FlockArg::LockExclusiveNonblock) {
+            Ok(l) => Ok(Some(Publisher { _lock: l })),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+            Err((_, e)) => Err(anyhow::anyhow!("cannot lock {}: {e}", lock.display())),
+        }
+    }
+
+    /// The lock, waiting for another publisher to finish (a cron `batch publish`).
+    pub fn acquire(lock: &Path) -> Result<Publisher> {
+        Flock::lock(Self::open(lock)?, FlockArg::LockExclusive)
+            .map(|l| Publisher { _lock: l })
+            .map_err(|(_, e)| anyhow::anyhow!("cannot lock {}: {e}", lock.display()))
+    }
+}
+
+/// Where a batch row stands in the outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchState {
+    /// Claimed and its message recorded; not yet handed to the chain.
+    Recorded,
+    /// Handed to the chain; landing not yet seen.
+    Sent,
+    /// Its receipt is recorded and its sectors moved on.
+    Landed,
+}
+
+impl BatchState {
+    pub fn name(self) -> &'static str {
+        match self {
+            BatchState::Recorded => "recorded",
+            BatchState::Sent => "sent",
+            BatchState::Landed => "landed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<BatchState> {
+        match s {
+            // `sending`: a row written before the outbox, claimed but not known to be sent.
+            "recorded" | "sending" => Some(BatchState::Recorded),
+            "sent" => Some(BatchState::Sent),
+            "landed" => Some(BatchState::Landed),
+            _ => None,
+        }
+    }
+}
+
+/// What became of one batch in this call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Landed(Receipt),
+    /// Sent, not landed yet: a later pass looks it up again.
+    Pending,
+    /// Not sent for a reason of this machine; it stays recorded and is retried.
+    NotSent(String),
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct Rules {
@@ -93,14 +180,15 @@ pub fn due(
     (at >= earliest - rules.slack).then(|| "a sector deadline minus slack arrived".into())
 }
 
-/// Sends the pending batch of `kind` if it is due (or `force`); returns the receipts.
+/// Claims and sends the pending batch of `kind` if it is due (or `force`).
 pub fn publish(
+    _p: &Publisher,
     db: &mut Db,
     chain: &dyn Chain,
     cfg: &Config,
     kind: MsgKind,
     force: bool,
-) -> Result<Vec<(String, Receipt)>> {
+) -> Result<Vec<(String, Outcome)>> {
     let (pending_st, wait_st) = pending_state(kind);
     let rules = Rules::of(&cfg.batching, kind);
     let head = chain.head()?;
@@ -116,9 +204,22 @@ pub fn publish(
             let Some(why) = why else { return Ok(None) };
             let take: Vec<&SectorRow> = pending.iter().take(rules.max).collect();
             let id = format!("{}-{:.0}-{}", kind.name(), now() * 1000.0, take[0].number);
+            let msg = Message {
+                id: id.clone(),
+                kind,
+                aggregate: kind == MsgKind::ProveCommit
+                    && take.len() >= cfg.batching.min_commit_batch.max(4),
+                sectors: take.iter().map(|s| (s.number, s.doc.clone())).collect(),
+            };
             tx.execute(
-                "INSERT INTO batches (id, kind, state, created) VALUES (?1, ?2, 'sending', ?3)",
-                params![id, kind.name(), now()],
+                "INSERT INTO batches (id, kind, state, created, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    id,
+                    kind.name(),
+                    BatchState::Recorded.name(),
+                    now(),
+                    serde_json::to_string(&msg)?
+                ],
             )?;
             for s in &take {
                 tx.execute(
@@ -135,70 +236,129 @@ pub fn publish(
                 tx,
                 None,
                 "batch",
-                &format!("{id}: {} sectors, {why}", take.len()),
+                &format!("{id}: {} sectors recorded, {why}", take.len()),
             )?;
             Ok(Some(id))
         })?;
         let Some(id) = claimed else { break };
-        let receipt = send(db, chain, cfg, &id)?;
-        sent.push((id, receipt));
+        let outcome = deliver(db, chain, cfg, &id)?;
+        let stop = matches!(outcome, Outcome::NotSent(_));
+        sent.push((id, outcome));
+        if stop {
+            break; // the next claim would fail the same way
+        }
     }
     Ok(sent)
 }
 
-/// Finishes every batch a crash left in `sending`: asks the chain, sends only if it did not land.
-pub fn recover(db: &mut Db, chain: &dyn Chain, cfg: &Config) -> Result<usize> {
-    let stuck: Vec<String> = db
+/// Finishes every batch a crash or a local failure left recorded or sent: asks the chain,
+/// sends only what did not land.
+pub fn recover(
+    _p: &Publisher,
+    db: &mut Db,
+    chain: &dyn Chain,
+    cfg: &Config,
+) -> Result<Vec<(String, Outcome)>> {
+    let open: Vec<String> = db
         .batches()?
         .into_iter()
-        .filter(|b| b.state == "sending")
+        .filter(|b| BatchState::parse(&b.state) != Some(BatchState::Landed))
         .map(|b| b.id)
         .collect();
-    for id in &stuck {
-        send(db, chain, cfg, id)?;
+    let mut out = Vec::new();
+    for id in open {
+        let o = deliver(db, chain, cfg, &id)?;
+        out.push((id, o));
     }
-    Ok(stuck.len())
+    Ok(out)
 }
 
-fn send(db: &mut Db, chain: &dyn Chain, cfg: &Config, id: &str) -> Result<Receipt> {
+/// The recorded message of batch `id` (rebuilt from the sectors for a row older than the
+/// outbox, which recorded no content).
+fn recorded_message(db: &Db, cfg: &Config, id: &str) -> Result<Message> {
+    let body: Option<String> =
+        db.conn
+            .query_row("SELECT body FROM batches WHERE id = ?1", [id], |r| r.get(0))?;
+    if let Some(b) = body {
+        return serde_json::from_str(&b)
+            .with_context(|| format!("batches row {id}: the recorded message is not valid"));
+    }
     let batch = db
         .batches()?
         .into_iter()
         .find(|b| b.id == id)
-        .ok_or_else(|| anyhow::anyhow!("no batch {id}"))?;
-    let kind = if batch.kind == MsgKind::PreCommit.name() {
-        MsgKind::PreCommit
-    } else {
-        MsgKind::ProveCommit
-    };
+        .with_context(|| format!("no batch {id}"))?;
+    let kind = MsgKind::parse(&batch.kind)
+        .with_context(|| format!("batches row {id}: unknown kind {:?}", batch.kind))?;
+    let mut sectors = Vec::new();
+    for n in &batch.sectors {
+        let s = db
+            .sector(*n)?
+            .with_context(|| format!("batch {id}: no sector {n}"))?;
+        sectors.push((*n, s.doc));
+    }
+    Ok(Message {
+        id: id.to_string(),
+        kind,
+        aggregate: kind == MsgKind::ProveCommit
+            && sectors.len() >= cfg.batching.min_commit_batch.max(4),
+        sectors,
+    })
+}
+
+/// Steps (2) and (3) for one recorded batch.
+fn deliver(db: &mut Db, chain: &dyn Chain, cfg: &Config, id: &str) -> Result<Outcome> {
+    let msg = recorded_message(db, cfg, id)?;
     let receipt = match chain.lookup(id)? {
         Some(r) => r,
         None => {
-            let mut sectors = Vec::new();
-            for n in &batch.sectors {
-                let s = db
-                    .sector(*n)?
-                    .ok_or_else(|| anyhow::anyhow!("batch {id}: no sector {n}"))?;
-                sectors.push((*n, s.doc));
+            let cid = match chain.send(&msg) {
+                Ok(c) => c,
+                Err(e) => {
+                    let err = format!("{e:#}");
+                    db.tx(|tx| {
+                        tx.execute(
+                            "UPDATE batches SET error = ?2 WHERE id = ?1",
+                            params![id, err],
+                        )?;
+                        db::event(
+                            tx,
+                            None,
+                            "batch",
+                            &format!("{id} not sent, kept for a retry: {err}"),
+                        )
+                    })?;
+                    return Ok(Outcome::NotSent(err));
+                }
+            };
+            db.tx(|tx| {
+                tx.execute(
+                    "UPDATE batches SET state = ?2, sent = ?3, message = ?4, error = NULL WHERE id = ?1 AND state != 'landed'",
+                    params![id, BatchState::Sent.name(), now(), cid],
+                )?;
+                Ok(())
+            })?;
+            match chain.lookup(id)? {
+                Some(r) => r,
+                None => return Ok(Outcome::Pending),
             }
-            let aggregate = kind == MsgKind::ProveCommit
-                && sectors.len() >= cfg.batching.min_commit_batch.max(4);
-            chain.submit(&Message {
-                id: id.to_string(),
-                kind,
-                aggregate,
-                sectors,
-            })?
         }
     };
+    land(db, cfg, &msg, &receipt)?;
+    Ok(Outcome::Landed(receipt))
+}
+
+/// Records a landed message's receipt and moves its sectors, once.
+fn land(db: &mut Db, cfg: &Config, msg: &Message, receipt: &Receipt) -> Result<()> {
+    let (id, kind) = (msg.id.as_str(), msg.kind);
     let retry_min = Config::secs(&cfg.sealing.retry_min);
     db.tx(|tx| {
         let n = tx.execute(
-            "UPDATE batches SET state = 'landed', sent = ?2, landed_epoch = ?3, message = ?4 WHERE id = ?1 AND state = 'sending'",
-            params![id, now(), receipt.epoch, receipt.cid],
+            "UPDATE batches SET state = 'landed', landed_epoch = ?2, message = ?3, error = NULL, sent = coalesce(sent, ?4) WHERE id = ?1 AND state != 'landed'",
+            params![id, receipt.epoch, receipt.cid, now()],
         )?;
         if n == 0 {
-            return Ok(()); // another process recorded it first
+            return Ok(()); // recorded already
         }
         for (sector, err) in &receipt.results {
             let s = *sector as i64;
@@ -226,8 +386,7 @@ fn send(db: &mut Db, chain: &dyn Chain, cfg: &Config, id: &str) -> Result<Receip
         }
         db::event(tx, None, "batch", &format!("{id} landed at epoch {} as {}", receipt.epoch, receipt.cid))?;
         Ok(())
-    })?;
-    Ok(receipt)
+    })
 }
 
 #[cfg(test)]

@@ -1,27 +1,36 @@
 //! The chain as the sealing pipeline sees it: the current epoch, ticket and seed randomness,
-//! and message submission with a way to ask afterwards whether a message landed.
+//! which sector numbers a miner has allocated, and message submission in three steps that a
+//! real node also supports: the message is recorded in our outbox first (by `batch`), then
+//! [`Chain::send`] hands it over, and whether it landed is only ever learned from
+//! [`Chain::lookup`] by the message's id. Nothing a send returns moves a sector.
 //!
 //! [`SimChain`] is the embedded default: a deterministic chain whose epochs follow the wall
 //! clock from a genesis time, kept in its own database (`chain.db`) so that what "landed"
-//! survives the daemon and is independent of the scheduler's state, as a real chain is. It
-//! checks messages the way the miner actor would (ticket age, seed epoch, one precommit per
-//! sector) and verifies proofs with the reference verifier. A Lotus JSON-RPC adapter
-//! implements the same [`Chain`] trait (`ChainHead`, `StateGetRandomnessFromTickets/Beacon`,
+//! survives the daemon and is independent of the scheduler's state, as a real chain is. A
+//! message lands in one transaction (all its sectors or none: a kill inside `send` leaves
+//! nothing half-applied). It checks messages the way the miner actor would (ticket age, seed
+//! epoch, one precommit per sector) and verifies proofs with the reference verifier; a proof
+//! it cannot verify for a local reason (parameters missing here) fails the send instead of
+//! rejecting a valid proof. A Lotus JSON-RPC adapter implements the same [`Chain`] trait
+//! (`ChainHead`, `StateGetRandomnessFromTickets/Beacon`, `StateMinerAllocated`,
 //! `MpoolPushMessage`, `StateSearchMsg`).
 
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::hex;
 use crate::sector::document::SectorDoc;
 
-/// Epochs a ticket may be old at precommit (EpochsInDay + SealRandomnessLookback).
+/// Epochs a ticket may be old at precommit (EpochsInDay + SealRandomnessLookback;
+/// docs/chain.md#timing-constants).
 pub const MAX_PRECOMMIT_RANDOMNESS_LOOKBACK: i64 = 2880 + 900;
-/// Epochs between precommit and the latest prove-commit (30 days + PreCommitChallengeDelay).
+/// Epochs between precommit and the latest prove-commit (30 days + PreCommitChallengeDelay;
+/// docs/chain.md#timing-constants).
 pub const MAX_PROVE_COMMIT_DURATION: i64 = 30 * 2880 + 150;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,9 +39,12 @@ pub enum Domain {
     Seed,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum MsgKind {
+    #[serde(rename = "precommit")]
     PreCommit,
+    #[serde(rename = "commit")]
     ProveCommit,
 }
 
@@ -43,10 +55,17 @@ impl MsgKind {
             MsgKind::ProveCommit => "commit",
         }
     }
+
+    pub fn parse(s: &str) -> Option<MsgKind> {
+        [MsgKind::PreCommit, MsgKind::ProveCommit]
+            .into_iter()
+            .find(|k| k.name() == s)
+    }
 }
 
-/// One batch message: every sector's document (the chain reads what it needs from it).
-#[derive(Debug, Clone)]
+/// One batch message: every sector's document (the chain reads what it needs from it). It
+/// is recorded whole in the outbox before it is sent, so a re-send is the same message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
     pub id: String,
     pub kind: MsgKind,
@@ -67,10 +86,18 @@ pub trait Chain {
     fn head(&self) -> Result<i64>;
     /// Wall-clock seconds per epoch, to turn epoch deadlines into times.
     fn epoch_secs(&self) -> f64;
-    fn randomness(&self, domain: Domain, epoch: i64) -> Result<[u8; 32]>;
-    /// Sends a message; sending the same id twice returns the first receipt (idempotent).
-    fn submit(&self, msg: &Message) -> Result<Receipt>;
-    /// The receipt of a message sent earlier, if it landed.
+    /// Seal randomness for `miner` at `epoch`: the ticket (from tickets) or the interactive
+    /// seed (from the beacon), both drawn with the miner's address as entropy, as the miner
+    /// actor does. Used as is: the chain does not mask seal randomness to a field element.
+    fn randomness(&self, domain: Domain, epoch: i64, miner: u64) -> Result<[u8; 32]>;
+    /// Whether `miner` has sector number `number` allocated (precommitted or proven): such
+    /// a number must never be sealed again.
+    fn sector_allocated(&self, miner: u64, number: u64) -> Result<bool>;
+    /// Hands a recorded message to the chain and returns the chain's reference for it (a
+    /// message CID). Idempotent by `msg.id`: a message already sent is not sent again.
+    fn send(&self, msg: &Message) -> Result<String>;
+    /// The receipt of the message with this id once it landed; `None` while it is pending
+    /// or if it was never sent.
     fn lookup(&self, id: &str) -> Result<Option<Receipt>>;
 }
 
@@ -136,7 +163,7 @@ impl SimChain {
                 if head - te > MAX_PRECOMMIT_RANDOMNESS_LOOKBACK {
                     bail!("ticket from epoch {te} is too old at epoch {head}");
                 }
-                if doc.ticket()? != self.randomness(Domain::Ticket, te)? {
+                if doc.ticket()? != self.randomness(Domain::Ticket, te, doc.u64("miner")?)? {
                     bail!("ticket is not the chain's randomness at epoch {te}");
                 }
                 doc.hex32("comm_r")?;
@@ -155,13 +182,15 @@ impl SimChain {
                         self.seed_delay
                     );
                 }
-                if doc.hex32("seed")? != self.randomness(Domain::Seed, se)? {
+                if doc.hex32("seed")? != self.randomness(Domain::Seed, se, doc.u64("miner")?)? {
                     bail!("seed is not the chain's randomness at epoch {se}");
                 }
                 if hex::encode(&doc.hex32("comm_r")?) != comm_r {
                     bail!("comm_r differs from the precommitted one");
                 }
-                let verdict = crate::snark::verify::verify(&doc)?;
+                // Cannot verify here (parameters missing, unreadable): not the proof's fault.
+                let verdict =
+                    crate::snark::verify::verify(&doc).map_err(|e| Local(format!("{e:#}")))?;
                 if !verdict.valid {
                     bail!(
                         "invalid proof{}",
@@ -183,37 +212,66 @@ impl Chain for SimChain {
         self.epoch_secs
     }
 
-    fn randomness(&self, domain: Domain, epoch: i64) -> Result<[u8; 32]> {
+    fn randomness(&self, domain: Domain, epoch: i64, miner: u64) -> Result<[u8; 32]> {
         let mut h = Sha256::new();
         h.update(b"sealkit-simchain");
         h.update(self.secret.as_bytes());
         h.update([domain as u8]);
         h.update(epoch.to_be_bytes());
-        let mut out: [u8; 32] = h.finalize().into();
-        // A field element, as drand-derived randomness is after Lotus truncates it.
-        out[31] &= 0x3f;
-        Ok(out)
+        h.update(miner.to_be_bytes());
+        Ok(h.finalize().into())
     }
 
-    fn submit(&self, msg: &Message) -> Result<Receipt> {
-        if let Some(r) = self.lookup(&msg.id)? {
-            return Ok(r);
+    fn sector_allocated(&self, _miner: u64, number: u64) -> Result<bool> {
+        // The simulated chain holds one miner's sectors (the repository's).
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM onchain WHERE sector = ?1",
+                [number as i64],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    fn send(&self, msg: &Message) -> Result<String> {
+        let cid = message_cid(&msg.id);
+        // One transaction: the message lands with all its effects, or not at all.
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let seen: Option<String> = tx
+            .query_row(
+                "SELECT receipt FROM messages WHERE id = ?1",
+                [&msg.id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if seen.is_some() {
+            return Ok(cid);
         }
         let head = self.head()?;
         let mut results = Vec::new();
         for (n, doc) in &msg.sectors {
-            let verdict = self.check(msg.kind, head, *n, doc);
+            let verdict = match self.check(msg.kind, head, *n, doc) {
+                Err(e) if e.is::<Local>() => {
+                    return Err(e.context(format!(
+                        "message {} not sent: sector {n} cannot be checked here",
+                        msg.id
+                    )))
+                }
+                v => v,
+            };
             if verdict.is_ok() {
                 let comm_r = doc
                     .get("comm_r")
                     .and_then(Value::as_str)
                     .unwrap_or_default();
                 match msg.kind {
-                    MsgKind::PreCommit => self.conn.execute(
+                    MsgKind::PreCommit => tx.execute(
                         "INSERT INTO onchain (sector, state, precommit_epoch, comm_r) VALUES (?1, 'precommitted', ?2, ?3)",
                         params![*n as i64, head, comm_r],
                     )?,
-                    MsgKind::ProveCommit => self.conn.execute(
+                    MsgKind::ProveCommit => tx.execute(
                         "UPDATE onchain SET state = 'proving' WHERE sector = ?1",
                         [*n as i64],
                     )?,
@@ -221,17 +279,17 @@ impl Chain for SimChain {
             }
             results.push((*n, verdict.err().map(|e| format!("{e:#}"))));
         }
-        let digest: [u8; 32] = Sha256::digest(msg.id.as_bytes()).into();
         let receipt = Receipt {
-            cid: format!("bafysim{}", &hex::encode(&digest)[..24]),
+            cid: cid.clone(),
             epoch: head,
             results,
         };
-        self.conn.execute(
+        tx.execute(
             "INSERT INTO messages (id, kind, receipt, epoch) VALUES (?1, ?2, ?3, ?4)",
             params![msg.id, msg.kind.name(), receipt_json(&receipt), head],
         )?;
-        Ok(receipt)
+        tx.commit()?;
+        Ok(cid)
     }
 
     fn lookup(&self, id: &str) -> Result<Option<Receipt>> {
@@ -243,6 +301,23 @@ impl Chain for SimChain {
             .optional()?;
         row.map(|text| parse_receipt(&text)).transpose()
     }
+}
+
+/// An error of this machine, not of the message: the message is not sent.
+#[derive(Debug)]
+struct Local(String);
+
+impl std::fmt::Display for Local {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Local {}
+
+fn message_cid(id: &str) -> String {
+    let digest: [u8; 32] = Sha256::digest(id.as_bytes()).into();
+    format!("bafysim{}", &hex::encode(&digest)[..24])
 }
 
 fn receipt_json(r: &Receipt) -> String {
@@ -279,34 +354,89 @@ fn parse_receipt(text: &str) -> Result<Receipt> {
 mod tests {
     use super::*;
 
+    fn sim(dir: &Path, secret: &str) -> SimChain {
+        SimChain::open(&dir.join(format!("{secret}.db")), 0.01, 150, secret).unwrap()
+    }
+
     #[test]
-    fn randomness_is_deterministic_and_idempotent_submit() {
+    fn randomness_is_deterministic_per_miner_and_unmasked() {
         let dir = tempfile::tempdir().unwrap();
-        let c = SimChain::open(&dir.path().join("c.db"), 0.01, 150, "s").unwrap();
-        assert_eq!(
-            c.randomness(Domain::Ticket, 5).unwrap(),
-            c.randomness(Domain::Ticket, 5).unwrap()
-        );
+        let c = sim(dir.path(), "s");
+        let r = |d, e, m| c.randomness(d, e, m).unwrap();
+        assert_eq!(r(Domain::Ticket, 5, 1000), r(Domain::Ticket, 5, 1000));
+        assert_ne!(r(Domain::Ticket, 5, 1000), r(Domain::Seed, 5, 1000));
+        assert_ne!(r(Domain::Ticket, 5, 1000), r(Domain::Ticket, 5, 1001));
         assert_ne!(
-            c.randomness(Domain::Ticket, 5).unwrap(),
-            c.randomness(Domain::Seed, 5).unwrap()
+            r(Domain::Seed, 5, 1000),
+            sim(dir.path(), "t")
+                .randomness(Domain::Seed, 5, 1000)
+                .unwrap()
         );
-        let other = SimChain::open(&dir.path().join("d.db"), 0.01, 150, "t").unwrap();
-        assert_ne!(
-            c.randomness(Domain::Seed, 5).unwrap(),
-            other.randomness(Domain::Seed, 5).unwrap()
-        );
-        // A message with an unusable document is landed with the sector rejected, once.
+        // The chain does not mask seal randomness: the top bits of byte 31 are used.
+        assert!((0..64).any(|e| r(Domain::Ticket, e, 1000)[31] & 0xc0 != 0));
+        // Independent maths: SHA-256 of the documented preimage.
+        let mut h = Sha256::new();
+        h.update(b"sealkit-simchains");
+        h.update([Domain::Seed as u8]);
+        h.update(7i64.to_be_bytes());
+        h.update(1000u64.to_be_bytes());
+        assert_eq!(r(Domain::Seed, 7, 1000), <[u8; 32]>::from(h.finalize()));
+    }
+
+    #[test]
+    fn send_is_idempotent_and_landing_is_learned_by_lookup() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = sim(dir.path(), "s");
+        // A message with an unusable document lands with the sector rejected, once.
         let msg = Message {
             id: "b1".into(),
             kind: MsgKind::PreCommit,
             aggregate: false,
             sectors: vec![(1, serde_json::json!({"sector": 1}))],
         };
-        let r1 = c.submit(&msg).unwrap();
+        assert_eq!(c.lookup("b1").unwrap(), None);
+        let cid = c.send(&msg).unwrap();
+        let r1 = c.lookup("b1").unwrap().unwrap();
+        assert_eq!(r1.cid, cid);
         assert!(r1.results[0].1.is_some());
-        assert_eq!(c.lookup("b1").unwrap(), Some(r1.clone()));
-        assert_eq!(c.submit(&msg).unwrap(), r1);
+        assert_eq!(c.send(&msg).unwrap(), cid);
+        assert_eq!(c.lookup("b1").unwrap(), Some(r1));
         assert_eq!(c.lookup("b2").unwrap(), None);
+        assert!(!c.sector_allocated(1000, 1).unwrap());
+    }
+
+    #[test]
+    fn a_precommit_lands_whole_and_allocates_its_sectors() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = sim(dir.path(), "s");
+        let head = c.head().unwrap();
+        let ticket = crate::hex::encode(&c.randomness(Domain::Ticket, head, 1000).unwrap());
+        let good = |n: u64| {
+            serde_json::json!({"seal_proof": "StackedDrg2KiBV1_1", "miner": 1000, "sector": n,
+                "ticket": ticket, "ticket_epoch": head, "comm_r": "00".repeat(32)})
+        };
+        let msg = Message {
+            id: "p1".into(),
+            kind: MsgKind::PreCommit,
+            aggregate: false,
+            sectors: vec![(1, good(1)), (2, good(2))],
+        };
+        c.send(&msg).unwrap();
+        let r = c.lookup("p1").unwrap().unwrap();
+        assert_eq!(r.results, vec![(1, None), (2, None)]);
+        assert!(c.sector_allocated(1000, 1).unwrap() && c.sector_allocated(1000, 2).unwrap());
+        // A second message for sector 1 is rejected by the actor's rule.
+        let again = Message {
+            id: "p2".into(),
+            sectors: vec![(1, good(1))],
+            ..msg
+        };
+        c.send(&again).unwrap();
+        let r = c.lookup("p2").unwrap().unwrap();
+        assert!(r.results[0]
+            .1
+            .as_deref()
+            .unwrap()
+            .contains("already precommitted"));
     }
 }

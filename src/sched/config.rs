@@ -138,7 +138,8 @@ impl Default for Ssh {
     }
 }
 
-/// Lotus's `[Sealing]` batching keys with their defaults.
+/// Lotus's `[Sealing]` batching keys with their defaults
+/// (docs/lotus-scheduler.md#batching-config-defaults).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Batching {

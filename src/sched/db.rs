@@ -63,7 +63,8 @@ CREATE TABLE IF NOT EXISTS batches (
     sent REAL,
     landed_epoch INTEGER,
     message TEXT,
-    error TEXT
+    error TEXT,
+    body TEXT
 );
 CREATE TABLE IF NOT EXISTS batch_sectors (
     batch TEXT NOT NULL,
@@ -93,6 +94,70 @@ CREATE TABLE IF NOT EXISTS switches (
     PRIMARY KEY (worker, task)
 );
 ";
+
+/// The schema this code writes; `meta.schema_version` says which one a database has.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// Steps from each older schema to the next, in order: step `i` takes version `i + 1` to
+/// `i + 2`. Each runs in the transaction that records the new version.
+const MIGRATIONS: [&str; 1] = [
+    // 2: the outbox. A batch row records its whole message before it is sent.
+    "ALTER TABLE batches ADD COLUMN body TEXT;",
+];
+
+/// Brings a database to [`SCHEMA_VERSION`]; refuses one written by newer code.
+fn migrate(conn: &Connection) -> Result<()> {
+    let have: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let mut version: u32 = match have {
+        Some(v) => v
+            .parse()
+            .with_context(|| format!("meta.schema_version is not a number: {v:?}"))?,
+        // No version: a database from before versions, or a brand-new one. Both have the
+        // version-1 tables from SCHEMA; a new one may already have the later columns.
+        None => {
+            let has_body: i64 = conn.query_row(
+                "SELECT count(*) FROM pragma_table_info('batches') WHERE name = 'body'",
+                [],
+                |r| r.get(0),
+            )?;
+            if has_body > 0 {
+                SCHEMA_VERSION
+            } else {
+                1
+            }
+        }
+    };
+    anyhow::ensure!(
+        version <= SCHEMA_VERSION,
+        "the state database has schema version {version}, newer than this seal-sched's \
+         {SCHEMA_VERSION}: use the newer seal-sched"
+    );
+    while version < SCHEMA_VERSION {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(MIGRATIONS[version as usize - 1])?;
+        version += 1;
+        set_meta(&tx, "schema_version", &version.to_string())?;
+        tx.commit()?;
+    }
+    if conn
+        .query_row(
+            "SELECT 1 FROM meta WHERE key = 'schema_version'",
+            [],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_none()
+    {
+        set_meta(conn, "schema_version", &version.to_string())?;
+    }
+    Ok(())
+}
 
 pub struct Db {
     pub conn: Connection,
@@ -222,6 +287,8 @@ impl Db {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(SCHEMA)
             .with_context(|| format!("cannot set up state database {}", path.display()))?;
+        migrate(&conn)
+            .with_context(|| format!("cannot migrate state database {}", path.display()))?;
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
         Ok(Db { conn })

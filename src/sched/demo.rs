@@ -9,7 +9,8 @@ use anyhow::{ensure, Result};
 use serde_json::{json, Value};
 
 use super::daemon::{self, RunOptions};
-use super::engine::add_sector;
+use super::engine::open_chain;
+use super::numbering::add_sector;
 use super::repo::Repo;
 use super::report;
 use crate::sector::document::SectorDoc;
@@ -64,15 +65,16 @@ pub fn run(opts: DemoOptions) -> Result<Value> {
         opts.deals
     );
     let mut db = repo.open_db()?;
+    let chain = open_chain(&repo, &cfg)?;
     for _ in 0..opts.cc {
-        add_sector(&mut db, &cfg, &[], None)?;
+        add_sector(&mut db, &cfg, &chain, &[], None)?;
     }
     for i in 0..opts.deals {
         let piece = repo.pieces_dir().join(format!("deal-{i}.car"));
         let mut bytes = vec![0u8; 1000];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
         std::fs::write(&piece, &bytes)?;
-        add_sector(&mut db, &cfg, &[piece], None)?;
+        add_sector(&mut db, &cfg, &chain, &[piece], None)?;
     }
     daemon::run(
         &repo,

@@ -22,6 +22,7 @@ use super::config::{parse_cpus, parse_size, Config, Worker};
 use super::db::{self, now, Db, SectorRow, TaskRow};
 use super::hosts::Monitor;
 use super::location::Location;
+use super::numbering;
 use super::queue::QueuedTask;
 use super::remote;
 use super::repo::Repo;
@@ -111,13 +112,10 @@ impl Engine {
 
     /// One full pass. Returns whether anything is still in flight (tasks or sectors not done).
     pub fn tick(&mut self) -> Result<bool> {
-        batch::recover(&mut self.db, &self.chain, &self.cfg)?;
         self.monitor.poll(&mut self.db)?;
         self.reap()?;
         self.advance()?;
-        for kind in [MsgKind::PreCommit, MsgKind::ProveCommit] {
-            batch::publish(&mut self.db, &self.chain, &self.cfg, kind, false)?;
-        }
+        self.publish()?;
         self.enqueue()?;
         self.schedule()?;
         let busy: i64 = self.db.conn.query_row(
@@ -126,6 +124,19 @@ impl Engine {
             |r| r.get(0),
         )?;
         Ok(busy > 0 || !self.children.is_empty())
+    }
+
+    /// Finishes recorded batches and sends the due ones, unless another process (a cron
+    /// `batch publish`) is publishing right now: then the next pass does.
+    fn publish(&mut self) -> Result<()> {
+        let Some(p) = batch::Publisher::try_acquire(&self.repo.publisher_lock())? else {
+            return Ok(());
+        };
+        batch::recover(&p, &mut self.db, &self.chain, &self.cfg)?;
+        for kind in [MsgKind::PreCommit, MsgKind::ProveCommit] {
+            batch::publish(&p, &mut self.db, &self.chain, &self.cfg, kind, false)?;
+        }
+        Ok(())
     }
 
     fn task_dir(&self, id: u64) -> PathBuf {
@@ -258,6 +269,7 @@ impl Engine {
         let max = self.cfg.sealing.max_retries;
         let head = self.chain.head()?;
         let seed_delay = self.cfg.chain.seed_delay as i64;
+        let miner = self.cfg.sealing.miner;
         let chain = &self.chain;
         self.db.tx(|tx| {
             for s in db::sectors_where(
@@ -282,7 +294,7 @@ impl Engine {
                 if head < se {
                     continue;
                 }
-                let seed = chain.randomness(Domain::Seed, se)?;
+                let seed = chain.randomness(Domain::Seed, se, miner)?;
                 let mut doc = s.doc.clone();
                 doc["seed"] = crate::hex::encode(&seed).into();
                 doc["seed_epoch"] = se.into();
@@ -305,6 +317,7 @@ impl Engine {
     /// Queues a task for every sector in a compute state that has none.
     fn enqueue(&mut self) -> Result<()> {
         let head = self.chain.head()?;
+        let miner = self.cfg.sealing.miner;
         let chain = &self.chain;
         self.db.tx(|tx| {
             let todo = db::sectors_where(
@@ -317,7 +330,7 @@ impl Engine {
                 let kind = state::task_of(&s.state).expect("a compute state");
                 if kind == TaskType::PreCommit1 {
                     // GetTicket: a fresh ticket for every PC1 attempt.
-                    let ticket = chain.randomness(Domain::Ticket, head)?;
+                    let ticket = chain.randomness(Domain::Ticket, head, miner)?;
                     let mut doc = s.doc.clone();
                     doc["ticket"] = crate::hex::encode(&ticket).into();
                     doc["ticket_epoch"] = head.into();
@@ -680,13 +693,17 @@ impl Engine {
     ) -> Result<()> {
         let name = storage::sector_name(self.cfg.sealing.miner, s.number);
         let mut doc = s.doc.clone();
-        let mut location = s.location.clone();
-        if location.is_none() {
-            let root = alloc.context("no storage path was allocated for a new sector")?;
-            doc["paths"] = storage::sector_paths(Path::new(&Location::parse(&root)?.path), &name);
-            location = Some(root);
-        }
-        let location = location.expect("set above");
+        let location = match s.location.clone() {
+            Some(l) => l,
+            None => {
+                let root = alloc.context("no storage path was allocated for a new sector")?;
+                numbering::check_fresh(&Location::parse(&root)?, &name)?;
+                root
+            }
+        };
+        // The document's paths always follow the sector's location (one rule, also after a
+        // failed first run that never reported a document).
+        doc["paths"] = storage::sector_paths(Path::new(&Location::parse(&location)?.path), &name);
         let host = w.host_id();
         let remote = self.monitor.net.hosts.get(&host).cloned();
         let bin_dir = match &remote {
@@ -823,6 +840,11 @@ impl Engine {
             if s.location.is_none() {
                 tx.execute("UPDATE sectors SET location = ?2 WHERE number = ?1", params![s.number as i64, location])?;
             }
+            if s.doc.get("paths") != spec.doc.get("paths") {
+                let mut d = s.doc.clone();
+                d["paths"] = spec.doc["paths"].clone();
+                db::set_doc(tx, s.number, &d)?;
+            }
             db::event(tx, Some(s.number), "task", &format!("{} task {} started on {}", t.kind.short(), t.id, w.name))
         })?;
         let log = std::fs::File::create(dir.join("supervisor.log"))?;
@@ -856,37 +878,6 @@ pub fn c1_copy(repo: &Repo, name: &str) -> PathBuf {
 }
 
 const MAX_LOST: i64 = 5;
-
-/// Adds a sector: CC (`pieces` empty) or with deal pieces (priority 1024, Lotus's
-/// DealSectorPriority). `number` defaults to the next free one; a taken number is an error.
-pub fn add_sector(
-    db: &mut Db,
-    cfg: &Config,
-    pieces: &[PathBuf],
-    number: Option<u64>,
-) -> Result<u64> {
-    let proof = cfg.seal_proof()?;
-    let mut abs = Vec::new();
-    for p in pieces {
-        let a = std::fs::canonicalize(p)
-            .with_context(|| format!("piece file {} cannot be read", p.display()))?;
-        abs.push(a.display().to_string());
-    }
-    db.tx(|tx| {
-        let next: i64 = tx.query_row("SELECT coalesce(max(number), 0) + 1 FROM sectors", [], |r| r.get(0))?;
-        let n = number.unwrap_or(next as u64);
-        let taken: i64 = tx.query_row("SELECT count(*) FROM sectors WHERE number = ?1", [n as i64], |r| r.get(0))?;
-        anyhow::ensure!(taken == 0, "sector number {n} is already used (next free: {next})");
-        let doc = serde_json::json!({"seal_proof": proof.name(), "miner": cfg.sealing.miner, "sector": n});
-        let deal = !abs.is_empty();
-        tx.execute(
-            "INSERT INTO sectors (number, state, deal, priority, doc, pieces, entered, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-            params![n as i64, state::ADD_PIECE, deal as i64, if deal { 1024 } else { 0 }, doc.to_string(), serde_json::to_string(&abs)?, now()],
-        )?;
-        db::event(tx, Some(n), "state", &format!("{}: {}", state::ADD_PIECE, if deal { format!("deal sector, {} piece(s)", abs.len()) } else { "committed capacity".into() }))?;
-        Ok(n)
-    })
-}
 
 /// Marks a running task for cancellation: its supervisor kills the phase and reports failure.
 pub fn cancel(repo: &Repo, db: &Db, id: u64) -> Result<()> {

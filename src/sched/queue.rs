@@ -1,4 +1,5 @@
-//! The scheduling queue and its order (Lotus `request_queue.go`, spec §2.3).
+//! The scheduling queue and its order (Lotus `request_queue.go`;
+//! docs/lotus-scheduler.md#queue-order).
 
 use std::cmp::Ordering;
 

@@ -51,6 +51,10 @@ impl Repo {
     pub fn locks_dir(&self) -> PathBuf {
         self.root.join("locks")
     }
+    /// Held by whoever sends batches to the chain (`batch::Publisher`).
+    pub fn publisher_lock(&self) -> PathBuf {
+        self.locks_dir().join("publisher.lock")
+    }
     /// Where new sectors' deal pieces are kept until AddPiece has read them.
     pub fn pieces_dir(&self) -> PathBuf {
         self.root.join("pieces")

@@ -1,8 +1,9 @@
 //! The Lotus resource table: what one task of a given type and sector size
 //! needs from a worker, plus the env/config override rules.
 //!
-//! Values are the defaults of Lotus `storiface/resources.go` (spec §1.3);
-//! the override naming and precedence follow `ParseResourceEnv` (spec §1.4)
+//! Values are the defaults of Lotus `storiface/resources.go`
+//! (docs/lotus-scheduler.md#default-resource-table); the override naming and precedence
+//! follow `ParseResourceEnv` (docs/lotus-scheduler.md#resource-overrides)
 //! so an operator's existing worker environment keeps working unchanged.
 
 use super::task_type::TaskType;
@@ -15,7 +16,8 @@ pub const GIB: u64 = 1 << 30;
 /// The sector sizes Lotus has table entries for, smallest first.
 pub const SECTOR_SIZES: [u64; 5] = [2 * KIB, 8 * MIB, 512 * MIB, 32 * GIB, 64 * GIB];
 
-/// Suffixes of the override variables, in `Resources` field order (spec §1.1).
+/// Suffixes of the override variables, in `Resources` field order
+/// (docs/lotus-scheduler.md#resource-fields).
 pub const FIELDS: [&str; 7] = [
     "MIN_MEMORY",
     "MAX_MEMORY",
@@ -66,7 +68,7 @@ impl Resources {
         max_concurrent: 0,
     };
 
-    /// Lotus `Threads(wcpus, gpus)` (spec §1.2): the CPU threads this task
+    /// Lotus `Threads(wcpus, gpus)` (docs/lotus-scheduler.md#threads): the CPU threads this task
     /// takes on a worker with `wcpus` logical cores and `gpus` GPUs.
     ///
     /// * A GPU task on a worker that has a GPU uses `max_parallelism_gpu`
@@ -119,7 +121,8 @@ const fn row(min: u64, max: u64, mp: i64, mpg: i64, gpu: f64, base: u64) -> Reso
     }
 }
 
-/// The Lotus default resources for `task` at `sector_size` (spec §1.3).
+/// The Lotus default resources for `task` at `sector_size`
+/// (docs/lotus-scheduler.md#default-resource-table).
 ///
 /// * Unseal has no measurements in Lotus and aliases the PC1 entry.
 /// * Finalize has no entry at all, so it needs nothing (zero resources).
@@ -276,12 +279,12 @@ impl ResourceTable {
     ///
     /// * Env wins over everything, including config keys (a worker's env
     ///   is the most specific knob an operator has; Lotus reads it on the
-    ///   worker itself, spec §1.4).
+    ///   worker itself, docs/lotus-scheduler.md#resource-overrides).
     /// * Finalize has no table entry in Lotus, so `FIN_*` variables are
     ///   ignored exactly as `ParseResourceEnv` ignores them.
     /// * PC1 and UNS `MAX_PARALLELISM` with no env or config override gets
-    ///   the multicore-SDR thread count (Lotus `getSDRThreads`, spec §1.3
-    ///   footnote): 4 threads with `FIL_PROOFS_USE_MULTICORE_SDR=1`.
+    ///   the multicore-SDR thread count (Lotus `getSDRThreads`,
+    ///   docs/lotus-scheduler.md#pc1-threads): 4 threads with `FIL_PROOFS_USE_MULTICORE_SDR=1`.
     /// * A value that does not parse is an error naming the variable.
     pub fn with_env(
         mut self,

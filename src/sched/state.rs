@@ -8,6 +8,8 @@
 //! sector falls back the way Lotus's `states_failed.go` does: PC2 and C2 redo the phase before
 //! them, AddPiece and PC1 give up (Lotus removes such a sector; we keep it, marked
 //! `FailedUnrecoverable`, for the operator), Finalize keeps retrying (the proof is on chain).
+//! Lotus's states and retry rules: docs/lotus-scheduler.md#sector-states,
+//! docs/lotus-scheduler.md#retries.
 
 use super::task_type::TaskType;
 

@@ -140,60 +140,150 @@ pub fn holds(root: &Path, name: &str) -> bool {
     FILE_TYPES.iter().any(|t| root.join(t).join(name).exists())
 }
 
-/// Moves a sector's files from one path to another, idempotently: a file already at the
-/// destination and gone from the source was moved by an earlier, interrupted run. Within a
-/// filesystem this is a rename; across filesystems a copy that is fsynced and checked
-/// (size) before the source is removed, so a crash never leaves the only copy half-written.
+/// Moves a sector's files from one path to another, idempotently, never deleting a source
+/// before its destination is proven equal to it.
+///
+/// Within a filesystem each file type is one rename that refuses to replace anything
+/// (`RENAME_NOREPLACE`). Across filesystems every file is copied to a temp name, fsynced,
+/// and renamed into place without replacing; then source and destination are compared by
+/// size and SHA-256 (as moves between hosts are) before the source goes. A destination
+/// file that already exists is kept only if its content equals the source's (an earlier,
+/// interrupted move placed it); a different one is some other sector's data or a stale
+/// copy, and the move stops with the source kept rather than guess which to trust. A
+/// source holding none of the sector's files is an error unless the destination holds
+/// them (the move already happened).
 pub fn move_sector(from: &Path, to: &Path, name: &str) -> Result<()> {
+    move_files(from, to, name, Method::RenameOrCopy)
+}
+
+/// How [`move_files`] may move a file type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Method {
+    /// Rename when both paths share a filesystem, copy and verify otherwise.
+    RenameOrCopy,
+    /// Always copy and verify (what a move between filesystems does; tests force it).
+    #[cfg(test)]
+    Copy,
+}
+
+pub(crate) fn move_files(from: &Path, to: &Path, name: &str, method: Method) -> Result<()> {
     ensure!(
         from != to,
         "source and destination are the same path {}",
         from.display()
     );
+    let mut found = false;
     for t in FILE_TYPES {
         let (src, dst) = (from.join(t).join(name), to.join(t).join(name));
-        if !src.exists() {
+        let Ok(md) = fs::symlink_metadata(&src) else {
             continue;
-        }
-        fs::create_dir_all(to.join(t))?;
-        if dst.exists() && src.is_dir() {
-            // An interrupted cross-device directory copy: finish it file by file.
-        } else if fs::rename(&src, &dst).is_ok() {
-            crate::fsutil::sync_parent(&dst)?;
-            continue;
+        };
+        found = true;
+        ensure!(
+            md.is_file() || md.is_dir(),
+            "{} is neither a regular file nor a directory: not moving it",
+            src.display()
+        );
+        fs::create_dir_all(to.join(t))
+            .with_context(|| format!("cannot create {}", to.join(t).display()))?;
+        if method == Method::RenameOrCopy && fs::symlink_metadata(&dst).is_err() {
+            match crate::fsutil::rename_noreplace(&src, &dst) {
+                Ok(()) => {
+                    crate::fsutil::sync_parent(&dst)?;
+                    crate::fsutil::sync_parent(&src)?;
+                    continue;
+                }
+                Err(e) if e.raw_os_error() == Some(nix::libc::EXDEV) => {}
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!("cannot move {} to {}", src.display(), dst.display())
+                    })
+                }
+            }
         }
         copy_tree(&src, &dst)?;
+        verify_copy(&src, &dst)?;
         remove_all(&src)?;
+        crate::fsutil::sync_parent(&src)?;
+    }
+    if !found {
+        ensure!(
+            holds(to, name),
+            "sector {name} has no files at {} (nor at {}): nothing to move",
+            from.display(),
+            to.display()
+        );
     }
     Ok(())
 }
 
+/// Copies `src` (a file or a directory tree of regular files) to `dst`, each file through a
+/// temp name that is fsynced and renamed into place without replacing anything. Files
+/// already at the destination are left for [`verify_copy`] to judge.
 fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
-    if src.is_dir() {
-        fs::create_dir_all(dst)?;
-        for e in fs::read_dir(src)? {
+    let md = fs::symlink_metadata(src).with_context(|| format!("cannot read {}", src.display()))?;
+    if md.is_dir() {
+        fs::create_dir_all(dst).with_context(|| format!("cannot create {}", dst.display()))?;
+        for e in fs::read_dir(src).with_context(|| format!("cannot list {}", src.display()))? {
             let e = e?;
             copy_tree(&e.path(), &dst.join(e.file_name()))?;
         }
         return Ok(());
     }
-    let len = fs::metadata(src)?.len();
-    if fs::metadata(dst).is_ok_and(|m| m.len() == len) && !crate::fsutil::temp_path(dst).exists() {
+    ensure!(
+        md.is_file(),
+        "{} is not a regular file: not copying it",
+        src.display()
+    );
+    if fs::symlink_metadata(dst).is_ok() {
         return Ok(());
     }
     let tmp = crate::fsutil::temp_path(dst);
+    let _ = fs::remove_file(&tmp);
     fs::copy(src, &tmp)
         .with_context(|| format!("cannot copy {} to {}", src.display(), tmp.display()))?;
-    let f = fs::File::open(&tmp)?;
-    f.sync_all()?;
-    ensure!(
-        f.metadata()?.len() == len,
-        "copy of {} is {} bytes, not {len}",
-        src.display(),
-        f.metadata()?.len()
-    );
-    fs::rename(&tmp, dst)?;
+    fs::File::open(&tmp)?.sync_all()?;
+    crate::fsutil::rename_noreplace(&tmp, dst)
+        .with_context(|| format!("cannot rename {} to {}", tmp.display(), dst.display()))?;
     crate::fsutil::sync_parent(dst)
+}
+
+/// Source and destination hold the same files with the same sizes and SHA-256 digests;
+/// otherwise an error that names the first difference (the source is kept).
+fn verify_copy(src: &Path, dst: &Path) -> Result<()> {
+    let (sp, sn) = split(src)?;
+    let (dp, dn) = split(dst)?;
+    let want = super::transfer::manifest_local(sp, std::slice::from_ref(&sn))?;
+    let got = super::transfer::manifest_local(dp, std::slice::from_ref(&dn))?;
+    for (rel, (size, sum)) in &want {
+        let there = format!("{dn}{}", &rel[sn.len()..]);
+        match got.get(&there) {
+            Some((s, h)) if s == size && h == sum => {}
+            Some((s, h)) => bail!(
+                "{} already holds a different file ({s} bytes, sha256 {h}; the source {} has \
+                 {size} bytes, sha256 {sum}): source kept, nothing overwritten",
+                dp.join(&there).display(),
+                sp.join(rel).display()
+            ),
+            None => bail!(
+                "{} is missing after the copy: source kept",
+                dp.join(&there).display()
+            ),
+        }
+    }
+    Ok(())
+}
+
+fn split(p: &Path) -> Result<(&Path, String)> {
+    let parent = p
+        .parent()
+        .with_context(|| format!("{} has no parent directory", p.display()))?;
+    let name = p
+        .file_name()
+        .with_context(|| format!("{} names no file", p.display()))?
+        .to_string_lossy()
+        .to_string();
+    Ok((parent, name))
 }
 
 pub(crate) fn remove_all(p: &Path) -> Result<()> {
@@ -313,5 +403,108 @@ mod tests {
             .collect();
         left.sort();
         assert_eq!(left, ["p_aux", "sc-02-data-tree-r-last.dat", "t_aux"]);
+    }
+    /// A sector with a replica and a two-file cache under `root`.
+    fn sector_at(root: &Path, name: &str, replica: &[u8]) {
+        ensure_path(root, true, true).unwrap();
+        fs::write(root.join("sealed").join(name), replica).unwrap();
+        let cache = root.join("cache").join(name);
+        fs::create_dir_all(&cache).unwrap();
+        fs::write(cache.join("p_aux"), b"paux").unwrap();
+        fs::write(cache.join("t_aux"), b"taux").unwrap();
+    }
+
+    #[test]
+    fn a_copying_move_keeps_the_source_when_the_destination_differs() {
+        for method in [Method::Copy, Method::RenameOrCopy] {
+            let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+            let name = sector_name(1000, 7);
+            sector_at(a.path(), &name, b"the sealed replica");
+            // A stale replica of the same name and size sits at the destination.
+            sector_at(b.path(), &name, b"someone else's rep");
+            let err = move_files(a.path(), b.path(), &name, method).unwrap_err();
+            assert!(
+                format!("{err:#}").contains("already holds a different file"),
+                "{err:#}"
+            );
+            assert_eq!(
+                fs::read(a.path().join("sealed").join(&name)).unwrap(),
+                b"the sealed replica",
+                "the source stays"
+            );
+            assert_eq!(
+                fs::read(b.path().join("sealed").join(&name)).unwrap(),
+                b"someone else's rep",
+                "the destination is not overwritten"
+            );
+        }
+    }
+
+    #[test]
+    fn a_copying_move_verifies_then_removes_the_source_and_is_idempotent() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let name = sector_name(1000, 8);
+        sector_at(a.path(), &name, b"replica bytes");
+        // An interrupted earlier copy left one identical file behind.
+        fs::create_dir_all(b.path().join("cache").join(&name)).unwrap();
+        fs::write(b.path().join("cache").join(&name).join("p_aux"), b"paux").unwrap();
+        move_files(a.path(), b.path(), &name, Method::Copy).unwrap();
+        assert!(!holds(a.path(), &name));
+        assert_eq!(
+            fs::read(b.path().join("sealed").join(&name)).unwrap(),
+            b"replica bytes"
+        );
+        assert_eq!(
+            fs::read(b.path().join("cache").join(&name).join("t_aux")).unwrap(),
+            b"taux"
+        );
+        move_files(a.path(), b.path(), &name, Method::Copy).unwrap();
+    }
+
+    #[test]
+    fn a_move_without_source_files_fails_unless_already_moved() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        ensure_path(a.path(), true, true).unwrap();
+        let name = sector_name(1000, 9);
+        let err = move_sector(a.path(), b.path(), &name).unwrap_err();
+        assert!(format!("{err:#}").contains("no files at"), "{err:#}");
+        assert!(!holds(b.path(), &name));
+        sector_at(b.path(), &name, b"r");
+        move_sector(a.path(), b.path(), &name).unwrap();
+    }
+
+    #[test]
+    fn a_move_across_filesystems_checks_content() {
+        // /dev/shm is tmpfs, another filesystem than the temp dir on most Linux machines.
+        let Ok(shm) = tempfile::tempdir_in("/dev/shm") else {
+            return;
+        };
+        let a = tempfile::tempdir().unwrap();
+        let name = sector_name(1000, 10);
+        sector_at(a.path(), &name, b"replica on disk!");
+        sector_at(shm.path(), &name, b"stale in tmpfs!!");
+        let err = move_sector(a.path(), shm.path(), &name).unwrap_err();
+        assert!(format!("{err:#}").contains("different file"), "{err:#}");
+        assert!(holds(a.path(), &name));
+        fs::remove_file(shm.path().join("sealed").join(&name)).unwrap();
+        move_sector(a.path(), shm.path(), &name).unwrap();
+        assert!(!holds(a.path(), &name));
+        assert_eq!(
+            fs::read(shm.path().join("sealed").join(&name)).unwrap(),
+            b"replica on disk!"
+        );
+    }
+
+    #[test]
+    fn a_move_refuses_symlinks_and_special_files() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        ensure_path(a.path(), true, true).unwrap();
+        let name = sector_name(1000, 11);
+        std::os::unix::fs::symlink("/etc/passwd", a.path().join("sealed").join(&name)).unwrap();
+        let err = move_files(a.path(), b.path(), &name, Method::Copy).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("neither a regular file"),
+            "{err:#}"
+        );
     }
 }

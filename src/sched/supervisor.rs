@@ -11,6 +11,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,6 +21,7 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::child::bind_to_parent;
 use super::location::Location;
 use super::remote::{self, HostSpec, KILL_SCRIPT};
 use super::storage;
@@ -123,7 +125,7 @@ pub fn run(dir: &Path) -> Result<()> {
         .write(true)
         .open(&spec.lock)
         .with_context(|| format!("cannot open {}", spec.lock.display()))?;
-    let _held = Flock::lock(f, FlockArg::LockExclusive)
+    let held = Flock::lock(f, FlockArg::LockExclusive)
         .map_err(|(_, e)| anyhow::anyhow!("cannot lock {}: {e}", spec.lock.display()))?;
     let started = super::db::now();
     if dir.join(ABANDONED).exists() {
@@ -137,7 +139,7 @@ pub fn run(dir: &Path) -> Result<()> {
     }
     log_phase(&spec, "start")?;
     let mut location = None;
-    let mut status = match execute(dir, &spec, &mut location) {
+    let mut status = match execute(dir, &spec, &mut location, held.as_raw_fd()) {
         Ok(doc) => Status {
             ok: true,
             doc,
@@ -193,7 +195,13 @@ fn net(spec: &TaskSpec) -> Result<&Net> {
         .context("the task names remote hosts but carries no ssh settings")
 }
 
-fn execute(dir: &Path, spec: &TaskSpec, location: &mut Option<Location>) -> Result<Option<Value>> {
+/// Runs the task; `lock` is the sector lock's descriptor, which the phase inherits.
+fn execute(
+    dir: &Path,
+    spec: &TaskSpec,
+    location: &mut Option<Location>,
+    lock: RawFd,
+) -> Result<Option<Value>> {
     if spec.host.is_empty() {
         crate::affinity::pin_current_thread_to(&spec.cpus)?;
     }
@@ -231,11 +239,11 @@ fn execute(dir: &Path, spec: &TaskSpec, location: &mut Option<Location>) -> Resu
         );
     }
     let mut out = if spec.host.is_empty() {
-        run_local(dir, spec, &doc)?
+        run_local(dir, spec, &doc, lock)?
     } else {
         let net = net(spec)?;
         let h = net.host(&spec.host)?;
-        let result = run_remote(dir, spec, net, h, &doc);
+        let result = run_remote(dir, spec, net, h, &doc, lock);
         cleanup_remote(net, h, spec.task);
         result?
     };
@@ -346,9 +354,9 @@ fn wait_phase(
     }
 }
 
-fn run_local(dir: &Path, spec: &TaskSpec, doc: &Value) -> Result<Value> {
+fn run_local(dir: &Path, spec: &TaskSpec, doc: &Value, lock: RawFd) -> Result<Value> {
     let out_path = dir.join("stdout.json");
-    let mut child = Command::new(&spec.argv[0])
+    let mut child = bind_to_parent(&mut Command::new(&spec.argv[0]), Some(lock))
         .args(&spec.argv[1..])
         .stdin(Stdio::piped())
         .stdout(File::create(&out_path)?)
@@ -400,7 +408,14 @@ fn phase_result(dir: &Path, spec: &TaskSpec, status: std::process::ExitStatus) -
 
 /// `ssh host -- sh -c RUN_SCRIPT … env K=V … taskset -c CPUS seal-…` with the document on
 /// stdin and the result on stdout, as `taskset -c CPUS seal-pc1 < doc` would run locally.
-fn run_remote(dir: &Path, spec: &TaskSpec, net: &Net, h: &HostSpec, doc: &Value) -> Result<Value> {
+fn run_remote(
+    dir: &Path,
+    spec: &TaskSpec,
+    net: &Net,
+    h: &HostSpec,
+    doc: &Value,
+    lock: RawFd,
+) -> Result<Value> {
     // Commit2 reads only its staged input; the sector's files are elsewhere.
     let sector_files = spec.kind != "C2";
     check_doc_paths(h, doc, sector_files)?;
@@ -412,9 +427,8 @@ fn run_remote(dir: &Path, spec: &TaskSpec, net: &Net, h: &HostSpec, doc: &Value)
     words.extend(["taskset".into(), "-c".into(), cpu_list(&spec.cpus)]);
     words.extend(spec.argv.iter().cloned());
     let line = super::shell::join(&words);
-    let mut child = net
-        .ssh
-        .command(h, &line)
+    let mut ssh = net.ssh.command(h, &line);
+    let mut child = bind_to_parent(&mut ssh, Some(lock))
         .stdin(Stdio::piped())
         .stdout(File::create(dir.join("stdout.json"))?)
         .stderr(stderr_log(dir)?)

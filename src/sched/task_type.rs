@@ -1,7 +1,7 @@
 //! The sealing task kinds `seal-sched` knows about.
 //!
-//! Names and ordering follow Lotus `sealtasks/task.go` (spec §1.4 short
-//! names, §2.2 order table) so that operators can reuse their existing
+//! Names and ordering follow Lotus `sealtasks/task.go` (docs/lotus-scheduler.md#task-short-names,
+//! docs/lotus-scheduler.md#task-order) so that operators can reuse their existing
 //! `PC1_32G_MAX_CONCURRENT`-style settings and intuition.
 
 use std::fmt;
@@ -37,7 +37,7 @@ impl TaskType {
 
     /// The Lotus short name. These are the prefixes of the resource env vars
     /// (`PC1_32G_MIN_MEMORY`) and what `lotus-miner sealing jobs` prints, so
-    /// they must match Lotus exactly (spec §1.4).
+    /// they must match Lotus exactly (docs/lotus-scheduler.md#task-short-names).
     pub fn short(self) -> &'static str {
         match self {
             TaskType::AddPiece => "AP",
@@ -61,7 +61,7 @@ impl TaskType {
             .find(|t| t.short().eq_ignore_ascii_case(s))
     }
 
-    /// Lotus task order (`sealtasks/task.go`, spec §2.2): a smaller number
+    /// Lotus task order (`sealtasks/task.go`, docs/lotus-scheduler.md#task-order): a smaller number
     /// is more urgent. Tasks that finish in-flight sectors (C1, C2, PC2)
     /// come before tasks that start new ones (PC1, AP); negative orders
     /// (GET, FIN) free resources and jump the queue (see `queue::queue_cmp`).

@@ -116,6 +116,8 @@ impl Net {
         let src = side(src_host, &from.path);
         let dst = side(dst_host, &to.path);
         let mut cmd = Command::new("rsync");
+        // An rsync must not go on writing into a sector after its supervisor died.
+        super::child::bind_to_parent(&mut cmd, None);
         cmd.args(["-a", "-s", "--mkpath", "--partial-dir", PARTIAL_DIR]);
         if let Some(h) = src_host.or(dst_host) {
             cmd.arg("-e").arg(self.ssh.rsync_shell(h)?);
@@ -146,6 +148,18 @@ impl Net {
     ) -> Result<()> {
         ensure!(from != to, "source and destination are both {from}");
         let want = self.manifest(from, rels)?;
+        self.copy_manifest(from, to, rels, &want, staging)
+    }
+
+    /// [`Self::copy_verified`] with the source's manifest already taken.
+    fn copy_manifest(
+        &self,
+        from: &Location,
+        to: &Location,
+        rels: &[String],
+        want: &Manifest,
+        staging: &Path,
+    ) -> Result<()> {
         let present: Vec<String> = rels
             .iter()
             .filter(|r| {
@@ -159,11 +173,11 @@ impl Net {
             for r in &present {
                 self.rsync(from, &stage, r)?;
             }
-            let relayed = self.copy_checked(&stage, to, &present, &want);
+            let relayed = self.copy_checked(&stage, to, &present, want);
             let _ = std::fs::remove_dir_all(staging);
             return relayed;
         }
-        self.copy_checked(from, to, &present, &want)
+        self.copy_checked(from, to, &present, want)
     }
 
     fn copy_checked(
@@ -228,7 +242,27 @@ impl Net {
             return Ok(());
         }
         let rels: Vec<String> = FILE_TYPES.iter().map(|t| format!("{t}/{name}")).collect();
-        self.copy_verified(from, to, &rels, staging)?;
+        let want = self.manifest(from, &rels)?;
+        let there = self.manifest(to, &rels)?;
+        if want.is_empty() {
+            ensure!(
+                !there.is_empty(),
+                "sector {name} has no files at {from} (nor at {to}): nothing to move"
+            );
+            return Ok(()); // an earlier, interrupted run moved it
+        }
+        // What is already there must be an earlier run's exact copy, never something that
+        // rsync would silently overwrite.
+        for (rel, (size, sum)) in &there {
+            if let Some((s, h)) = want.get(rel) {
+                ensure!(
+                    s == size && h == sum,
+                    "{to}/{rel} already holds a different file ({size} bytes, sha256 {sum}; the \
+                     source has {s} bytes, sha256 {h}): source kept, nothing overwritten"
+                );
+            }
+        }
+        self.copy_manifest(from, to, &rels, &want, staging)?;
         self.remove(from, &rels)
     }
 

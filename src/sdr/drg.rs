@@ -1,4 +1,4 @@
-//! DRG base parents by bucket sampling (spec §4.2, `BucketGraph::parents`).
+//! DRG base parents by bucket sampling (`BucketGraph::parents`; docs/sdr-porep.md#drg-parents).
 //!
 //! For node v ≥ 2 a ChaCha8 stream seeded with `drg_seed || u32_le(v)` draws, five times, a
 //! bucket and then a distance in the metagraph of degree 5; the parent is the metagraph node

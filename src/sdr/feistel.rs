@@ -1,4 +1,4 @@
-//! Expander parents through a 3-round Feistel permutation (spec §4.3).
+//! Expander parents through a 3-round Feistel permutation (docs/sdr-porep.md#expander-parents).
 //!
 //! The index `8v + i` is permuted over the domain `8N` (cycle walking over the next power of 4)
 //! with round function `BLAKE2b-512(u64_be(R) || u64_be(key))[..8]` read big-endian, then

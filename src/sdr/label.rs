@@ -1,4 +1,4 @@
-//! The SDR label hash (spec §5).
+//! The SDR label hash (docs/sdr-porep.md#labels).
 //!
 //! `label[ℓ][v] = trunc254(SHA256(H(ℓ,v) || 37 parent labels))`, a 1248-byte message: the
 //! 64-byte header block `replica_id || u32_be(ℓ) || u64_be(v) || 0^20`, then the parent list

@@ -1,11 +1,12 @@
 //! The parent cache file: every node's 14 parents, shared with rust-fil-proofs.
 //!
-//! Same directory rule, file name and bytes as the reference (spec §4.5): a cache written by
-//! Lotus is used as is, and ours is used by Lotus. The file is N entries of 14 little-endian
-//! u32 (56 bytes per node). It is generated when missing, under a lock so that concurrent
-//! processes generate it once, into a temp name that is renamed into place when complete.
-//! Files of the production graphs (ids 0–9) are checked against the reference's published
-//! digests after generation, and on open when `FIL_PROOFS_VERIFY_CACHE=1`.
+//! Same directory rule, file name and bytes as the reference
+//! (docs/sdr-porep.md#parent-cache-file): a cache written by Lotus is used as is, and ours is
+//! used by Lotus. The file is N entries of 14 little-endian u32 (56 bytes per node). It is
+//! generated when missing, under a lock so that concurrent processes generate it once, into a
+//! temp name that is renamed into place when complete. Files of the production graphs (ids 0–9)
+//! are checked against the reference's published digests after generation, and on open when
+//! `FIL_PROOFS_VERIFY_CACHE=1`.
 //!
 //! Every open also checks every entry's range (one parallel pass at memory speed, far cheaper
 //! than the digest): the labelers index label buffers with these numbers, and a corrupted
@@ -87,7 +88,7 @@ pub fn cache_dir() -> PathBuf {
     PathBuf::from(format!("{base}filecoin-parents"))
 }
 
-/// `v28-sdr-parent-<hex(SHA256(D))>.cache` (spec §4.5).
+/// `v28-sdr-parent-<hex(SHA256(D))>.cache` (docs/sdr-porep.md#parent-cache-file).
 pub fn file_name(graph: &SdrGraph) -> String {
     let id = format!(
         "stacked_graph::StackedGraph{{expansion_degree: {EXP_DEGREE} base_graph: drgraph::BucketGraph{{size: {}; degree: {BASE_DEGREE}; hasher: poseidon_hasher}} }}",

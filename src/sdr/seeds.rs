@@ -1,4 +1,4 @@
-//! Graph seeds derived from the porep_id (spec §4.1).
+//! Graph seeds derived from the porep_id (docs/sdr-porep.md#graph-seeds).
 
 use sha2::{Digest, Sha256};
 

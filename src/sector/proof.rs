@@ -2,7 +2,7 @@
 //!
 //! Sources: rust-filecoin-proofs-api `registry.rs` for ids, names and versions;
 //! filecoin-proofs `constants.rs` / `parameters.rs` for layers, partitions, challenges and
-//! tree shapes (spec §1).
+//! tree shapes (docs/sdr-porep.md#registered-proofs, docs/sdr-porep.md#per-size-parameters).
 
 use std::fmt;
 

@@ -1,4 +1,5 @@
-//! replica_id (spec §3): ties the labels to the prover, sector, ticket, data and proof type.
+//! replica_id (docs/sdr-porep.md#replica-id): ties the labels to the prover, sector, ticket, data
+//! and proof type.
 
 use sha2::{Digest, Sha256};
 

@@ -3,7 +3,8 @@
 //!
 //! Files live in `FIL_PROOFS_PARAMETER_CACHE` (default `/var/tmp/filecoin-proof-parameters`)
 //! as `v28-<cache id>.params / .vk / .meta`, the cache id depending only on the sector size
-//! and tree shape (every 2KiB proof type shares one file; spec §11).
+//! and tree shape (every 2KiB proof type shares one file;
+//! docs/sdr-porep.md#groth16-parameter-files).
 //!
 //! The reference generates missing parameters only when handed an RNG, writes them straight
 //! to their final name and treats an existing (possibly half-written) file as "someone else

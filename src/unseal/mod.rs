@@ -3,9 +3,9 @@
 //! The key is the last SDR layer, so every layer is labeled again (as PC1 does, into
 //! temporary files in the cache directory, deleted afterwards); then `data = replica − key` in
 //! the field, node by node, for the nodes the request covers. Output is the padded sector (the
-//! unsealed file Lotus keeps) or any range of unpadded bytes. The reference converts ranges
-//! only when they start on a 127-byte boundary (spec §14); ranges here are exact for every
-//! offset and length, by unpadding the whole 127-byte blocks that cover them.
+//! unsealed file Lotus keeps) or any range of unpadded bytes. The reference converts ranges only
+//! when they start on a 127-byte boundary (docs/sdr-porep.md#unseal); ranges here are exact for
+//! every offset and length, by unpadding the whole 127-byte blocks that cover them.
 //!
 //! A document that does not belong to the replica (another ticket, another sector's replica)
 //! decodes to noise, so nothing is written before what was decoded is checked against the

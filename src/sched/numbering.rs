@@ -1,0 +1,171 @@
+//! Sector numbers: the one place a number is given out.
+//!
+//! A number names files (`s-t0<miner>-<n>` under every storage path) and a chain record
+//! (the miner's allocated sectors), and both outlive this scheduler's database: a lost or
+//! fresh `sched.db`, a storage path attached from another installation, or an operator's
+//! `--number` can all name a sector that already exists. Sealing "a new sector" over such
+//! a number overwrites a proving sector's replica. So a number is only handed out when the
+//! database, the chain and every storage path agree it is unused, and the reservation is
+//! committed in the same transaction that creates the sector row. The counter only grows
+//! (`meta.next_sector`), so a removed sector's number is never reused.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, ensure, Context, Result};
+use rusqlite::{params, Transaction};
+
+use super::chain::Chain;
+use super::config::Config;
+use super::db::{self, now, Db};
+use super::location::Location;
+use super::state;
+use super::storage;
+
+/// The largest sector number the miner actor accepts (`abi.MaxSectorNumber`, `math.MaxInt64`).
+pub const MAX_SECTOR_NUMBER: u64 = i64::MAX as u64;
+
+/// How many taken numbers in a row allocation skips before it gives up and asks the
+/// operator (a storage path full of foreign sectors is worth a look, not a long loop).
+const MAX_SKIP: u64 = 100_000;
+
+const COUNTER: &str = "next_sector";
+
+/// Why `n` cannot be used, or `None` when it is free everywhere we can see.
+fn taken(
+    tx: &Transaction,
+    cfg: &Config,
+    chain: &dyn Chain,
+    roots: &[PathBuf],
+    n: u64,
+) -> Result<Option<String>> {
+    let in_db: i64 = tx.query_row(
+        "SELECT count(*) FROM sectors WHERE number = ?1",
+        [n as i64],
+        |r| r.get(0),
+    )?;
+    if in_db > 0 {
+        return Ok(Some("it is in the database".into()));
+    }
+    if chain.sector_allocated(cfg.sealing.miner, n)? {
+        return Ok(Some("the chain has it allocated".into()));
+    }
+    let name = storage::sector_name(cfg.sealing.miner, n);
+    if let Some(root) = roots.iter().find(|r| storage::holds(r, &name)) {
+        return Ok(Some(format!("{} holds files named {name}", root.display())));
+    }
+    Ok(None)
+}
+
+/// Every storage path on this machine that a worker names.
+fn local_roots(cfg: &Config) -> Vec<PathBuf> {
+    let mut roots: Vec<PathBuf> = cfg
+        .workers
+        .iter()
+        .filter(|w| !w.is_remote())
+        .flat_map(|w| w.storage.iter().map(PathBuf::from))
+        .collect();
+    roots.sort();
+    roots.dedup();
+    roots
+}
+
+/// Reserves a sector number: `explicit` if it is free, else the next free one.
+fn reserve(
+    tx: &Transaction,
+    cfg: &Config,
+    chain: &dyn Chain,
+    explicit: Option<u64>,
+) -> Result<u64> {
+    let roots = local_roots(cfg);
+    if let Some(n) = explicit {
+        ensure!(
+            n <= MAX_SECTOR_NUMBER,
+            "sector number {n} is above the largest the chain accepts ({MAX_SECTOR_NUMBER})"
+        );
+        if let Some(why) = taken(tx, cfg, chain, &roots, n)? {
+            bail!("sector number {n} is already used: {why}");
+        }
+        return Ok(n);
+    }
+    let counter: u64 = match tx
+        .query_row("SELECT value FROM meta WHERE key = ?1", [COUNTER], |r| {
+            r.get::<_, String>(0)
+        })
+        .ok()
+    {
+        Some(v) => v.parse().with_context(|| {
+            format!("meta.{COUNTER} in the state database is not a number: {v:?}")
+        })?,
+        None => 1,
+    };
+    // Below an operator's explicit numbers near the top, the highest number in use.
+    let highest: Option<i64> = tx.query_row(
+        "SELECT max(number) FROM sectors WHERE number < ?1",
+        [i64::MAX],
+        |r| r.get(0),
+    )?;
+    let mut n = counter.max(highest.map_or(1, |h| h as u64 + 1)).max(1);
+    for _ in 0..MAX_SKIP {
+        ensure!(
+            n <= MAX_SECTOR_NUMBER,
+            "no sector numbers are left below {MAX_SECTOR_NUMBER}: give one with --number"
+        );
+        match taken(tx, cfg, chain, &roots, n)? {
+            None => return Ok(n),
+            Some(why) => {
+                db::event(
+                    tx,
+                    None,
+                    "number",
+                    &format!("skipped sector number {n}: {why}"),
+                )?;
+                n += 1;
+            }
+        }
+    }
+    bail!("{MAX_SKIP} sector numbers in a row from {counter} are taken; give one with --number")
+}
+
+/// Adds a sector: CC (`pieces` empty) or with deal pieces (priority 1024, Lotus's
+/// DealSectorPriority). `number` defaults to the next free one; a taken number is an error.
+pub fn add_sector(
+    db: &mut Db,
+    cfg: &Config,
+    chain: &dyn Chain,
+    pieces: &[PathBuf],
+    number: Option<u64>,
+) -> Result<u64> {
+    let proof = cfg.seal_proof()?;
+    let mut abs = Vec::new();
+    for p in pieces {
+        let a = std::fs::canonicalize(p)
+            .with_context(|| format!("piece file {} cannot be read", p.display()))?;
+        abs.push(a.display().to_string());
+    }
+    db.tx(|tx| {
+        let n = reserve(tx, cfg, chain, number)?;
+        db::set_meta(tx, COUNTER, &n.saturating_add(1).to_string())?;
+        let doc = serde_json::json!({"seal_proof": proof.name(), "miner": cfg.sealing.miner, "sector": n});
+        let deal = !abs.is_empty();
+        tx.execute(
+            "INSERT INTO sectors (number, state, deal, priority, doc, pieces, entered, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+            params![n as i64, state::ADD_PIECE, deal as i64, if deal { 1024 } else { 0 }, doc.to_string(), serde_json::to_string(&abs)?, now()],
+        )?;
+        db::event(tx, Some(n), "state", &format!("{}: {}", state::ADD_PIECE, if deal { format!("deal sector, {} piece(s)", abs.len()) } else { "committed capacity".into() }))?;
+        Ok(n)
+    })
+}
+
+/// The last check before a new sector's first phase writes anything: the storage path it
+/// was given must not hold files of that name (a path attached after the number was
+/// reserved, or files copied in by hand). Remote paths are checked by the phase on its host.
+pub fn check_fresh(root: &Location, name: &str) -> Result<()> {
+    if root.is_local() && storage::holds(Path::new(&root.path), name) {
+        bail!(
+            "storage path {} already holds files named {name}: refusing to seal a new sector over \
+             them (remove or re-declare them, or remove this sector)",
+            root.path
+        );
+    }
+    Ok(())
+}

@@ -19,7 +19,7 @@ mod journal;
 mod layer_check;
 
 pub use aux::{t_aux_bytes, write_aux, TreeSizes};
-pub use builder::{CpuBuilder, TreeBuilder};
+pub use builder::{select as select_builder, CpuBuilder, TreeBuilder};
 pub use journal::{Journal, Pc2, JOURNAL_FILE};
 use layer_check::LayerCheck;
 
@@ -88,7 +88,7 @@ pub fn precommit2(doc: &mut SectorDoc, opts: &Pc2Options) -> Result<Pc2Output> {
         &sealed,
         &cache,
         opts,
-        &CpuBuilder,
+        builder::select(),
         Some(&mut journal),
         Some(&pc1),
     )?;
@@ -233,9 +233,9 @@ pub fn seal_trees_resumable(
                         let at = ((t * per_tree + first) * 32) as u64;
                         read_layers(&layers, at, n, &mut bufs, &mut check)?;
                         let columns: Vec<&[u8]> = bufs.iter().map(|b| &b[..n * 32]).collect();
-                        builder.column_hashes(&columns, &mut rows[first * 32..(first + n) * 32]);
+                        builder.column_hashes(&columns, &mut rows[first * 32..(first + n) * 32])?;
                     }
-                    Ok(builder.build_rows(&mut rows, per_tree, shape.base))
+                    builder.build_rows(&mut rows, per_tree, shape.base)
                 },
             )?;
             pending.push((name.clone(), write_pending(cache.join(&name), &rows)?));
@@ -280,7 +280,7 @@ pub fn seal_trees_resumable(
                     (t * per_tree * 32) as u64,
                     &mut rows[..per_tree * 32],
                 )?;
-                Ok(builder.build_rows(&mut rows, per_tree, shape.base))
+                builder.build_rows(&mut rows, per_tree, shape.base)
             },
         )?;
         let keep = &rows[cached_rows_offset(per_tree, shape.base, rtd)..];

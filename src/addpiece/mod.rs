@@ -178,7 +178,7 @@ fn progressed(paths: &SectorPaths) -> Option<String> {
     }
     if let Some(c) = &paths.cache {
         found.push(c.join(crate::pc1::JOURNAL_FILE));
-        found.push(c.join("p_aux"));
+        found.push(c.join(crate::pc2::P_AUX_FILE));
     }
     found
         .into_iter()

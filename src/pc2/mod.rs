@@ -18,7 +18,7 @@ mod builder;
 mod journal;
 mod layer_check;
 
-pub use aux::{t_aux_bytes, write_aux, TreeSizes};
+pub use aux::{t_aux_bytes, write_aux, TreeSizes, P_AUX_FILE, T_AUX_FILE};
 pub use builder::{select as select_builder, CpuBuilder, TreeBuilder};
 pub use journal::{Journal, Pc2, JOURNAL_FILE};
 use layer_check::LayerCheck;

@@ -126,6 +126,8 @@ fn bad_input_gets_one_line_errors_and_nothing_is_lost() {
 
 #[test]
 fn a_vanished_storage_path_makes_sectors_wait_until_it_returns() {
+    // The daemon refuses to start without proof parameters.
+    sealkit::sched::demo::ensure_test_params().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("r");
     ok(sched(&repo, &["init"]));

@@ -81,6 +81,69 @@ fn uninterrupted_comm_r(s: &Value, pieces: &[PathBuf], dir: &Path) -> String {
     pc2.get("comm_r").unwrap().as_str().unwrap().to_string()
 }
 
+/// Running task supervisors' pids (from the state database).
+fn supervisors(repo: &Path) -> Vec<i32> {
+    let c = rusqlite::Connection::open(repo.join("sched.db")).unwrap();
+    c.busy_timeout(Duration::from_secs(10)).unwrap();
+    let mut st = c
+        .prepare("SELECT pid FROM tasks WHERE state = 'running' AND pid IS NOT NULL")
+        .unwrap();
+    let pids = st
+        .query_map([], |r| r.get::<_, i64>(0))
+        .unwrap()
+        .map(|p| p.unwrap() as i32)
+        .collect();
+    pids
+}
+
+/// The children of `pid` (the phase a supervisor runs).
+fn children_of(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        let Some(rest) = stat.rsplit(')').next() else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        if f.get(1).and_then(|p| p.parse::<i32>().ok()) == Some(pid) {
+            out.push(e.file_name().to_string_lossy().parse().unwrap_or(0));
+        }
+    }
+    out
+}
+
+fn sigkill(pid: i32) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).is_ok()
+}
+
+/// SHA-256 of every file under the storage path's sector directories.
+fn hash_sector_files(root: &Path) -> std::collections::BTreeMap<PathBuf, String> {
+    use sha2::{Digest, Sha256};
+    fn walk(p: &Path, out: &mut std::collections::BTreeMap<PathBuf, String>) {
+        let md = std::fs::symlink_metadata(p).unwrap();
+        if md.is_dir() {
+            for e in std::fs::read_dir(p).unwrap() {
+                walk(&e.unwrap().path(), out);
+            }
+        } else {
+            let sum = Sha256::digest(std::fs::read(p).unwrap());
+            out.insert(p.to_path_buf(), sealkit::hex::encode(&sum));
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    for t in ["unsealed", "sealed", "cache"] {
+        walk(&root.join(t), &mut out);
+    }
+    out
+}
+
+/// The chaos run: the daemon, task supervisors and phase processes are SIGKILLed at random
+/// moments, cron `batch publish` runs beside the daemon, and afterwards a fresh repository
+/// (a lost `sched.db`) seals over the same storage path. Every sector reaches Proving with
+/// the comm_r of an uninterrupted run, no phase ever ran twice at once, every batch landed
+/// once, and no file of an existing sector changed.
 #[test]
 fn daemon_killed_at_random_moments_still_seals_every_sector() {
     sealkit::sched::demo::ensure_test_params().unwrap();
@@ -91,12 +154,8 @@ fn daemon_killed_at_random_moments_still_seals_every_sector() {
     let mut cfg = Config::load(&repo.join("config.toml")).unwrap();
     cfg.chain.epoch = "100ms".into();
     cfg.chain.seed_delay = 20;
-    for (k, v) in [("precommit_batch_wait", "2s"), ("commit_batch_wait", "2s")] {
-        match k {
-            "precommit_batch_wait" => cfg.batching.precommit_batch_wait = v.into(),
-            _ => cfg.batching.commit_batch_wait = v.into(),
-        }
-    }
+    cfg.batching.precommit_batch_wait = "2s".into();
+    cfg.batching.commit_batch_wait = "2s".into();
     cfg.batching.precommit_batch_slack = "1s".into();
     cfg.batching.commit_batch_slack = "1s".into();
     cfg.sealing.retry_min = "1s".into();
@@ -109,9 +168,12 @@ fn daemon_killed_at_random_moments_still_seals_every_sector() {
         &["sectors", "add", "--piece", piece.to_str().unwrap()],
     ));
 
-    // Kill the daemon at random moments while the sectors move, restarting it each time.
+    // Kill the daemon at random moments while the sectors move, restarting it each time;
+    // now and then kill a supervisor or a phase instead (at most 3, so no sector runs out
+    // of retries), and start cron publishers beside the daemon.
     let deadline = Instant::now() + Duration::from_secs(1500);
-    let mut kills = 0;
+    let (mut kills, mut task_kills) = (0, 0);
+    let mut crons = Vec::new();
     loop {
         let mut d = start_daemon(&repo);
         let wait = Duration::from_millis(rng.gen_range(300..4000));
@@ -139,11 +201,48 @@ fn daemon_killed_at_random_moments_still_seals_every_sector() {
             }
             break;
         }
+        if rng.gen_bool(0.4) {
+            crons.push(
+                std::process::Command::new(common::sched::sched_bin())
+                    .arg("--repo")
+                    .arg(&repo)
+                    .args(["batch", "publish", "--now"])
+                    .env(
+                        "FIL_PROOFS_PARENT_CACHE",
+                        common::sector::parent_cache_dir(),
+                    )
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap(),
+            );
+        }
+        if task_kills < 3 && rng.gen_bool(0.5) {
+            if let Some(&sup) = supervisors(&repo).first() {
+                let phase = children_of(sup);
+                let victim = if rng.gen_bool(0.5) || phase.is_empty() {
+                    sup
+                } else {
+                    phase[0]
+                };
+                if sigkill(victim) {
+                    task_kills += 1;
+                }
+            }
+        }
         d.kill().unwrap();
         d.wait().unwrap();
         kills += 1;
     }
     assert!(kills >= 3, "only {kills} kills happened");
+    for c in crons {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "a cron publisher failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 
     let sectors = verify_all(&repo, dir.path());
     assert_eq!(sectors.len(), 3);
@@ -178,5 +277,27 @@ fn daemon_killed_at_random_moments_still_seals_every_sector() {
                 b["kind"]
             );
         }
+    }
+
+    // sched.db is lost: a new repository on the same storage path must not seal over the
+    // three proving sectors (its numbering starts at 1 again).
+    let store = repo.join("storage");
+    let before = hash_sector_files(&store);
+    let repo2 = dir.path().join("repo2");
+    json_out(sched(&repo2, &["init"]));
+    let mut cfg2 = Config::load(&repo2.join("config.toml")).unwrap();
+    cfg2.chain = cfg.chain.clone();
+    cfg2.batching = cfg.batching.clone();
+    cfg2.workers[0].storage = vec![store.display().to_string()];
+    std::fs::write(repo2.join("config.toml"), cfg2.to_toml()).unwrap();
+    let pledged = json_out(sched(&repo2, &["sectors", "pledge"]));
+    assert_eq!(pledged["pledged"], serde_json::json!([4]));
+    let mut d = start_daemon(&repo2);
+    assert!(d.wait().unwrap().success());
+    let new = verify_all(&repo2, dir.path());
+    assert_eq!(new[0]["sector"], 4);
+    let after = hash_sector_files(&store);
+    for (p, h) in &before {
+        assert_eq!(after.get(p), Some(h), "{} changed", p.display());
     }
 }

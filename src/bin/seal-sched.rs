@@ -229,6 +229,8 @@ enum HostCmd {
     },
     /// Create a storage path's layout and sectorstore.json here (ARGS: JSON).
     Attach { path: PathBuf, args: String },
+    /// Whether a storage path here holds any file of sector NAME (`{"holds": bool}`).
+    Holds { root: PathBuf, name: String },
     /// Finalize's trimming of a sector cache here.
     Finalize {
         cache: PathBuf,
@@ -248,6 +250,7 @@ fn host_cmd(cmd: HostCmd) -> Result<()> {
             storage::move_sector(&from, &to, &name)?;
             json!({"moved": name})
         }
+        HostCmd::Holds { root, name } => json!({"holds": storage::holds(&root, &name)}),
         HostCmd::Attach { path, args } => {
             let a: hostcmd::AttachArgs =
                 serde_json::from_str(&args).context("attach arguments are not valid")?;

@@ -36,7 +36,7 @@ use super::chain::{
 };
 use super::config::{Batching, Config};
 use super::db::{self, now, Db, SectorRow};
-use super::state;
+use super::state::SectorState;
 
 /// The right to send batches: one process at a time.
 pub struct Publisher {
@@ -135,10 +135,11 @@ impl Rules {
     }
 }
 
-fn pending_state(kind: MsgKind) -> (&'static str, &'static str) {
+/// The state a sector waits in for a batch of `kind`, and the one it is in once claimed.
+pub fn pending_state(kind: MsgKind) -> (SectorState, SectorState) {
     match kind {
-        MsgKind::PreCommit => (state::PRE_COMMIT_BATCH, state::PRE_COMMIT_BATCH_WAIT),
-        MsgKind::ProveCommit => (state::COMMIT_BATCH, state::COMMIT_BATCH_WAIT),
+        MsgKind::PreCommit => (SectorState::PreCommitBatch, SectorState::PreCommitBatchWait),
+        MsgKind::ProveCommit => (SectorState::CommitBatch, SectorState::CommitBatchWait),
     }
 }
 
@@ -195,7 +196,8 @@ pub fn publish(
     let mut sent = Vec::new();
     loop {
         let claimed = db.tx(|tx| {
-            let pending = db::sectors_where(tx, "state = ?1 ORDER BY number", [pending_st])?;
+            let pending =
+                db::sectors_where(tx, "state = ?1 ORDER BY number", [pending_st.as_str()])?;
             let why = if force && !pending.is_empty() {
                 Some("published now by the operator".to_string())
             } else {
@@ -368,14 +370,14 @@ fn land(db: &mut Db, cfg: &Config, msg: &Message, receipt: &Receipt) -> Result<(
                     let mut doc: Value = db::sectors_where(tx, "number = ?1", [s])?.pop().map(|r| r.doc).unwrap_or(Value::Null);
                     doc["precommit_epoch"] = receipt.epoch.into();
                     db::set_doc(tx, *sector, &doc)?;
-                    db::set_state(tx, *sector, state::WAIT_SEED, &format!("precommit landed at epoch {} in {}", receipt.epoch, receipt.cid))?;
+                    db::set_state(tx, *sector, SectorState::WaitSeed, &format!("precommit landed at epoch {} in {}", receipt.epoch, receipt.cid))?;
                 }
                 (MsgKind::ProveCommit, None) => {
                     tx.execute("UPDATE sectors SET batch = NULL WHERE number = ?1", [s])?;
-                    db::set_state(tx, *sector, state::FINALIZE, &format!("proof landed at epoch {} in {}", receipt.epoch, receipt.cid))?;
+                    db::set_state(tx, *sector, SectorState::Finalize, &format!("proof landed at epoch {} in {}", receipt.epoch, receipt.cid))?;
                 }
                 (_, Some(e)) => {
-                    let failed = if kind == MsgKind::PreCommit { state::PRE_COMMIT_FAILED } else { state::COMMIT_FAILED };
+                    let failed = if kind == MsgKind::PreCommit { SectorState::PreCommitFailed } else { SectorState::CommitFailed };
                     tx.execute(
                         "UPDATE sectors SET batch = NULL, fails = fails + 1, retry_at = ?2, last_error = ?3 WHERE number = ?1",
                         params![s, now() + retry_min, e],
@@ -396,7 +398,7 @@ mod tests {
     fn row(n: u64, entered: f64, ticket_epoch: i64) -> SectorRow {
         SectorRow {
             number: n,
-            state: state::PRE_COMMIT_BATCH.into(),
+            state: SectorState::PreCommitBatch.as_str().into(),
             deal: false,
             priority: 0,
             doc: Value::Null,

@@ -39,9 +39,29 @@ pub fn lock_daemon(repo: &Repo) -> Result<Flock<std::fs::File>> {
     })
 }
 
+/// What the daemon checks before its first pass, so that a missing parameter file is an
+/// error at start and not a Commit2 that fails hours into the first sector: the Groth16
+/// parameters when a worker on this machine runs C2, and the verifying key (with the
+/// SnarkPack SRS for NI-PoRep) that the chain adapter's proof check uses.
+pub fn preflight(engine: &Engine) -> Result<()> {
+    use crate::sector::proof::Feature;
+    let proof = engine.cfg.seal_proof()?;
+    let local_c2 = engine.cfg.workers.iter().any(|w| {
+        !w.is_remote()
+            && engine
+                .worker_tasks(w)
+                .is_ok_and(|t| t.contains(&super::task_type::TaskType::Commit2))
+    });
+    let ni = proof.feature() == Some(Feature::NonInteractivePoRep);
+    crate::snark::params::check_present(proof, local_c2, ni)
+        .context("seal-sched run: proof parameters are not ready")?;
+    Ok(())
+}
+
 pub fn run(repo: &Repo, opts: RunOptions) -> Result<()> {
     let _lock = lock_daemon(repo)?;
     let mut engine = Engine::open(repo)?;
+    preflight(&engine)?;
     let mut last_event: i64 =
         engine
             .db

@@ -13,6 +13,7 @@ use anyhow::{Context, Result};
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
 use serde_json::Value;
 
+use super::state::SectorState;
 use super::task_type::TaskType;
 
 const SCHEMA: &str = "
@@ -418,11 +419,11 @@ pub fn event(conn: &Connection, sector: Option<u64>, kind: &str, detail: &str) -
     Ok(())
 }
 
-/// Moves a sector to `state`, logging the transition; `fails` resets when the phase changes.
-pub fn set_state(conn: &Connection, sector: u64, state: &str, detail: &str) -> Result<()> {
+/// Moves a sector to `state`, logging the transition.
+pub fn set_state(conn: &Connection, sector: u64, state: SectorState, detail: &str) -> Result<()> {
     conn.execute(
         "UPDATE sectors SET state = ?2, entered = ?3 WHERE number = ?1",
-        params![sector as i64, state, now()],
+        params![sector as i64, state.as_str(), now()],
     )?;
     event(
         conn,

@@ -27,7 +27,7 @@ use super::queue::QueuedTask;
 use super::remote;
 use super::repo::Repo;
 use super::resources::ResourceTable;
-use super::state;
+use super::state::{self, SectorState, INTERACTIVE_POREP as PIPELINE};
 use super::storage::{self, StoreMeta};
 use super::supervisor::{self, TaskSpec};
 use super::task_type::TaskType;
@@ -118,8 +118,9 @@ impl Engine {
         self.publish()?;
         self.enqueue()?;
         self.schedule()?;
+        let done = sql_list(SectorState::ALL.iter().copied().filter(|s| s.is_done()));
         let busy: i64 = self.db.conn.query_row(
-            "SELECT count(*) FROM sectors WHERE state NOT IN ('Proving', 'FailedUnrecoverable', 'Removed')",
+            &format!("SELECT count(*) FROM sectors WHERE state NOT IN ({done})"),
             [],
             |r| r.get(0),
         )?;
@@ -211,12 +212,21 @@ impl Engine {
                 self.monitor.probe_soon(&w.host_id());
             }
         }
+        let step = *PIPELINE
+            .step_of(t.kind)
+            .with_context(|| format!("task {}: {} runs in no state", t.id, t.kind.short()))?;
+        let phase = step.state.as_str();
         self.db.tx(|tx| {
             let Some(s) = db::sectors_where(tx, "number = ?1", [t.sector as i64])?.pop() else {
                 return Ok(());
             };
             if let Some(loc) = &st.location {
                 tx.execute("UPDATE sectors SET location = ?2 WHERE number = ?1", params![s.number as i64, loc])?;
+            }
+            if st.conflict {
+                // Nothing was written there: the sector is new again and gets placed anew
+                // (and checked again) after its back-off.
+                tx.execute("UPDATE sectors SET location = NULL WHERE number = ?1", [s.number as i64])?;
             }
             let took = st.finished - st.started;
             if st.abandoned {
@@ -230,12 +240,12 @@ impl Engine {
                 [s.number as i64],
                 |r| r.get(0),
             )?;
-            if st.lost && s.state == state::state_of(t.kind) && lost_before < MAX_LOST {
+            if st.lost && s.state == phase && lost_before < MAX_LOST {
                 let err = st.error.clone().unwrap_or_default();
                 tx.execute("UPDATE tasks SET state = 'lost', finished = ?2, error = ?3 WHERE id = ?1", params![t.id as i64, now(), err])?;
                 return db::event(tx, Some(s.number), "task", &format!("{} task {} lost on {}: {err}", t.kind.short(), t.id, t.worker.as_deref().unwrap_or("?")));
             }
-            if s.state != state::state_of(t.kind) {
+            if s.state != phase {
                 tx.execute("UPDATE tasks SET state = 'done', finished = ?2, error = 'result ignored: the sector moved on' WHERE id = ?1", params![t.id as i64, now()])?;
                 return Ok(());
             }
@@ -249,7 +259,7 @@ impl Engine {
                     // Commit2's input is kept here until the proof is on chain; now it is.
                     let _ = std::fs::remove_file(c1_copy(&self.repo, &storage::sector_name(cfg.sealing.miner, s.number)));
                 }
-                db::set_state(tx, s.number, state::after_success(t.kind), &format!("{} done in {took:.1}s on {}", t.kind.short(), t.worker.as_deref().unwrap_or("?")))
+                db::set_state(tx, s.number, step.success, &format!("{} done in {took:.1}s on {}", t.kind.short(), t.worker.as_deref().unwrap_or("?")))
             } else {
                 let err = st.error.unwrap_or_else(|| "failed".into());
                 let fails = s.fails + 1;
@@ -259,7 +269,7 @@ impl Engine {
                     "UPDATE sectors SET fails = ?2, retry_at = ?3, last_error = ?4 WHERE number = ?1",
                     params![s.number as i64, fails, now() + wait, err],
                 )?;
-                db::set_state(tx, s.number, &state::failed_state(t.kind), &format!("{err} (failure {fails}, retry in {wait:.0}s)"))
+                db::set_state(tx, s.number, step.failure, &format!("{err} (failure {fails}, retry in {wait:.0}s)"))
             }
         })
     }
@@ -271,14 +281,20 @@ impl Engine {
         let seed_delay = self.cfg.chain.seed_delay as i64;
         let miner = self.cfg.sealing.miner;
         let chain = &self.chain;
+        let failures = sql_list(PIPELINE.retries.iter().map(|r| r.failed));
         self.db.tx(|tx| {
             for s in db::sectors_where(
                 tx,
-                "state LIKE '%Failed' AND state != 'FailedUnrecoverable' AND retry_at <= ?1",
+                &format!("state IN ({failures}) AND retry_at <= ?1"),
                 [now()],
             )? {
-                let target = state::retry_target(&s.state, s.fails, max);
-                if state::failed_phase(&s.state) != Some(target) {
+                let failed = SectorState::parse(&s.state).expect("selected by name");
+                let r = PIPELINE.retry(failed).expect("selected as a failure");
+                let target = PIPELINE
+                    .retry_target(failed, s.fails, max)
+                    .expect("selected as a failure");
+                if target != r.phase {
+                    // Falling back to an earlier phase (or giving up) starts its count anew.
                     tx.execute(
                         "UPDATE sectors SET fails = 0 WHERE number = ?1",
                         [s.number as i64],
@@ -286,7 +302,7 @@ impl Engine {
                 }
                 db::set_state(tx, s.number, target, "retry")?;
             }
-            for s in db::sectors_where(tx, "state = ?1", [state::WAIT_SEED])? {
+            for s in db::sectors_where(tx, "state = ?1", [SectorState::WaitSeed.as_str()])? {
                 let Some(pc) = s.precommit_epoch else {
                     continue;
                 };
@@ -306,7 +322,7 @@ impl Engine {
                 db::set_state(
                     tx,
                     s.number,
-                    state::COMMIT1,
+                    SectorState::Commit1,
                     &format!("seed from epoch {se}"),
                 )?;
             }
@@ -319,15 +335,19 @@ impl Engine {
         let head = self.chain.head()?;
         let miner = self.cfg.sealing.miner;
         let chain = &self.chain;
+        let compute = sql_list(PIPELINE.steps.iter().map(|s| s.state));
         self.db.tx(|tx| {
             let todo = db::sectors_where(
                 tx,
-                "state IN ('AddPiece','PreCommit1','PreCommit2','Commit1','Commit2','Finalize') \
-                 AND number NOT IN (SELECT sector FROM tasks WHERE state IN ('queued','running'))",
+                &format!(
+                    "state IN ({compute}) AND number NOT IN \
+                     (SELECT sector FROM tasks WHERE state IN ('queued','running'))"
+                ),
                 [],
             )?;
             for s in todo {
-                let kind = state::task_of(&s.state).expect("a compute state");
+                let state = SectorState::parse(&s.state).expect("selected by name");
+                let kind = PIPELINE.step(state).expect("a compute state").task;
                 if kind == TaskType::PreCommit1 {
                     // GetTicket: a fresh ticket for every PC1 attempt.
                     let ticket = chain.randomness(Domain::Ticket, head, miner)?;
@@ -823,6 +843,7 @@ impl Engine {
             bring_back,
             restore,
             net: touches_remote.then(|| self.monitor.net.clone()),
+            fresh: s.location.is_none(),
         };
         let dir = self.task_dir(t.id);
         std::fs::create_dir_all(&dir)?;
@@ -870,6 +891,15 @@ impl Engine {
         self.children.insert(t.id, child);
         Ok(())
     }
+}
+
+/// States as an SQL list of names, for `state IN (…)`: the names are our own identifiers,
+/// never operator text.
+fn sql_list(states: impl Iterator<Item = SectorState>) -> String {
+    states
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Where Commit1's output of a sector sealed on a remote host is kept until Finalize.

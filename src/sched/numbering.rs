@@ -142,30 +142,54 @@ pub fn add_sector(
             .with_context(|| format!("piece file {} cannot be read", p.display()))?;
         abs.push(a.display().to_string());
     }
+    let first = state::INTERACTIVE_POREP.first;
     db.tx(|tx| {
         let n = reserve(tx, cfg, chain, number)?;
-        db::set_meta(tx, COUNTER, &n.saturating_add(1).to_string())?;
+        if number.is_none() {
+            // An operator's explicit number does not move the counter (one near the top
+            // would end numbering); the counter skips it when it gets there.
+            db::set_meta(tx, COUNTER, &(n + 1).to_string())?;
+        }
         let doc = serde_json::json!({"seal_proof": proof.name(), "miner": cfg.sealing.miner, "sector": n});
         let deal = !abs.is_empty();
         tx.execute(
             "INSERT INTO sectors (number, state, deal, priority, doc, pieces, entered, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-            params![n as i64, state::ADD_PIECE, deal as i64, if deal { 1024 } else { 0 }, doc.to_string(), serde_json::to_string(&abs)?, now()],
+            params![n as i64, first.as_str(), deal as i64, if deal { 1024 } else { 0 }, doc.to_string(), serde_json::to_string(&abs)?, now()],
         )?;
-        db::event(tx, Some(n), "state", &format!("{}: {}", state::ADD_PIECE, if deal { format!("deal sector, {} piece(s)", abs.len()) } else { "committed capacity".into() }))?;
+        db::event(tx, Some(n), "state", &format!("{first}: {}", if deal { format!("deal sector, {} piece(s)", abs.len()) } else { "committed capacity".into() }))?;
         Ok(n)
     })
 }
 
 /// The last check before a new sector's first phase writes anything: the storage path it
 /// was given must not hold files of that name (a path attached after the number was
-/// reserved, or files copied in by hand). Remote paths are checked by the phase on its host.
+/// reserved, or files copied in by hand). The daemon checks this machine's paths when it
+/// places the sector; the supervisor checks again on the host that runs the phase
+/// (`seal-sched host holds` for a remote one).
 pub fn check_fresh(root: &Location, name: &str) -> Result<()> {
     if root.is_local() && storage::holds(Path::new(&root.path), name) {
-        bail!(
-            "storage path {} already holds files named {name}: refusing to seal a new sector over \
-             them (remove or re-declare them, or remove this sector)",
-            root.path
-        );
+        return Err(Occupied::at(root, name).into());
     }
     Ok(())
 }
+
+/// A new sector's storage path already holds files of its name.
+#[derive(Debug)]
+pub struct Occupied(String);
+
+impl Occupied {
+    pub fn at(root: &Location, name: &str) -> Occupied {
+        Occupied(format!(
+            "storage path {root} already holds files named {name}: refusing to seal a new sector \
+             over them (move them away, or remove this sector)"
+        ))
+    }
+}
+
+impl std::fmt::Display for Occupied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Occupied {}

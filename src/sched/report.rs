@@ -7,6 +7,7 @@ use super::admission::Allocation;
 use super::config::show_size;
 use super::db::{now, Db, SectorRow};
 use super::engine::{sector_value, Engine};
+use super::state::SectorState;
 use super::supervisor;
 
 fn bar(frac: f64) -> String {
@@ -201,7 +202,7 @@ pub fn timeline(db: &Db, s: &SectorRow) -> Result<Vec<(String, f64, f64, String)
     for (i, ev) in events.iter().enumerate() {
         let end = events.get(i + 1).map_or_else(
             || {
-                if super::state::is_done(&s.state) {
+                if SectorState::parse(&s.state).is_some_and(SectorState::is_done) {
                     ev.at
                 } else {
                     now()
@@ -284,14 +285,15 @@ pub fn batches(db: &Db) -> Result<(String, Value)> {
         .sectors()?
         .into_iter()
         .filter(|s| {
-            s.state == super::state::PRE_COMMIT_BATCH || s.state == super::state::COMMIT_BATCH
+            s.state == SectorState::PreCommitBatch.as_str()
+                || s.state == SectorState::CommitBatch.as_str()
         })
         .map(|s| (s.state, s.number))
         .collect();
-    for kind in [super::state::PRE_COMMIT_BATCH, super::state::COMMIT_BATCH] {
+    for kind in [SectorState::PreCommitBatch, SectorState::CommitBatch] {
         let ns: Vec<String> = pending
             .iter()
-            .filter(|p| p.0 == kind)
+            .filter(|p| p.0 == kind.as_str())
             .map(|p| p.1.to_string())
             .collect();
         if !ns.is_empty() {

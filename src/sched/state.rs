@@ -1,124 +1,245 @@
-//! The sector state machine: states, which task each compute state runs, where a success
-//! or a failure leads, and the retry policy.
+//! The sector state machine: typed states, and one transition table per pipeline that says
+//! which task each compute state runs, where a success or a failure leads, and how a failed
+//! phase is retried.
 //!
-//! The happy path follows Lotus's (`storage/pipeline/fsm.go`): AddPiece → PreCommit1 →
-//! PreCommit2 → PreCommitBatch → PreCommitBatchWait → WaitSeed → Commit1 → Commit2 →
-//! CommitBatch → CommitBatchWait → Finalize → Proving. A failed task moves the sector to
-//! `<Phase>Failed`; after a back-off it retries the phase. Past `max_retries` failures the
-//! sector falls back the way Lotus's `states_failed.go` does: PC2 and C2 redo the phase before
-//! them, AddPiece and PC1 give up (Lotus removes such a sector; we keep it, marked
-//! `FailedUnrecoverable`, for the operator), Finalize keeps retrying (the proof is on chain).
-//! Lotus's states and retry rules: docs/lotus-scheduler.md#sector-states,
-//! docs/lotus-scheduler.md#retries.
+//! The interactive-PoRep pipeline follows Lotus's (`storage/pipeline/fsm.go`; see
+//! docs/lotus-scheduler.md#sector-states): AddPiece → PreCommit1 → PreCommit2 →
+//! PreCommitBatch → PreCommitBatchWait → WaitSeed → Commit1 → Commit2 → CommitBatch →
+//! CommitBatchWait → Finalize → Proving. A failed task moves the sector to `<Phase>Failed`;
+//! after a back-off it retries the phase. Past `max_retries` failures the sector falls back
+//! the way Lotus's `states_failed.go` does (docs/lotus-scheduler.md#retries): PC2 and C2
+//! redo the phase before them, AddPiece and PC1 give up (Lotus removes such a sector; we
+//! keep it, marked `FailedUnrecoverable`, for the operator), Finalize keeps retrying (the
+//! proof is on chain). Later pipelines (NI-PoRep, snap deals, unseal) are further tables of
+//! [`Step`]s and [`Edge`]s over the same states.
+//!
+//! States are stored as their names (the text Lotus shows) in the database; [`SectorState::
+//! parse`] is the only way back.
+
+use std::fmt;
 
 use super::task_type::TaskType;
 
-pub const ADD_PIECE: &str = "AddPiece";
-pub const PRE_COMMIT1: &str = "PreCommit1";
-pub const PRE_COMMIT2: &str = "PreCommit2";
-pub const PRE_COMMIT_BATCH: &str = "PreCommitBatch";
-pub const PRE_COMMIT_BATCH_WAIT: &str = "PreCommitBatchWait";
-pub const PRE_COMMIT_FAILED: &str = "PreCommitFailed";
-pub const WAIT_SEED: &str = "WaitSeed";
-pub const COMMIT1: &str = "Commit1";
-pub const COMMIT2: &str = "Commit2";
-pub const COMMIT_BATCH: &str = "CommitBatch";
-pub const COMMIT_BATCH_WAIT: &str = "CommitBatchWait";
-pub const COMMIT_FAILED: &str = "CommitFailed";
-pub const FINALIZE: &str = "Finalize";
-pub const PROVING: &str = "Proving";
-pub const FAILED_UNRECOVERABLE: &str = "FailedUnrecoverable";
+macro_rules! states {
+    ($($v:ident),+ $(,)?) => {
+        /// Where a sector is. Stored as its name.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum SectorState { $($v),+ }
 
-/// Every state in pipeline order (failure states after their phase), for listings.
-pub const ALL: [&str; 22] = [
-    ADD_PIECE,
-    "AddPieceFailed",
-    PRE_COMMIT1,
-    "PreCommit1Failed",
-    PRE_COMMIT2,
-    "PreCommit2Failed",
-    PRE_COMMIT_BATCH,
-    PRE_COMMIT_BATCH_WAIT,
-    PRE_COMMIT_FAILED,
-    WAIT_SEED,
-    COMMIT1,
-    "Commit1Failed",
-    COMMIT2,
-    "Commit2Failed",
-    COMMIT_BATCH,
-    COMMIT_BATCH_WAIT,
-    COMMIT_FAILED,
-    FINALIZE,
-    "FinalizeFailed",
-    PROVING,
-    FAILED_UNRECOVERABLE,
-    "Removed",
-];
+        impl SectorState {
+            /// Every state in pipeline order (failure states after their phase).
+            pub const ALL: &'static [SectorState] = &[$(SectorState::$v),+];
 
-/// The task a compute state runs.
-pub fn task_of(state: &str) -> Option<TaskType> {
-    Some(match state {
-        ADD_PIECE => TaskType::AddPiece,
-        PRE_COMMIT1 => TaskType::PreCommit1,
-        PRE_COMMIT2 => TaskType::PreCommit2,
-        COMMIT1 => TaskType::Commit1,
-        COMMIT2 => TaskType::Commit2,
-        FINALIZE => TaskType::Finalize,
-        _ => return None,
-    })
-}
-
-/// The compute state that runs `task`.
-pub fn state_of(task: TaskType) -> &'static str {
-    match task {
-        TaskType::AddPiece => ADD_PIECE,
-        TaskType::PreCommit1 => PRE_COMMIT1,
-        TaskType::PreCommit2 => PRE_COMMIT2,
-        TaskType::Commit1 => COMMIT1,
-        TaskType::Commit2 => COMMIT2,
-        _ => FINALIZE,
-    }
-}
-
-/// Where a finished task leads.
-pub fn after_success(task: TaskType) -> &'static str {
-    match task {
-        TaskType::AddPiece => PRE_COMMIT1,
-        TaskType::PreCommit1 => PRE_COMMIT2,
-        TaskType::PreCommit2 => PRE_COMMIT_BATCH,
-        TaskType::Commit1 => COMMIT2,
-        TaskType::Commit2 => COMMIT_BATCH,
-        _ => PROVING,
-    }
-}
-
-pub fn failed_state(task: TaskType) -> String {
-    format!("{}Failed", state_of(task))
-}
-
-/// A failure state's phase: `PreCommit2Failed` → PreCommit2.
-pub fn failed_phase(state: &str) -> Option<&'static str> {
-    let phase = state.strip_suffix("Failed")?;
-    ALL.iter().copied().find(|s| *s == phase).or(match state {
-        PRE_COMMIT_FAILED => Some(PRE_COMMIT1),
-        COMMIT_FAILED => Some(COMMIT1),
-        _ => None,
-    })
-}
-
-/// Where a failed sector goes once its back-off has passed, after `fails` failures of that
-/// phase (`fails` counts the one just recorded).
-pub fn retry_target(failed: &str, fails: u32, max_retries: u32) -> &'static str {
-    let Some(phase) = failed_phase(failed) else {
-        return FAILED_UNRECOVERABLE;
+            pub fn as_str(self) -> &'static str {
+                match self { $(SectorState::$v => stringify!($v)),+ }
+            }
+        }
     };
-    if fails <= max_retries || phase == FINALIZE {
-        return phase;
+}
+
+states!(
+    AddPiece,
+    AddPieceFailed,
+    PreCommit1,
+    PreCommit1Failed,
+    PreCommit2,
+    PreCommit2Failed,
+    PreCommitBatch,
+    PreCommitBatchWait,
+    PreCommitFailed,
+    WaitSeed,
+    Commit1,
+    Commit1Failed,
+    Commit2,
+    Commit2Failed,
+    CommitBatch,
+    CommitBatchWait,
+    CommitFailed,
+    Finalize,
+    FinalizeFailed,
+    Proving,
+    FailedUnrecoverable,
+    Removed,
+);
+
+use SectorState::*;
+
+impl SectorState {
+    pub fn parse(s: &str) -> Option<SectorState> {
+        Self::ALL.iter().copied().find(|x| x.as_str() == s)
     }
-    match phase {
-        PRE_COMMIT2 => PRE_COMMIT1,
-        COMMIT2 => COMMIT1,
-        _ => FAILED_UNRECOVERABLE,
+
+    /// Nothing more happens to the sector without the operator.
+    pub fn is_done(self) -> bool {
+        matches!(self, Proving | FailedUnrecoverable | Removed)
+    }
+
+    /// A state a failure leads to, which a back-off then retries.
+    pub fn is_failure(self) -> bool {
+        INTERACTIVE_POREP.retry(self).is_some()
+    }
+}
+
+impl fmt::Display for SectorState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A compute state: the task it runs and where the task's outcome leads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    pub state: SectorState,
+    pub task: TaskType,
+    pub success: SectorState,
+    pub failure: SectorState,
+}
+
+/// A failure state: the phase it retries, and where it goes once retries are spent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    pub failed: SectorState,
+    pub phase: SectorState,
+    /// `None`: retry forever.
+    pub exhausted: Option<SectorState>,
+}
+
+/// A transition that happens without a task (batches, the chain), or by the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Edge {
+    pub from: SectorState,
+    pub to: SectorState,
+    pub why: &'static str,
+}
+
+/// One pipeline's transition table.
+#[derive(Debug)]
+pub struct Pipeline {
+    pub name: &'static str,
+    pub first: SectorState,
+    pub steps: &'static [Step],
+    pub retries: &'static [Retry],
+    pub edges: &'static [Edge],
+}
+
+const fn step(
+    state: SectorState,
+    task: TaskType,
+    success: SectorState,
+    failure: SectorState,
+) -> Step {
+    Step {
+        state,
+        task,
+        success,
+        failure,
+    }
+}
+
+const fn retry(failed: SectorState, phase: SectorState, exhausted: Option<SectorState>) -> Retry {
+    Retry {
+        failed,
+        phase,
+        exhausted,
+    }
+}
+
+const fn edge(from: SectorState, to: SectorState, why: &'static str) -> Edge {
+    Edge { from, to, why }
+}
+
+/// Interactive PoRep (Lotus's sealing pipeline).
+pub static INTERACTIVE_POREP: Pipeline = Pipeline {
+    name: "interactive-porep",
+    first: AddPiece,
+    steps: &[
+        step(AddPiece, TaskType::AddPiece, PreCommit1, AddPieceFailed),
+        step(
+            PreCommit1,
+            TaskType::PreCommit1,
+            PreCommit2,
+            PreCommit1Failed,
+        ),
+        step(
+            PreCommit2,
+            TaskType::PreCommit2,
+            PreCommitBatch,
+            PreCommit2Failed,
+        ),
+        step(Commit1, TaskType::Commit1, Commit2, Commit1Failed),
+        step(Commit2, TaskType::Commit2, CommitBatch, Commit2Failed),
+        step(Finalize, TaskType::Finalize, Proving, FinalizeFailed),
+    ],
+    retries: &[
+        retry(AddPieceFailed, AddPiece, Some(FailedUnrecoverable)),
+        retry(PreCommit1Failed, PreCommit1, Some(FailedUnrecoverable)),
+        retry(PreCommit2Failed, PreCommit2, Some(PreCommit1)),
+        // Rejected by the chain: a new ticket, so PC1 again.
+        retry(PreCommitFailed, PreCommit1, Some(FailedUnrecoverable)),
+        retry(Commit1Failed, Commit1, Some(FailedUnrecoverable)),
+        retry(Commit2Failed, Commit2, Some(Commit1)),
+        // An invalid proof on chain: prove again from Commit1.
+        retry(CommitFailed, Commit1, Some(FailedUnrecoverable)),
+        retry(FinalizeFailed, Finalize, None),
+    ],
+    edges: &[
+        edge(
+            PreCommitBatch,
+            PreCommitBatchWait,
+            "claimed into a precommit batch",
+        ),
+        edge(PreCommitBatchWait, WaitSeed, "precommit landed"),
+        edge(PreCommitBatchWait, PreCommitFailed, "precommit rejected"),
+        edge(WaitSeed, Commit1, "seed epoch reached"),
+        edge(CommitBatch, CommitBatchWait, "claimed into a commit batch"),
+        edge(CommitBatchWait, Finalize, "proof landed"),
+        edge(CommitBatchWait, CommitFailed, "proof rejected"),
+    ],
+};
+
+impl Pipeline {
+    /// The step a compute state runs.
+    pub fn step(&self, state: SectorState) -> Option<&Step> {
+        self.steps.iter().find(|s| s.state == state)
+    }
+
+    /// The compute state that runs `task`.
+    pub fn step_of(&self, task: TaskType) -> Option<&Step> {
+        self.steps.iter().find(|s| s.task == task)
+    }
+
+    pub fn retry(&self, failed: SectorState) -> Option<&Retry> {
+        self.retries.iter().find(|r| r.failed == failed)
+    }
+
+    /// Where a failed sector goes once its back-off has passed, after `fails` failures of
+    /// that phase (`fails` counts the one just recorded); `None` if `failed` is no failure.
+    pub fn retry_target(
+        &self,
+        failed: SectorState,
+        fails: u32,
+        max_retries: u32,
+    ) -> Option<SectorState> {
+        let r = self.retry(failed)?;
+        Some(match r.exhausted {
+            Some(to) if fails > max_retries => to,
+            _ => r.phase,
+        })
+    }
+
+    /// Whether the pipeline itself ever moves a sector from `from` to `to` (what
+    /// `sectors update-state` allows without `--really-do-it`). Removal is always allowed.
+    pub fn allows(&self, from: SectorState, to: SectorState) -> bool {
+        to == Removed
+            || self
+                .steps
+                .iter()
+                .any(|s| s.state == from && (s.success == to || s.failure == to))
+            || self
+                .retries
+                .iter()
+                .any(|r| r.failed == from && (r.phase == to || r.exhausted == Some(to)))
+            || self.edges.iter().any(|e| e.from == from && e.to == to)
     }
 }
 
@@ -127,38 +248,94 @@ pub fn backoff(fails: u32, min: f64, max: f64) -> f64 {
     (min * 2f64.powi(fails.saturating_sub(1).min(30) as i32)).min(max)
 }
 
-pub fn is_done(state: &str) -> bool {
-    state == PROVING || state == FAILED_UNRECOVERABLE || state == "Removed"
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const P: &Pipeline = &INTERACTIVE_POREP;
+
     #[test]
-    fn transitions() {
-        let mut s = ADD_PIECE;
+    fn names_round_trip_and_are_lotus_names() {
+        for s in SectorState::ALL {
+            assert_eq!(SectorState::parse(s.as_str()), Some(*s));
+        }
+        assert_eq!(SectorState::ALL.len(), 22);
+        assert_eq!(PreCommitBatchWait.to_string(), "PreCommitBatchWait");
+        assert_eq!(SectorState::parse("Sealing"), None);
+    }
+
+    #[test]
+    fn the_happy_path_reaches_proving() {
+        let mut s = P.first;
         let mut path = vec![s];
-        while let Some(t) = task_of(s) {
-            s = after_success(t);
+        while !s.is_done() {
+            s = match P.step(s) {
+                Some(st) => st.success,
+                None => {
+                    P.edges
+                        .iter()
+                        .find(|e| e.from == s && !e.to.is_failure())
+                        .unwrap()
+                        .to
+                }
+            };
             path.push(s);
         }
         assert_eq!(
             path,
-            [ADD_PIECE, PRE_COMMIT1, PRE_COMMIT2, PRE_COMMIT_BATCH]
+            [
+                AddPiece,
+                PreCommit1,
+                PreCommit2,
+                PreCommitBatch,
+                PreCommitBatchWait,
+                WaitSeed,
+                Commit1,
+                Commit2,
+                CommitBatch,
+                CommitBatchWait,
+                Finalize,
+                Proving
+            ]
         );
-        assert_eq!(after_success(TaskType::Commit2), COMMIT_BATCH);
-        assert_eq!(after_success(TaskType::Finalize), PROVING);
-        assert_eq!(failed_state(TaskType::PreCommit2), "PreCommit2Failed");
-        assert_eq!(retry_target("PreCommit2Failed", 1, 3), PRE_COMMIT2);
-        assert_eq!(retry_target("PreCommit2Failed", 4, 3), PRE_COMMIT1);
-        assert_eq!(retry_target("PreCommit1Failed", 4, 3), FAILED_UNRECOVERABLE);
-        assert_eq!(retry_target("Commit2Failed", 4, 3), COMMIT1);
-        assert_eq!(retry_target("FinalizeFailed", 40, 3), FINALIZE);
-        assert_eq!(retry_target(PRE_COMMIT_FAILED, 1, 3), PRE_COMMIT1);
-        assert_eq!(retry_target(COMMIT_FAILED, 1, 3), COMMIT1);
+    }
+
+    #[test]
+    fn every_state_is_reachable_and_every_failure_retries() {
+        for s in SectorState::ALL {
+            let reached =
+                *s == P.first || SectorState::ALL.iter().any(|f| f != s && P.allows(*f, *s));
+            assert!(reached, "{s} is unreachable");
+        }
+        for st in P.steps {
+            assert!(P.retry(st.failure).is_some(), "{} has no retry", st.failure);
+        }
+    }
+
+    #[test]
+    fn retries_fall_back_as_lotus_does() {
+        let t = |s, f| P.retry_target(s, f, 3).unwrap();
+        assert_eq!(t(PreCommit2Failed, 1), PreCommit2);
+        assert_eq!(t(PreCommit2Failed, 4), PreCommit1);
+        assert_eq!(t(PreCommit1Failed, 4), FailedUnrecoverable);
+        assert_eq!(t(Commit2Failed, 4), Commit1);
+        assert_eq!(t(FinalizeFailed, 40), Finalize);
+        assert_eq!(t(PreCommitFailed, 1), PreCommit1);
+        assert_eq!(t(CommitFailed, 1), Commit1);
+        assert_eq!(P.retry_target(Proving, 1, 3), None);
+        assert_eq!(P.step_of(TaskType::Commit2).unwrap().success, CommitBatch);
         assert_eq!(backoff(1, 60.0, 1800.0), 60.0);
         assert_eq!(backoff(3, 60.0, 1800.0), 240.0);
         assert_eq!(backoff(10, 60.0, 1800.0), 1800.0);
+    }
+
+    #[test]
+    fn update_state_is_guarded_by_the_table() {
+        assert!(P.allows(PreCommit2Failed, PreCommit1));
+        assert!(P.allows(CommitBatchWait, Finalize));
+        assert!(P.allows(Proving, Removed));
+        assert!(!P.allows(AddPiece, Proving));
+        assert!(!P.allows(Proving, PreCommit1));
+        assert!(!P.allows(WaitSeed, CommitBatch));
     }
 }

@@ -67,6 +67,10 @@ pub struct TaskSpec {
     /// How to reach the hosts this task touches.
     #[serde(default)]
     pub net: Option<Net>,
+    /// The sector's first task on a newly allocated path: the path must not hold files of
+    /// its name (checked on the host that will write them, right before the phase).
+    #[serde(default)]
+    pub fresh: bool,
 }
 
 /// What the supervisor leaves behind.
@@ -85,6 +89,10 @@ pub struct Status {
     /// The connection to the worker's host failed: not the sector's fault, queue it again.
     #[serde(default)]
     pub lost: bool,
+    /// A fresh sector's path held files of its name: nothing was written; the sector must
+    /// be placed again.
+    #[serde(default)]
+    pub conflict: bool,
 }
 
 pub const SPEC: &str = "task.json";
@@ -148,6 +156,7 @@ pub fn run(dir: &Path) -> Result<()> {
         Err(e) => Status {
             error: Some(format!("{e:#}").replace('\n', " ")),
             lost: remote::is_lost(&e),
+            conflict: e.is::<super::numbering::Occupied>(),
             ..Default::default()
         },
     };
@@ -206,6 +215,9 @@ fn execute(
         crate::affinity::pin_current_thread_to(&spec.cpus)?;
     }
     let mut doc = spec.doc.clone();
+    if spec.fresh {
+        check_fresh(spec, &doc)?;
+    }
     if let Some((from, to)) = &spec.fetch {
         set_stage(dir, "preparing");
         let (from, to) = (Location::parse(from)?, Location::parse(to)?);
@@ -265,6 +277,33 @@ fn execute(
         out[key.as_str()] = local.clone().into();
     }
     Ok(Some(out))
+}
+
+/// A fresh sector's storage root (from its document's cache path) holds no files of its
+/// name, on the host that runs the phase.
+fn check_fresh(spec: &TaskSpec, doc: &Value) -> Result<()> {
+    let cache = doc["paths"]["cache"].as_str().unwrap_or_default();
+    let root = Path::new(cache)
+        .parent()
+        .and_then(Path::parent)
+        .context("the document's cache path has no storage root")?
+        .display()
+        .to_string();
+    if spec.host.is_empty() {
+        return super::numbering::check_fresh(&Location::new("", &root), &spec.name);
+    }
+    let net = net(spec)?;
+    let h = net.host(&spec.host)?;
+    h.check(&root)?;
+    let out = net.ssh.sched(h, &["host", "holds", &root, &spec.name])?;
+    let holds: Value = serde_json::from_slice(&out)
+        .with_context(|| format!("host {} answered no JSON to `host holds`", spec.host))?;
+    if holds["holds"] == true {
+        return Err(
+            super::numbering::Occupied::at(&Location::new(&spec.host, &root), &spec.name).into(),
+        );
+    }
+    Ok(())
 }
 
 /// Finalize: trim the cache and drop the unsealed copy where the sector is, then move it

@@ -11,9 +11,15 @@ use sealkit::sector::document::SectorDoc;
 
 pub const SCHED: &str = env!("CARGO_BIN_EXE_seal-sched");
 
+/// The seal-sched the tests drive: this build's, or `SEALKIT_TEST_SCHED` (to run a test
+/// against another build, e.g. to show that a regression test fails on the old code).
+pub fn sched_bin() -> String {
+    std::env::var("SEALKIT_TEST_SCHED").unwrap_or_else(|_| SCHED.to_string())
+}
+
 /// `seal-sched --repo REPO ARGS…`, with the tests' shared parent cache.
 pub fn sched(repo: &Path, args: &[&str]) -> Output {
-    Command::new(SCHED)
+    Command::new(sched_bin())
         .arg("--repo")
         .arg(repo)
         .args(args)
@@ -71,7 +77,7 @@ pub fn start_daemon(repo: &Path) -> Child {
         .append(true)
         .open(daemon_log_path(repo))
         .unwrap();
-    Command::new(SCHED)
+    Command::new(sched_bin())
         .arg("--repo")
         .arg(repo)
         .args(["run", "--until-done", "--quiet"])

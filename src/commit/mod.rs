@@ -87,7 +87,7 @@ impl SealedSector {
                 "field \"replica_id\" does not match the document's prover, sector, ticket and comm_d"
             );
         }
-        let p_aux_path = cache.join("p_aux");
+        let p_aux_path = cache.join(crate::pc2::P_AUX_FILE);
         let p_aux = std::fs::read(&p_aux_path)
             .with_context(|| format!("{} is missing (run seal-pc2 first)", p_aux_path.display()))?;
         ensure!(

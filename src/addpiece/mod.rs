@@ -26,6 +26,7 @@ use crate::piece::commp::{commp_of_reader, PieceCommitted, PieceStreamer};
 use crate::piece::size::check_padded_piece_size;
 use crate::progress;
 use crate::sector::document::{PieceRecord, SectorDoc, SectorPaths};
+use crate::sector::lock::SectorLock;
 use journal::LastRun;
 
 /// One piece to add: a named byte source, with its length when known in advance.
@@ -83,6 +84,11 @@ pub fn add_pieces(
 ) -> Result<()> {
     let proof = doc.seal_proof()?;
     let paths = doc.paths()?;
+    let _lock = paths
+        .cache
+        .as_deref()
+        .map(SectorLock::acquire)
+        .transpose()?;
     let unsealed_path = doc.unsealed_path()?;
     let recorded = doc.pieces()?;
     let layout = SectorLayout::from_records(proof.sector_size(), &recorded)?;

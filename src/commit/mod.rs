@@ -26,6 +26,7 @@ use crate::piece::comm_d::{self as piece_comm_d, PieceCommitment};
 use crate::progress::step;
 use crate::sdr::graph::SdrGraph;
 use crate::sector::document::SectorDoc;
+use crate::sector::lock::SectorLock;
 use crate::sector::proof::SealProof;
 use crate::sector::replica_id::replica_id;
 use challenges::Kind;
@@ -155,6 +156,7 @@ pub struct Commit1Options {
 /// and records `c1_output` (its path) in the document.
 pub fn commit1(doc: &mut SectorDoc, opts: &Commit1Options) -> Result<PathBuf> {
     let s = SealedSector::from_doc(doc)?;
+    let _lock = SectorLock::acquire(&s.cache)?;
     let seed = doc.hex32_after(
         "seed",
         "give --seed (the chain randomness at the seed epoch)",

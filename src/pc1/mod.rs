@@ -28,6 +28,7 @@ use crate::sdr::graph::SdrGraph;
 use crate::sdr::labeler::{label_layer, LayerJob};
 use crate::sdr::parent_cache::ParentCache;
 use crate::sector::document::SectorDoc;
+use crate::sector::lock::SectorLock;
 use crate::sector::proof::SealProof;
 use crate::sector::replica_id::replica_id;
 
@@ -152,6 +153,8 @@ pub fn precommit1(docs: &mut [SectorDoc], opts: &Pc1Options) -> Result<()> {
             );
         }
     }
+    // Every sector of the batch is ours alone until the layers are written.
+    let _locks = SectorLock::acquire_all(sectors.iter().map(|s| s.cache.as_path()))?;
     let graph = SdrGraph::new(
         first.proof.nodes(),
         first.proof.porep_id(),

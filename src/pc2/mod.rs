@@ -44,6 +44,7 @@ use crate::pc1::layer_file;
 use crate::piece::cid::{commitment_to_cid, CommitmentKind};
 use crate::progress::step;
 use crate::sector::document::SectorDoc;
+use crate::sector::lock::SectorLock;
 use crate::sector::proof::SealProof;
 use crate::sector::replica_id::replica_id;
 
@@ -67,6 +68,7 @@ pub fn precommit2(doc: &mut SectorDoc, opts: &Pc2Options) -> Result<Pc2Output> {
     let unsealed = doc.path("unsealed")?;
     let sealed = doc.path("sealed")?;
     let cache = doc.path("cache")?;
+    let _lock = SectorLock::acquire(&cache)?;
     let comm_d = doc.hex32_after("comm_d", "run seal-ap and seal-pc1 first")?;
     let rid = doc.hex32_after("replica_id", "run seal-pc1 first")?;
     let want = replica_id(

@@ -31,6 +31,7 @@ use crate::sdr::graph::SdrGraph;
 use crate::sdr::labeler::{label_layer, LayerJob};
 use crate::sdr::parent_cache::ParentCache;
 use crate::sector::document::SectorDoc;
+use crate::sector::lock::SectorLock;
 use crate::sector::replica_id::replica_id;
 
 /// What to recover.
@@ -63,6 +64,7 @@ pub fn unseal(
     let cache = paths
         .cache
         .context("sector document has no \"paths.cache\"")?;
+    let _lock = SectorLock::acquire(&cache)?;
     let comm_d = doc.hex32("comm_d")?;
     let rid = replica_id(
         &doc.prover_id()?,

@@ -488,3 +488,58 @@ fn update_state_follows_the_transition_table() {
         "{status}"
     );
 }
+
+#[test]
+fn storage_redeclare_finds_sectors_moved_by_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, cfg) = repo_in(dir.path());
+    ok(sched(&repo, &["sectors", "pledge", "--count", "2"]));
+    let store = repo.join("storage");
+    let other = dir.path().join("store2");
+    ok(sched(
+        &repo,
+        &["storage", "attach", other.to_str().unwrap(), "--store"],
+    ));
+    // Sector 1 was recorded at the first path; its files were moved to the second by hand.
+    let db = rusqlite::Connection::open(repo.join("sched.db")).unwrap();
+    db.execute(
+        "UPDATE sectors SET location = ?1 WHERE number = 1",
+        [store.to_str().unwrap()],
+    )
+    .unwrap();
+    drop(db);
+    let planted = plant(&other, cfg.sealing.miner, 1);
+    plant(&other, cfg.sealing.miner, 7);
+    plant(&other, 4242, 1);
+    let r = ok(sched(
+        &repo,
+        &["storage", "redeclare", other.to_str().unwrap()],
+    ));
+    let status = |name: &str| {
+        r.as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["name"] == name)
+            .map(|d| d["status"].as_str().unwrap().to_string())
+    };
+    assert_eq!(status("s-t01000-1").as_deref(), Some("moved-here"), "{r}");
+    assert_eq!(status("s-t01000-7").as_deref(), Some("unknown"), "{r}");
+    assert_eq!(status("s-t04242-1").as_deref(), Some("foreign"), "{r}");
+    let s1 = sectors(&repo)[0].clone();
+    assert_eq!(s1["location"], other.to_str().unwrap());
+    assert!(s1["paths"]["sealed"]
+        .as_str()
+        .unwrap()
+        .starts_with(other.to_str().unwrap()));
+    unchanged(&planted);
+    // Running it again changes nothing; a path that is no storage path is refused.
+    let again = ok(sched(
+        &repo,
+        &["storage", "redeclare", other.to_str().unwrap()],
+    ));
+    assert!(again.to_string().contains("indexed"), "{again}");
+    fails(
+        sched(&repo, &["storage", "redeclare", "/tmp"]),
+        "is not a storage path",
+    );
+}

@@ -182,7 +182,7 @@ fn a_new_sector_is_not_sealed_over_files_that_appear_later() {
     let t = Instant::now();
     let why = loop {
         let jobs = ok(sched(&repo, &["jobs", "--json"]));
-        if let Some(w) = jobs.get(0).and_then(|j| j["waiting_for"].as_str()) {
+        if let Some(w) = jobs["jobs"].get(0).and_then(|j| j["waiting_for"].as_str()) {
             if w.contains("already holds") {
                 break w.to_string();
             }

@@ -26,154 +26,55 @@ impl Engine {
             .map(|s| (s.number, s))
             .collect();
         let views = self.paths();
-        let index: HashMap<&str, usize> = views
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.root.as_str(), i))
-            .collect();
         let est = self.estimates()?;
-        let est_of = |k: TaskType| est.get(k.short()).copied().unwrap_or(60.0);
-        let size = self.proof.sector_size();
-        let t_now = now();
-
-        let paths: Vec<StoragePath> = views
+        let worker_tasks = self
+            .cfg
+            .workers
             .iter()
-            .map(|v| match &v.meta {
-                Ok(m) => StoragePath {
-                    id: v.root.clone(),
-                    can_seal: m.can_seal,
-                    can_store: m.can_store,
-                    weight: m.weight,
-                    available: v.available,
-                    groups: m.groups.clone(),
-                    allow_to: m.allow_to.clone(),
-                },
-                // A vanished path takes nothing new and its sectors wait for it.
-                Err(_) => StoragePath {
-                    id: v.root.clone(),
-                    can_seal: false,
-                    can_store: false,
-                    weight: 0,
-                    available: 0,
-                    groups: vec![],
-                    allow_to: vec![],
-                },
-            })
-            .collect();
-        let mut workers = Vec::new();
-        for w in &self.cfg.workers {
-            let busy = running
-                .iter()
-                .filter(|t| t.worker.as_deref() == Some(w.name.as_str()))
-                .map(|t| Busy {
-                    task: t.kind,
-                    sector_size: size,
-                    est_end: t.started.unwrap_or(t_now) + est_of(t.kind),
-                })
-                .collect();
-            workers.push(WorkerState {
-                name: w.name.clone(),
-                info: Self::worker_info(w),
-                enabled: self.monitor.is_up(&w.host_id()),
-                tasks: self.worker_tasks(w)?,
-                paths: worker_locations(w)
-                    .iter()
-                    .filter_map(|p| index.get(p.as_str()).copied())
-                    .filter(|&i| views[i].meta.is_ok())
-                    .collect(),
-                windows: w.windows,
-                busy,
-            });
-        }
-        let mut queue = Vec::new();
-        let mut missing: Vec<(u64, String)> = Vec::new();
-        for t in &queued {
-            let Some(s) = sectors.get(&t.sector) else {
-                continue;
-            };
-            let location = match &s.location {
-                // Commit2 reads only Commit1's output, kept on this machine.
-                Some(_) if t.kind == TaskType::Commit2 => vec![],
-                Some(l) => match index.get(l.as_str()) {
-                    Some(&i) if views[i].meta.is_ok() => vec![i],
-                    Some(&i) => {
-                        let why = views[i]
-                            .meta
-                            .as_ref()
-                            .err()
-                            .map(|e| format!("{e:#}"))
-                            .unwrap_or_default();
-                        missing.push((t.id, format!("sector {}'s files are at {l}, which is unreachable ({why}); waiting for it", s.number)));
-                        continue;
-                    }
-                    None => {
-                        missing.push((t.id, format!("storage path {l} holding sector {} is missing; waiting for it to return", s.number)));
-                        continue;
-                    }
-                },
-                None => vec![],
-            };
-            queue.push(QueuedTask {
-                id: t.id,
-                sector: t.sector,
-                task: t.kind,
-                sector_size: size,
-                priority: s.priority,
-                est_secs: est_of(t.kind),
-                location,
-            });
-        }
-        let plan = assign::schedule(&queue, &workers, &paths, &self.table, t_now);
-
-        // Record the plan, then start what fits on each worker's free capacity, in plan order.
-        let mut active: Vec<Allocation> = workers
+            .map(|w| self.worker_tasks(w))
+            .collect::<Result<Vec<_>>>()?;
+        let up: Vec<bool> = self
+            .cfg
+            .workers
             .iter()
-            .map(|w| {
-                let mut a = Allocation::default();
-                for b in &w.busy {
-                    a.add(&w.info, b.task, size, &self.table.get(b.task, size));
-                }
-                a
-            })
+            .map(|w| self.monitor.is_up(&w.host_id()))
             .collect();
-        let by_id: HashMap<u64, &TaskRow> = queued.iter().map(|t| (t.id, t)).collect();
-        let mut starts = Vec::new();
+        let decisions = plan(&PlanInput {
+            queued: &queued,
+            running: &running,
+            sectors: &sectors,
+            views: &views,
+            workers: &self.cfg.workers,
+            worker_tasks: &worker_tasks,
+            up: &up,
+            est: &est,
+            table: &self.table,
+            size: self.proof.sector_size(),
+            now: now(),
+        });
         self.db.tx(|tx| {
-            for (id, why) in plan.waiting.iter().chain(missing.iter()) {
+            for (id, why) in &decisions.waiting {
                 tx.execute(
                     "UPDATE tasks SET worker = NULL, wait_reason = ?2 WHERE id = ?1",
                     params![*id as i64, why],
                 )?;
             }
-            for a in &plan.assignments {
-                let t = by_id[&a.task_id];
-                let w = &workers[a.worker];
-                let r = self.table.get(t.kind, size);
-                let reason = match active[a.worker].can_handle(&w.info, t.kind, size, &r) {
-                    Ok(()) => {
-                        active[a.worker].add(&w.info, t.kind, size, &r);
-                        starts.push((
-                            t.clone(),
-                            a.worker,
-                            a.fetch_to.map(|i| paths[i].id.clone()),
-                            a.alloc_path.map(|i| paths[i].id.clone()),
-                        ));
-                        None
-                    }
-                    Err(e) => Some(format!(
-                        "assigned to {}, waiting for resources: {e}",
-                        w.name
-                    )),
-                };
+            for (id, worker, reason) in &decisions.assigned {
                 tx.execute(
                     "UPDATE tasks SET worker = ?2, wait_reason = ?3 WHERE id = ?1",
-                    params![t.id as i64, w.name, reason],
+                    params![*id as i64, worker, reason],
                 )?;
             }
             Ok(())
         })?;
         let mut fetching = self.fetches_by_host(&running);
-        for (t, wi, fetch_to, alloc) in starts {
+        for Start {
+            task: t,
+            worker: wi,
+            fetch_to,
+            alloc,
+        } in decisions.starts
+        {
             let w = self.cfg.workers[wi].clone();
             let s = sectors[&t.sector].clone();
             let moves = fetch_to.is_some() && fetch_to != s.location;
@@ -435,5 +336,353 @@ impl Engine {
         )?;
         self.children.insert(t.id, child);
         Ok(())
+    }
+}
+
+/// What one scheduling pass read (tasks, sectors, storage views, the configured workers with
+/// their task types and hosts' state, run-time history): the input of [`plan`].
+pub(super) struct PlanInput<'a> {
+    pub queued: &'a [TaskRow],
+    pub running: &'a [TaskRow],
+    pub sectors: &'a BTreeMap<u64, SectorRow>,
+    pub views: &'a [PathView],
+    pub workers: &'a [Worker],
+    /// Task types each worker runs now (config minus runtime switches), by worker index.
+    pub worker_tasks: &'a [Vec<TaskType>],
+    /// Whether each worker's host is up, by worker index.
+    pub up: &'a [bool],
+    /// Mean run time per task type's short name.
+    pub est: &'a HashMap<String, f64>,
+    pub table: &'a ResourceTable,
+    pub size: u64,
+    pub now: f64,
+}
+
+/// A placed task that fits its worker's free resources now.
+#[derive(Debug)]
+pub(super) struct Start {
+    pub task: TaskRow,
+    /// Index into the configured workers.
+    pub worker: usize,
+    pub fetch_to: Option<String>,
+    pub alloc: Option<String>,
+}
+
+/// What a pass decided, before anything is written or started.
+#[derive(Debug)]
+pub(super) struct Decisions {
+    /// Tasks no worker takes now, with the reason (the plan's, then unreachable storage).
+    pub waiting: Vec<(u64, String)>,
+    /// Every placed task: (task id, worker name, why it waits there if it cannot start now).
+    pub assigned: Vec<(u64, String, Option<String>)>,
+    /// Placed tasks whose worker has the resources now, in plan order.
+    pub starts: Vec<Start>,
+}
+
+/// Turns one pass's rows and views into the plan of `assign::schedule` and the plan into
+/// starts and wait reasons. No I/O: [`Engine::schedule`] reads the inputs and writes the result.
+pub(super) fn plan(input: &PlanInput) -> Decisions {
+    let PlanInput {
+        queued,
+        running,
+        sectors,
+        views,
+        workers: cfg_workers,
+        worker_tasks,
+        up,
+        est,
+        table,
+        size,
+        now: t_now,
+    } = *input;
+    let index: HashMap<&str, usize> = views
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.root.as_str(), i))
+        .collect();
+    let est_of = |k: TaskType| est.get(k.short()).copied().unwrap_or(60.0);
+
+    let paths: Vec<StoragePath> = views
+        .iter()
+        .map(|v| match &v.meta {
+            Ok(m) => StoragePath {
+                id: v.root.clone(),
+                can_seal: m.can_seal,
+                can_store: m.can_store,
+                weight: m.weight,
+                available: v.available,
+                groups: m.groups.clone(),
+                allow_to: m.allow_to.clone(),
+            },
+            // A vanished path takes nothing new and its sectors wait for it.
+            Err(_) => StoragePath {
+                id: v.root.clone(),
+                can_seal: false,
+                can_store: false,
+                weight: 0,
+                available: 0,
+                groups: vec![],
+                allow_to: vec![],
+            },
+        })
+        .collect();
+    let mut workers = Vec::new();
+    for (wi, w) in cfg_workers.iter().enumerate() {
+        let busy = running
+            .iter()
+            .filter(|t| t.worker.as_deref() == Some(w.name.as_str()))
+            .map(|t| Busy {
+                task: t.kind,
+                sector_size: size,
+                est_end: t.started.unwrap_or(t_now) + est_of(t.kind),
+            })
+            .collect();
+        workers.push(WorkerState {
+            name: w.name.clone(),
+            info: Engine::worker_info(w),
+            enabled: up[wi],
+            tasks: worker_tasks[wi].clone(),
+            paths: worker_locations(w)
+                .iter()
+                .filter_map(|p| index.get(p.as_str()).copied())
+                .filter(|&i| views[i].meta.is_ok())
+                .collect(),
+            windows: w.windows,
+            busy,
+        });
+    }
+    let mut queue = Vec::new();
+    let mut missing: Vec<(u64, String)> = Vec::new();
+    for t in queued {
+        let Some(s) = sectors.get(&t.sector) else {
+            continue;
+        };
+        let location = match &s.location {
+            // Commit2 reads only Commit1's output, kept on this machine.
+            Some(_) if t.kind == TaskType::Commit2 => vec![],
+            Some(l) => match index.get(l.as_str()) {
+                Some(&i) if views[i].meta.is_ok() => vec![i],
+                Some(&i) => {
+                    let why = views[i]
+                        .meta
+                        .as_ref()
+                        .err()
+                        .map(|e| format!("{e:#}"))
+                        .unwrap_or_default();
+                    missing.push((t.id, format!("sector {}'s files are at {l}, which is unreachable ({why}); waiting for it", s.number)));
+                    continue;
+                }
+                None => {
+                    missing.push((t.id, format!("storage path {l} holding sector {} is missing; waiting for it to return", s.number)));
+                    continue;
+                }
+            },
+            None => vec![],
+        };
+        queue.push(QueuedTask {
+            id: t.id,
+            sector: t.sector,
+            task: t.kind,
+            sector_size: size,
+            priority: s.priority,
+            est_secs: est_of(t.kind),
+            location,
+        });
+    }
+    let plan = assign::schedule(&queue, &workers, &paths, table, t_now);
+
+    // Record the plan, then start what fits on each worker's free capacity, in plan order.
+    let mut active: Vec<Allocation> = workers
+        .iter()
+        .map(|w| {
+            let mut a = Allocation::default();
+            for b in &w.busy {
+                a.add(&w.info, b.task, size, &table.get(b.task, size));
+            }
+            a
+        })
+        .collect();
+    let by_id: HashMap<u64, &TaskRow> = queued.iter().map(|t| (t.id, t)).collect();
+    let mut decisions = Decisions {
+        waiting: plan.waiting.into_iter().chain(missing).collect(),
+        assigned: Vec::new(),
+        starts: Vec::new(),
+    };
+    for a in &plan.assignments {
+        let t = by_id[&a.task_id];
+        let w = &workers[a.worker];
+        let r = table.get(t.kind, size);
+        let reason = match active[a.worker].can_handle(&w.info, t.kind, size, &r) {
+            Ok(()) => {
+                active[a.worker].add(&w.info, t.kind, size, &r);
+                decisions.starts.push(Start {
+                    task: t.clone(),
+                    worker: a.worker,
+                    fetch_to: a.fetch_to.map(|i| paths[i].id.clone()),
+                    alloc: a.alloc_path.map(|i| paths[i].id.clone()),
+                });
+                None
+            }
+            Err(e) => Some(format!(
+                "assigned to {}, waiting for resources: {e}",
+                w.name
+            )),
+        };
+        decisions.assigned.push((t.id, w.name.clone(), reason));
+    }
+    decisions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn worker(name: &str, cpus: &str, tasks: &[&str], storage: &[&str]) -> Worker {
+        let toml = format!(
+            "name = {name:?}\ncpus = {cpus:?}\nmemory = \"64GiB\"\ntasks = {tasks:?}\nstorage = {storage:?}\n"
+        );
+        toml::from_str(&toml).expect("a worker")
+    }
+
+    fn view(root: &str, meta: Result<StoreMeta>) -> PathView {
+        PathView {
+            root: root.into(),
+            meta,
+            available: 1 << 30,
+        }
+    }
+
+    fn meta(id: &str) -> StoreMeta {
+        serde_json::from_value(serde_json::json!({
+            "ID": id, "Weight": 10, "CanSeal": true, "CanStore": true,
+        }))
+        .expect("a meta")
+    }
+
+    fn task(id: u64, sector: u64, kind: TaskType, state: &str, worker: Option<&str>) -> TaskRow {
+        TaskRow {
+            id,
+            sector,
+            kind,
+            state: state.into(),
+            worker: worker.map(String::from),
+            fetch_to: None,
+            alloc_path: None,
+            pid: None,
+            created: 0.0,
+            started: worker.map(|_| 90.0),
+            finished: None,
+            wait_reason: None,
+            error: None,
+        }
+    }
+
+    fn sector(number: u64, state: SectorState, location: Option<&str>) -> SectorRow {
+        SectorRow {
+            number,
+            state: state.as_str().into(),
+            deal: false,
+            priority: 0,
+            doc: serde_json::json!({}),
+            pieces: vec![],
+            location: location.map(String::from),
+            fails: 0,
+            proof_fails: 0,
+            retry_at: 0.0,
+            last_error: None,
+            ticket_epoch: None,
+            precommit_epoch: None,
+            seed_epoch: None,
+            batch: None,
+            entered: 0.0,
+            created: 0.0,
+        }
+    }
+
+    /// Hand-built rows through the whole pure step: the plan skips the worker whose host is
+    /// down, starts what fits the free resources (fetching the sector to the worker's path),
+    /// records the tasks placed behind it with their resource reason, and every other task
+    /// waits with its own reason (no worker for its type, unreachable path, missing path).
+    #[test]
+    fn plan_turns_rows_into_starts_and_wait_reasons() {
+        let workers = [
+            worker("a", "0-3", &["AP", "PC1", "PC2"], &["/s/a"]),
+            worker("b", "0-3", &["AP", "PC1"], &["/s/b"]),
+        ];
+        let worker_tasks: Vec<Vec<TaskType>> = workers.iter().map(|w| w.task_types()).collect();
+        let views = [
+            view("/s/a", Ok(meta("a"))),
+            view("/s/b", Ok(meta("b"))),
+            view("/s/gone", Err(anyhow::anyhow!("no sectorstore.json"))),
+        ];
+        let queued = [
+            task(1, 1, TaskType::PreCommit1, "queued", None),
+            task(2, 2, TaskType::PreCommit1, "queued", None),
+            task(3, 3, TaskType::PreCommit1, "queued", None),
+            task(4, 4, TaskType::Commit1, "queued", None),
+            task(5, 5, TaskType::AddPiece, "queued", None),
+            task(6, 6, TaskType::PreCommit2, "queued", None),
+        ];
+        let running = [task(7, 7, TaskType::PreCommit1, "running", Some("a"))];
+        let sectors: BTreeMap<u64, SectorRow> = [
+            sector(1, SectorState::PreCommit1, Some("/s/a")),
+            sector(2, SectorState::PreCommit1, Some("/s/gone")),
+            sector(3, SectorState::PreCommit1, Some("/s/missing")),
+            sector(4, SectorState::Commit1, Some("/s/a")),
+            sector(5, SectorState::AddPiece, None),
+            sector(6, SectorState::PreCommit2, Some("/s/b")),
+            sector(7, SectorState::PreCommit1, Some("/s/a")),
+        ]
+        .into_iter()
+        .map(|s| (s.number, s))
+        .collect();
+        let est = HashMap::new();
+        let table = ResourceTable::defaults();
+        let d = plan(&PlanInput {
+            queued: &queued,
+            running: &running,
+            sectors: &sectors,
+            views: &views,
+            workers: &workers,
+            worker_tasks: &worker_tasks,
+            up: &[true, false],
+            est: &est,
+            table: &table,
+            size: 2048,
+            now: 100.0,
+        });
+        let waiting: Vec<(u64, &str)> = d.waiting.iter().map(|(id, w)| (*id, w.as_str())).collect();
+        assert_eq!(
+            waiting,
+            [
+                (4, "no enabled worker accepts C1"),
+                (
+                    2,
+                    "sector 2's files are at /s/gone, which is unreachable (no sectorstore.json); waiting for it"
+                ),
+                (
+                    3,
+                    "storage path /s/missing holding sector 3 is missing; waiting for it to return"
+                ),
+            ]
+        );
+        // Worker b's host is down: everything goes to a, in plan order. The PC2 (which b
+        // does not run) takes a's free threads, so the PC1 and AP placed after it wait there.
+        let busy = "assigned to a, waiting for resources: not enough CPU threads: needs 1, 0 free";
+        let assigned: Vec<(u64, &str, Option<&str>)> = d
+            .assigned
+            .iter()
+            .map(|(id, w, r)| (*id, w.as_str(), r.as_deref()))
+            .collect();
+        assert_eq!(
+            assigned,
+            [(6, "a", None), (1, "a", Some(busy)), (5, "a", Some(busy))]
+        );
+        // The only start: sector 6's PC2 on worker a, fetching the sector from b's path.
+        assert_eq!(d.starts.len(), 1);
+        let st = &d.starts[0];
+        assert_eq!((st.task.id, st.worker), (6, 0));
+        assert_eq!(st.fetch_to.as_deref(), Some("/s/a"));
+        assert_eq!(st.alloc, None);
     }
 }

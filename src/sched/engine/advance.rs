@@ -1,4 +1,13 @@
-use super::*;
+//! Sector moves that need no task: retries after their back-off, seeds once due.
+
+use anyhow::Result;
+use rusqlite::params;
+
+use super::{sql_list, Engine};
+
+use crate::sched::chain::{Chain, Domain};
+use crate::sched::db::{self, now};
+use crate::sched::state::{SectorState, INTERACTIVE_POREP as PIPELINE};
 
 impl Engine {
     /// Moves sectors whose next step needs no task: retries after back-off, seeds.

@@ -1,4 +1,28 @@
-use super::*;
+//! Placing queued tasks on workers and starting them: the pure plan (rows and views to
+//! starts and wait reasons), the task spec each start writes, and the per-host fetch limit.
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result};
+use rusqlite::params;
+use serde_json::Value;
+
+use super::{c1_copy, worker_locations, Engine, PathView};
+
+use crate::sched::admission::Allocation;
+use crate::sched::assign::{self, Busy, StoragePath, WorkerState};
+use crate::sched::config::{parse_cpus, Worker};
+use crate::sched::db::{self, now, SectorRow, TaskRow};
+use crate::sched::location::Location;
+use crate::sched::numbering;
+use crate::sched::queue::QueuedTask;
+use crate::sched::resources::ResourceTable;
+use crate::sched::storage;
+use crate::sched::supervisor::{self, TaskSpec};
+use crate::sched::task_type::TaskType;
 
 impl Engine {
     /// Mean run time per task type so far (for backfill), 60 s before there is history.
@@ -536,6 +560,8 @@ pub(super) fn plan(input: &PlanInput) -> Decisions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sched::state::SectorState;
+    use crate::sched::storage::StoreMeta;
 
     fn worker(name: &str, cpus: &str, tasks: &[&str], storage: &[&str]) -> Worker {
         let toml = format!(

@@ -1,4 +1,14 @@
-use super::*;
+//! Queuing the next task of every sector in a compute state.
+
+use anyhow::Result;
+use rusqlite::params;
+
+use super::{sql_list, Engine};
+
+use crate::sched::chain::{Chain, Domain};
+use crate::sched::db::{self, now};
+use crate::sched::state::{SectorState, INTERACTIVE_POREP as PIPELINE};
+use crate::sched::task_type::TaskType;
 
 impl Engine {
     /// Queues a task for every sector in a compute state that has none.

@@ -5,31 +5,25 @@
 //! from what was committed: running supervisors are re-attached through their status files
 //! and sector locks, and nothing is started twice at once.
 
-use std::collections::{BTreeMap, HashMap};
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Child;
 
 use anyhow::{Context, Result};
 use rusqlite::params;
 use serde_json::Value;
 
-use super::admission::{Allocation, WorkerInfo};
-use super::assign::{self, Busy, StoragePath, WorkerState};
-use super::batch;
-use super::chain::{Chain, Domain, MsgKind, SimChain};
+use super::admission::WorkerInfo;
+use super::chain::SimChain;
 use super::config::{parse_cpus, parse_size, Config, Worker};
-use super::db::{self, now, Db, SectorRow, TaskRow};
+use super::db::{self, now, Db, SectorRow};
 use super::hosts::Monitor;
 use super::location::Location;
-use super::numbering;
-use super::queue::QueuedTask;
 use super::remote;
 use super::repo::Repo;
 use super::resources::ResourceTable;
-use super::state::{self, SectorState, INTERACTIVE_POREP as PIPELINE};
-use super::storage::{self, StoreMeta};
-use super::supervisor::{self, TaskSpec};
+use super::state::SectorState;
+use super::supervisor;
 use super::task_type::TaskType;
 use super::transfer::Net;
 use crate::sector::proof::SealProof;

@@ -1,4 +1,14 @@
-use super::*;
+//! Storage paths as one pass sees them: metadata and free space, read here or taken from
+//! a remote host's last heartbeat.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use super::Engine;
+
+use crate::sched::location::Location;
+use crate::sched::storage::{self, StoreMeta};
 
 /// A storage path as seen in one pass.
 pub struct PathView {

@@ -1,4 +1,11 @@
-use super::*;
+//! The daemon's share of batch publishing (a cron `batch publish` may do the same).
+
+use anyhow::Result;
+
+use super::Engine;
+
+use crate::sched::batch;
+use crate::sched::chain::MsgKind;
 
 impl Engine {
     /// Finishes recorded batches and sends the due ones, unless another process (a cron

@@ -1,4 +1,17 @@
-use super::*;
+//! Collecting finished tasks (ours, or re-attached after a restart) and recording each
+//! result with its sector's next state in one transaction.
+
+use anyhow::{Context, Result};
+use rusqlite::params;
+
+use super::{c1_copy, Engine};
+
+use crate::sched::config::Config;
+use crate::sched::db::{self, now, TaskRow};
+use crate::sched::state::{self, INTERACTIVE_POREP as PIPELINE};
+use crate::sched::storage;
+use crate::sched::supervisor;
+use crate::sched::task_type::TaskType;
 
 const MAX_LOST: i64 = 5;
 

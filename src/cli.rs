@@ -1,7 +1,6 @@
 //! What every `seal-*` binary shares: reading sector documents, printing results, one-line
 //! errors and the thread count. The binaries stay thin; this keeps them uniform.
 
-use std::fs;
 use std::io::{self, Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
@@ -36,20 +35,43 @@ pub fn is_stdin(arg: Option<&Path>) -> bool {
     arg.is_none_or(|p| p == Path::new("-"))
 }
 
+/// The most bytes read as sector documents from one source. A document is a few KiB (a
+/// full 64 GiB sector's piece list stays far below this); anything larger is a wrong file,
+/// and reading it whole would only exhaust memory.
+pub const MAX_DOCUMENT_BYTES: u64 = 16 << 20;
+
+/// Reads all of `r` as UTF-8, refusing more than `limit` bytes; `name` names the source.
+pub fn read_capped(r: impl Read, limit: u64, name: &str) -> Result<String> {
+    let mut buf = Vec::new();
+    r.take(limit + 1)
+        .read_to_end(&mut buf)
+        .with_context(|| format!("reading {name}"))?;
+    if buf.len() as u64 > limit {
+        anyhow::bail!(
+            "{name} is larger than {}: not a sector document",
+            crate::piece::size::format_size(limit)
+        );
+    }
+    String::from_utf8(buf).map_err(|_| anyhow::anyhow!("{name} is not UTF-8 text"))
+}
+
 /// Reads every JSON document (one or more, whitespace separated, e.g. one per line) from a
-/// file, or from stdin for `-` or none.
+/// file, or from stdin for `-` or none. Empty (or blank) input is an error, not zero
+/// documents: a failed producer upstream in a pipe must not look like success.
 pub fn read_documents(arg: Option<&Path>) -> Result<Vec<SectorDoc>> {
     let name = source_name(arg);
     let text = if is_stdin(arg) {
-        let mut s = String::new();
-        io::stdin()
-            .read_to_string(&mut s)
-            .context("reading the sector document from stdin")?;
-        s
+        read_capped(io::stdin().lock(), MAX_DOCUMENT_BYTES, &name)?
     } else {
         let p = arg.expect("not stdin");
-        fs::read_to_string(p).with_context(|| format!("reading sector document {}", p.display()))?
+        // A pipe is fine here (`seal-pc1 <(…)`): a document is read, never mapped or written.
+        let f = std::fs::File::open(p)
+            .with_context(|| format!("reading sector document {}", p.display()))?;
+        read_capped(f, MAX_DOCUMENT_BYTES, &name)?
     };
+    if text.trim().is_empty() {
+        anyhow::bail!("{name}: empty input, no sector document");
+    }
     let mut docs = Vec::new();
     for (i, v) in serde_json::Deserializer::from_str(&text)
         .into_iter::<Value>()

@@ -7,7 +7,7 @@
 //! each) in submission order, while the caller goes on with the next layer. The caller
 //! collects the outcome with [`Syncer::finish`] before it reports success.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -17,7 +17,10 @@ use std::thread::JoinHandle;
 use anyhow::{anyhow, Context, Result};
 use memmap2::{Mmap, MmapMut};
 
-use crate::fsutil::{create_preallocated, reserve, sync_parent, temp_path};
+use crate::fsutil::{
+    check_replaceable, create_preallocated, create_temp, open_regular_read, rename_into_place,
+    reserve, sync_parent, temp_path,
+};
 
 /// A fully written file still under its temp name, with its checksum.
 pub struct PendingFile {
@@ -41,6 +44,7 @@ pub struct NewFile {
 impl NewFile {
     /// Creates `path`'s temp file with `len` bytes reserved, mapped.
     pub fn create(path: PathBuf, len: u64) -> Result<NewFile> {
+        check_replaceable(&path)?;
         let tmp = temp_path(&path);
         let file = create_preallocated(&tmp, len)?;
         let map = unsafe { MmapMut::map_mut(&file) }
@@ -85,6 +89,7 @@ impl PendingFile {
         len: u64,
         mut fill: impl FnMut(&mut [u8], u64),
     ) -> Result<PendingFile> {
+        check_replaceable(&path)?;
         let tmp = temp_path(&path);
         let r = (|| -> Result<(File, String)> {
             let mut file = create_preallocated(&tmp, len)?;
@@ -116,13 +121,16 @@ impl PendingFile {
         }
     }
 
-    /// Copies `src` to `path`'s temp file in the kernel, extends it to `len` bytes with space
-    /// reserved, and maps the result for reading.
+    /// Copies `src` (a regular file; a pipe or device is refused, never waited on) to
+    /// `path`'s temp file in the kernel, extends it to `len` bytes with space reserved, and
+    /// maps the result for reading.
     pub fn copied(src: &Path, path: PathBuf, len: u64) -> Result<PendingFile> {
+        check_replaceable(&path)?;
         let tmp = temp_path(&path);
         let r = (|| -> Result<(File, Mmap)> {
-            fs::copy(src, &tmp)?;
-            let file = OpenOptions::new().read(true).write(true).open(&tmp)?;
+            let mut from = open_regular_read(src)?;
+            let mut file = create_temp(&tmp)?;
+            std::io::copy(&mut from, &mut file)?;
             file.set_len(len)?;
             reserve(&file, len)?;
             let map = unsafe { Mmap::map(&file)? };
@@ -163,11 +171,16 @@ impl PendingFile {
         (self.len, self.checksum.clone())
     }
 
+    /// Removes the temp file instead of committing it (on error paths).
+    pub fn discard(self) {
+        fs::remove_file(&self.tmp).ok();
+    }
+
     /// fsync, rename into place, fsync the directory.
     pub fn commit(self) -> Result<()> {
         let r = (|| -> Result<()> {
             self.file.sync_all()?;
-            fs::rename(&self.tmp, &self.path)?;
+            rename_into_place(&self.tmp, &self.path)?;
             sync_parent(&self.path)
         })();
         if let Err(e) = r {

@@ -22,10 +22,12 @@ use anyhow::{bail, Context, Result};
 use crate::merkle::zero::zero_root;
 use crate::piece::cid::{commitment_to_cid, CommitmentKind};
 use crate::piece::comm_d::{comm_d, PieceCommitment};
-use crate::piece::commp::{commp_of_reader, PieceCommitted};
+use crate::piece::commp::{commp_of_reader, PieceCommitted, PieceStreamer};
 use crate::piece::size::check_padded_piece_size;
 use crate::progress;
-use crate::sector::document::{PieceRecord, SectorDoc};
+use crate::sector::document::{PieceRecord, SectorDoc, SectorPaths};
+use crate::sector::lock::SectorLock;
+use journal::LastRun;
 
 /// One piece to add: a named byte source, with its length when known in advance.
 pub struct PieceInput {
@@ -82,6 +84,11 @@ pub fn add_pieces(
 ) -> Result<()> {
     let proof = doc.seal_proof()?;
     let paths = doc.paths()?;
+    let _lock = paths
+        .cache
+        .as_deref()
+        .map(SectorLock::acquire)
+        .transpose()?;
     let unsealed_path = doc.unsealed_path()?;
     let recorded = doc.pieces()?;
     let layout = SectorLayout::from_records(proof.sector_size(), &recorded)?;
@@ -101,7 +108,11 @@ pub fn add_pieces(
 
     let journal = journal::Journal::for_sector(&unsealed_path, paths.cache.as_deref());
     let mut file = unsealed::UnsealedFile::open(&unsealed_path)?;
-    file.recover(layout.end(), &journal)?;
+    if let Some(added) = recover(&mut file, &unsealed_path, layout.end(), &journal, &paths)? {
+        // A finished run already added this job's pieces: print its document again.
+        check_same_job(inputs, opts, &added, proof.sector_size())?;
+        return record(doc, proof.sector_size(), &recorded, &added);
+    }
     journal.begin(layout.end())?;
 
     let start = layout.end();
@@ -115,34 +126,170 @@ pub fn add_pieces(
             added.extend(layout.fill_to_end());
         }
         file.finish(layout.end())?;
+        journal.finish(start, layout.end(), &added)?;
         Ok((added, layout))
     })();
 
-    let (added, layout) = match result {
-        Ok(r) => r,
+    let added = match result {
+        Ok((added, _)) => added,
         Err(e) => {
             file.rollback(start)
                 .context("rolling the unsealed file back after an error")?;
             return Err(e);
         }
     };
+    record(doc, proof.sector_size(), &recorded, &added)
+}
 
-    doc.append_pieces(&added);
-    if layout.is_full() {
+/// Adds `added` to the document after `recorded`, and comm_d / unsealed_cid once the sector
+/// is full.
+fn record(
+    doc: &mut SectorDoc,
+    sector_size: u64,
+    recorded: &[PieceRecord],
+    added: &[PieceRecord],
+) -> Result<()> {
+    doc.append_pieces(added);
+    let end = recorded
+        .iter()
+        .chain(added)
+        .map(|r| r.offset + r.padded_size)
+        .max()
+        .unwrap_or(0);
+    if end == sector_size {
         let all: Vec<PieceCommitment> = recorded
             .iter()
-            .chain(&added)
+            .chain(added)
             .map(|r| PieceCommitment {
                 padded_size: r.padded_size,
                 comm_p: r.comm_p,
             })
             .collect();
-        let d = comm_d(proof.sector_size(), &all)?;
+        let d = comm_d(sector_size, &all)?;
         doc.set_hex("comm_d", &d);
         doc.set(
             "unsealed_cid",
             commitment_to_cid(CommitmentKind::Unsealed, &d),
         );
+    }
+    Ok(())
+}
+
+/// Why the sector is known to have gone on past AddPiece (its replica or PC1/PC2 outputs
+/// exist), if it has: then its unsealed file is sealed data and is never cut back.
+fn progressed(paths: &SectorPaths) -> Option<String> {
+    let mut found = Vec::new();
+    if let Some(s) = &paths.sealed {
+        found.push(s.clone());
+    }
+    if let Some(c) = &paths.cache {
+        found.push(c.join(crate::pc1::JOURNAL_FILE));
+        found.push(c.join(crate::pc2::P_AUX_FILE));
+    }
+    found
+        .into_iter()
+        .find(|p| std::fs::symlink_metadata(p).is_ok())
+        .map(|p| p.display().to_string())
+}
+
+/// Brings the unsealed file to the document's end, or says that a finished run already
+/// added pieces from exactly this document's state (returning them).
+///
+/// Bytes past the document's pieces are cut back only when the journal shows an unfinished
+/// run began at the document's end and the sector has not gone on to PC1: the bytes of a
+/// finished run (which may have been sealed since) are never discarded.
+fn recover(
+    file: &mut unsealed::UnsealedFile,
+    path: &Path,
+    end: u64,
+    journal: &journal::Journal,
+    paths: &SectorPaths,
+) -> Result<Option<Vec<PieceRecord>>> {
+    let len = file.len()?;
+    if len == end {
+        return Ok(None);
+    }
+    if len < end {
+        bail!(
+            "unsealed file {} has {len} bytes but the document's pieces end at {end}: it is truncated or belongs to another sector",
+            path.display()
+        );
+    }
+    match journal.last_run()? {
+        Some(LastRun::Finished {
+            start,
+            end: done,
+            added,
+        }) if start == end && done == len => Ok(Some(added)),
+        Some(LastRun::Finished { .. }) => bail!(
+            "unsealed file {} has {len} bytes, more than the {end} the document's pieces cover, written by a finished seal-ap run for another state of the sector; refusing to touch them (use the document that run printed)",
+            path.display()
+        ),
+        Some(LastRun::Started { start }) if start == end => {
+            if let Some(what) = progressed(paths) {
+                bail!(
+                    "unsealed file {} has {len} bytes, more than the {end} the document's pieces cover, and the sector has gone on past AddPiece ({what} exists); refusing to discard its data (use the document seal-ap printed)",
+                    path.display()
+                );
+            }
+            file.discard_interrupted(end)?;
+            Ok(None)
+        }
+        _ => bail!(
+            "unsealed file {} has {len} bytes, more than the {end} its recorded pieces cover; refusing to overwrite them (if they are left over from an interrupted run, truncate the file to {end} bytes)",
+            path.display()
+        ),
+    }
+}
+
+/// Checks that this run's job (its pieces and --fill) is the one a finished run did, which
+/// added `added`: each piece's CommP and sizes are computed again (nothing is written).
+fn check_same_job(
+    inputs: Vec<PieceInput>,
+    opts: AddPieceOptions,
+    added: &[PieceRecord],
+    sector_size: u64,
+) -> Result<()> {
+    let refuse = |why: String| -> Result<()> {
+        bail!(
+            "the sector's unsealed file already holds the pieces of a finished seal-ap run from this document, and {why}; refusing to rewrite it (use the document that run printed)"
+        )
+    };
+    let pieces: Vec<&PieceRecord> = added.iter().filter(|r| !r.filler).collect();
+    if pieces.len() != inputs.len() {
+        return refuse(format!(
+            "that run added {} pieces, this one gives {}",
+            pieces.len(),
+            inputs.len()
+        ));
+    }
+    for (i, (mut input, rec)) in inputs.into_iter().zip(pieces).enumerate() {
+        let mut s = PieceStreamer::new(None, rec.padded_size);
+        let got = s
+            .read_all(&mut *input.reader, &|_| {})
+            .and_then(|_| s.finish(opts.padded_size));
+        match got {
+            Ok(c)
+                if c.comm_p == rec.comm_p
+                    && c.payload_size == rec.payload_size
+                    && c.padded_size == rec.padded_size => {}
+            _ => {
+                return refuse(format!(
+                    "piece {} ({}) is not piece {i} it recorded (CommP {})",
+                    i + 1,
+                    input.name,
+                    crate::hex::encode(&rec.comm_p)
+                ))
+            }
+        }
+    }
+    let end = added.last().map(|r| r.offset + r.padded_size).unwrap_or(0);
+    let trailing_fillers = added.last().is_some_and(|r| r.filler);
+    if opts.fill && end != sector_size {
+        return refuse("that run did not complete the sector (no --fill)".into());
+    }
+    if !opts.fill && trailing_fillers {
+        return refuse("that run completed the sector with --fill".into());
     }
     Ok(())
 }

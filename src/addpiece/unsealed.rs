@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use super::journal::Journal;
 use crate::piece::commp::{PieceCommitted, PieceStreamer};
 
 /// Bytes moved per read/write when a piece is shifted into alignment.
@@ -27,13 +26,16 @@ impl UnsealedFile {
             fs::create_dir_all(dir)
                 .with_context(|| format!("creating directory {}", dir.display()))?;
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .with_context(|| format!("opening unsealed file {}", path.display()))?;
+        crate::fsutil::remove_dead_temps_beside(path);
+        let file = crate::fsutil::open_regular(
+            path,
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false),
+        )
+        .with_context(|| format!("opening unsealed file {}", path.display()))?;
         // A process forked by another thread of ours holds a copy of the descriptor (and so
         // the lock) until it execs; only a lock held for a while means another writer.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
@@ -61,7 +63,7 @@ impl UnsealedFile {
         })
     }
 
-    fn len(&self) -> Result<u64> {
+    pub fn len(&self) -> Result<u64> {
         Ok(self
             .file
             .metadata()
@@ -69,25 +71,9 @@ impl UnsealedFile {
             .len())
     }
 
-    /// Brings the file to the length the document records (`end`), discarding the tail of an
-    /// interrupted run when the journal proves that is what it is.
-    pub fn recover(&mut self, end: u64, journal: &Journal) -> Result<()> {
+    /// Cuts back the bytes an interrupted run left past `end`.
+    pub fn discard_interrupted(&mut self, end: u64) -> Result<()> {
         let len = self.len()?;
-        if len == end {
-            return Ok(());
-        }
-        if len < end {
-            bail!(
-                "unsealed file {} has {len} bytes but the document's pieces end at {end}: it is truncated or belongs to another sector",
-                self.path.display()
-            );
-        }
-        if journal.started_at()? != Some(end) {
-            bail!(
-                "unsealed file {} has {len} bytes, more than the {end} its recorded pieces cover; refusing to overwrite them (if they are left over from an interrupted run, truncate the file to {end} bytes)",
-                self.path.display()
-            );
-        }
         eprintln!(
             "seal-ap: discarding {} bytes an interrupted run left in {}",
             len - end,

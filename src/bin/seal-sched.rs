@@ -41,6 +41,7 @@ Examples:
   seal-sched storage attach /mnt/fast --seal --groups pc2-a
   seal-sched storage detach /mnt/old       # refused while sectors are there
   seal-sched sectors remove 7              # release sector 7's files, keep its history
+  seal-sched sectors update-state 7 PreCommit1  # along the pipeline's transitions only
   seal-sched -v run                        # the daemon, with its pass summaries
 
 Log lines on stderr start with the time, RFC 3339 UTC (2026-12-01T22:30:01Z)."

@@ -1,6 +1,5 @@
 //! seal-unseal: recover unsealed data from a sealed sector. See `man/seal-unseal.1`.
 
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,8 +7,8 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 
-use sealkit::cli;
 use sealkit::unseal::{unseal, Request};
+use sealkit::{cli, fsutil};
 
 #[derive(Parser)]
 #[command(
@@ -21,7 +20,9 @@ Reads a sealed sector's document (after seal-pc2), labels every SDR layer again 
 same resources), and decodes data = replica - key. Writes the requested bytes to --out, or to
 stdout: a piece's original bytes (--piece N), any range of unpadded sector bytes (--offset,
 --len; any offset and length, not only multiples of 127), or the whole fr32-padded sector
-(--padded, the unsealed file Lotus keeps).
+(--padded, the unsealed file Lotus keeps). Nothing is written unless the decoded bytes match
+the document's commitments (a piece's comm_p, comm_d for the padded sector, the CommP of every
+piece a range touches): a document of another ticket or replica is refused.
 
 Examples:
   seal-unseal sector.json --piece 0 > deal.car
@@ -88,16 +89,18 @@ fn run(args: Args) -> Result<()> {
             w.flush().context("writing to stdout")
         }
         Some(path) => {
-            let tmp = sealkit::fsutil::temp_path(path);
+            // Refused before hours of relabeling, and again at the rename.
+            fsutil::check_replaceable(path)?;
+            fsutil::remove_dead_temps_beside(path);
+            let tmp = fsutil::temp_path(path);
             let result = (|| -> Result<()> {
-                let f =
-                    File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+                let f = fsutil::create_temp(&tmp)?;
                 let mut w = BufWriter::with_capacity(1 << 20, f);
                 unseal(&doc, request, &cpus, args.verbose, &mut w)?;
                 let f = w.into_inner().map_err(|e| e.into_error())?;
                 f.sync_all()?;
-                std::fs::rename(&tmp, path)?;
-                sealkit::fsutil::sync_parent(path)
+                fsutil::rename_into_place(&tmp, path)?;
+                fsutil::sync_parent(path)
             })();
             if result.is_err() {
                 std::fs::remove_file(&tmp).ok();

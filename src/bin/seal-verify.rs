@@ -22,7 +22,7 @@ reference's verifier and the verifying key in FIL_PROOFS_PARAMETER_CACHE. Prints
 per document: {\"sector\": N, \"seal_proof\": ID, \"valid\": true|false[, \"reason\": ...]}.
 
 Exit status: 0 when every proof is valid, 1 when one is not, 2 when a document cannot be
-checked (missing fields or parameters).
+checked (missing fields or parameters) or none is given (empty input).
 
 Examples:
   seal-c2 c1.json | seal-verify

@@ -26,6 +26,7 @@ use crate::piece::comm_d::{self as piece_comm_d, PieceCommitment};
 use crate::progress::step;
 use crate::sdr::graph::SdrGraph;
 use crate::sector::document::SectorDoc;
+use crate::sector::lock::SectorLock;
 use crate::sector::proof::SealProof;
 use crate::sector::replica_id::replica_id;
 use challenges::Kind;
@@ -87,7 +88,7 @@ impl SealedSector {
                 "field \"replica_id\" does not match the document's prover, sector, ticket and comm_d"
             );
         }
-        let p_aux_path = cache.join("p_aux");
+        let p_aux_path = cache.join(crate::pc2::P_AUX_FILE);
         let p_aux = std::fs::read(&p_aux_path)
             .with_context(|| format!("{} is missing (run seal-pc2 first)", p_aux_path.display()))?;
         ensure!(
@@ -155,6 +156,7 @@ pub struct Commit1Options {
 /// and records `c1_output` (its path) in the document.
 pub fn commit1(doc: &mut SectorDoc, opts: &Commit1Options) -> Result<PathBuf> {
     let s = SealedSector::from_doc(doc)?;
+    let _lock = SectorLock::acquire(&s.cache)?;
     let seed = doc.hex32_after(
         "seed",
         "give --seed (the chain randomness at the seed epoch)",

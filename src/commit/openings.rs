@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
 
+use crate::fsutil::open_regular_read;
 use crate::hash::poseidon::hash_children;
 use crate::merkle::path::{MerklePath, PathLevel};
 use crate::merkle::poseidon_tree::{base_tree_file, build_rows, combine_roots, tree_len};
@@ -32,7 +33,8 @@ struct StoredTree {
 
 impl StoredTree {
     fn open(path: PathBuf, leaves: usize, arity: usize, first_row: usize) -> Result<StoredTree> {
-        let file = File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+        let file =
+            open_regular_read(&path).with_context(|| format!("cannot open {}", path.display()))?;
         let t = StoredTree {
             file,
             path,
@@ -232,7 +234,7 @@ impl SectorTrees {
         with_layers: bool,
     ) -> Result<SectorTrees> {
         let nodes = proof.nodes() as usize;
-        let replica_file = File::open(replica)
+        let replica_file = open_regular_read(replica)
             .with_context(|| format!("cannot open sealed file {}", replica.display()))?;
         let rlen = replica_file.metadata()?.len();
         ensure!(
@@ -247,7 +249,7 @@ impl SectorTrees {
             let layers = (1..=proof.layers())
                 .map(|l| {
                     let p = cache.join(layer_file(l));
-                    let f = File::open(&p).with_context(|| {
+                    let f = open_regular_read(&p).with_context(|| {
                         format!(
                             "layer file {} is missing (were the layers deleted?)",
                             p.display()

@@ -7,7 +7,6 @@
 //! column, tree_c leaf and siblings, the same for each parent, then the tree_r_last leaf and
 //! siblings. Path positions are not stored: they are the node index's digits.
 
-use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 
@@ -117,7 +116,7 @@ pub fn read(
     proof: SealProof,
     indexes: &[usize],
 ) -> Result<Vec<ChallengeProof>> {
-    let f = File::open(path).with_context(|| {
+    let f = crate::fsutil::open_regular_read(path).with_context(|| {
         format!(
             "synthetic proofs file {} is missing: run seal-pc2 (it writes it for synthetic proof types)",
             path.display()

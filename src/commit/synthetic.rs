@@ -6,7 +6,6 @@
 //! fsynced and renamed into place: a kill leaves either no file or the whole file. A re-run
 //! finds a complete file for the same trees (size and roots) and keeps it.
 
-use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 
 use anyhow::{Context, Result};
@@ -39,8 +38,10 @@ fn write_file(s: &SealedSector, set: &[u64], want_len: u64) -> Result<()> {
     let path = s.cache.join(SYNTH_FILE);
     let trees = SectorTrees::open(s.proof, &s.cache, &s.sealed, true)?;
     let graph = s.graph();
+    crate::fsutil::check_replaceable(&path)?;
+    crate::fsutil::remove_dead_temps(&s.cache);
     let tmp = temp_path(&path);
-    let file = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let file = crate::fsutil::create_temp(&tmp)?;
     crate::fsutil::reserve(&file, want_len)?;
     let mut w = BufWriter::with_capacity(1 << 20, file);
     write_header(&mut w, [&s.comm_d, &s.comm_c, &s.comm_r_last])?;
@@ -63,14 +64,13 @@ fn write_file(s: &SealedSector, set: &[u64], want_len: u64) -> Result<()> {
     bar.finish_and_clear();
     let file = w.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
-    std::fs::rename(&tmp, &path)
-        .with_context(|| format!("cannot rename {} into place", tmp.display()))?;
+    crate::fsutil::rename_into_place(&tmp, &path)?;
     sync_parent(&path)
 }
 
 /// Whether `path` is already a whole synthetic proofs file for these trees.
 fn complete(path: &std::path::Path, len: u64, s: &SealedSector) -> Result<bool> {
-    let Ok(mut f) = File::open(path) else {
+    let Ok(mut f) = crate::fsutil::open_regular_read(path) else {
         return Ok(false);
     };
     if f.metadata()?.len() != len {

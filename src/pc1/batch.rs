@@ -2,7 +2,6 @@
 //! group, each on its own CPU (see [`crate::sdr::batch`]). Layers are written to each
 //! sector's own files and journal exactly as the single-sector path writes them.
 
-use std::fs::File;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -85,8 +84,8 @@ pub fn seal_batch(sectors: &[Pc1Sector], parents: &ParentCache, opts: &Pc1Option
             if reusable {
                 for (lane, i) in range.clone().enumerate() {
                     let path = sectors[i].cache.join(&name);
-                    let f =
-                        File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+                    let f = crate::fsutil::open_regular_read(&path)
+                        .with_context(|| format!("opening {}", path.display()))?;
                     interleave(&unsafe { Mmap::map(&f)? }, lanes, lane, &mut buf);
                 }
             } else {

@@ -7,7 +7,6 @@
 //! journal lists it for the same replica and its bytes still match; anything else is
 //! recomputed. The journal itself (format, loading, recording) is [`crate::journal`].
 
-use std::fs::File;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -36,7 +35,7 @@ impl Journal {
             return Ok(false);
         };
         let path = cache.join(name);
-        let f = match File::open(&path) {
+        let f = match crate::fsutil::open_regular_read(&path) {
             Ok(f) => f,
             Err(_) => return Ok(false),
         };

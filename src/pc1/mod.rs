@@ -11,7 +11,7 @@ mod journal;
 
 pub use journal::{Journal, Pc1, JOURNAL_FILE};
 
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -20,6 +20,7 @@ use memmap2::Mmap;
 
 use crate::buffer::anon_buffer;
 use crate::durable::{NewFile, PendingFile, Syncer};
+use crate::fsutil::{open_regular_read, remove_dead_temps, remove_dead_temps_beside};
 use crate::merkle::tree_d::{build_tree_d, TREE_D_FILE};
 use crate::piece::comm_d::{comm_d as comm_d_of, PieceCommitment};
 use crate::progress::step;
@@ -27,6 +28,7 @@ use crate::sdr::graph::SdrGraph;
 use crate::sdr::labeler::{label_layer, LayerJob};
 use crate::sdr::parent_cache::ParentCache;
 use crate::sector::document::SectorDoc;
+use crate::sector::lock::SectorLock;
 use crate::sector::proof::SealProof;
 use crate::sector::replica_id::replica_id;
 
@@ -88,6 +90,7 @@ impl Pc1Sector {
         let unsealed = doc.path("unsealed")?;
         let sealed = doc.path("sealed")?;
         let cache = doc.path("cache")?;
+        crate::fsutil::check_distinct_unsealed_sealed(&unsealed, &sealed)?;
         let comm_d = doc
             .hex32_opt("comm_d")?
             .context("sector document has no \"comm_d\": run seal-ap (with --fill) first")?;
@@ -150,6 +153,8 @@ pub fn precommit1(docs: &mut [SectorDoc], opts: &Pc1Options) -> Result<()> {
             );
         }
     }
+    // Every sector of the batch is ours alone until the layers are written.
+    let _locks = SectorLock::acquire_all(sectors.iter().map(|s| s.cache.as_path()))?;
     let graph = SdrGraph::new(
         first.proof.nodes(),
         first.proof.porep_id(),
@@ -219,8 +224,8 @@ pub(crate) fn write_later(
 pub fn prepare_sector(s: &Pc1Sector, opts: &Pc1Options, syncer: &Syncer) -> Result<SharedJournal> {
     fs::create_dir_all(&s.cache)
         .with_context(|| format!("creating cache directory {}", s.cache.display()))?;
-    remove_stale_temps(&s.cache);
-    remove_stale_temps_of(&s.sealed);
+    remove_dead_temps(&s.cache);
+    remove_dead_temps_beside(&s.sealed);
     let rid = crate::hex::encode(&s.replica_id);
     let journal = Arc::new(Mutex::new(Journal::load(&s.cache, &rid)));
 
@@ -274,7 +279,8 @@ pub fn seal_layers(s: &Pc1Sector, parents: &ParentCache, opts: &Pc1Options) -> R
         let name = layer_file(layer);
         let path = s.cache.join(&name);
         if reuse(&journal.lock().expect("journal lock"), &s.cache, &name)? {
-            let f = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+            let f =
+                open_regular_read(&path).with_context(|| format!("opening {}", path.display()))?;
             prev = Some(Arc::new(
                 unsafe { Mmap::map(&f) }.with_context(|| format!("mapping {}", path.display()))?,
             ));
@@ -335,7 +341,8 @@ fn write_replica(
     sector_size: u64,
     syncer: &Syncer,
 ) -> Result<Arc<Mmap>> {
-    let len = fs::metadata(unsealed)
+    let len = open_regular_read(unsealed)
+        .and_then(|f| f.metadata())
         .with_context(|| format!("unsealed file {}", unsealed.display()))?
         .len();
     ensure!(
@@ -350,38 +357,4 @@ fn write_replica(
     let map = file.map().expect("a copied file is mapped");
     syncer.submit(move || file.commit());
     Ok(map)
-}
-
-/// Removes the temp files a killed run left beside `path`.
-fn remove_stale_temps_of(path: &Path) {
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-        return;
-    };
-    let prefix = format!("{}.tmp-", name.to_string_lossy());
-    let Ok(entries) = fs::read_dir(if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    }) else {
-        return;
-    };
-    for e in entries.flatten() {
-        if e.file_name().to_string_lossy().starts_with(&prefix) {
-            fs::remove_file(e.path()).ok();
-        }
-    }
-}
-
-/// Removes temp files a killed run left in the cache directory.
-fn remove_stale_temps(cache: &Path) {
-    let Ok(entries) = fs::read_dir(cache) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with("sc-02-data-") && name.contains(".tmp-") {
-            fs::remove_file(e.path()).ok();
-        }
-    }
 }

@@ -52,6 +52,11 @@ pub fn t_aux_bytes(cache: &str, t: &TreeSizes) -> Vec<u8> {
     out
 }
 
+/// File name of p_aux (comm_c, comm_r_last) in the cache directory.
+pub const P_AUX_FILE: &str = "p_aux";
+/// File name of t_aux (the tree configurations) in the cache directory.
+pub const T_AUX_FILE: &str = "t_aux";
+
 /// Writes p_aux and t_aux into the cache directory, atomically.
 pub fn write_aux(
     cache: &Path,
@@ -62,11 +67,11 @@ pub fn write_aux(
     let mut p = Vec::with_capacity(64);
     p.extend_from_slice(comm_c);
     p.extend_from_slice(comm_r_last);
-    write_atomic(&cache.join("p_aux"), &p)?;
+    write_atomic(&cache.join(P_AUX_FILE), &p)?;
     let cache_str = cache
         .to_str()
         .with_context(|| format!("cache path {} is not UTF-8", cache.display()))?;
-    write_atomic(&cache.join("t_aux"), &t_aux_bytes(cache_str, t))
+    write_atomic(&cache.join(T_AUX_FILE), &t_aux_bytes(cache_str, t))
 }
 
 #[cfg(test)]

@@ -5,8 +5,13 @@
 //! formats, roots of compound shapes, p_aux/t_aux) stays in `pc2`, so a GPU backend (later
 //! work: CUDA through bindings that load the driver at run time, so that a build needs no CUDA
 //! toolkit) implements these two calls and nothing else.
-//! [`CpuBuilder`] is the default and the reference every other builder is tested against.
+//! [`CpuBuilder`] is the default and the reference every other builder is tested against;
+//! [`select`] is the one place that chooses the builder PC2 uses.
+//!
+//! Both calls return a `Result`: a device backend can fail (out of memory, a lost device) and
+//! must report it as an error of the phase, never a panic.
 
+use anyhow::Result;
 use rayon::prelude::*;
 
 use crate::hash::poseidon::hash_columns;
@@ -16,11 +21,17 @@ pub trait TreeBuilder: Sync {
     /// Column hashes of consecutive nodes: `layers[l]` holds layer `l + 1`'s labels of those
     /// nodes (32 bytes each, all layers the same length); writes one 32-byte hash per node
     /// into `out`.
-    fn column_hashes(&self, layers: &[&[u8]], out: &mut [u8]);
+    fn column_hashes(&self, layers: &[&[u8]], out: &mut [u8]) -> Result<()>;
 
     /// Fills every row of an `arity` tree whose `leaves` leaves are already the first row of
     /// `rows` (rows bottom-up, as the reference stores them); returns the root.
-    fn build_rows(&self, rows: &mut [u8], leaves: usize, arity: usize) -> [u8; 32];
+    fn build_rows(&self, rows: &mut [u8], leaves: usize, arity: usize) -> Result<[u8; 32]>;
+}
+
+/// The builder PC2 uses. The only one today is [`CpuBuilder`]; a device backend is chosen
+/// here and nowhere else.
+pub fn select() -> &'static dyn TreeBuilder {
+    &CpuBuilder
 }
 
 /// Poseidon on every CPU of the rayon pool, eight hashes at a time with AVX-512 IFMA where
@@ -29,7 +40,7 @@ pub trait TreeBuilder: Sync {
 pub struct CpuBuilder;
 
 impl TreeBuilder for CpuBuilder {
-    fn column_hashes(&self, layers: &[&[u8]], out: &mut [u8]) {
+    fn column_hashes(&self, layers: &[&[u8]], out: &mut [u8]) -> Result<()> {
         const PER_TASK: usize = 1024;
         out.par_chunks_mut(32 * PER_TASK)
             .enumerate()
@@ -38,9 +49,10 @@ impl TreeBuilder for CpuBuilder {
                 let columns: Vec<&[u8]> = layers.iter().map(|l| &l[at..at + out.len()]).collect();
                 hash_columns(&columns, out);
             });
+        Ok(())
     }
 
-    fn build_rows(&self, rows: &mut [u8], leaves: usize, arity: usize) -> [u8; 32] {
-        build_rows_in_place(rows, leaves, arity)
+    fn build_rows(&self, rows: &mut [u8], leaves: usize, arity: usize) -> Result<[u8; 32]> {
+        Ok(build_rows_in_place(rows, leaves, arity))
     }
 }

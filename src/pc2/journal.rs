@@ -10,7 +10,6 @@
 //! the sector's data (comm_d) and, through SDR, to every layer, so it names the trees' inputs.
 //! The journal itself (format, loading, recording) is [`crate::journal`].
 
-use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
@@ -39,7 +38,7 @@ impl Journal {
             return Ok(None);
         };
         let path = cache.join(name);
-        let Ok(mut f) = File::open(&path) else {
+        let Ok(mut f) = crate::fsutil::open_regular_read(&path) else {
             return Ok(None);
         };
         if f.metadata()?.len() != *len || *len < 32 {

@@ -16,10 +16,12 @@
 mod aux;
 mod builder;
 mod journal;
+mod layer_check;
 
-pub use aux::{t_aux_bytes, write_aux, TreeSizes};
-pub use builder::{CpuBuilder, TreeBuilder};
+pub use aux::{t_aux_bytes, write_aux, TreeSizes, P_AUX_FILE, T_AUX_FILE};
+pub use builder::{select as select_builder, CpuBuilder, TreeBuilder};
 pub use journal::{Journal, Pc2, JOURNAL_FILE};
+use layer_check::LayerCheck;
 
 use std::fs::{File, OpenOptions};
 use std::path::Path;
@@ -32,6 +34,7 @@ use crate::commit::challenges::Kind;
 use crate::commit::synth_file::SYNTH_FILE;
 use crate::commit::{synthetic, SealedSector};
 use crate::durable::PendingFile;
+use crate::fsutil::{open_regular, open_regular_read};
 use crate::hash::poseidon::{self, hash2};
 use crate::merkle::poseidon_tree::{
     base_tree_file, cached_rows_offset, combine_roots, default_rows_to_discard, tree_len,
@@ -41,6 +44,7 @@ use crate::pc1::layer_file;
 use crate::piece::cid::{commitment_to_cid, CommitmentKind};
 use crate::progress::step;
 use crate::sector::document::SectorDoc;
+use crate::sector::lock::SectorLock;
 use crate::sector::proof::SealProof;
 use crate::sector::replica_id::replica_id;
 
@@ -64,6 +68,7 @@ pub fn precommit2(doc: &mut SectorDoc, opts: &Pc2Options) -> Result<Pc2Output> {
     let unsealed = doc.path("unsealed")?;
     let sealed = doc.path("sealed")?;
     let cache = doc.path("cache")?;
+    let _lock = SectorLock::acquire(&cache)?;
     let comm_d = doc.hex32_after("comm_d", "run seal-ap and seal-pc1 first")?;
     let rid = doc.hex32_after("replica_id", "run seal-pc1 first")?;
     let want = replica_id(
@@ -78,14 +83,16 @@ pub fn precommit2(doc: &mut SectorDoc, opts: &Pc2Options) -> Result<Pc2Output> {
         "field \"replica_id\" does not match the document's prover, sector, ticket and comm_d"
     );
     let mut journal = Journal::load(&cache, &crate::hex::encode(&rid));
+    let pc1 = crate::pc1::Journal::load(&cache, &crate::hex::encode(&rid));
     let out = seal_trees_resumable(
         proof,
         &unsealed,
         &sealed,
         &cache,
         opts,
-        &CpuBuilder,
+        builder::select(),
         Some(&mut journal),
+        Some(&pc1),
     )?;
     doc.set_hex("comm_c", &out.comm_c);
     doc.set_hex("comm_r_last", &out.comm_r_last);
@@ -111,7 +118,7 @@ const CHUNK_NODES: usize = 1 << 16;
 
 /// Opens a PC1 output, checking its size.
 fn open_exact(path: &Path, len: u64, what: &str) -> Result<File> {
-    let f = File::open(path)
+    let f = open_regular_read(path)
         .with_context(|| format!("{what} {} is missing (run seal-pc1 first)", path.display()))?;
     let got = f.metadata()?.len();
     ensure!(
@@ -142,11 +149,13 @@ pub fn seal_trees(
     opts: &Pc2Options,
     builder: &dyn TreeBuilder,
 ) -> Result<Pc2Output> {
-    seal_trees_resumable(proof, unsealed, sealed, cache, opts, builder, None)
+    seal_trees_resumable(proof, unsealed, sealed, cache, opts, builder, None, None)
 }
 
 /// [`seal_trees`] reusing the tree files `journal` lists as finished (and still matching),
-/// and recording each tree file it writes.
+/// and recording each tree file it writes. Layers `pc1` (the sector's PC1 journal) lists are
+/// checked against their recorded checksums as they are read.
+#[allow(clippy::too_many_arguments)]
 pub fn seal_trees_resumable(
     proof: SealProof,
     unsealed: &Path,
@@ -155,6 +164,7 @@ pub fn seal_trees_resumable(
     opts: &Pc2Options,
     builder: &dyn TreeBuilder,
     mut journal: Option<&mut Journal>,
+    pc1: Option<&crate::pc1::Journal>,
 ) -> Result<Pc2Output> {
     // The root of a finished tree file, if the journal vouches for it.
     let finished = |journal: &Option<&mut Journal>, name: &str| -> Result<Option<[u8; 32]>> {
@@ -172,12 +182,19 @@ pub fn seal_trees_resumable(
         }
         Ok(root)
     };
+    crate::fsutil::check_distinct_unsealed_sealed(unsealed, sealed)?;
+    crate::fsutil::remove_dead_temps(cache);
+    crate::fsutil::remove_dead_temps_beside(sealed);
     let nodes = proof.nodes() as usize;
     let shape = proof.tree_shape();
     let base_trees = shape.base_trees();
     let per_tree = nodes / base_trees;
-    let layers: Vec<File> = (1..=proof.layers())
-        .map(|l| open_exact(&cache.join(layer_file(l)), nodes as u64 * 32, "layer file"))
+    let layer_paths: Vec<_> = (1..=proof.layers())
+        .map(|l| cache.join(layer_file(l)))
+        .collect();
+    let layers: Vec<File> = layer_paths
+        .iter()
+        .map(|p| open_exact(p, nodes as u64 * 32, "layer file"))
         .collect::<Result<_>>()?;
     open_exact(
         &cache.join(TREE_D_FILE),
@@ -185,35 +202,57 @@ pub fn seal_trees_resumable(
         "tree_d file",
     )?;
     let base_len = tree_len(per_tree, shape.base);
+    let mut check = LayerCheck::new(pc1, &layer_paths, nodes as u64 * 32);
 
-    // tree_c: one file per base tree, every row.
+    // tree_c: one file per base tree, every row. Every layer byte passes through `check`
+    // (read for the tree, or just for the check where a finished tree is reused), and no
+    // tree_c file is committed, nor the replica encoded, until every layer matched.
     let mut c_roots = Vec::with_capacity(base_trees);
-    for t in 0..base_trees {
-        let name = base_tree_file("tree-c", t, base_trees);
-        if let Some(root) = finished(&journal, &name)? {
-            c_roots.push(root);
-            continue;
-        }
-        let mut rows = anon_buffer(base_len * 32)?;
-        let root = step(
-            opts.verbose,
-            &format!("tree_c {}/{base_trees}", t + 1),
-            || {
-                let mut bufs = vec![vec![0u8; CHUNK_NODES.min(per_tree) * 32]; layers.len()];
-                for first in (0..per_tree).step_by(CHUNK_NODES) {
-                    let n = CHUNK_NODES.min(per_tree - first);
-                    let at = ((t * per_tree + first) * 32) as u64;
-                    for (f, b) in layers.iter().zip(bufs.iter_mut()) {
-                        read_padded(f, at, &mut b[..n * 32])?;
+    let mut pending = Vec::new();
+    let mut bufs = vec![vec![0u8; CHUNK_NODES.min(per_tree) * 32]; layers.len()];
+    let outcome = (|| -> Result<()> {
+        for t in 0..base_trees {
+            let name = base_tree_file("tree-c", t, base_trees);
+            let reused = finished(&journal, &name)?;
+            if let Some(root) = reused {
+                if check.active() {
+                    for first in (0..per_tree).step_by(CHUNK_NODES) {
+                        let n = CHUNK_NODES.min(per_tree - first);
+                        let at = ((t * per_tree + first) * 32) as u64;
+                        read_layers(&layers, at, n, &mut bufs, &mut check)?;
                     }
-                    let columns: Vec<&[u8]> = bufs.iter().map(|b| &b[..n * 32]).collect();
-                    builder.column_hashes(&columns, &mut rows[first * 32..(first + n) * 32]);
                 }
-                Ok(builder.build_rows(&mut rows, per_tree, shape.base))
-            },
-        )?;
-        write_now(cache, &name, &rows, journal.as_deref_mut())?;
-        c_roots.push(root);
+                c_roots.push(root);
+                continue;
+            }
+            let mut rows = anon_buffer(base_len * 32)?;
+            let root = step(
+                opts.verbose,
+                &format!("tree_c {}/{base_trees}", t + 1),
+                || {
+                    for first in (0..per_tree).step_by(CHUNK_NODES) {
+                        let n = CHUNK_NODES.min(per_tree - first);
+                        let at = ((t * per_tree + first) * 32) as u64;
+                        read_layers(&layers, at, n, &mut bufs, &mut check)?;
+                        let columns: Vec<&[u8]> = bufs.iter().map(|b| &b[..n * 32]).collect();
+                        builder.column_hashes(&columns, &mut rows[first * 32..(first + n) * 32])?;
+                    }
+                    builder.build_rows(&mut rows, per_tree, shape.base)
+                },
+            )?;
+            pending.push((name.clone(), write_pending(cache.join(&name), &rows)?));
+            c_roots.push(root);
+        }
+        check.finish()
+    })();
+    if let Err(e) = outcome {
+        for (_, f) in pending {
+            f.discard();
+        }
+        return Err(e);
+    }
+    for (name, f) in pending {
+        commit_recorded(cache, &name, f, journal.as_deref_mut())?;
     }
     let comm_c = combine_roots(&c_roots, shape);
 
@@ -243,11 +282,16 @@ pub fn seal_trees_resumable(
                     (t * per_tree * 32) as u64,
                     &mut rows[..per_tree * 32],
                 )?;
-                Ok(builder.build_rows(&mut rows, per_tree, shape.base))
+                builder.build_rows(&mut rows, per_tree, shape.base)
             },
         )?;
         let keep = &rows[cached_rows_offset(per_tree, shape.base, rtd)..];
-        write_now(cache, &name, keep, journal.as_deref_mut())?;
+        commit_recorded(
+            cache,
+            &name,
+            write_pending(cache.join(&name), keep)?,
+            journal.as_deref_mut(),
+        )?;
         r_roots.push(root);
     }
     let comm_r_last = combine_roots(&r_roots, shape);
@@ -267,12 +311,21 @@ pub fn seal_trees_resumable(
     })
 }
 
-/// Writes `bytes` to `cache/name` durably (temp name, fsync, rename), then records it in
-/// the journal.
-fn write_now(cache: &Path, name: &str, bytes: &[u8], journal: Option<&mut Journal>) -> Result<()> {
-    let f = PendingFile::write_streamed(cache.join(name), bytes.len() as u64, |chunk, off| {
+/// Writes `bytes` to `path`'s temp name; [`commit_recorded`] puts it in place.
+fn write_pending(path: std::path::PathBuf, bytes: &[u8]) -> Result<PendingFile> {
+    PendingFile::write_streamed(path, bytes.len() as u64, |chunk, off| {
         chunk.copy_from_slice(&bytes[off as usize..off as usize + chunk.len()])
-    })?;
+    })
+}
+
+/// Makes a written file durable under its name (fsync, rename), then records it in the
+/// journal.
+fn commit_recorded(
+    cache: &Path,
+    name: &str,
+    f: PendingFile,
+    journal: Option<&mut Journal>,
+) -> Result<()> {
     let (len, sum) = f.summary();
     f.commit()?;
     match journal {
@@ -281,11 +334,26 @@ fn write_now(cache: &Path, name: &str, bytes: &[u8], journal: Option<&mut Journa
     }
 }
 
+/// Reads `n` nodes at byte `at` of every layer into `bufs`, feeding them to `check`.
+fn read_layers(
+    layers: &[File],
+    at: u64,
+    n: usize,
+    bufs: &mut [Vec<u8>],
+    check: &mut LayerCheck,
+) -> Result<()> {
+    for (f, b) in layers.iter().zip(bufs.iter_mut()) {
+        read_padded(f, at, &mut b[..n * 32])?;
+    }
+    check.update(bufs, n * 32);
+    Ok(())
+}
+
 /// `replica[v] = data[v] + key[v]` for every node, `data` read from the unsealed file (zeros
 /// past its end), written over the replica file, then made durable.
 fn encode(unsealed: &Path, sealed: &Path, key: &File, nodes: usize) -> Result<()> {
     use std::os::unix::fs::FileExt;
-    let data = File::open(unsealed).with_context(|| {
+    let data = open_regular_read(unsealed).with_context(|| {
         format!(
             "PC2 encodes from the unsealed file, and {} cannot be read",
             unsealed.display()
@@ -297,10 +365,7 @@ fn encode(unsealed: &Path, sealed: &Path, key: &File, nodes: usize) -> Result<()
         "unsealed file {} has {data_len} bytes: not whole nodes of this sector",
         unsealed.display()
     );
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(sealed)
+    let f = open_regular(sealed, OpenOptions::new().read(true).write(true))
         .with_context(|| format!("opening replica {}", sealed.display()))?;
     if f.metadata()?.len() != nodes as u64 * 32 {
         bail!(

@@ -5,9 +5,10 @@
 //! aligned power of two, exactly the pieces Lotus's `fillersFromRem` would add. The reference's
 //! `get_piece_alignment` computes the same gap in unpadded bytes (tested against it).
 
-/// First offset at or after `end` (padded bytes) where a piece of `padded` bytes may start.
-pub fn aligned_offset(end: u64, padded: u64) -> u64 {
-    end.div_ceil(padded) * padded
+/// First offset at or after `end` (padded bytes) where a piece of `padded` bytes may start;
+/// `None` if there is none below 2^64 (or `padded` is 0).
+pub fn aligned_offset(end: u64, padded: u64) -> Option<u64> {
+    end.checked_next_multiple_of(padded)
 }
 
 /// Zero filler pieces (padded sizes, ascending, each aligned) that cover `[from, to)`.
@@ -18,11 +19,11 @@ pub fn fillers(from: u64, to: u64) -> Vec<u64> {
     let mut pos = from;
     while pos < to {
         let mut size = if pos == 0 {
-            (to - pos).next_power_of_two()
+            (to - pos).checked_next_power_of_two().unwrap_or(1 << 63)
         } else {
             1u64 << pos.trailing_zeros()
         };
-        while pos + size > to {
+        while pos.checked_add(size).is_none_or(|e| e > to) {
             size /= 2;
         }
         out.push(size);
@@ -61,6 +62,15 @@ mod tests {
         ] {
             assert_eq!(reference_alignment(w, p), want, "written {w}, piece {p}");
         }
+    }
+
+    #[test]
+    fn no_overflow_near_u64_max() {
+        assert_eq!(aligned_offset(u64::MAX - 100, 128), None);
+        assert_eq!(aligned_offset(1, 1 << 63), Some(1 << 63));
+        assert_eq!(aligned_offset(5, 0), None);
+        let want: Vec<u64> = (0..63).rev().map(|b| 1u64 << b).collect();
+        assert_eq!(fillers(1 << 63, u64::MAX), want);
     }
 
     #[test]

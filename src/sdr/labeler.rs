@@ -124,7 +124,7 @@ fn gather(
     let mut missing = 0u32;
     for (i, &b) in p[..BASE_DEGREE].iter().enumerate() {
         if (b as usize) < ready {
-            // SAFETY: b < ready ≤ done, so label b is published.
+            // SAFETY: b < ready ≤ done, so label b is published (and within the layer).
             buf[i * LABEL..(i + 1) * LABEL].copy_from_slice(unsafe { layer.label(b as usize) });
         } else {
             missing |= 1 << i;
@@ -153,7 +153,8 @@ fn hash_node(
         let p = job.parents.parents(v as u64);
         for i in 0..BASE_DEGREE {
             if missing & (1 << i) != 0 {
-                // SAFETY: base parents are < v, all written by this (the hashing) thread.
+                // SAFETY: base parents are < v (every entry is range-checked when the parent
+                // cache is opened, `parent_cache::check_entries`), all written by this thread.
                 buf[i * LABEL..(i + 1) * LABEL]
                     .copy_from_slice(unsafe { layer.label(p[i] as usize) });
             }

@@ -7,8 +7,12 @@
 //! temp name that is renamed into place when complete. Files of the production graphs (ids 0–9)
 //! are checked against the reference's published digests after generation, and on open when
 //! `FIL_PROOFS_VERIFY_CACHE=1`.
+//!
+//! Every open also checks every entry's range (one parallel pass at memory speed, far cheaper
+//! than the digest): the labelers index label buffers with these numbers, and a corrupted
+//! file must be an error (and is regenerated under the lock), never a wild read.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -19,7 +23,10 @@ use sha2::{Digest, Sha256};
 
 use super::graph::SdrGraph;
 use super::{BASE_DEGREE, DEGREE, EXP_DEGREE};
-use crate::fsutil::{create_preallocated, sync_parent, temp_path};
+use crate::fsutil::{
+    create_preallocated, open_regular_read, remove_dead_temps, rename_into_place, sync_parent,
+    temp_path,
+};
 
 /// `storage-proofs-core` parameter_cache VERSION.
 const VERSION: u32 = 28;
@@ -126,6 +133,9 @@ impl ParentCache {
         let verify_existing =
             std::env::var("FIL_PROOFS_VERIFY_CACHE").is_ok_and(|v| v == "1" || v == "true");
 
+        if dir.is_dir() {
+            remove_dead_temps(dir);
+        }
         if let Some(c) = Self::try_open(&path, graph.nodes, want_len, verify_existing)? {
             return Ok(c);
         }
@@ -144,6 +154,17 @@ impl ParentCache {
         if let Some(c) = Self::try_open(&path, graph.nodes, want_len, false)? {
             return Ok(c);
         }
+        // Holding the lock, no one else is generating this file: any temp of its name is
+        // left over from a killed generator (a full-size file), as are dead processes' temps.
+        remove_dead_temps(dir);
+        let prefix = format!("{name}.tmp-");
+        for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix)
+                && e.file_type().is_ok_and(|t| t.is_file())
+            {
+                fs::remove_file(e.path()).ok();
+            }
+        }
         generate(&path, graph)?;
         Self::try_open(&path, graph.nodes, want_len, false)?
             .with_context(|| format!("parent cache {} vanished after generation", path.display()))
@@ -157,7 +178,7 @@ impl ParentCache {
         want_len: u64,
         verify: bool,
     ) -> Result<Option<ParentCache>> {
-        let f = match File::open(path) {
+        let f = match open_regular_read(path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => {
@@ -175,6 +196,14 @@ impl ParentCache {
         }
         let map = unsafe { MmapOptions::new().map(&f) }
             .with_context(|| format!("mapping parent cache {}", path.display()))?;
+        if let Err(e) = check_entries(&map, nodes) {
+            eprintln!(
+                "{}: parent cache {} is corrupt ({e}); regenerating",
+                crate::cli::tool_name(),
+                path.display()
+            );
+            return Ok(None);
+        }
         if verify {
             let name = path
                 .file_name()
@@ -213,7 +242,9 @@ impl ParentCache {
         &self.map
     }
 
-    /// Parents of `node`.
+    /// Parents of `node`. Checked on open ([`check_entries`]): for every node `v ≥ 1` its
+    /// base parents are `< v` and its expander parents `< nodes`, so a labeler may index
+    /// labels with them.
     #[inline]
     pub fn parents(&self, node: u64) -> [u32; DEGREE] {
         let at = node as usize * ENTRY_BYTES;
@@ -221,6 +252,43 @@ impl ParentCache {
         std::array::from_fn(|i| {
             u32::from_le_bytes(e[4 * i..4 * i + 4].try_into().expect("4 bytes"))
         })
+    }
+}
+
+/// Checks that `bytes` hold `nodes` entries whose parents a labeler may use: for node `v ≥ 1`
+/// the base parents are `< v` (labels already written in this layer), the expander parents
+/// `< nodes` (the previous layer). Node 0 has no parents that are read. One parallel pass.
+pub fn check_entries(bytes: &[u8], nodes: u64) -> Result<()> {
+    ensure!(
+        bytes.len() as u64 == nodes * ENTRY_BYTES as u64,
+        "{} bytes, expected {}",
+        bytes.len(),
+        nodes * ENTRY_BYTES as u64
+    );
+    const NODES_PER_TASK: usize = 1 << 16;
+    let bad = bytes
+        .par_chunks(NODES_PER_TASK * ENTRY_BYTES)
+        .enumerate()
+        .find_map_first(|(chunk, entries)| {
+            let first = (chunk * NODES_PER_TASK) as u64;
+            entries
+                .chunks_exact(ENTRY_BYTES)
+                .enumerate()
+                .find_map(|(i, e)| {
+                    let v = first + i as u64;
+                    let p = |k: usize| {
+                        u64::from(u32::from_le_bytes(
+                            e[4 * k..4 * k + 4].try_into().expect("4 bytes"),
+                        ))
+                    };
+                    let base_ok = v == 0 || (0..BASE_DEGREE).all(|k| p(k) < v);
+                    let exp_ok = (BASE_DEGREE..DEGREE).all(|k| p(k) < nodes);
+                    (!(base_ok && exp_ok)).then_some(v)
+                })
+        });
+    match bad {
+        None => Ok(()),
+        Some(v) => bail!("node {v} has a parent out of range"),
     }
 }
 
@@ -260,7 +328,7 @@ fn generate(path: &Path, graph: &SdrGraph) -> Result<()> {
         map.flush()?;
         drop(map);
         f.sync_all()?;
-        fs::rename(&tmp, path)?;
+        rename_into_place(&tmp, path)?;
         sync_parent(path)
     })();
     bar.finish_and_clear();
@@ -321,5 +389,35 @@ mod tests {
         let mut want: Vec<String> = MANIFEST.iter().map(|(n, _)| format!("{n}.cache")).collect();
         want.sort();
         assert_eq!(names, want);
+    }
+
+    /// Every generated cache passes the range check; a base parent at or past its node, or
+    /// an expander parent past the end, is caught; a corrupted file is regenerated.
+    #[test]
+    fn entries_are_range_checked_and_corruption_regenerated() {
+        for id in [0, 5] {
+            let p = SealProof::from_id(id).unwrap();
+            let g = SdrGraph::new(p.nodes(), p.porep_id(), p.api_version());
+            let good = generate_bytes(&g);
+            check_entries(&good, g.nodes).unwrap();
+            for (node, k, v, want) in [
+                (3u64, 0usize, 3u32, "node 3 has a parent out of range"),
+                (9, 5, u32::MAX, "node 9 has a parent out of range"),
+                (0, 6, 64, "node 0 has a parent out of range"),
+            ] {
+                let mut bad = good.clone();
+                let at = node as usize * ENTRY_BYTES + 4 * k;
+                bad[at..at + 4].copy_from_slice(&v.to_le_bytes());
+                assert_eq!(check_entries(&bad, g.nodes).unwrap_err().to_string(), want);
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(file_name(&g));
+            let mut bad = good.clone();
+            bad[40 * ENTRY_BYTES..40 * ENTRY_BYTES + 4].copy_from_slice(&[0xff; 4]);
+            std::fs::write(&path, &bad).unwrap();
+            let c = ParentCache::open_or_generate_in(dir.path(), &g).unwrap();
+            assert_eq!(c.bytes(), &good[..]);
+            assert_eq!(std::fs::read(&path).unwrap(), good);
+        }
     }
 }

@@ -127,13 +127,17 @@ fn write_file(
     path: &Path,
     write: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
 ) -> Result<()> {
+    crate::fsutil::check_replaceable(path)?;
+    if let Some(dir) = path.parent() {
+        crate::fsutil::remove_dead_temps(dir);
+    }
     let tmp = temp_path(path);
-    let f = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let f = crate::fsutil::create_temp(&tmp)?;
     let mut w = BufWriter::with_capacity(1 << 20, f);
     write(&mut w).with_context(|| format!("cannot write {}", tmp.display()))?;
     let f = w.into_inner().map_err(|e| e.into_error())?;
     f.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot rename {}", tmp.display()))?;
+    crate::fsutil::rename_into_place(&tmp, path)?;
     sync_parent(path)
 }
 

@@ -42,13 +42,25 @@ fn bytes32(v: &Value, key: &str, file: &Path) -> Result<[u8; 32]> {
     Ok(out)
 }
 
+/// The most bytes read as a Commit1 output. The largest real ones are NI-PoRep outputs of
+/// 32/64 GiB sectors: about 2,250 challenges of roughly 180 KB of JSON each (tree_d path,
+/// 15 label columns with their tree_c paths, tree_r_last path, labeling proofs), some
+/// 400 MB; interactive 32 GiB outputs are near 32 MB. 1 GiB leaves room and still stops a
+/// wrong file before it exhausts memory.
+pub const MAX_C1_BYTES: u64 = 1 << 30;
+
 /// Reads a Commit1 output for `proof`: the reference's `SealCommitPhase1Output` JSON, or
 /// filecoin-proofs-api's form that filecoin-ffi hands to Lotus (`registered_proof` plus the
 /// proofs under a per-size variant), which is unwrapped to the former.
 pub fn read_c1(path: &Path, proof: SealProof) -> Result<(Value, C1Fields)> {
-    let text = std::fs::read(path)
+    let file = std::fs::File::open(path)
         .with_context(|| format!("cannot read Commit1 output {}", path.display()))?;
-    let mut v: Value = serde_json::from_slice(&text).with_context(|| {
+    let text = crate::cli::read_capped(
+        file,
+        MAX_C1_BYTES,
+        &format!("Commit1 output {}", path.display()),
+    )?;
+    let mut v: Value = serde_json::from_str(&text).with_context(|| {
         format!(
             "{} is not a Commit1 output (truncated or not JSON)",
             path.display()
@@ -146,6 +158,7 @@ pub fn commit2(doc: &mut SectorDoc, c1: &Path) -> Result<Vec<u8>> {
     let sector = doc.sector()?;
     let (value, fields) = read_c1(c1, proof)?;
     reconcile(doc, &fields, c1)?;
+    super::c1_check::check_structure(&value, proof, c1)?;
     check_present(proof, true, Kind::of(proof) == Kind::NonInteractive)?;
     let config = porep_config(proof)?;
     let bytes = with_tree_shape!(proof, Tree => {

@@ -6,8 +6,15 @@
 //! unsealed file Lotus keeps) or any range of unpadded bytes. The reference converts ranges only
 //! when they start on a 127-byte boundary (docs/sdr-porep.md#unseal); ranges here are exact for
 //! every offset and length, by unpadding the whole 127-byte blocks that cover them.
+//!
+//! A document that does not belong to the replica (another ticket, another sector's replica)
+//! decodes to noise, so nothing is written before what was decoded is checked against the
+//! document's commitments: a piece against its `comm_p`, the padded sector against `comm_d`,
+//! and a range against every piece it touches (whole pieces are decoded and hashed; a range
+//! in a sector whose pieces do not cover it is checked against `comm_d`, the whole sector).
+//! Only checked bytes are written: decoding runs twice, once to check and once to write.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::Write;
 use std::path::Path;
 
@@ -17,12 +24,14 @@ use rayon::prelude::*;
 
 use crate::durable::NewFile;
 use crate::hash::poseidon;
+use crate::merkle::stack::SubtreeStack;
 use crate::piece::fr32::{self, PADDED_BLOCK, UNPADDED_BLOCK};
 use crate::progress::step;
 use crate::sdr::graph::SdrGraph;
 use crate::sdr::labeler::{label_layer, LayerJob};
 use crate::sdr::parent_cache::ParentCache;
 use crate::sector::document::SectorDoc;
+use crate::sector::lock::SectorLock;
 use crate::sector::replica_id::replica_id;
 
 /// What to recover.
@@ -55,6 +64,7 @@ pub fn unseal(
     let cache = paths
         .cache
         .context("sector document has no \"paths.cache\"")?;
+    let _lock = SectorLock::acquire(&cache)?;
     let comm_d = doc.hex32("comm_d")?;
     let rid = replica_id(
         &doc.prover_id()?,
@@ -85,8 +95,10 @@ pub fn unseal(
         );
     }
 
-    let replica_file =
-        File::open(&sealed).with_context(|| format!("opening replica {}", sealed.display()))?;
+    let spans = spans_to_check(doc, request, size, offset, len)?;
+
+    let replica_file = crate::fsutil::open_regular_read(&sealed)
+        .with_context(|| format!("opening replica {}", sealed.display()))?;
     ensure!(
         replica_file.metadata()?.len() == size,
         "replica {} is not {size} bytes",
@@ -110,6 +122,13 @@ pub fn unseal(
             });
         buf
     };
+
+    step(verbose, "checking the decoded data", || {
+        for span in &spans {
+            span.check(&decode)?;
+        }
+        Ok(())
+    })?;
 
     let mut written = 0u64;
     match request {
@@ -139,6 +158,94 @@ pub fn unseal(
     }
     out.flush()?;
     Ok(written)
+}
+
+/// A run of padded sector bytes whose root the document records.
+struct Span {
+    /// Padded byte offset and size (a power of two).
+    offset: u64,
+    size: u64,
+    root: [u8; 32],
+    /// What the root is, for the error.
+    what: String,
+}
+
+impl Span {
+    /// Decodes the span (`decode(first_node, nodes)`) a chunk at a time and compares its
+    /// root with the recorded one.
+    fn check(&self, decode: &(dyn Fn(u64, u64) -> Vec<u8> + Sync)) -> Result<()> {
+        const CHUNK_NODES: u64 = 1 << 15;
+        let nodes = self.size / 32;
+        let chunk = CHUNK_NODES.min(nodes);
+        let mut stack = SubtreeStack::new();
+        for first in (0..nodes).step_by(chunk as usize) {
+            let buf = decode(self.offset / 32 + first, chunk);
+            stack.push(chunk * 32, crate::merkle::binary::root(&buf))?;
+        }
+        let got = stack.finish(self.size)?;
+        ensure!(
+            got == self.root,
+            "the data decoded from the replica does not match {} ({}, decoded {}): the document does not belong to this replica (wrong ticket, replica or sector)",
+            self.what,
+            crate::hex::encode(&self.root),
+            crate::hex::encode(&got)
+        );
+        Ok(())
+    }
+}
+
+/// What is checked before `request` is written: the requested piece, the pieces an unpadded
+/// range `[offset, offset + len)` touches, or (for the padded sector, or a range the pieces
+/// do not cover) the whole sector against comm_d.
+fn spans_to_check(
+    doc: &SectorDoc,
+    request: Request,
+    size: u64,
+    offset: u64,
+    len: u64,
+) -> Result<Vec<Span>> {
+    let whole = || -> Result<Vec<Span>> {
+        Ok(vec![Span {
+            offset: 0,
+            size,
+            root: doc.hex32("comm_d")?,
+            what: "the document's comm_d".into(),
+        }])
+    };
+    let pieces = doc.pieces()?;
+    let span_of = |i: usize, p: &crate::sector::document::PieceRecord| Span {
+        offset: p.offset,
+        size: p.padded_size,
+        root: p.comm_p,
+        what: format!("the comm_p of piece {i}"),
+    };
+    match request {
+        Request::Padded => whole(),
+        Request::Piece(i) => Ok(vec![span_of(i, &pieces[i])]),
+        Request::Range { .. } => {
+            // Padded bytes of the 127-byte blocks that hold the range.
+            let start = offset / 127 * 128;
+            let end = (offset + len).div_ceil(127) * 128;
+            let touched: Vec<Span> = pieces
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.offset < end && p.offset + p.padded_size > start)
+                .map(|(i, p)| span_of(i, p))
+                .collect();
+            let mut pos = start;
+            for s in &touched {
+                if s.offset > pos {
+                    break;
+                }
+                pos = pos.max(s.offset + s.size);
+            }
+            if pos >= end {
+                Ok(touched)
+            } else {
+                whole()
+            }
+        }
+    }
 }
 
 fn remove_prefixed(dir: &Path, prefix: &str) {

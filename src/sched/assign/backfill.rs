@@ -1,6 +1,14 @@
 //! Reservations (EASY backfill): a blocked task reserves the worker where it starts soonest.
 
-use super::*;
+use std::cmp::Ordering;
+
+use super::pass::Pass;
+use super::storage::{StorageCheck, TaskStorage};
+use super::{secs, Reservation};
+
+use crate::sched::admission::{Allocation, Refusal};
+use crate::sched::resources::Resources;
+use crate::sched::task_type::TaskType;
 
 /// A reservation being honoured for the rest of the pass.
 pub(super) struct Resv {
@@ -177,7 +185,6 @@ impl<'a> Pass<'a> {
 #[cfg(test)]
 mod tests {
     use super::super::tests::*;
-    use super::*;
 
     #[test]
     fn reservation_keeps_c2_from_starving_behind_small_aps() {

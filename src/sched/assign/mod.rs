@@ -21,12 +21,9 @@
 //! Nothing here runs tasks: the dispatcher starts window-0 work when the
 //! worker's running resources allow it, like Lotus `assignPreparingWork`.
 
-use std::cmp::Ordering;
-use std::collections::HashMap;
-
-use super::admission::{format_bytes, Allocation, Refusal, WorkerInfo};
-use super::queue::{queue_cmp, QueuedTask, DEAL_SECTOR_PRIORITY};
-use super::resources::{ResourceTable, Resources, GIB, SECTOR_SIZES};
+use super::admission::WorkerInfo;
+use super::queue::{queue_cmp, QueuedTask};
+use super::resources::ResourceTable;
 use super::task_type::TaskType;
 
 mod backfill;
@@ -35,10 +32,7 @@ mod storage;
 mod synthetic;
 mod windows;
 
-use backfill::Resv;
 use pass::Pass;
-use storage::{Choice, StorageCheck, TaskStorage};
-use windows::{Placed, WState};
 
 pub use synthetic::synthetic_load;
 
@@ -201,7 +195,8 @@ fn secs(d: f64) -> String {
 /// Shared by the tests of every part of the pass.
 #[cfg(test)]
 mod tests {
-    pub(super) use super::super::resources::{default_resources, KIB, MIB};
+    pub(super) use super::super::queue::DEAL_SECTOR_PRIORITY;
+    pub(super) use super::super::resources::{default_resources, GIB, KIB, MIB};
     pub(super) use super::*;
     pub(super) use std::collections::HashSet;
     pub(super) const G32: u64 = 32 * GIB;

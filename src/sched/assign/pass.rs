@@ -1,6 +1,16 @@
 //! The pass itself: which eligible worker takes a task, and recording the choice.
 
-use super::*;
+use std::cmp::Ordering;
+use std::collections::HashMap;
+
+use super::storage::{Choice, StorageCheck};
+use super::windows::{Placed, WState};
+use super::{Assignment, Plan, StoragePath, WorkerState};
+
+use crate::sched::admission::{format_bytes, Refusal};
+use crate::sched::queue::QueuedTask;
+use crate::sched::resources::{ResourceTable, Resources};
+use crate::sched::task_type::TaskType;
 
 /// Ordering key of a worker that can take a task; smaller is better.
 #[derive(Clone, Copy)]
@@ -314,7 +324,6 @@ impl<'a> Pass<'a> {
 #[cfg(test)]
 mod tests {
     use super::super::tests::*;
-    use super::*;
 
     #[test]
     fn spreads_40_pc1_over_19_workers() {

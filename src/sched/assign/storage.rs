@@ -1,6 +1,10 @@
 //! Storage rules: locality, space per task, fetch targets, storage groups and AllowTo.
 
-use super::*;
+use super::pass::Pass;
+use super::StoragePath;
+
+use crate::sched::queue::QueuedTask;
+use crate::sched::task_type::TaskType;
 
 /// Which kind of path a file must land on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,6 +1,11 @@
 //! Synthetic load for benchmarks and smoke tests.
 
-use super::*;
+use super::{Busy, StoragePath, WorkerState, DEFAULT_WINDOWS};
+
+use crate::sched::admission::WorkerInfo;
+use crate::sched::queue::{QueuedTask, DEAL_SECTOR_PRIORITY};
+use crate::sched::resources::{GIB, SECTOR_SIZES};
+use crate::sched::task_type::TaskType;
 
 /// Tiny deterministic xorshift64* generator (no dependencies).
 struct XorShift(u64);

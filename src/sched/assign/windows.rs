@@ -1,6 +1,12 @@
 //! Per-worker windows: capacity-sized budgets filled by busy work, then by the pass.
 
-use super::*;
+use super::backfill::Resv;
+use super::pass::Pass;
+use super::{Busy, WorkerState, MAX_WINDOWS};
+
+use crate::sched::admission::{Allocation, Refusal};
+use crate::sched::resources::{ResourceTable, Resources};
+use crate::sched::task_type::TaskType;
 
 pub(super) struct Placed {
     pub(super) est_end: f64,
@@ -94,7 +100,6 @@ impl<'a> Pass<'a> {
 #[cfg(test)]
 mod tests {
     use super::super::tests::*;
-    use super::*;
 
     #[test]
     fn windows_bound_placed_work_and_first_blocked_task_reserves() {

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use common::fails;
 use common::sched::{ok, sched, sched_bin, start_daemon};
 use sealkit::sched::config::Config;
 
@@ -29,14 +30,6 @@ fn repo_in(dir: &Path) -> (PathBuf, Config) {
     cfg.batching.commit_batch_slack = "1s".into();
     std::fs::write(repo.join("config.toml"), cfg.to_toml()).unwrap();
     (repo, cfg)
-}
-
-fn fails(out: std::process::Output, needle: &str) -> String {
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!out.status.success(), "expected a failure, got {err}");
-    assert!(err.contains(needle), "{needle:?} not in: {err}");
-    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
-    err
 }
 
 /// Plants a "proving" sector's files for number `n` under the storage path `root`.
@@ -182,7 +175,7 @@ fn a_new_sector_is_not_sealed_over_files_that_appear_later() {
     let t = Instant::now();
     let why = loop {
         let jobs = ok(sched(&repo, &["jobs", "--json"]));
-        if let Some(w) = jobs.get(0).and_then(|j| j["waiting_for"].as_str()) {
+        if let Some(w) = jobs["jobs"].get(0).and_then(|j| j["waiting_for"].as_str()) {
             if w.contains("already holds") {
                 break w.to_string();
             }
@@ -397,19 +390,24 @@ fn a_failed_add_piece_retries_with_its_paths() {
         .ends_with("unsealed/s-t01000-1"));
 }
 
+/// `seal-sched ARGS` with an empty proof-parameter directory.
+fn without_params(repo: &Path, empty: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(sched_bin())
+        .arg("--repo")
+        .arg(repo)
+        .args(args)
+        .env("FIL_PROOFS_PARAMETER_CACHE", empty)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn the_daemon_refuses_to_start_without_parameters() {
     let dir = tempfile::tempdir().unwrap();
     let (repo, _) = repo_in(dir.path());
     let empty = dir.path().join("no-params");
     std::fs::create_dir_all(&empty).unwrap();
-    let out = Command::new(sched_bin())
-        .arg("--repo")
-        .arg(&repo)
-        .args(["run", "--until-done", "--quiet"])
-        .env("FIL_PROOFS_PARAMETER_CACHE", &empty)
-        .output()
-        .unwrap();
+    let out = without_params(&repo, &empty, &["run", "--until-done", "--quiet"]);
     let err = fails(out, "parameter file");
     assert!(err.contains(empty.to_str().unwrap()), "{err}");
 }
@@ -435,14 +433,14 @@ fn a_commit_the_publisher_cannot_verify_is_kept_not_failed() {
     // A cron publisher whose environment lacks the parameters.
     let empty = dir.path().join("no-params");
     std::fs::create_dir_all(&empty).unwrap();
-    let out = Command::new(sched_bin())
-        .arg("--repo")
-        .arg(&repo)
-        .args(["batch", "publish", "--now"])
-        .env("FIL_PROOFS_PARAMETER_CACHE", &empty)
-        .output()
-        .unwrap();
-    fails(out, "kept for a retry");
+    let out = without_params(&repo, &empty, &["batch", "publish", "--now"]);
+    // It reports what it did (nothing landed) and fails with the reason.
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("kept for a retry"),
+        "{err}"
+    );
     let s = &sectors(&repo)[0];
     assert_eq!(s["state"], "CommitBatchWait", "{s}");
     assert_eq!(s["proof"], proof, "the proof is kept");
@@ -486,5 +484,60 @@ fn update_state_follows_the_transition_table() {
     assert!(
         status.contains("set by the operator (was PreCommit1, forced)"),
         "{status}"
+    );
+}
+
+#[test]
+fn storage_redeclare_finds_sectors_moved_by_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, cfg) = repo_in(dir.path());
+    ok(sched(&repo, &["sectors", "pledge", "--count", "2"]));
+    let store = repo.join("storage");
+    let other = dir.path().join("store2");
+    ok(sched(
+        &repo,
+        &["storage", "attach", other.to_str().unwrap(), "--store"],
+    ));
+    // Sector 1 was recorded at the first path; its files were moved to the second by hand.
+    let db = rusqlite::Connection::open(repo.join("sched.db")).unwrap();
+    db.execute(
+        "UPDATE sectors SET location = ?1 WHERE number = 1",
+        [store.to_str().unwrap()],
+    )
+    .unwrap();
+    drop(db);
+    let planted = plant(&other, cfg.sealing.miner, 1);
+    plant(&other, cfg.sealing.miner, 7);
+    plant(&other, 4242, 1);
+    let r = ok(sched(
+        &repo,
+        &["storage", "redeclare", other.to_str().unwrap()],
+    ));
+    let status = |name: &str| {
+        r.as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["name"] == name)
+            .map(|d| d["status"].as_str().unwrap().to_string())
+    };
+    assert_eq!(status("s-t01000-1").as_deref(), Some("moved-here"), "{r}");
+    assert_eq!(status("s-t01000-7").as_deref(), Some("unknown"), "{r}");
+    assert_eq!(status("s-t04242-1").as_deref(), Some("foreign"), "{r}");
+    let s1 = sectors(&repo)[0].clone();
+    assert_eq!(s1["location"], other.to_str().unwrap());
+    assert!(s1["paths"]["sealed"]
+        .as_str()
+        .unwrap()
+        .starts_with(other.to_str().unwrap()));
+    unchanged(&planted);
+    // Running it again changes nothing; a path that is no storage path is refused.
+    let again = ok(sched(
+        &repo,
+        &["storage", "redeclare", other.to_str().unwrap()],
+    ));
+    assert!(again.to_string().contains("indexed"), "{again}");
+    fails(
+        sched(&repo, &["storage", "redeclare", "/tmp"]),
+        "is not a storage path",
     );
 }

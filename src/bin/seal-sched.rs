@@ -256,6 +256,14 @@ enum StorageCmd {
         #[arg(long)]
         force: bool,
     },
+    /// Re-index a storage path (Lotus's `storage redeclare`): list the sector files under it
+    /// and point a sector whose recorded location lost its files here. Moves no file.
+    ///
+    /// Example: seal-sched storage redeclare /mnt/store2   # after moving sectors by hand
+    Redeclare {
+        /// The storage path (of a worker on this machine).
+        path: PathBuf,
+    },
 }
 
 fn show(json: bool, (text, value): (String, Value)) -> Result<()> {
@@ -514,6 +522,12 @@ fn run(args: Cli) -> Result<()> {
                 worker.as_deref(),
                 force,
             )?;
+            cli::print_json_line(&serde_json::to_string(&d)?)
+        }
+        Cmd::Storage(StorageCmd::Redeclare { path }) => {
+            let cfg = repo.config()?;
+            let mut db = repo.open_db()?;
+            let d = ops::redeclare_storage(&cfg, &mut db, &path)?;
             cli::print_json_line(&serde_json::to_string(&d)?)
         }
         Cmd::Demo { cc, deals } => {

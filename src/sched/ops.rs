@@ -319,3 +319,102 @@ pub fn detach_storage(
         stranded,
     })
 }
+
+/// What `storage redeclare` found for one sector name under a path.
+#[derive(Debug, Serialize)]
+pub struct Declared {
+    pub name: String,
+    /// The sector number, for this repository's miner; `None` for another miner's files.
+    pub sector: Option<u64>,
+    /// `indexed` (already recorded here), `moved-here` (its recorded location had lost its
+    /// files; it now points here), `unknown` (no such sector in the database: never sealed
+    /// over, see numbering), `duplicate` (files both here and at its recorded location:
+    /// left for the operator), `busy` (a task runs for it: not changed), `foreign`.
+    pub status: &'static str,
+}
+
+/// Re-indexes a storage path of this machine (Lotus's `storage redeclare`): lists every
+/// sector name under its `unsealed/`, `sealed/` and `cache/`, and points a sector whose
+/// recorded location no longer holds its files at this path, in one transaction per sector.
+/// It never moves, deletes or creates a file.
+pub fn redeclare_storage(cfg: &Config, db: &mut Db, path: &Path) -> Result<Vec<Declared>> {
+    let root = path.display().to_string();
+    ensure!(
+        cfg.workers
+            .iter()
+            .any(|w| !w.is_remote() && w.storage.iter().any(|p| Path::new(p) == path)),
+        "{root} is not a storage path of a worker on this machine (see `seal-sched storage list`)"
+    );
+    let mut names = std::collections::BTreeSet::new();
+    for t in storage::FILE_TYPES {
+        let Ok(dir) = std::fs::read_dir(path.join(t)) else {
+            continue;
+        };
+        for e in dir.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.starts_with("s-t0") && !name.contains(".tmp-") {
+                names.insert(name);
+            }
+        }
+    }
+    let prefix = format!("s-t0{}-", cfg.sealing.miner);
+    let mut out = Vec::new();
+    for name in names {
+        let Some(n) = name
+            .strip_prefix(&prefix)
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            out.push(Declared {
+                name,
+                sector: None,
+                status: "foreign",
+            });
+            continue;
+        };
+        let status = db.tx(|tx| {
+            let Some(s) = db::sectors_where(tx, "number = ?1", [n as i64])?.pop() else {
+                return Ok("unknown");
+            };
+            if s.location.as_deref() == Some(root.as_str()) {
+                return Ok("indexed");
+            }
+            if !db::tasks_where(
+                tx,
+                &format!("sector = {n} AND state IN ('queued', 'running')"),
+            )?
+            .is_empty()
+            {
+                return Ok("busy");
+            }
+            if let Some(l) = &s.location {
+                let at = Location::parse(l)?;
+                if !at.is_local() || storage::holds(Path::new(&at.path), &name) {
+                    return Ok("duplicate");
+                }
+            }
+            tx.execute(
+                "UPDATE sectors SET location = ?2 WHERE number = ?1",
+                params![n as i64, root],
+            )?;
+            let mut doc = s.doc.clone();
+            doc["paths"] = storage::sector_paths(path, &name);
+            db::set_doc(tx, n, &doc)?;
+            db::event(
+                tx,
+                Some(n),
+                "storage",
+                &format!(
+                    "redeclared at {root} (was {})",
+                    s.location.as_deref().unwrap_or("nowhere")
+                ),
+            )?;
+            Ok("moved-here")
+        })?;
+        out.push(Declared {
+            name,
+            sector: Some(n),
+            status,
+        });
+    }
+    Ok(out)
+}

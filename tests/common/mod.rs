@@ -69,11 +69,12 @@ pub fn hex(b: &[u8]) -> String {
 }
 
 /// Asserts a tool failed cleanly: non-zero exit, nothing on stdout, one line on stderr
-/// containing `needle`.
-pub fn fails(out: std::process::Output, needle: &str) {
-    let err = String::from_utf8_lossy(&out.stderr);
+/// containing `needle`; returns that line.
+pub fn fails(out: std::process::Output, needle: &str) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(!out.status.success(), "should fail: {err}");
     assert!(out.stdout.is_empty());
     assert_eq!(err.lines().count(), 1, "one line: {err}");
     assert!(err.contains(needle), "{needle:?} not in {err}");
+    err
 }

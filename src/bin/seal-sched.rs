@@ -15,6 +15,7 @@ use sealkit::sched::{
     daemon, demo, engine, hostcmd, log, numbering, ops,
     repo::Repo,
     report, storage, supervisor,
+    task_type::TaskType,
 };
 
 #[derive(Parser)]
@@ -560,11 +561,11 @@ fn switch(e: &engine::Engine, worker: &str, tasks: &[String], enabled: bool) -> 
     e.cfg.worker(worker)?;
     anyhow::ensure!(
         !tasks.is_empty(),
-        "name the task types to switch (AP, PC1, PC2, C1, C2, FIN, GET)"
+        "name the task types to switch ({})",
+        TaskType::short_names(&TaskType::SEALING)
     );
     for t in tasks {
-        let k = sealkit::sched::task_type::TaskType::parse(t)
-            .with_context(|| format!("unknown task type {t:?}"))?;
+        let k = TaskType::parse(t).with_context(|| format!("unknown task type {t:?}"))?;
         e.db.conn.execute(
             "INSERT INTO switches (worker, task, enabled) VALUES (?1, ?2, ?3) ON CONFLICT(worker, task) DO UPDATE SET enabled = ?3",
             rusqlite::params![worker, k.short(), enabled as i64],

@@ -239,10 +239,11 @@ fn two() -> u32 {
     2
 }
 
-fn all_tasks() -> Vec<String> {
-    ["AP", "PC1", "PC2", "C1", "C2", "FIN", "GET"]
+/// A worker's `tasks` when its config names none: [`TaskType::SEALING`].
+pub fn all_tasks() -> Vec<String> {
+    TaskType::SEALING
         .iter()
-        .map(|s| s.to_string())
+        .map(|t| t.short().to_string())
         .collect()
 }
 

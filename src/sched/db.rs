@@ -428,7 +428,10 @@ fn task_row(r: &Row) -> Result<TaskRow, RowError> {
     let kind = TaskType::parse(&kind).ok_or_else(|| {
         c.fail(
             "kind",
-            format!("holds {kind:?}, which is no task type (AP, PC1, PC2, C1, C2, FIN, GET…)"),
+            format!(
+                "holds {kind:?}, which is no task type ({}…)",
+                TaskType::short_names(&TaskType::SEALING)
+            ),
         )
     })?;
     let opt_text = "text or NULL";

@@ -171,10 +171,7 @@ impl Repo {
                 swap: format!("{}MiB", m.mem_swap >> 20),
                 gpus: m.gpus,
                 windows: 2,
-                tasks: ["AP", "PC1", "PC2", "C1", "C2", "FIN", "GET"]
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect(),
+                tasks: config::all_tasks(),
                 storage: vec![self.root.join("storage").display().to_string()],
                 env: Default::default(),
                 host: String::new(),

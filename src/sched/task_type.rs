@@ -35,6 +35,29 @@ impl TaskType {
         TaskType::Unseal,
     ];
 
+    /// The task types a worker runs unless its config lists others, and the ones the
+    /// operator names in help and error texts: every kind the sealing pipeline uses
+    /// (Unseal is none of them).
+    pub const SEALING: [TaskType; 7] = [
+        TaskType::AddPiece,
+        TaskType::PreCommit1,
+        TaskType::PreCommit2,
+        TaskType::Commit1,
+        TaskType::Commit2,
+        TaskType::Finalize,
+        TaskType::Fetch,
+    ];
+
+    /// The short names of `types`, comma separated (`"AP, PC1, PC2"`), for help and
+    /// error texts.
+    pub fn short_names(types: &[TaskType]) -> String {
+        types
+            .iter()
+            .map(|t| t.short())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// The Lotus short name. These are the prefixes of the resource env vars
     /// (`PC1_32G_MIN_MEMORY`) and what `lotus-miner sealing jobs` prints, so
     /// they must match Lotus exactly (docs/lotus-scheduler.md#task-short-names).
@@ -139,6 +162,19 @@ mod tests {
         for (i, t) in TaskType::ALL.into_iter().enumerate() {
             assert_eq!(t.index(), i);
         }
+    }
+
+    #[test]
+    fn sealing_is_all_but_unseal_and_lists_its_short_names() {
+        let all_but_unseal: Vec<TaskType> = TaskType::ALL
+            .into_iter()
+            .filter(|t| *t != TaskType::Unseal)
+            .collect();
+        assert_eq!(TaskType::SEALING.to_vec(), all_but_unseal);
+        assert_eq!(
+            TaskType::short_names(&TaskType::SEALING),
+            "AP, PC1, PC2, C1, C2, FIN, GET"
+        );
     }
 
     #[test]

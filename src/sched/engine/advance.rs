@@ -1,0 +1,68 @@
+//! Sector moves that need no task: retries after their back-off, seeds once due.
+
+use anyhow::Result;
+use rusqlite::params;
+
+use super::{sql_list, Engine};
+
+use crate::sched::chain::{Chain, Domain};
+use crate::sched::db::{self, now};
+use crate::sched::state::{SectorState, INTERACTIVE_POREP as PIPELINE};
+
+impl Engine {
+    /// Moves sectors whose next step needs no task: retries after back-off, seeds.
+    pub(super) fn advance(&mut self) -> Result<()> {
+        let max = self.cfg.sealing.max_retries;
+        let head = self.chain.head()?;
+        let seed_delay = self.cfg.chain.seed_delay as i64;
+        let miner = self.cfg.sealing.miner;
+        let chain = &self.chain;
+        let failures = sql_list(PIPELINE.retries.iter().map(|r| r.failed));
+        self.db.tx(|tx| {
+            for s in db::sectors_where(
+                tx,
+                &format!("state IN ({failures}) AND retry_at <= ?1"),
+                [now()],
+            )? {
+                let failed = SectorState::parse(&s.state).expect("selected by name");
+                let r = PIPELINE.retry(failed).expect("selected as a failure");
+                let target = PIPELINE
+                    .retry_target(failed, s.fails, max)
+                    .expect("selected as a failure");
+                if target != r.phase {
+                    // Falling back to an earlier phase (or giving up) starts its count anew.
+                    tx.execute(
+                        "UPDATE sectors SET fails = 0 WHERE number = ?1",
+                        [s.number as i64],
+                    )?;
+                }
+                db::set_state(tx, s.number, target, "retry")?;
+            }
+            for s in db::sectors_where(tx, "state = ?1", [SectorState::WaitSeed.as_str()])? {
+                let Some(pc) = s.precommit_epoch else {
+                    continue;
+                };
+                let se = pc + seed_delay;
+                if head < se {
+                    continue;
+                }
+                let seed = chain.randomness(Domain::Seed, se, miner)?;
+                let mut doc = s.doc.clone();
+                doc["seed"] = crate::hex::encode(&seed).into();
+                doc["seed_epoch"] = se.into();
+                db::set_doc(tx, s.number, &doc)?;
+                tx.execute(
+                    "UPDATE sectors SET seed_epoch = ?2 WHERE number = ?1",
+                    params![s.number as i64, se],
+                )?;
+                db::set_state(
+                    tx,
+                    s.number,
+                    SectorState::Commit1,
+                    &format!("seed from epoch {se}"),
+                )?;
+            }
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,714 @@
+//! Placing queued tasks on workers and starting them: the pure plan (rows and views to
+//! starts and wait reasons), the task spec each start writes, and the per-host fetch limit.
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result};
+use rusqlite::params;
+use serde_json::Value;
+
+use super::{c1_copy, worker_locations, Engine, PathView};
+
+use crate::sched::admission::Allocation;
+use crate::sched::assign::{self, Busy, StoragePath, WorkerState};
+use crate::sched::config::{parse_cpus, Worker};
+use crate::sched::db::{self, now, SectorRow, TaskRow};
+use crate::sched::location::Location;
+use crate::sched::numbering;
+use crate::sched::queue::QueuedTask;
+use crate::sched::resources::ResourceTable;
+use crate::sched::storage;
+use crate::sched::supervisor::{self, TaskSpec};
+use crate::sched::task_type::TaskType;
+
+impl Engine {
+    /// Mean run time per task type so far (for backfill), 60 s before there is history.
+    fn estimates(&self) -> Result<HashMap<String, f64>> {
+        let mut st = self.db.conn.prepare(
+            "SELECT kind, avg(finished - started) FROM tasks WHERE state = 'done' AND started IS NOT NULL GROUP BY kind",
+        )?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?)))?
+            .collect::<rusqlite::Result<HashMap<_, _>>>()?;
+        Ok(rows)
+    }
+
+    /// Places queued tasks on workers and starts those that fit now.
+    pub(super) fn schedule(&mut self) -> Result<()> {
+        let queued = self.db.tasks("state = 'queued' ORDER BY id")?;
+        if queued.is_empty() {
+            return Ok(());
+        }
+        let running = self.db.tasks("state = 'running'")?;
+        let sectors: BTreeMap<u64, SectorRow> = self
+            .db
+            .sectors()?
+            .into_iter()
+            .map(|s| (s.number, s))
+            .collect();
+        let views = self.paths();
+        let est = self.estimates()?;
+        let worker_tasks = self
+            .cfg
+            .workers
+            .iter()
+            .map(|w| self.worker_tasks(w))
+            .collect::<Result<Vec<_>>>()?;
+        let up: Vec<bool> = self
+            .cfg
+            .workers
+            .iter()
+            .map(|w| self.monitor.is_up(&w.host_id()))
+            .collect();
+        let decisions = plan(&PlanInput {
+            queued: &queued,
+            running: &running,
+            sectors: &sectors,
+            views: &views,
+            workers: &self.cfg.workers,
+            worker_tasks: &worker_tasks,
+            up: &up,
+            est: &est,
+            table: &self.table,
+            size: self.proof.sector_size(),
+            now: now(),
+        });
+        self.db.tx(|tx| {
+            for (id, why) in &decisions.waiting {
+                tx.execute(
+                    "UPDATE tasks SET worker = NULL, wait_reason = ?2 WHERE id = ?1",
+                    params![*id as i64, why],
+                )?;
+            }
+            for (id, worker, reason) in &decisions.assigned {
+                tx.execute(
+                    "UPDATE tasks SET worker = ?2, wait_reason = ?3 WHERE id = ?1",
+                    params![*id as i64, worker, reason],
+                )?;
+            }
+            Ok(())
+        })?;
+        let mut fetching = self.fetches_by_host(&running);
+        for Start {
+            task: t,
+            worker: wi,
+            fetch_to,
+            alloc,
+        } in decisions.starts
+        {
+            let w = self.cfg.workers[wi].clone();
+            let s = sectors[&t.sector].clone();
+            let moves = fetch_to.is_some() && fetch_to != s.location;
+            if moves && w.is_remote() {
+                let limit = if w.fetch_limit > 0 {
+                    w.fetch_limit
+                } else {
+                    self.cfg.ssh.fetch_limit
+                };
+                let n = fetching.entry(w.host_id()).or_default();
+                if *n >= limit.max(1) {
+                    let why = format!("assigned to {}, waiting: {} transfers into host {} already run (fetch_limit {limit})", w.name, n, w.host_id());
+                    self.db.conn.execute(
+                        "UPDATE tasks SET wait_reason = ?2 WHERE id = ?1",
+                        params![t.id as i64, why],
+                    )?;
+                    continue;
+                }
+                *n += 1;
+            }
+            if let Err(e) = self.start(&t, &w, &s, fetch_to, alloc, &views) {
+                let msg = format!("{e:#}");
+                self.db.tx(|tx| {
+                    tx.execute(
+                        "UPDATE tasks SET wait_reason = ?2, worker = NULL WHERE id = ?1",
+                        params![t.id as i64, msg],
+                    )?;
+                    Ok(())
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Running tasks still moving files into each host (their supervisor's stage is
+    /// `preparing`), for the per-host fetch limit.
+    fn fetches_by_host(&self, running: &[TaskRow]) -> HashMap<String, usize> {
+        let mut n = HashMap::new();
+        for t in running {
+            let Some(f) = &t.fetch_to else { continue };
+            let stage = std::fs::read_to_string(self.task_dir(t.id).join(supervisor::STAGE))
+                .unwrap_or_default();
+            if stage == "preparing" || stage.is_empty() {
+                if let Ok(l) = Location::parse(f) {
+                    *n.entry(l.host).or_default() += 1;
+                }
+            }
+        }
+        n
+    }
+
+    /// The long-term path a finalized sector goes to: where it is if that path stores,
+    /// else the worker's storing path with the most available × weight.
+    fn store_path(&self, w: &Worker, location: &str, views: &[PathView]) -> Option<String> {
+        let stores = |v: &PathView| v.meta.as_ref().is_ok_and(|m| m.can_store);
+        if views.iter().any(|v| v.root == location && stores(v)) {
+            return Some(location.to_string());
+        }
+        let mine = worker_locations(w);
+        views
+            .iter()
+            .filter(|v| mine.contains(&v.root) && stores(v))
+            .max_by_key(|v| (v.available as u128) * v.meta.as_ref().map_or(0, |m| m.weight) as u128)
+            .map(|v| v.root.clone())
+    }
+
+    fn start(
+        &mut self,
+        t: &TaskRow,
+        w: &Worker,
+        s: &SectorRow,
+        fetch_to: Option<String>,
+        alloc: Option<String>,
+        views: &[PathView],
+    ) -> Result<()> {
+        let name = storage::sector_name(self.cfg.sealing.miner, s.number);
+        let mut doc = s.doc.clone();
+        let location = match s.location.clone() {
+            Some(l) => l,
+            None => {
+                let root = alloc.context("no storage path was allocated for a new sector")?;
+                numbering::check_fresh(&Location::parse(&root)?, &name)?;
+                root
+            }
+        };
+        // The document's paths always follow the sector's location (one rule, also after a
+        // failed first run that never reported a document).
+        doc["paths"] = storage::sector_paths(Path::new(&Location::parse(&location)?.path), &name);
+        let host = w.host_id();
+        let remote = self.monitor.net.hosts.get(&host).cloned();
+        let bin_dir = match &remote {
+            Some(h) => PathBuf::from(&h.bin_dir),
+            None => self.cfg.bin_dir(),
+        };
+        let bin = |b: &str| bin_dir.join(b).display().to_string();
+        // Where this task's own inputs go on a remote host.
+        let staged = |file: &str| {
+            let h = remote.as_ref().expect("remote");
+            Location::new(&h.id, &format!("{}/{file}", h.task_dir(t.id)))
+        };
+        let mut inputs = Vec::new();
+        let mut restore = serde_json::Map::new();
+        let mut bring_back = None;
+        let argv = match t.kind {
+            TaskType::AddPiece => {
+                let mut v = vec![bin("seal-ap")];
+                for (i, p) in s.pieces.iter().enumerate() {
+                    v.push("--piece".into());
+                    if remote.is_some() {
+                        // Staged under a name of ours: the operator's file name never
+                        // reaches the host's shell or filesystem.
+                        let to = staged(&format!("piece-{i}"));
+                        v.push(to.path.clone());
+                        inputs.push((p.clone(), to.to_string()));
+                    } else {
+                        v.push(p.clone());
+                    }
+                }
+                v.push("--fill".into());
+                v
+            }
+            TaskType::PreCommit1 => vec![bin("seal-pc1")],
+            TaskType::PreCommit2 => vec![bin("seal-pc2")],
+            TaskType::Commit1 => {
+                if remote.is_some() {
+                    let local = c1_copy(&self.repo, &name);
+                    std::fs::create_dir_all(local.parent().expect("in the repo"))?;
+                    bring_back = Some(("c1_output".to_string(), local.display().to_string()));
+                }
+                vec![bin("seal-c1")]
+            }
+            TaskType::Commit2 => {
+                let c1 = match doc.get("c1_output").and_then(Value::as_str) {
+                    Some(p) => Location::new("", p),
+                    // Commit1 ran before outputs were kept here: read it where the sector is.
+                    None => {
+                        let at = Location::parse(&location)?;
+                        at.with_path(&format!(
+                            "{}/cache/{name}/{}",
+                            at.path,
+                            crate::commit::C1_FILE
+                        ))
+                    }
+                };
+                if remote.is_some() || !c1.is_local() {
+                    let to = match remote {
+                        Some(_) => staged(crate::commit::C1_FILE),
+                        None => Location::new(
+                            "",
+                            &self
+                                .task_dir(t.id)
+                                .join(crate::commit::C1_FILE)
+                                .display()
+                                .to_string(),
+                        ),
+                    };
+                    if let Some(v) = doc.get("c1_output") {
+                        restore.insert("c1_output".into(), v.clone());
+                    }
+                    doc["c1_output"] = to.path.clone().into();
+                    inputs.push((c1.to_string(), to.to_string()));
+                }
+                vec![bin("seal-c2")]
+            }
+            _ => vec![],
+        };
+        let finalize = if t.kind == TaskType::Finalize {
+            let from = fetch_to.clone().unwrap_or_else(|| location.clone());
+            let store = self
+                .store_path(w, &from, views)
+                .with_context(|| format!("worker {} has no storage path that can store", w.name))?;
+            Some((store, self.cfg.sealing.keep_unsealed && s.deal))
+        } else {
+            None
+        };
+        let touches_remote = remote.is_some()
+            || !inputs.is_empty()
+            || [
+                Some(&location),
+                fetch_to.as_ref(),
+                finalize.as_ref().map(|f| &f.0),
+            ]
+            .into_iter()
+            .flatten()
+            .any(|l| l.starts_with("ssh://"));
+        let spec = TaskSpec {
+            task: t.id,
+            sector: s.number,
+            kind: t.kind.short().into(),
+            argv,
+            doc,
+            cpus: parse_cpus(&w.cpus)?,
+            timeout: self.cfg.timeout(t.kind),
+            lock: self.sector_lock(s.number),
+            phase_log: self.repo.root.join("phase.log"),
+            name,
+            fetch: fetch_to
+                .as_ref()
+                .filter(|f| **f != location)
+                .map(|f| (location.clone(), f.clone())),
+            finalize,
+            host,
+            env: w.env.clone(),
+            inputs,
+            bring_back,
+            restore,
+            net: touches_remote.then(|| self.monitor.net.clone()),
+            fresh: s.location.is_none(),
+        };
+        let dir = self.task_dir(t.id);
+        std::fs::create_dir_all(&dir)?;
+        crate::fsutil::write_atomic(
+            &dir.join(supervisor::SPEC),
+            serde_json::to_string_pretty(&spec)?.as_bytes(),
+        )?;
+        // Committed as running before the process exists: a crash in between leaves a task
+        // whose lock is free and status missing, which the next daemon re-queues.
+        let started = self.db.tx(|tx| {
+            let n = tx.execute(
+                "UPDATE tasks SET state = 'running', started = ?2, worker = ?3, fetch_to = ?4, wait_reason = NULL WHERE id = ?1 AND state = 'queued'",
+                params![t.id as i64, now(), w.name, fetch_to],
+            )?;
+            if n == 0 {
+                return Ok(false); // aborted (`jobs --abort`) since this pass read it
+            }
+            if s.location.is_none() {
+                tx.execute("UPDATE sectors SET location = ?2 WHERE number = ?1", params![s.number as i64, location])?;
+            }
+            if s.doc.get("paths") != spec.doc.get("paths") {
+                let mut d = s.doc.clone();
+                d["paths"] = spec.doc["paths"].clone();
+                db::set_doc(tx, s.number, &d)?;
+            }
+            db::event(tx, Some(s.number), "task", &format!("{} task {} started on {}", t.kind.short(), t.id, w.name))?;
+            Ok(true)
+        })?;
+        if !started {
+            return Ok(());
+        }
+        let log = std::fs::File::create(dir.join("supervisor.log"))?;
+        let child = Command::new(self.cfg.bin_dir().join("seal-sched"))
+            .arg("task-exec")
+            .arg(&dir)
+            .envs(&w.env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "cannot start the task supervisor {}",
+                    self.cfg.bin_dir().join("seal-sched").display()
+                )
+            })?;
+        self.db.conn.execute(
+            "UPDATE tasks SET pid = ?2 WHERE id = ?1",
+            params![t.id as i64, child.id() as i64],
+        )?;
+        self.children.insert(t.id, child);
+        Ok(())
+    }
+}
+
+/// What one scheduling pass read (tasks, sectors, storage views, the configured workers with
+/// their task types and hosts' state, run-time history): the input of [`plan`].
+pub(super) struct PlanInput<'a> {
+    pub queued: &'a [TaskRow],
+    pub running: &'a [TaskRow],
+    pub sectors: &'a BTreeMap<u64, SectorRow>,
+    pub views: &'a [PathView],
+    pub workers: &'a [Worker],
+    /// Task types each worker runs now (config minus runtime switches), by worker index.
+    pub worker_tasks: &'a [Vec<TaskType>],
+    /// Whether each worker's host is up, by worker index.
+    pub up: &'a [bool],
+    /// Mean run time per task type's short name.
+    pub est: &'a HashMap<String, f64>,
+    pub table: &'a ResourceTable,
+    pub size: u64,
+    pub now: f64,
+}
+
+/// A placed task that fits its worker's free resources now.
+#[derive(Debug)]
+pub(super) struct Start {
+    pub task: TaskRow,
+    /// Index into the configured workers.
+    pub worker: usize,
+    pub fetch_to: Option<String>,
+    pub alloc: Option<String>,
+}
+
+/// What a pass decided, before anything is written or started.
+#[derive(Debug)]
+pub(super) struct Decisions {
+    /// Tasks no worker takes now, with the reason (the plan's, then unreachable storage).
+    pub waiting: Vec<(u64, String)>,
+    /// Every placed task: (task id, worker name, why it waits there if it cannot start now).
+    pub assigned: Vec<(u64, String, Option<String>)>,
+    /// Placed tasks whose worker has the resources now, in plan order.
+    pub starts: Vec<Start>,
+}
+
+/// Turns one pass's rows and views into the plan of `assign::schedule` and the plan into
+/// starts and wait reasons. No I/O: [`Engine::schedule`] reads the inputs and writes the result.
+pub(super) fn plan(input: &PlanInput) -> Decisions {
+    let PlanInput {
+        queued,
+        running,
+        sectors,
+        views,
+        workers: cfg_workers,
+        worker_tasks,
+        up,
+        est,
+        table,
+        size,
+        now: t_now,
+    } = *input;
+    let index: HashMap<&str, usize> = views
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.root.as_str(), i))
+        .collect();
+    let est_of = |k: TaskType| est.get(k.short()).copied().unwrap_or(60.0);
+
+    let paths: Vec<StoragePath> = views
+        .iter()
+        .map(|v| match &v.meta {
+            Ok(m) => StoragePath {
+                id: v.root.clone(),
+                can_seal: m.can_seal,
+                can_store: m.can_store,
+                weight: m.weight,
+                available: v.available,
+                groups: m.groups.clone(),
+                allow_to: m.allow_to.clone(),
+            },
+            // A vanished path takes nothing new and its sectors wait for it.
+            Err(_) => StoragePath {
+                id: v.root.clone(),
+                can_seal: false,
+                can_store: false,
+                weight: 0,
+                available: 0,
+                groups: vec![],
+                allow_to: vec![],
+            },
+        })
+        .collect();
+    let mut workers = Vec::new();
+    for (wi, w) in cfg_workers.iter().enumerate() {
+        let busy = running
+            .iter()
+            .filter(|t| t.worker.as_deref() == Some(w.name.as_str()))
+            .map(|t| Busy {
+                task: t.kind,
+                sector_size: size,
+                est_end: t.started.unwrap_or(t_now) + est_of(t.kind),
+            })
+            .collect();
+        workers.push(WorkerState {
+            name: w.name.clone(),
+            info: Engine::worker_info(w),
+            enabled: up[wi],
+            tasks: worker_tasks[wi].clone(),
+            paths: worker_locations(w)
+                .iter()
+                .filter_map(|p| index.get(p.as_str()).copied())
+                .filter(|&i| views[i].meta.is_ok())
+                .collect(),
+            windows: w.windows,
+            busy,
+        });
+    }
+    let mut queue = Vec::new();
+    let mut missing: Vec<(u64, String)> = Vec::new();
+    for t in queued {
+        let Some(s) = sectors.get(&t.sector) else {
+            continue;
+        };
+        let location = match &s.location {
+            // Commit2 reads only Commit1's output, kept on this machine.
+            Some(_) if t.kind == TaskType::Commit2 => vec![],
+            Some(l) => match index.get(l.as_str()) {
+                Some(&i) if views[i].meta.is_ok() => vec![i],
+                Some(&i) => {
+                    let why = views[i]
+                        .meta
+                        .as_ref()
+                        .err()
+                        .map(|e| format!("{e:#}"))
+                        .unwrap_or_default();
+                    missing.push((t.id, format!("sector {}'s files are at {l}, which is unreachable ({why}); waiting for it", s.number)));
+                    continue;
+                }
+                None => {
+                    missing.push((t.id, format!("storage path {l} holding sector {} is missing; waiting for it to return", s.number)));
+                    continue;
+                }
+            },
+            None => vec![],
+        };
+        queue.push(QueuedTask {
+            id: t.id,
+            sector: t.sector,
+            task: t.kind,
+            sector_size: size,
+            priority: s.priority,
+            est_secs: est_of(t.kind),
+            location,
+        });
+    }
+    let plan = assign::schedule(&queue, &workers, &paths, table, t_now);
+
+    // Record the plan, then start what fits on each worker's free capacity, in plan order.
+    let mut active: Vec<Allocation> = workers
+        .iter()
+        .map(|w| {
+            let mut a = Allocation::default();
+            for b in &w.busy {
+                a.add(&w.info, b.task, size, &table.get(b.task, size));
+            }
+            a
+        })
+        .collect();
+    let by_id: HashMap<u64, &TaskRow> = queued.iter().map(|t| (t.id, t)).collect();
+    let mut decisions = Decisions {
+        waiting: plan.waiting.into_iter().chain(missing).collect(),
+        assigned: Vec::new(),
+        starts: Vec::new(),
+    };
+    for a in &plan.assignments {
+        let t = by_id[&a.task_id];
+        let w = &workers[a.worker];
+        let r = table.get(t.kind, size);
+        let reason = match active[a.worker].can_handle(&w.info, t.kind, size, &r) {
+            Ok(()) => {
+                active[a.worker].add(&w.info, t.kind, size, &r);
+                decisions.starts.push(Start {
+                    task: t.clone(),
+                    worker: a.worker,
+                    fetch_to: a.fetch_to.map(|i| paths[i].id.clone()),
+                    alloc: a.alloc_path.map(|i| paths[i].id.clone()),
+                });
+                None
+            }
+            Err(e) => Some(format!(
+                "assigned to {}, waiting for resources: {e}",
+                w.name
+            )),
+        };
+        decisions.assigned.push((t.id, w.name.clone(), reason));
+    }
+    decisions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sched::state::SectorState;
+    use crate::sched::storage::StoreMeta;
+
+    fn worker(name: &str, cpus: &str, tasks: &[&str], storage: &[&str]) -> Worker {
+        let toml = format!(
+            "name = {name:?}\ncpus = {cpus:?}\nmemory = \"64GiB\"\ntasks = {tasks:?}\nstorage = {storage:?}\n"
+        );
+        toml::from_str(&toml).expect("a worker")
+    }
+
+    fn view(root: &str, meta: Result<StoreMeta>) -> PathView {
+        PathView {
+            root: root.into(),
+            meta,
+            available: 1 << 30,
+        }
+    }
+
+    fn meta(id: &str) -> StoreMeta {
+        serde_json::from_value(serde_json::json!({
+            "ID": id, "Weight": 10, "CanSeal": true, "CanStore": true,
+        }))
+        .expect("a meta")
+    }
+
+    fn task(id: u64, sector: u64, kind: TaskType, state: &str, worker: Option<&str>) -> TaskRow {
+        TaskRow {
+            id,
+            sector,
+            kind,
+            state: state.into(),
+            worker: worker.map(String::from),
+            fetch_to: None,
+            alloc_path: None,
+            pid: None,
+            created: 0.0,
+            started: worker.map(|_| 90.0),
+            finished: None,
+            wait_reason: None,
+            error: None,
+        }
+    }
+
+    fn sector(number: u64, state: SectorState, location: Option<&str>) -> SectorRow {
+        SectorRow {
+            number,
+            state: state.as_str().into(),
+            deal: false,
+            priority: 0,
+            doc: serde_json::json!({}),
+            pieces: vec![],
+            location: location.map(String::from),
+            fails: 0,
+            proof_fails: 0,
+            retry_at: 0.0,
+            last_error: None,
+            ticket_epoch: None,
+            precommit_epoch: None,
+            seed_epoch: None,
+            batch: None,
+            entered: 0.0,
+            created: 0.0,
+        }
+    }
+
+    /// Hand-built rows through the whole pure step: the plan skips the worker whose host is
+    /// down, starts what fits the free resources (fetching the sector to the worker's path),
+    /// records the tasks placed behind it with their resource reason, and every other task
+    /// waits with its own reason (no worker for its type, unreachable path, missing path).
+    #[test]
+    fn plan_turns_rows_into_starts_and_wait_reasons() {
+        let workers = [
+            worker("a", "0-3", &["AP", "PC1", "PC2"], &["/s/a"]),
+            worker("b", "0-3", &["AP", "PC1"], &["/s/b"]),
+        ];
+        let worker_tasks: Vec<Vec<TaskType>> = workers.iter().map(|w| w.task_types()).collect();
+        let views = [
+            view("/s/a", Ok(meta("a"))),
+            view("/s/b", Ok(meta("b"))),
+            view("/s/gone", Err(anyhow::anyhow!("no sectorstore.json"))),
+        ];
+        let queued = [
+            task(1, 1, TaskType::PreCommit1, "queued", None),
+            task(2, 2, TaskType::PreCommit1, "queued", None),
+            task(3, 3, TaskType::PreCommit1, "queued", None),
+            task(4, 4, TaskType::Commit1, "queued", None),
+            task(5, 5, TaskType::AddPiece, "queued", None),
+            task(6, 6, TaskType::PreCommit2, "queued", None),
+        ];
+        let running = [task(7, 7, TaskType::PreCommit1, "running", Some("a"))];
+        let sectors: BTreeMap<u64, SectorRow> = [
+            sector(1, SectorState::PreCommit1, Some("/s/a")),
+            sector(2, SectorState::PreCommit1, Some("/s/gone")),
+            sector(3, SectorState::PreCommit1, Some("/s/missing")),
+            sector(4, SectorState::Commit1, Some("/s/a")),
+            sector(5, SectorState::AddPiece, None),
+            sector(6, SectorState::PreCommit2, Some("/s/b")),
+            sector(7, SectorState::PreCommit1, Some("/s/a")),
+        ]
+        .into_iter()
+        .map(|s| (s.number, s))
+        .collect();
+        let est = HashMap::new();
+        let table = ResourceTable::defaults();
+        let d = plan(&PlanInput {
+            queued: &queued,
+            running: &running,
+            sectors: &sectors,
+            views: &views,
+            workers: &workers,
+            worker_tasks: &worker_tasks,
+            up: &[true, false],
+            est: &est,
+            table: &table,
+            size: 2048,
+            now: 100.0,
+        });
+        let waiting: Vec<(u64, &str)> = d.waiting.iter().map(|(id, w)| (*id, w.as_str())).collect();
+        assert_eq!(
+            waiting,
+            [
+                (4, "no enabled worker accepts C1"),
+                (
+                    2,
+                    "sector 2's files are at /s/gone, which is unreachable (no sectorstore.json); waiting for it"
+                ),
+                (
+                    3,
+                    "storage path /s/missing holding sector 3 is missing; waiting for it to return"
+                ),
+            ]
+        );
+        // Worker b's host is down: everything goes to a, in plan order. The PC2 (which b
+        // does not run) takes a's free threads, so the PC1 and AP placed after it wait there.
+        let busy = "assigned to a, waiting for resources: not enough CPU threads: needs 1, 0 free";
+        let assigned: Vec<(u64, &str, Option<&str>)> = d
+            .assigned
+            .iter()
+            .map(|(id, w, r)| (*id, w.as_str(), r.as_deref()))
+            .collect();
+        assert_eq!(
+            assigned,
+            [(6, "a", None), (1, "a", Some(busy)), (5, "a", Some(busy))]
+        );
+        // The only start: sector 6's PC2 on worker a, fetching the sector from b's path.
+        assert_eq!(d.starts.len(), 1);
+        let st = &d.starts[0];
+        assert_eq!((st.task.id, st.worker), (6, 0));
+        assert_eq!(st.fetch_to.as_deref(), Some("/s/a"));
+        assert_eq!(st.alloc, None);
+    }
+}

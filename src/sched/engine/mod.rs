@@ -1,0 +1,237 @@
+//! The daemon's work, one pass at a time: collect finished tasks, move sectors along the
+//! state machine, publish due batches, queue the next tasks, place them on workers and start
+//! what fits. Every step reads the state from the database and writes each change in one
+//! transaction, so a pass can be cut off anywhere (SIGKILL) and the next daemon picks up
+//! from what was committed: running supervisors are re-attached through their status files
+//! and sector locks, and nothing is started twice at once.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Child;
+
+use anyhow::{Context, Result};
+use rusqlite::params;
+use serde_json::Value;
+
+use super::admission::WorkerInfo;
+use super::chain::SimChain;
+use super::config::{parse_cpus, parse_size, Config, Worker};
+use super::db::{self, now, Db, SectorRow};
+use super::hosts::Monitor;
+use super::location::Location;
+use super::remote;
+use super::repo::Repo;
+use super::resources::ResourceTable;
+use super::state::SectorState;
+use super::supervisor;
+use super::task_type::TaskType;
+use super::transfer::Net;
+use crate::sector::proof::SealProof;
+
+mod advance;
+mod dispatch;
+mod enqueue;
+mod paths;
+mod publish;
+mod reap;
+
+pub use paths::PathView;
+
+pub struct Engine {
+    pub repo: Repo,
+    pub cfg: Config,
+    pub db: Db,
+    pub chain: SimChain,
+    pub table: ResourceTable,
+    proof: SealProof,
+    children: HashMap<u64, Child>,
+    /// Heartbeats of the remote hosts.
+    pub monitor: Monitor,
+}
+
+/// How this repository reaches its remote hosts.
+pub fn net(repo: &Repo, cfg: &Config) -> Result<Net> {
+    Ok(Net {
+        ssh: remote::SshSpec::new(cfg, &remote::control_dir(&repo.root)?),
+        hosts: remote::hosts(cfg),
+        down_after: Config::secs(&cfg.ssh.down_after),
+    })
+}
+
+/// A worker's storage paths as location strings.
+pub fn worker_locations(w: &Worker) -> Vec<String> {
+    w.storage
+        .iter()
+        .map(|p| Location::new(&w.host_id(), p).to_string())
+        .collect()
+}
+
+pub fn open_chain(repo: &Repo, cfg: &Config) -> Result<SimChain> {
+    SimChain::open(
+        &repo.chain_path(),
+        Config::secs(&cfg.chain.epoch),
+        cfg.chain.seed_delay,
+        &cfg.chain.secret,
+    )
+}
+
+/// The resource table: Lotus defaults, then `[resources]`, then the environment (which wins,
+/// as a worker's environment does in Lotus).
+pub fn resource_table(cfg: &Config) -> Result<ResourceTable> {
+    let lookup = |k: &str| std::env::var(k).ok();
+    ResourceTable::defaults()
+        .with_overrides(&cfg.resource_overrides())
+        .and_then(|t| t.with_env(&lookup))
+        .map_err(anyhow::Error::msg)
+}
+
+impl Engine {
+    pub fn open(repo: &Repo) -> Result<Engine> {
+        let cfg = repo.config()?;
+        let db = repo.open_db()?;
+        let chain = open_chain(repo, &cfg)?;
+        let table = resource_table(&cfg)?;
+        let proof = cfg.seal_proof()?;
+        let monitor = Monitor::new(net(repo, &cfg)?, &cfg, repo.root.join("hosts"))?;
+        Ok(Engine {
+            monitor,
+            repo: repo.clone(),
+            cfg,
+            db,
+            chain,
+            table,
+            proof,
+            children: HashMap::new(),
+        })
+    }
+
+    /// One full pass. Returns whether anything is still in flight (tasks or sectors not done).
+    pub fn tick(&mut self) -> Result<bool> {
+        self.monitor.poll(&mut self.db)?;
+        self.reap()?;
+        self.advance()?;
+        self.publish()?;
+        self.enqueue()?;
+        self.schedule()?;
+        let done = sql_list(SectorState::ALL.iter().copied().filter(|s| s.is_done()));
+        let busy: i64 = self.db.conn.query_row(
+            &format!("SELECT count(*) FROM sectors WHERE state NOT IN ({done})"),
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(busy > 0 || !self.children.is_empty())
+    }
+
+    fn task_dir(&self, id: u64) -> PathBuf {
+        self.repo.tasks_dir().join(id.to_string())
+    }
+
+    fn sector_lock(&self, sector: u64) -> PathBuf {
+        self.repo.sector_lock(sector)
+    }
+
+    pub fn worker_info(w: &Worker) -> WorkerInfo {
+        WorkerInfo::new(
+            parse_cpus(&w.cpus).map_or(1, |c| c.len() as u32),
+            parse_size(&w.memory).unwrap_or(0),
+            if w.swap.is_empty() {
+                0
+            } else {
+                parse_size(&w.swap).unwrap_or(0)
+            },
+            w.gpus,
+        )
+    }
+
+    /// Task types a worker runs now: its config, minus runtime switches.
+    pub fn worker_tasks(&self, w: &Worker) -> Result<Vec<TaskType>> {
+        let mut tasks = w.task_types();
+        for (worker, task, enabled) in self.db.switches()? {
+            if worker != w.name {
+                continue;
+            }
+            let Some(t) = TaskType::parse(&task) else {
+                continue;
+            };
+            tasks.retain(|x| *x != t);
+            if enabled {
+                tasks.push(t);
+            }
+        }
+        Ok(tasks)
+    }
+}
+
+/// States as an SQL list of names, for `state IN (…)`: the names are our own identifiers,
+/// never operator text.
+fn sql_list(states: impl Iterator<Item = SectorState>) -> String {
+    states
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Where Commit1's output of a sector sealed on a remote host is kept until Finalize.
+pub fn c1_copy(repo: &Repo, name: &str) -> PathBuf {
+    repo.root.join("commit1").join(format!("{name}.json"))
+}
+
+/// Cancels a task. A queued one is marked `cancelled` in one conditional update, which the
+/// daemon honours: it starts only a task it can still move from `queued` to `running`, so an
+/// abort and a start never both win. A running one (or one that started meanwhile) gets its
+/// cancel file: its supervisor kills the phase and reports failure, and the sector retries.
+pub fn cancel(repo: &Repo, db: &Db, id: u64) -> Result<()> {
+    let t = db::task(&db.conn, id)?.with_context(|| format!("no task {id}"))?;
+    anyhow::ensure!(
+        t.state == "running" || t.state == "queued",
+        "task {id} is {}, not running",
+        t.state
+    );
+    let dropped = db.conn.execute(
+        "UPDATE tasks SET state = 'cancelled', finished = ?2, error = 'aborted by the operator' \
+         WHERE id = ?1 AND state = 'queued'",
+        params![id as i64, now()],
+    )?;
+    if dropped == 1 {
+        db::event(
+            &db.conn,
+            Some(t.sector),
+            "task",
+            &format!(
+                "{} task {id} aborted by the operator before it started",
+                t.kind.short()
+            ),
+        )?;
+        return Ok(());
+    }
+    let t = db::task(&db.conn, id)?.with_context(|| format!("no task {id}"))?;
+    anyhow::ensure!(
+        t.state == "running",
+        "task {id} is {}, not running",
+        t.state
+    );
+    std::fs::write(
+        repo.tasks_dir()
+            .join(id.to_string())
+            .join(supervisor::CANCEL),
+        b"",
+    )?;
+    Ok(())
+}
+
+pub fn sector_value(s: &SectorRow) -> Value {
+    let mut v = serde_json::json!({"state": s.state, "deal": s.deal, "priority": s.priority});
+    if let Value::Object(doc) = &s.doc {
+        for (k, x) in doc {
+            v[k] = x.clone();
+        }
+    }
+    v["state"] = s.state.clone().into();
+    if let Some(l) = &s.location {
+        v["location"] = l.clone().into();
+    }
+    if let Some(e) = &s.last_error {
+        v["last_error"] = e.clone().into();
+    }
+    v
+}

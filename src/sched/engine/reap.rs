@@ -1,0 +1,144 @@
+//! Collecting finished tasks (ours, or re-attached after a restart) and recording each
+//! result with its sector's next state in one transaction.
+
+use anyhow::{Context, Result};
+use rusqlite::params;
+
+use super::{c1_copy, Engine};
+
+use crate::sched::config::Config;
+use crate::sched::db::{self, now, TaskRow};
+use crate::sched::state::{self, INTERACTIVE_POREP as PIPELINE};
+use crate::sched::storage;
+use crate::sched::supervisor;
+use crate::sched::task_type::TaskType;
+
+const MAX_LOST: i64 = 5;
+
+impl Engine {
+    /// Collects finished tasks; re-attaches or gives up tasks a previous daemon started.
+    pub(super) fn reap(&mut self) -> Result<()> {
+        for t in self.db.tasks("state = 'running'")? {
+            let dir = self.task_dir(t.id);
+            if let Some(st) = supervisor::read_status(&dir) {
+                if let Some(mut c) = self.children.remove(&t.id) {
+                    let _ = c.wait();
+                }
+                self.apply(&t, st)?;
+                continue;
+            }
+            if let Some(c) = self.children.get_mut(&t.id) {
+                if let Some(code) = c.try_wait()? {
+                    self.children.remove(&t.id);
+                    if let Some(st) = supervisor::read_status(&dir) {
+                        self.apply(&t, st)?;
+                    } else {
+                        let log =
+                            std::fs::read_to_string(dir.join("supervisor.log")).unwrap_or_default();
+                        let last = log
+                            .lines()
+                            .rev()
+                            .find(|l| !l.trim().is_empty())
+                            .unwrap_or("no output");
+                        let st = supervisor::Status {
+                            error: Some(format!(
+                                "task supervisor exited ({code}) without a result: {last}"
+                            )),
+                            ..Default::default()
+                        };
+                        self.apply(&t, st)?;
+                    }
+                }
+                continue;
+            }
+            // Not our child: started by a daemon that is gone. Alive while it holds the lock.
+            let Some(guard) = supervisor::try_lock(&self.sector_lock(t.sector))? else {
+                continue;
+            };
+            std::fs::write(dir.join(supervisor::ABANDONED), b"")?;
+            drop(guard);
+            if let Some(st) = supervisor::read_status(&dir) {
+                self.apply(&t, st)?;
+                continue;
+            }
+            self.db.tx(|tx| {
+                tx.execute(
+                    "UPDATE tasks SET state = 'abandoned', finished = ?2, error = 'its process was gone after a daemon restart' WHERE id = ?1",
+                    params![t.id as i64, now()],
+                )?;
+                db::event(tx, Some(t.sector), "task", &format!("{} task {} was not running after a restart; queued again", t.kind.short(), t.id))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Records a finished task and moves its sector on, in one transaction.
+    fn apply(&mut self, t: &TaskRow, st: supervisor::Status) -> Result<()> {
+        let cfg = self.cfg.clone();
+        if st.lost {
+            if let Some(w) = t.worker.as_deref().and_then(|w| self.cfg.worker(w).ok()) {
+                self.monitor.probe_soon(&w.host_id());
+            }
+        }
+        let step = *PIPELINE
+            .step_of(t.kind)
+            .with_context(|| format!("task {}: {} runs in no state", t.id, t.kind.short()))?;
+        let phase = step.state.as_str();
+        self.db.tx(|tx| {
+            let Some(s) = db::sectors_where(tx, "number = ?1", [t.sector as i64])?.pop() else {
+                return Ok(());
+            };
+            if let Some(loc) = &st.location {
+                tx.execute("UPDATE sectors SET location = ?2 WHERE number = ?1", params![s.number as i64, loc])?;
+            }
+            if st.conflict {
+                // Nothing was written there: the sector is new again and gets placed anew
+                // (and checked again) after its back-off.
+                tx.execute("UPDATE sectors SET location = NULL WHERE number = ?1", [s.number as i64])?;
+            }
+            let took = st.finished - st.started;
+            if st.abandoned {
+                tx.execute("UPDATE tasks SET state = 'abandoned', finished = ?2 WHERE id = ?1", params![t.id as i64, now()])?;
+                return Ok(());
+            }
+            // A lost connection is the host's trouble, not the sector's: queue the task again
+            // (the next pass does) without a failure, unless it keeps happening.
+            let lost_before: i64 = tx.query_row(
+                "SELECT count(*) FROM tasks WHERE sector = ?1 AND state = 'lost' AND id > coalesce((SELECT max(id) FROM tasks WHERE sector = ?1 AND state = 'done'), 0)",
+                [s.number as i64],
+                |r| r.get(0),
+            )?;
+            if st.lost && s.state == phase && lost_before < MAX_LOST {
+                let err = st.error.clone().unwrap_or_default();
+                tx.execute("UPDATE tasks SET state = 'lost', finished = ?2, error = ?3 WHERE id = ?1", params![t.id as i64, now(), err])?;
+                return db::event(tx, Some(s.number), "task", &format!("{} task {} lost on {}: {err}", t.kind.short(), t.id, t.worker.as_deref().unwrap_or("?")));
+            }
+            if s.state != phase {
+                tx.execute("UPDATE tasks SET state = 'done', finished = ?2, error = 'result ignored: the sector moved on' WHERE id = ?1", params![t.id as i64, now()])?;
+                return Ok(());
+            }
+            if st.ok {
+                tx.execute("UPDATE tasks SET state = 'done', finished = ?2 WHERE id = ?1", params![t.id as i64, st.finished])?;
+                if let Some(doc) = &st.doc {
+                    db::set_doc(tx, s.number, doc)?;
+                }
+                tx.execute("UPDATE sectors SET fails = 0, last_error = NULL WHERE number = ?1", [s.number as i64])?;
+                if t.kind == TaskType::Finalize {
+                    // Commit2's input is kept here until the proof is on chain; now it is.
+                    let _ = std::fs::remove_file(c1_copy(&self.repo, &storage::sector_name(cfg.sealing.miner, s.number)));
+                }
+                db::set_state(tx, s.number, step.success, &format!("{} done in {took:.1}s on {}", t.kind.short(), t.worker.as_deref().unwrap_or("?")))
+            } else {
+                let err = st.error.unwrap_or_else(|| "failed".into());
+                let fails = s.fails + 1;
+                let wait = state::backoff(fails, Config::secs(&cfg.sealing.retry_min), Config::secs(&cfg.sealing.retry_max));
+                tx.execute("UPDATE tasks SET state = 'failed', finished = ?2, error = ?3 WHERE id = ?1", params![t.id as i64, now(), err])?;
+                tx.execute(
+                    "UPDATE sectors SET fails = ?2, retry_at = ?3, last_error = ?4 WHERE number = ?1",
+                    params![s.number as i64, fails, now() + wait, err],
+                )?;
+                db::set_state(tx, s.number, step.failure, &format!("{err} (failure {fails}, retry in {wait:.0}s)"))
+            }
+        })
+    }
+}

@@ -475,6 +475,8 @@ fn is_rfc3339(s: &str) -> bool {
 
 #[test]
 fn times_are_rfc3339_and_the_chain_epoch_is_shown() {
+    // The daemon refuses to start without proof parameters.
+    sealkit::sched::demo::ensure_test_params().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let repo = repo_with_sectors(dir.path(), 1);
     let mut d = Command::new(SCHED)

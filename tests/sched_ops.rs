@@ -19,6 +19,7 @@ use sealkit::sched::daemon;
 use sealkit::sched::db::{self, Table};
 use sealkit::sched::engine::Engine;
 use sealkit::sched::repo::Repo;
+use sealkit::sched::task_state::TaskState;
 
 /// A repository whose worker runs AddPiece only (PC1 switched off), with the binaries of
 /// this build, and `n` CC sectors.
@@ -87,7 +88,7 @@ fn states(e: &Engine) -> Vec<(u64, String)> {
     e.db.sectors()
         .unwrap()
         .into_iter()
-        .map(|s| (s.number, s.state))
+        .map(|s| (s.number, s.state.as_str().to_string()))
         .collect()
 }
 
@@ -271,8 +272,8 @@ fn an_abort_is_honoured_by_a_start_that_comes_after_it() {
     );
     let mut e = Engine::open(&Repo { root: repo.clone() }).unwrap();
     e.tick().unwrap();
-    let t = &e.db.tasks("1").unwrap()[0];
-    assert_eq!(t.state, "cancelled", "an aborted task was started");
+    let t = &e.db.task(1).unwrap().expect("task 1");
+    assert_eq!(t.state, TaskState::Cancelled, "an aborted task was started");
     assert_eq!(t.pid, None);
     assert!(!repo
         .join("tasks")
@@ -566,5 +567,46 @@ fn operator_counts_are_bounded() {
     fails(
         sched(&repo, &["jobs"]),
         "worker \"local\": key cpus: \"0-4000000000\": CPU 4000000000 is beyond the most a machine has (65536)",
+    );
+}
+
+#[test]
+fn run_until_done_stops_and_says_so_when_only_set_aside_sectors_are_left() {
+    // The daemon refuses to start without proof parameters.
+    sealkit::sched::demo::ensure_test_params().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let repo = repo_with_sectors(dir.path(), 1);
+    sql(
+        &repo,
+        "UPDATE sectors SET doc = 'not json {' WHERE number = 1",
+    );
+    // Before, the sector counted as in flight for ever and `--until-done` never returned.
+    let mut d = Command::new(SCHED)
+        .arg("--repo")
+        .arg(&repo)
+        .args(["-q", "run", "--until-done"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = d.try_wait().unwrap() {
+            break s;
+        }
+        if t.elapsed() > Duration::from_secs(60) {
+            d.kill().unwrap();
+            d.wait().unwrap();
+            panic!("run --until-done did not return with only a quarantined sector left");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut d.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success(), "{err}");
+    assert!(
+        err.contains("stopped with 1 row(s) of sched.db set aside")
+            && err.contains("sched.db table sectors, sector 1, column doc: is not a JSON object"),
+        "{err}"
     );
 }

@@ -566,10 +566,7 @@ fn switch(e: &engine::Engine, worker: &str, tasks: &[String], enabled: bool) -> 
     );
     for t in tasks {
         let k = TaskType::parse(t).with_context(|| format!("unknown task type {t:?}"))?;
-        e.db.conn.execute(
-            "INSERT INTO switches (worker, task, enabled) VALUES (?1, ?2, ?3) ON CONFLICT(worker, task) DO UPDATE SET enabled = ?3",
-            rusqlite::params![worker, k.short(), enabled as i64],
-        )?;
+        sealkit::sched::db::meta::set_switch(&e.db.conn, worker, k, enabled)?;
     }
     cli::print_json_line(&json!({"worker": worker, "tasks": e.worker_tasks(e.cfg.worker(worker)?)?.iter().map(|t| t.short()).collect::<Vec<_>>()}).to_string())
 }

@@ -28,13 +28,12 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use nix::fcntl::{Flock, FlockArg};
-use rusqlite::params;
 
 use super::chain::{
     Chain, Message, MsgKind, Receipt, MAX_PRECOMMIT_RANDOMNESS_LOOKBACK, MAX_PROVE_COMMIT_DURATION,
 };
 use super::config::{Batching, Config};
-use super::db::{self, now, Db, SectorRow};
+use super::db::{self, batches, now, sectors, Db, SectorRow};
 use super::state::SectorState;
 
 /// The right to send batches: one process at a time.
@@ -195,8 +194,7 @@ pub fn publish(
     let mut sent = Vec::new();
     loop {
         let claimed = db.tx(|tx| {
-            let pending =
-                db::sectors_where(tx, "state = ?1 ORDER BY number", [pending_st.as_str()])?;
+            let pending = sectors::in_state(tx, pending_st)?;
             let why = if force && !pending.is_empty() {
                 Some("published now by the operator".to_string())
             } else {
@@ -212,25 +210,9 @@ pub fn publish(
                     && take.len() >= cfg.batching.min_commit_batch.max(4),
                 sectors: take.iter().map(|s| (s.number, s.doc.clone())).collect(),
             };
-            tx.execute(
-                "INSERT INTO batches (id, kind, state, created, body) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    id,
-                    kind.name(),
-                    BatchState::Recorded.name(),
-                    now(),
-                    serde_json::to_string(&msg)?
-                ],
-            )?;
+            let numbers: Vec<u64> = take.iter().map(|s| s.number).collect();
+            batches::record(tx, &id, kind, &serde_json::to_string(&msg)?, &numbers)?;
             for s in &take {
-                tx.execute(
-                    "INSERT INTO batch_sectors (batch, sector) VALUES (?1, ?2)",
-                    params![id, s.number as i64],
-                )?;
-                tx.execute(
-                    "UPDATE sectors SET batch = ?2 WHERE number = ?1",
-                    params![s.number as i64, id],
-                )?;
                 db::set_state(tx, s.number, wait_st, &format!("in batch {id} ({why})"))?;
             }
             db::event(
@@ -263,7 +245,7 @@ pub fn recover(
     let open: Vec<String> = db
         .batches()?
         .into_iter()
-        .filter(|b| BatchState::parse(&b.state) != Some(BatchState::Landed))
+        .filter(|b| b.state != BatchState::Landed)
         .map(|b| b.id)
         .collect();
     let mut out = Vec::new();
@@ -277,10 +259,7 @@ pub fn recover(
 /// The recorded message of batch `id` (rebuilt from the sectors for a row older than the
 /// outbox, which recorded no content).
 fn recorded_message(db: &Db, cfg: &Config, id: &str) -> Result<Message> {
-    let body: Option<String> =
-        db.conn
-            .query_row("SELECT body FROM batches WHERE id = ?1", [id], |r| r.get(0))?;
-    if let Some(b) = body {
+    if let Some(b) = batches::body(&db.conn, id)? {
         return serde_json::from_str(&b)
             .with_context(|| format!("batches row {id}: the recorded message is not valid"));
     }
@@ -289,8 +268,7 @@ fn recorded_message(db: &Db, cfg: &Config, id: &str) -> Result<Message> {
         .into_iter()
         .find(|b| b.id == id)
         .with_context(|| format!("no batch {id}"))?;
-    let kind = MsgKind::parse(&batch.kind)
-        .with_context(|| format!("batches row {id}: unknown kind {:?}", batch.kind))?;
+    let kind = batch.kind;
     let mut sectors = Vec::new();
     for n in &batch.sectors {
         let s = db
@@ -318,10 +296,7 @@ fn deliver(db: &mut Db, chain: &dyn Chain, cfg: &Config, id: &str) -> Result<Out
                 Err(e) => {
                     let err = format!("{e:#}");
                     db.tx(|tx| {
-                        tx.execute(
-                            "UPDATE batches SET error = ?2 WHERE id = ?1",
-                            params![id, err],
-                        )?;
+                        batches::set_error(tx, id, &err)?;
                         db::event(
                             tx,
                             None,
@@ -332,13 +307,7 @@ fn deliver(db: &mut Db, chain: &dyn Chain, cfg: &Config, id: &str) -> Result<Out
                     return Ok(Outcome::NotSent(err));
                 }
             };
-            db.tx(|tx| {
-                tx.execute(
-                    "UPDATE batches SET state = ?2, sent = ?3, message = ?4, error = NULL WHERE id = ?1 AND state != 'landed'",
-                    params![id, BatchState::Sent.name(), now(), cid],
-                )?;
-                Ok(())
-            })?;
+            db.tx(|tx| batches::mark_sent(tx, id, &cid))?;
             match chain.lookup(id)? {
                 Some(r) => r,
                 None => return Ok(Outcome::Pending),
@@ -354,21 +323,16 @@ fn land(db: &mut Db, cfg: &Config, msg: &Message, receipt: &Receipt) -> Result<(
     let (id, kind) = (msg.id.as_str(), msg.kind);
     let retry_min = Config::secs(&cfg.sealing.retry_min);
     db.tx(|tx| {
-        let n = tx.execute(
-            "UPDATE batches SET state = 'landed', landed_epoch = ?2, message = ?3, error = NULL, sent = coalesce(sent, ?4) WHERE id = ?1 AND state != 'landed'",
-            params![id, receipt.epoch, receipt.cid, now()],
-        )?;
-        if n == 0 {
+        if !batches::mark_landed(tx, id, receipt.epoch, &receipt.cid)? {
             return Ok(()); // recorded already
         }
         for (sector, err) in &receipt.results {
-            let s = *sector as i64;
             match (kind, err) {
                 (MsgKind::PreCommit, None) => {
-                    tx.execute("UPDATE sectors SET precommit_epoch = ?2, batch = NULL WHERE number = ?1", params![s, receipt.epoch])?;
+                    sectors::precommit_landed(tx, *sector, receipt.epoch)?;
                     // The row may be unreadable (quarantined): then its document is left as it
                     // is for the operator, never replaced by one holding only this field.
-                    match db::sectors_where(tx, "number = ?1", [s])?.pop() {
+                    match sectors::get(tx, *sector)? {
                         Some(row) => {
                             let mut doc = row.doc;
                             doc["precommit_epoch"] = receipt.epoch.into();
@@ -379,15 +343,12 @@ fn land(db: &mut Db, cfg: &Config, msg: &Message, receipt: &Receipt) -> Result<(
                     db::set_state(tx, *sector, SectorState::WaitSeed, &format!("precommit landed at epoch {} in {}", receipt.epoch, receipt.cid))?;
                 }
                 (MsgKind::ProveCommit, None) => {
-                    tx.execute("UPDATE sectors SET batch = NULL WHERE number = ?1", [s])?;
+                    sectors::set_batch(tx, *sector, None)?;
                     db::set_state(tx, *sector, SectorState::Finalize, &format!("proof landed at epoch {} in {}", receipt.epoch, receipt.cid))?;
                 }
                 (_, Some(e)) => {
                     let failed = if kind == MsgKind::PreCommit { SectorState::PreCommitFailed } else { SectorState::CommitFailed };
-                    tx.execute(
-                        "UPDATE sectors SET batch = NULL, fails = fails + 1, retry_at = ?2, last_error = ?3 WHERE number = ?1",
-                        params![s, now() + retry_min, e],
-                    )?;
+                    sectors::batch_rejected(tx, *sector, now() + retry_min, e)?;
                     db::set_state(tx, *sector, failed, e)?;
                 }
             }
@@ -405,7 +366,7 @@ mod tests {
     fn row(n: u64, entered: f64, ticket_epoch: i64) -> SectorRow {
         SectorRow {
             number: n,
-            state: SectorState::PreCommitBatch.as_str().into(),
+            state: SectorState::PreCommitBatch,
             deal: false,
             priority: 0,
             doc: Value::Null,

@@ -17,12 +17,13 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use anyhow::{bail, Result};
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::db::sim_chain::{self as store, OnChainState};
 use crate::hex;
 use crate::sector::document::SectorDoc;
 
@@ -110,22 +111,7 @@ pub struct SimChain {
 
 impl SimChain {
     pub fn open(path: &Path, epoch_secs: f64, seed_delay: u64, secret: &str) -> Result<SimChain> {
-        let conn = Connection::open(path)
-            .with_context(|| format!("cannot open simulated chain {}", path.display()))?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS messages (id TEXT PRIMARY KEY, kind TEXT NOT NULL,
-                 receipt TEXT NOT NULL, epoch INTEGER NOT NULL);
-             CREATE TABLE IF NOT EXISTS onchain (sector INTEGER PRIMARY KEY, state TEXT NOT NULL,
-                 precommit_epoch INTEGER NOT NULL, comm_r TEXT NOT NULL);",
-        )?;
-        conn.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('genesis', ?1)",
-            [super::db::now().to_string()],
-        )?;
+        let conn = store::open(path)?;
         Ok(SimChain {
             conn,
             epoch_secs,
@@ -135,25 +121,13 @@ impl SimChain {
     }
 
     fn genesis(&self) -> Result<f64> {
-        let g: String =
-            self.conn
-                .query_row("SELECT value FROM meta WHERE key = 'genesis'", [], |r| {
-                    r.get(0)
-                })?;
-        Ok(g.parse()?)
+        store::genesis(&self.conn)
     }
 
     /// Checks one sector of a message as the miner actor would.
     fn check(&self, kind: MsgKind, head: i64, number: u64, doc: &Value) -> Result<()> {
         let doc = SectorDoc::from_value(doc.clone(), "message")?;
-        let onchain: Option<(String, i64, String)> = self
-            .conn
-            .query_row(
-                "SELECT state, precommit_epoch, comm_r FROM onchain WHERE sector = ?1",
-                [number as i64],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()?;
+        let onchain = store::sector(&self.conn, number)?;
         match kind {
             MsgKind::PreCommit => {
                 if onchain.is_some() {
@@ -169,12 +143,13 @@ impl SimChain {
                 doc.hex32("comm_r")?;
             }
             MsgKind::ProveCommit => {
-                let Some((state, pc_epoch, comm_r)) = onchain else {
+                let Some(on) = onchain else {
                     bail!("sector {number} is not precommitted");
                 };
-                if state != "precommitted" {
-                    bail!("sector {number} is already {state}");
+                if on.state != OnChainState::Precommitted {
+                    bail!("sector {number} is already {}", on.state);
                 }
+                let pc_epoch = on.precommit_epoch;
                 let se = doc.u64("seed_epoch")? as i64;
                 if se != pc_epoch + self.seed_delay || se > head {
                     bail!(
@@ -185,7 +160,7 @@ impl SimChain {
                 if doc.hex32("seed")? != self.randomness(Domain::Seed, se, doc.u64("miner")?)? {
                     bail!("seed is not the chain's randomness at epoch {se}");
                 }
-                if hex::encode(&doc.hex32("comm_r")?) != comm_r {
+                if hex::encode(&doc.hex32("comm_r")?) != on.comm_r {
                     bail!("comm_r differs from the precommitted one");
                 }
                 // Cannot verify here (parameters missing, unreadable): not the proof's fault.
@@ -224,29 +199,14 @@ impl Chain for SimChain {
 
     fn sector_allocated(&self, _miner: u64, number: u64) -> Result<bool> {
         // The simulated chain holds one miner's sectors (the repository's).
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT 1 FROM onchain WHERE sector = ?1",
-                [number as i64],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some())
+        Ok(store::sector(&self.conn, number)?.is_some())
     }
 
     fn send(&self, msg: &Message) -> Result<String> {
         let cid = message_cid(&msg.id);
         // One transaction: the message lands with all its effects, or not at all.
-        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
-        let seen: Option<String> = tx
-            .query_row(
-                "SELECT receipt FROM messages WHERE id = ?1",
-                [&msg.id],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if seen.is_some() {
+        let tx = store::begin(&self.conn)?;
+        if store::receipt(&tx, &msg.id)?.is_some() {
             return Ok(cid);
         }
         let head = self.head()?;
@@ -267,15 +227,9 @@ impl Chain for SimChain {
                     .and_then(Value::as_str)
                     .unwrap_or_default();
                 match msg.kind {
-                    MsgKind::PreCommit => tx.execute(
-                        "INSERT INTO onchain (sector, state, precommit_epoch, comm_r) VALUES (?1, 'precommitted', ?2, ?3)",
-                        params![*n as i64, head, comm_r],
-                    )?,
-                    MsgKind::ProveCommit => tx.execute(
-                        "UPDATE onchain SET state = 'proving' WHERE sector = ?1",
-                        [*n as i64],
-                    )?,
-                };
+                    MsgKind::PreCommit => store::precommit(&tx, *n, head, comm_r)?,
+                    MsgKind::ProveCommit => store::prove(&tx, *n)?,
+                }
             }
             results.push((*n, verdict.err().map(|e| format!("{e:#}"))));
         }
@@ -284,22 +238,15 @@ impl Chain for SimChain {
             epoch: head,
             results,
         };
-        tx.execute(
-            "INSERT INTO messages (id, kind, receipt, epoch) VALUES (?1, ?2, ?3, ?4)",
-            params![msg.id, msg.kind.name(), receipt_json(&receipt), head],
-        )?;
+        store::record_message(&tx, &msg.id, msg.kind.name(), &receipt_json(&receipt), head)?;
         tx.commit()?;
         Ok(cid)
     }
 
     fn lookup(&self, id: &str) -> Result<Option<Receipt>> {
-        let row: Option<String> = self
-            .conn
-            .query_row("SELECT receipt FROM messages WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        row.map(|text| parse_receipt(&text)).transpose()
+        store::receipt(&self.conn, id)?
+            .map(|text| parse_receipt(&text))
+            .transpose()
     }
 }
 

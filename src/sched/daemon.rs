@@ -13,10 +13,11 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use nix::fcntl::{Flock, FlockArg};
 
-use super::db;
+use super::db::{self, events, tasks};
 use super::engine::Engine;
 use super::log::{self, Level};
 use super::repo::Repo;
+use super::task_state::TaskState;
 
 pub struct RunOptions {
     /// Return once every sector is Proving or failed for good (demo, tests, scripts).
@@ -66,11 +67,7 @@ pub fn run(repo: &Repo, opts: RunOptions) -> Result<()> {
     let _lock = lock_daemon(repo)?;
     let mut engine = Engine::open(repo)?;
     preflight(&engine)?;
-    let mut last_event: i64 =
-        engine
-            .db
-            .conn
-            .query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| r.get(0))?;
+    let mut last_event = events::last_id(&engine.db.conn)?;
     let tty = std::io::stderr().is_terminal() && !opts.quiet && log::enabled(Level::Info);
     let spinner = tty.then(|| {
         let b = indicatif::ProgressBar::new_spinner();
@@ -101,28 +98,24 @@ pub fn run(repo: &Repo, opts: RunOptions) -> Result<()> {
             }
         };
         {
-            let mut st = engine.db.conn.prepare(
-                "SELECT id, at, coalesce(sector, -1), kind, detail FROM events WHERE id > ?1 ORDER BY id",
-            )?;
-            let rows: Vec<(i64, f64, i64, String, String)> = st
-                .query_map([last_event], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                })?
-                .collect::<rusqlite::Result<_>>()?;
-            for (id, at, sector, kind, detail) in rows {
-                last_event = id;
-                let who = if sector >= 0 {
-                    format!("sector {sector}: ")
-                } else {
-                    String::new()
-                };
+            for ev in events::after(&engine.db.conn, last_event)? {
+                last_event = ev.id;
+                let who = ev
+                    .sector
+                    .map(|s| format!("sector {s}: "))
+                    .unwrap_or_default();
                 // A row set aside is the operator's to repair: said even under -q.
-                let level = match kind.as_str() {
+                let level = match ev.kind.as_str() {
                     "quarantine" => Level::Warn,
                     _ if opts.quiet => continue,
                     _ => Level::Info,
                 };
-                log::emit_at(level, at, &format!("{who}{detail}"), spinner.as_ref());
+                log::emit_at(
+                    level,
+                    ev.at,
+                    &format!("{who}{}", ev.detail),
+                    spinner.as_ref(),
+                );
             }
             let now = summary(&engine)?;
             if now != last_summary {
@@ -135,23 +128,18 @@ pub fn run(repo: &Repo, opts: RunOptions) -> Result<()> {
             }
         }
         if opts.until_done && !busy {
-            break;
+            if let Some(b) = spinner {
+                b.finish_and_clear();
+            }
+            return stuck_on_quarantine(&engine.db);
         }
-        let running: i64 = engine.db.conn.query_row(
-            "SELECT count(*) FROM tasks WHERE state = 'running'",
-            [],
-            |r| r.get(0),
-        )?;
+        let running = tasks::count_in_state(&engine.db.conn, TaskState::Running)?;
         std::thread::sleep(Duration::from_millis(if running > 0 {
             250
         } else {
             2000.min(idle_wait(&engine))
         }));
     }
-    if let Some(b) = spinner {
-        b.finish_and_clear();
-    }
-    Ok(())
 }
 
 /// Rows set aside in one pass at most; more means something other than a stray bad row.
@@ -179,6 +167,21 @@ pub fn pass(engine: &mut Engine) -> Result<bool> {
     }
 }
 
+/// Why `run --until-done` stops with sectors that did not finish: rows set aside that only
+/// the operator can repair. Ok when there are none.
+fn stuck_on_quarantine(db: &db::Db) -> Result<()> {
+    let mut bad = db::quarantined(&db.conn, db::Table::Sectors)?;
+    bad.extend(db::quarantined(&db.conn, db::Table::Tasks)?);
+    match bad.first() {
+        None => Ok(()),
+        Some(first) => anyhow::bail!(
+            "stopped with {} row(s) of sched.db set aside, whose sectors cannot move until they \
+             are repaired (`seal-sched sectors list`): {first}",
+            bad.len()
+        ),
+    }
+}
+
 /// How long an idle pass may sleep: short while sectors wait on a fast (simulated) chain.
 fn idle_wait(e: &Engine) -> u64 {
     let epoch_ms = (super::config::Config::secs(&e.cfg.chain.epoch) * 1000.0) as u64;
@@ -189,12 +192,12 @@ fn idle_wait(e: &Engine) -> u64 {
 pub fn summary(e: &Engine) -> Result<String> {
     let mut counts = std::collections::BTreeMap::<String, usize>::new();
     for s in e.db.sectors()? {
-        *counts.entry(s.state).or_default() += 1;
+        *counts.entry(s.state.as_str().to_string()).or_default() += 1;
     }
     let total: usize = counts.values().sum();
     let states: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
     let running: Vec<String> =
-        e.db.tasks("state = 'running' ORDER BY id")?
+        e.db.tasks_in(TaskState::Running)?
             .iter()
             .map(|t| format!("{} s{}", t.kind.short(), t.sector))
             .collect();

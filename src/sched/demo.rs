@@ -99,7 +99,7 @@ pub fn run(opts: DemoOptions) -> Result<Value> {
             verdict.valid
         );
         out.push(json!({
-            "sector": s.number, "state": s.state, "deal": s.deal,
+            "sector": s.number, "state": s.state.as_str(), "deal": s.deal,
             "comm_d": s.doc.get("comm_d"), "comm_r": s.doc.get("comm_r"),
             "proof_valid": verdict.valid,
         }));

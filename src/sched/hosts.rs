@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, Result};
-use rusqlite::params;
 
 use super::config::Config;
 use super::db::{self, now, Db};
@@ -185,16 +184,25 @@ impl Monitor {
                     .map(|p| serde_json::to_string(p).expect("probe serializes"));
                 let (up, last_ok, error) = (st.up, st.last_ok, st.error.clone());
                 db.tx(|tx| {
-                    tx.execute(
-                        "INSERT INTO hosts (host, up, last_seen, error, probe, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                         ON CONFLICT(host) DO UPDATE SET up = ?2, last_seen = ?3, error = ?4, probe = coalesce(?5, probe), updated = ?6",
-                        params![id, up as i64, last_ok, error, probe, t],
+                    db::meta::record_host(
+                        tx,
+                        &db::meta::HostBeat {
+                            host: &id,
+                            up,
+                            last_seen: last_ok,
+                            error: error.as_deref(),
+                            probe: probe.as_deref(),
+                            at: t,
+                        },
                     )?;
                     if up != was_up {
                         let detail = if up {
                             format!("host {id} is up")
                         } else {
-                            format!("host {id} is down: {}", error.as_deref().unwrap_or("no answer"))
+                            format!(
+                                "host {id} is down: {}",
+                                error.as_deref().unwrap_or("no answer")
+                            )
                         };
                         db::event(tx, None, "host", &detail)?;
                     }

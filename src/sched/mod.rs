@@ -42,5 +42,6 @@ pub mod state;
 pub mod storage;
 pub mod supervisor;
 pub mod sysinfo;
+pub mod task_state;
 pub mod task_type;
 pub mod transfer;

@@ -12,11 +12,11 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
-use rusqlite::{params, Transaction};
+use rusqlite::Transaction;
 
 use super::chain::Chain;
 use super::config::Config;
-use super::db::{self, now, Db};
+use super::db::{self, sectors, Db};
 use super::location::Location;
 use super::state;
 use super::storage;
@@ -30,6 +30,9 @@ const MAX_SKIP: u64 = 100_000;
 
 const COUNTER: &str = "next_sector";
 
+/// The priority of a sector with deals (Lotus's `DealSectorPriority`): ahead of CC sectors.
+const DEAL_PRIORITY: i64 = 1024;
+
 /// Why `n` cannot be used, or `None` when it is free everywhere we can see.
 fn taken(
     tx: &Transaction,
@@ -38,12 +41,7 @@ fn taken(
     roots: &[PathBuf],
     n: u64,
 ) -> Result<Option<String>> {
-    let in_db: i64 = tx.query_row(
-        "SELECT count(*) FROM sectors WHERE number = ?1",
-        [n as i64],
-        |r| r.get(0),
-    )?;
-    if in_db > 0 {
+    if sectors::exists(tx, n)? {
         return Ok(Some("it is in the database".into()));
     }
     if chain.sector_allocated(cfg.sealing.miner, n)? {
@@ -87,24 +85,15 @@ fn reserve(
         }
         return Ok(n);
     }
-    let counter: u64 = match tx
-        .query_row("SELECT value FROM meta WHERE key = ?1", [COUNTER], |r| {
-            r.get::<_, String>(0)
-        })
-        .ok()
-    {
+    let counter: u64 = match db::meta(tx, COUNTER)? {
         Some(v) => v.parse().with_context(|| {
             format!("meta.{COUNTER} in the state database is not a number: {v:?}")
         })?,
         None => 1,
     };
     // Below an operator's explicit numbers near the top, the highest number in use.
-    let highest: Option<i64> = tx.query_row(
-        "SELECT max(number) FROM sectors WHERE number < ?1",
-        [i64::MAX],
-        |r| r.get(0),
-    )?;
-    let mut n = counter.max(highest.map_or(1, |h| h as u64 + 1)).max(1);
+    let highest = sectors::highest_below(tx, MAX_SECTOR_NUMBER)?;
+    let mut n = counter.max(highest.map_or(1, |h| h + 1)).max(1);
     for _ in 0..MAX_SKIP {
         ensure!(
             n <= MAX_SECTOR_NUMBER,
@@ -152,9 +141,16 @@ pub fn add_sector(
         }
         let doc = serde_json::json!({"seal_proof": proof.name(), "miner": cfg.sealing.miner, "sector": n});
         let deal = !abs.is_empty();
-        tx.execute(
-            "INSERT INTO sectors (number, state, deal, priority, doc, pieces, entered, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-            params![n as i64, first.as_str(), deal as i64, if deal { 1024 } else { 0 }, doc.to_string(), serde_json::to_string(&abs)?, now()],
+        sectors::insert(
+            tx,
+            &sectors::NewSector {
+                number: n,
+                state: first,
+                deal,
+                priority: if deal { DEAL_PRIORITY } else { 0 },
+                doc: &doc,
+                pieces: &abs,
+            },
         )?;
         db::event(tx, Some(n), "state", &format!("{first}: {}", if deal { format!("deal sector, {} piece(s)", abs.len()) } else { "committed capacity".into() }))?;
         Ok(n)

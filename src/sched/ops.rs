@@ -7,17 +7,17 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use rusqlite::params;
 use serde::Serialize;
 
 use super::config::Config;
 use super::config_edit::ConfigFile;
-use super::db::{self, now, Db};
+use super::db::{self, sectors, tasks, Db};
 use super::location::Location;
 use super::repo::Repo;
 use super::state::{SectorState, INTERACTIVE_POREP as PIPELINE};
 use super::storage;
 use super::supervisor;
+use super::task_state::TaskState;
 
 /// What `sectors remove` did.
 #[derive(Debug, Serialize)]
@@ -47,8 +47,7 @@ pub fn remove_sector(
 ) -> Result<Removed> {
     let name = storage::sector_name(cfg.sealing.miner, n);
     let cancelled = db.tx(|tx| {
-        let s = db::sectors_where(tx, "number = ?1", [n as i64])?
-            .pop()
+        let s = sectors::get(tx, n)?
             .with_context(|| format!("no sector {n} (or its row is quarantined: see `seal-sched sectors list`)"))?;
         if let Some(l) = &s.location {
             let at = Location::parse(l)?;
@@ -62,8 +61,8 @@ pub fn remove_sector(
             bail!("sector {n} is in batch {b}, whose message is being sent: remove it once the batch has landed");
         }
         let mut cancelled = None;
-        for t in db::tasks_where(tx, &format!("sector = {n} AND state IN ('queued', 'running')"))? {
-            if t.state == "running" {
+        for t in tasks::live_of(tx, n)? {
+            if t.state == TaskState::Running {
                 ensure!(
                     force,
                     "sector {n} has a running {} task ({}): wait for it, or --force cancels it",
@@ -73,15 +72,12 @@ pub fn remove_sector(
                 std::fs::write(repo.tasks_dir().join(t.id.to_string()).join(supervisor::CANCEL), b"")
                     .with_context(|| format!("cannot cancel task {}", t.id))?;
             } else {
-                tx.execute(
-                    "UPDATE tasks SET state = 'cancelled', finished = ?2, error = 'its sector was removed' WHERE id = ?1 AND state = 'queued'",
-                    params![t.id as i64, now()],
-                )?;
+                tasks::cancel_queued(tx, t.id, "its sector was removed")?;
             }
             cancelled = Some(t.id);
         }
-        if s.state != SectorState::Removed.as_str() {
-            tx.execute("UPDATE sectors SET retry_at = 0 WHERE number = ?1", [n as i64])?;
+        if s.state != SectorState::Removed {
+            sectors::reset_retries(tx, n)?;
             db::set_state(tx, n, SectorState::Removed, &format!("removed by the operator (was {})", s.state))?;
         }
         Ok(cancelled)
@@ -161,17 +157,11 @@ pub fn update_state(db: &mut Db, n: u64, to: &str, really: bool) -> Result<State
         )
     })?;
     db.tx(|tx| {
-        let s = db::sectors_where(tx, "number = ?1", [n as i64])?
-            .pop()
-            .with_context(|| {
-                format!("no sector {n} (or its row is quarantined: see `seal-sched sectors list`)")
-            })?;
-        let from = SectorState::parse(&s.state)
-            .with_context(|| format!("sector {n} is in an unknown state {:?}", s.state))?;
-        let live = db::tasks_where(
-            tx,
-            &format!("sector = {n} AND state IN ('queued', 'running')"),
-        )?;
+        let s = sectors::get(tx, n)?.with_context(|| {
+            format!("no sector {n} (or its row is quarantined: see `seal-sched sectors list`)")
+        })?;
+        let from = s.state;
+        let live = tasks::live_of(tx, n)?;
         if let Some(t) = live.first() {
             bail!(
                 "sector {n} has a {} {} task ({}): abort it first (`seal-sched jobs --abort {}`)",
@@ -191,10 +181,7 @@ pub fn update_state(db: &mut Db, n: u64, to: &str, really: bool) -> Result<State
             allowed || really,
             "{from} → {to} is not a transition of the sealing pipeline: --really-do-it forces it"
         );
-        tx.execute(
-            "UPDATE sectors SET fails = 0, retry_at = 0 WHERE number = ?1",
-            [n as i64],
-        )?;
+        sectors::reset_retries(tx, n)?;
         db::set_state(
             tx,
             n,
@@ -292,14 +279,7 @@ pub fn detach_storage(
     let stranded = db.tx(|tx| {
         let mut held = Vec::new();
         for l in &locations {
-            let mut st = tx.prepare(
-                "SELECT number FROM sectors WHERE state != ?2 AND location = ?1 \
-                 UNION SELECT sector FROM tasks WHERE state IN ('queued', 'running') AND fetch_to = ?1 ORDER BY 1",
-            )?;
-            let ns = st
-                .query_map(params![l, SectorState::Removed.as_str()], |r| r.get::<_, i64>(0).map(|v| v as u64))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            held.extend(ns);
+            held.extend(sectors::using_location(tx, l)?);
         }
         held.sort_unstable();
         held.dedup();
@@ -372,18 +352,13 @@ pub fn redeclare_storage(cfg: &Config, db: &mut Db, path: &Path) -> Result<Vec<D
             continue;
         };
         let status = db.tx(|tx| {
-            let Some(s) = db::sectors_where(tx, "number = ?1", [n as i64])?.pop() else {
+            let Some(s) = sectors::get(tx, n)? else {
                 return Ok("unknown");
             };
             if s.location.as_deref() == Some(root.as_str()) {
                 return Ok("indexed");
             }
-            if !db::tasks_where(
-                tx,
-                &format!("sector = {n} AND state IN ('queued', 'running')"),
-            )?
-            .is_empty()
-            {
+            if !tasks::live_of(tx, n)?.is_empty() {
                 return Ok("busy");
             }
             if let Some(l) = &s.location {
@@ -392,10 +367,7 @@ pub fn redeclare_storage(cfg: &Config, db: &mut Db, path: &Path) -> Result<Vec<D
                     return Ok("duplicate");
                 }
             }
-            tx.execute(
-                "UPDATE sectors SET location = ?2 WHERE number = ?1",
-                params![n as i64, root],
-            )?;
+            sectors::set_location(tx, n, Some(root.as_str()))?;
             let mut doc = s.doc.clone();
             doc["paths"] = storage::sector_paths(path, &name);
             db::set_doc(tx, n, &doc)?;

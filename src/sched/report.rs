@@ -10,6 +10,7 @@ use super::db::{self, now, Db, SectorRow};
 use super::engine::{sector_value, Engine};
 use super::state::SectorState;
 use super::supervisor;
+use super::task_state::TaskState;
 
 fn bar(frac: f64) -> String {
     let n = (frac.clamp(0.0, 1.0) * 20.0).round() as usize;
@@ -19,7 +20,7 @@ fn bar(frac: f64) -> String {
 /// `seal-sched workers`: like `lotus-miner sealing workers`.
 pub fn workers(e: &Engine) -> Result<(String, Value)> {
     let size = e.cfg.seal_proof()?.sector_size();
-    let running = e.db.tasks("state = 'running'")?;
+    let running = e.db.tasks_in(TaskState::Running)?;
     let mut text = String::new();
     let mut out = Vec::new();
     // Live use, measured now: this machine directly, each remote host over its shared ssh
@@ -131,11 +132,6 @@ pub fn workers(e: &Engine) -> Result<(String, Value)> {
 /// `seal-sched jobs`: running and waiting tasks, with why each one waits, under the chain's
 /// current epoch (`head`). A task row that cannot be read is listed with its error.
 pub fn jobs(e: &Engine, all: bool, head: i64) -> Result<(String, Value)> {
-    let clause = if all {
-        "1 ORDER BY id"
-    } else {
-        "state IN ('queued', 'running') ORDER BY state DESC, id"
-    };
     let mut text = format!(
         "Chain epoch {head} at {}\n{:<6} {:<7} {:<5} {:<12} {:<10} {:>8}  {}\n",
         clock::now(),
@@ -148,7 +144,7 @@ pub fn jobs(e: &Engine, all: bool, head: i64) -> Result<(String, Value)> {
         "Waiting for"
     );
     let mut out = Vec::new();
-    for (id, t) in db::all_tasks(&e.db.conn, clause)? {
+    for (id, t) in db::tasks::listing(&e.db.conn, all)? {
         let t = match t {
             Ok(t) => t,
             Err(bad) => {
@@ -166,10 +162,10 @@ pub fn jobs(e: &Engine, all: bool, head: i64) -> Result<(String, Value)> {
             }
         };
         let dir = e.repo.tasks_dir().join(t.id.to_string());
-        let stage = match t.state.as_str() {
-            "running" => std::fs::read_to_string(dir.join(supervisor::STAGE))
+        let stage = match t.state {
+            TaskState::Running => std::fs::read_to_string(dir.join(supervisor::STAGE))
                 .unwrap_or_else(|_| "starting".into()),
-            "queued" if t.worker.is_some() => "assigned".into(),
+            TaskState::Queued if t.worker.is_some() => "assigned".into(),
             s => s.to_string(),
         };
         let since = t.started.unwrap_or(t.created);
@@ -188,7 +184,7 @@ pub fn jobs(e: &Engine, all: bool, head: i64) -> Result<(String, Value)> {
                 .unwrap_or("")
         );
         out.push(json!({
-            "id": t.id, "sector": t.sector, "task": t.kind.short(), "state": t.state, "stage": stage,
+            "id": t.id, "sector": t.sector, "task": t.kind.short(), "state": t.state.as_str(), "stage": stage,
             "worker": t.worker, "seconds": secs, "waiting_for": t.wait_reason, "error": t.error,
             "log": dir.join("stderr.log").display().to_string(),
         }));
@@ -205,7 +201,7 @@ pub fn sectors(db: &Db) -> Result<(String, Value)> {
         "Sector", "State", "Deal", "Fails", "comm_r"
     );
     let mut out = Vec::new();
-    for (n, s) in db::all_sectors(&db.conn)? {
+    for (n, s) in db::sectors::listing(&db.conn)? {
         let s = match s {
             Ok(s) => s,
             Err(bad) => {
@@ -240,7 +236,7 @@ pub fn timeline(db: &Db, s: &SectorRow) -> Result<Vec<(String, f64, f64, String)
     for (i, ev) in events.iter().enumerate() {
         let end = events.get(i + 1).map_or_else(
             || {
-                if SectorState::parse(&s.state).is_some_and(SectorState::is_done) {
+                if s.state.is_done() {
                     ev.at
                 } else {
                     now()
@@ -261,7 +257,7 @@ pub fn status(db: &Db, number: u64, head: i64) -> Result<(String, Value)> {
         Some(s) => s,
         None => {
             // Set aside or unreadable: say which column of the row is wrong.
-            let bad = db::all_sectors(&db.conn)?
+            let bad = db::sectors::listing(&db.conn)?
                 .into_iter()
                 .find(|(n, _)| *n == number)
                 .and_then(|(_, r)| r.err());
@@ -318,8 +314,8 @@ pub fn batches(db: &Db) -> Result<(String, Value)> {
         text += &format!(
             "Batch {} ({}): {}{}\n",
             b.id,
-            b.kind,
-            b.state,
+            b.kind.name(),
+            b.state.name(),
             b.landed_epoch
                 .map(|e| format!(" at epoch {e}"))
                 .unwrap_or_default()
@@ -335,22 +331,24 @@ pub fn batches(db: &Db) -> Result<(String, Value)> {
                 .collect::<Vec<_>>()
                 .join(" ")
         );
-        out.push(json!({"id": b.id, "kind": b.kind, "state": b.state, "created": b.created, "sent": b.sent,
+        out.push(json!({"id": b.id, "kind": b.kind.name(), "state": b.state.name(), "created": b.created, "sent": b.sent,
             "landed_epoch": b.landed_epoch, "message": b.message, "sectors": b.sectors}));
     }
-    let pending: Vec<(String, u64)> = db
+    let pending: Vec<(SectorState, u64)> = db
         .sectors()?
         .into_iter()
         .filter(|s| {
-            s.state == SectorState::PreCommitBatch.as_str()
-                || s.state == SectorState::CommitBatch.as_str()
+            matches!(
+                s.state,
+                SectorState::PreCommitBatch | SectorState::CommitBatch
+            )
         })
         .map(|s| (s.state, s.number))
         .collect();
     for kind in [SectorState::PreCommitBatch, SectorState::CommitBatch] {
         let ns: Vec<String> = pending
             .iter()
-            .filter(|p| p.0 == kind.as_str())
+            .filter(|p| p.0 == kind)
             .map(|p| p.1.to_string())
             .collect();
         if !ns.is_empty() {
@@ -359,7 +357,7 @@ pub fn batches(db: &Db) -> Result<(String, Value)> {
     }
     Ok((
         text,
-        json!({"batches": out, "pending": pending.iter().map(|(k, n)| json!({"state": k, "sector": n})).collect::<Vec<_>>()}),
+        json!({"batches": out, "pending": pending.iter().map(|(k, n)| json!({"state": k.as_str(), "sector": n})).collect::<Vec<_>>()}),
     ))
 }
 

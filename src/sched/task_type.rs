@@ -6,48 +6,35 @@
 
 use std::fmt;
 
-/// One kind of sealing work.
-///
-/// The derived `Ord` is only the declaration order (handy for maps and
-/// stable output); scheduling priority is [`TaskType::order`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum TaskType {
-    AddPiece,
-    PreCommit1,
-    PreCommit2,
-    Commit1,
-    Commit2,
-    Finalize,
-    Fetch,
-    Unseal,
+/// Declares [`TaskType`] and its lists from one list of names, so the enum, [`TaskType::ALL`]
+/// (and the index order it defines) and [`TaskType::SEALING`] cannot disagree.
+macro_rules! task_types {
+    (sealing: [$($s:ident),+ $(,)?], other: [$($o:ident),* $(,)?] $(,)?) => {
+        /// One kind of sealing work.
+        ///
+        /// The derived `Ord` is only the declaration order (handy for maps and
+        /// stable output); scheduling priority is [`TaskType::order`].
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum TaskType { $($s,)+ $($o,)* }
+
+        impl TaskType {
+            /// Every task type, in declaration order (the order [`TaskType::index`] uses).
+            pub const ALL: [TaskType; [$(TaskType::$s,)+ $(TaskType::$o,)*].len()] =
+                [$(TaskType::$s,)+ $(TaskType::$o,)*];
+
+            /// The task types a worker runs unless its config lists others, and the ones the
+            /// operator names in help and error texts: every kind the sealing pipeline uses.
+            pub const SEALING: [TaskType; [$(TaskType::$s,)+].len()] = [$(TaskType::$s,)+];
+        }
+    };
 }
 
+task_types!(
+    sealing: [AddPiece, PreCommit1, PreCommit2, Commit1, Commit2, Finalize, Fetch],
+    other: [Unseal],
+);
+
 impl TaskType {
-    /// Every task type, in declaration order (the order [`TaskType::index`] uses).
-    pub const ALL: [TaskType; 8] = [
-        TaskType::AddPiece,
-        TaskType::PreCommit1,
-        TaskType::PreCommit2,
-        TaskType::Commit1,
-        TaskType::Commit2,
-        TaskType::Finalize,
-        TaskType::Fetch,
-        TaskType::Unseal,
-    ];
-
-    /// The task types a worker runs unless its config lists others, and the ones the
-    /// operator names in help and error texts: every kind the sealing pipeline uses
-    /// (Unseal is none of them).
-    pub const SEALING: [TaskType; 7] = [
-        TaskType::AddPiece,
-        TaskType::PreCommit1,
-        TaskType::PreCommit2,
-        TaskType::Commit1,
-        TaskType::Commit2,
-        TaskType::Finalize,
-        TaskType::Fetch,
-    ];
-
     /// The short names of `types`, comma separated (`"AP, PC1, PC2"`), for help and
     /// error texts.
     pub fn short_names(types: &[TaskType]) -> String {
@@ -104,16 +91,9 @@ impl TaskType {
     /// Position in [`TaskType::ALL`]; used to index dense per-type tables
     /// and bit masks instead of hashing.
     pub fn index(self) -> usize {
-        match self {
-            TaskType::AddPiece => 0,
-            TaskType::PreCommit1 => 1,
-            TaskType::PreCommit2 => 2,
-            TaskType::Commit1 => 3,
-            TaskType::Commit2 => 4,
-            TaskType::Finalize => 5,
-            TaskType::Fetch => 6,
-            TaskType::Unseal => 7,
-        }
+        // The enum's discriminants are its declaration order, which is the order of `ALL`
+        // (both come from the one list in `task_types!`).
+        self as usize
     }
 }
 

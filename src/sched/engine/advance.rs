@@ -1,12 +1,10 @@
 //! Sector moves that need no task: retries after their back-off, seeds once due.
 
+use super::Engine;
 use anyhow::Result;
-use rusqlite::params;
-
-use super::{sql_list, Engine};
 
 use crate::sched::chain::{Chain, Domain};
-use crate::sched::db::{self, now};
+use crate::sched::db::{self, now, sectors};
 use crate::sched::state::{SectorState, INTERACTIVE_POREP as PIPELINE};
 
 impl Engine {
@@ -17,28 +15,21 @@ impl Engine {
         let seed_delay = self.cfg.chain.seed_delay as i64;
         let miner = self.cfg.sealing.miner;
         let chain = &self.chain;
-        let failures = sql_list(PIPELINE.retries.iter().map(|r| r.failed));
+        let failures: Vec<SectorState> = PIPELINE.retries.iter().map(|r| r.failed).collect();
         self.db.tx(|tx| {
-            for s in db::sectors_where(
-                tx,
-                &format!("state IN ({failures}) AND retry_at <= ?1"),
-                [now()],
-            )? {
-                let failed = SectorState::parse(&s.state).expect("selected by name");
+            for s in sectors::retry_due(tx, &failures, now())? {
+                let failed = s.state;
                 let r = PIPELINE.retry(failed).expect("selected as a failure");
                 let target = PIPELINE
                     .retry_target(failed, s.fails, max)
                     .expect("selected as a failure");
                 if target != r.phase {
                     // Falling back to an earlier phase (or giving up) starts its count anew.
-                    tx.execute(
-                        "UPDATE sectors SET fails = 0 WHERE number = ?1",
-                        [s.number as i64],
-                    )?;
+                    sectors::reset_fails(tx, s.number)?;
                 }
                 db::set_state(tx, s.number, target, "retry")?;
             }
-            for s in db::sectors_where(tx, "state = ?1", [SectorState::WaitSeed.as_str()])? {
+            for s in sectors::in_state(tx, SectorState::WaitSeed)? {
                 let Some(pc) = s.precommit_epoch else {
                     continue;
                 };
@@ -51,10 +42,7 @@ impl Engine {
                 doc["seed"] = crate::hex::encode(&seed).into();
                 doc["seed_epoch"] = se.into();
                 db::set_doc(tx, s.number, &doc)?;
-                tx.execute(
-                    "UPDATE sectors SET seed_epoch = ?2 WHERE number = ?1",
-                    params![s.number as i64, se],
-                )?;
+                sectors::set_seed_epoch(tx, s.number, se)?;
                 db::set_state(
                     tx,
                     s.number,

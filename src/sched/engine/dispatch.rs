@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result};
-use rusqlite::params;
 use serde_json::Value;
 
 use super::{c1_copy, worker_locations, Engine, PathView};
@@ -15,34 +14,29 @@ use super::{c1_copy, worker_locations, Engine, PathView};
 use crate::sched::admission::Allocation;
 use crate::sched::assign::{self, Busy, StoragePath, WorkerState};
 use crate::sched::config::{parse_cpus, Worker};
-use crate::sched::db::{self, now, SectorRow, TaskRow};
+use crate::sched::db::{self, now, sectors, tasks, SectorRow, TaskRow};
 use crate::sched::location::Location;
 use crate::sched::numbering;
 use crate::sched::queue::QueuedTask;
 use crate::sched::resources::ResourceTable;
 use crate::sched::storage;
 use crate::sched::supervisor::{self, TaskSpec};
+use crate::sched::task_state::TaskState;
 use crate::sched::task_type::TaskType;
 
 impl Engine {
     /// Mean run time per task type so far (for backfill), 60 s before there is history.
     fn estimates(&self) -> Result<HashMap<String, f64>> {
-        let mut st = self.db.conn.prepare(
-            "SELECT kind, avg(finished - started) FROM tasks WHERE state = 'done' AND started IS NOT NULL GROUP BY kind",
-        )?;
-        let rows = st
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?)))?
-            .collect::<rusqlite::Result<HashMap<_, _>>>()?;
-        Ok(rows)
+        tasks::mean_durations(&self.db.conn)
     }
 
     /// Places queued tasks on workers and starts those that fit now.
     pub(super) fn schedule(&mut self) -> Result<()> {
-        let queued = self.db.tasks("state = 'queued' ORDER BY id")?;
+        let queued = self.db.tasks_in(TaskState::Queued)?;
         if queued.is_empty() {
             return Ok(());
         }
-        let running = self.db.tasks("state = 'running'")?;
+        let running = self.db.tasks_in(TaskState::Running)?;
         let sectors: BTreeMap<u64, SectorRow> = self
             .db
             .sectors()?
@@ -78,16 +72,10 @@ impl Engine {
         });
         self.db.tx(|tx| {
             for (id, why) in &decisions.waiting {
-                tx.execute(
-                    "UPDATE tasks SET worker = NULL, wait_reason = ?2 WHERE id = ?1",
-                    params![*id as i64, why],
-                )?;
+                tasks::assign(tx, *id, None, Some(why))?;
             }
             for (id, worker, reason) in &decisions.assigned {
-                tx.execute(
-                    "UPDATE tasks SET worker = ?2, wait_reason = ?3 WHERE id = ?1",
-                    params![*id as i64, worker, reason],
-                )?;
+                tasks::assign(tx, *id, Some(worker), reason.as_deref())?;
             }
             Ok(())
         })?;
@@ -111,23 +99,14 @@ impl Engine {
                 let n = fetching.entry(w.host_id()).or_default();
                 if *n >= limit.max(1) {
                     let why = format!("assigned to {}, waiting: {} transfers into host {} already run (fetch_limit {limit})", w.name, n, w.host_id());
-                    self.db.conn.execute(
-                        "UPDATE tasks SET wait_reason = ?2 WHERE id = ?1",
-                        params![t.id as i64, why],
-                    )?;
+                    tasks::set_wait_reason(&self.db.conn, t.id, &why)?;
                     continue;
                 }
                 *n += 1;
             }
             if let Err(e) = self.start(&t, &w, &s, fetch_to, alloc, &views) {
                 let msg = format!("{e:#}");
-                self.db.tx(|tx| {
-                    tx.execute(
-                        "UPDATE tasks SET wait_reason = ?2, worker = NULL WHERE id = ?1",
-                        params![t.id as i64, msg],
-                    )?;
-                    Ok(())
-                })?;
+                self.db.tx(|tx| tasks::assign(tx, t.id, None, Some(&msg)))?;
             }
         }
         Ok(())
@@ -317,22 +296,23 @@ impl Engine {
         // Committed as running before the process exists: a crash in between leaves a task
         // whose lock is free and status missing, which the next daemon re-queues.
         let started = self.db.tx(|tx| {
-            let n = tx.execute(
-                "UPDATE tasks SET state = 'running', started = ?2, worker = ?3, fetch_to = ?4, wait_reason = NULL WHERE id = ?1 AND state = 'queued'",
-                params![t.id as i64, now(), w.name, fetch_to],
-            )?;
-            if n == 0 {
+            if !tasks::start(tx, t.id, &w.name, fetch_to.as_deref())? {
                 return Ok(false); // aborted (`jobs --abort`) since this pass read it
             }
             if s.location.is_none() {
-                tx.execute("UPDATE sectors SET location = ?2 WHERE number = ?1", params![s.number as i64, location])?;
+                sectors::set_location(tx, s.number, Some(location.as_str()))?;
             }
             if s.doc.get("paths") != spec.doc.get("paths") {
                 let mut d = s.doc.clone();
                 d["paths"] = spec.doc["paths"].clone();
                 db::set_doc(tx, s.number, &d)?;
             }
-            db::event(tx, Some(s.number), "task", &format!("{} task {} started on {}", t.kind.short(), t.id, w.name))?;
+            db::event(
+                tx,
+                Some(s.number),
+                "task",
+                &format!("{} task {} started on {}", t.kind.short(), t.id, w.name),
+            )?;
             Ok(true)
         })?;
         if !started {
@@ -354,10 +334,7 @@ impl Engine {
                     self.cfg.bin_dir().join("seal-sched").display()
                 )
             })?;
-        self.db.conn.execute(
-            "UPDATE tasks SET pid = ?2 WHERE id = ?1",
-            params![t.id as i64, child.id() as i64],
-        )?;
+        tasks::set_pid(&self.db.conn, t.id, child.id())?;
         self.children.insert(t.id, child);
         Ok(())
     }
@@ -590,7 +567,7 @@ mod tests {
             id,
             sector,
             kind,
-            state: state.into(),
+            state: TaskState::parse(state).expect("a task state"),
             worker: worker.map(String::from),
             fetch_to: None,
             alloc_path: None,
@@ -606,7 +583,7 @@ mod tests {
     fn sector(number: u64, state: SectorState, location: Option<&str>) -> SectorRow {
         SectorRow {
             number,
-            state: state.as_str().into(),
+            state,
             deal: false,
             priority: 0,
             doc: serde_json::json!({}),

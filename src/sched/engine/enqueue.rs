@@ -1,12 +1,10 @@
 //! Queuing the next task of every sector in a compute state.
 
+use super::Engine;
 use anyhow::Result;
-use rusqlite::params;
-
-use super::{sql_list, Engine};
 
 use crate::sched::chain::{Chain, Domain};
-use crate::sched::db::{self, now};
+use crate::sched::db::{self, sectors, tasks};
 use crate::sched::state::{SectorState, INTERACTIVE_POREP as PIPELINE};
 use crate::sched::task_type::TaskType;
 
@@ -16,19 +14,11 @@ impl Engine {
         let head = self.chain.head()?;
         let miner = self.cfg.sealing.miner;
         let chain = &self.chain;
-        let compute = sql_list(PIPELINE.steps.iter().map(|s| s.state));
+        let compute: Vec<SectorState> = PIPELINE.steps.iter().map(|s| s.state).collect();
         self.db.tx(|tx| {
-            let todo = db::sectors_where(
-                tx,
-                &format!(
-                    "state IN ({compute}) AND number NOT IN \
-                     (SELECT sector FROM tasks WHERE state IN ('queued','running'))"
-                ),
-                [],
-            )?;
+            let todo = sectors::without_live_task(tx, &compute)?;
             for s in todo {
-                let state = SectorState::parse(&s.state).expect("selected by name");
-                let kind = PIPELINE.step(state).expect("a compute state").task;
+                let kind = PIPELINE.step(s.state).expect("a compute state").task;
                 if kind == TaskType::PreCommit1 {
                     // GetTicket: a fresh ticket for every PC1 attempt.
                     let ticket = chain.randomness(Domain::Ticket, head, miner)?;
@@ -36,12 +26,9 @@ impl Engine {
                     doc["ticket"] = crate::hex::encode(&ticket).into();
                     doc["ticket_epoch"] = head.into();
                     db::set_doc(tx, s.number, &doc)?;
-                    tx.execute("UPDATE sectors SET ticket_epoch = ?2 WHERE number = ?1", params![s.number as i64, head])?;
+                    sectors::set_ticket_epoch(tx, s.number, head)?;
                 }
-                tx.execute(
-                    "INSERT INTO tasks (sector, kind, state, created) VALUES (?1, ?2, 'queued', ?3)",
-                    params![s.number as i64, kind.short(), now()],
-                )?;
+                tasks::queue(tx, s.number, kind)?;
             }
             Ok(())
         })

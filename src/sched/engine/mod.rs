@@ -10,13 +10,12 @@ use std::path::PathBuf;
 use std::process::Child;
 
 use anyhow::{Context, Result};
-use rusqlite::params;
 use serde_json::Value;
 
 use super::admission::WorkerInfo;
 use super::chain::SimChain;
 use super::config::{parse_cpus, parse_size, Config, Worker};
-use super::db::{self, now, Db, SectorRow};
+use super::db::{self, sectors, tasks, Db, SectorRow};
 use super::hosts::Monitor;
 use super::location::Location;
 use super::remote;
@@ -24,6 +23,7 @@ use super::repo::Repo;
 use super::resources::ResourceTable;
 use super::state::SectorState;
 use super::supervisor;
+use super::task_state::TaskState;
 use super::task_type::TaskType;
 use super::transfer::Net;
 use crate::sector::proof::SealProof;
@@ -105,7 +105,8 @@ impl Engine {
         })
     }
 
-    /// One full pass. Returns whether anything is still in flight (tasks or sectors not done).
+    /// One full pass. Returns whether anything is still in flight: tasks, or sectors that
+    /// are not done and not set aside (quarantined).
     pub fn tick(&mut self) -> Result<bool> {
         self.monitor.poll(&mut self.db)?;
         self.reap()?;
@@ -113,12 +114,12 @@ impl Engine {
         self.publish()?;
         self.enqueue()?;
         self.schedule()?;
-        let done = sql_list(SectorState::ALL.iter().copied().filter(|s| s.is_done()));
-        let busy: i64 = self.db.conn.query_row(
-            &format!("SELECT count(*) FROM sectors WHERE state NOT IN ({done})"),
-            [],
-            |r| r.get(0),
-        )?;
+        let done: Vec<SectorState> = SectorState::ALL
+            .iter()
+            .copied()
+            .filter(|s| s.is_done())
+            .collect();
+        let busy = sectors::count_moving(&self.db.conn, &done)?;
         Ok(busy > 0 || !self.children.is_empty())
     }
 
@@ -162,15 +163,6 @@ impl Engine {
     }
 }
 
-/// States as an SQL list of names, for `state IN (…)`: the names are our own identifiers,
-/// never operator text.
-fn sql_list(states: impl Iterator<Item = SectorState>) -> String {
-    states
-        .map(|s| format!("'{}'", s.as_str()))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 /// Where Commit1's output of a sector sealed on a remote host is kept until Finalize.
 pub fn c1_copy(repo: &Repo, name: &str) -> PathBuf {
     repo.root.join("commit1").join(format!("{name}.json"))
@@ -181,18 +173,9 @@ pub fn c1_copy(repo: &Repo, name: &str) -> PathBuf {
 /// abort and a start never both win. A running one (or one that started meanwhile) gets its
 /// cancel file: its supervisor kills the phase and reports failure, and the sector retries.
 pub fn cancel(repo: &Repo, db: &Db, id: u64) -> Result<()> {
-    let t = db::task(&db.conn, id)?.with_context(|| format!("no task {id}"))?;
-    anyhow::ensure!(
-        t.state == "running" || t.state == "queued",
-        "task {id} is {}, not running",
-        t.state
-    );
-    let dropped = db.conn.execute(
-        "UPDATE tasks SET state = 'cancelled', finished = ?2, error = 'aborted by the operator' \
-         WHERE id = ?1 AND state = 'queued'",
-        params![id as i64, now()],
-    )?;
-    if dropped == 1 {
+    let t = db.task(id)?.with_context(|| format!("no task {id}"))?;
+    anyhow::ensure!(t.state.is_live(), "task {id} is {}, not running", t.state);
+    if tasks::cancel_queued(&db.conn, id, "aborted by the operator")? {
         db::event(
             &db.conn,
             Some(t.sector),
@@ -204,9 +187,9 @@ pub fn cancel(repo: &Repo, db: &Db, id: u64) -> Result<()> {
         )?;
         return Ok(());
     }
-    let t = db::task(&db.conn, id)?.with_context(|| format!("no task {id}"))?;
+    let t = db.task(id)?.with_context(|| format!("no task {id}"))?;
     anyhow::ensure!(
-        t.state == "running",
+        t.state == TaskState::Running,
         "task {id} is {}, not running",
         t.state
     );
@@ -220,13 +203,13 @@ pub fn cancel(repo: &Repo, db: &Db, id: u64) -> Result<()> {
 }
 
 pub fn sector_value(s: &SectorRow) -> Value {
-    let mut v = serde_json::json!({"state": s.state, "deal": s.deal, "priority": s.priority});
+    let mut v = serde_json::json!({"deal": s.deal, "priority": s.priority});
     if let Value::Object(doc) = &s.doc {
         for (k, x) in doc {
             v[k] = x.clone();
         }
     }
-    v["state"] = s.state.clone().into();
+    v["state"] = s.state.as_str().into();
     if let Some(l) = &s.location {
         v["location"] = l.clone().into();
     }

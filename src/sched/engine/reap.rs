@@ -2,23 +2,23 @@
 //! result with its sector's next state in one transaction.
 
 use anyhow::{Context, Result};
-use rusqlite::params;
 
 use super::{c1_copy, Engine};
 
 use crate::sched::config::Config;
-use crate::sched::db::{self, now, TaskRow};
+use crate::sched::db::{self, now, sectors, tasks, TaskRow};
 use crate::sched::state::{self, INTERACTIVE_POREP as PIPELINE};
 use crate::sched::storage;
 use crate::sched::supervisor;
+use crate::sched::task_state::TaskState;
 use crate::sched::task_type::TaskType;
 
-const MAX_LOST: i64 = 5;
+const MAX_LOST: u64 = 5;
 
 impl Engine {
     /// Collects finished tasks; re-attaches or gives up tasks a previous daemon started.
     pub(super) fn reap(&mut self) -> Result<()> {
-        for t in self.db.tasks("state = 'running'")? {
+        for t in self.db.tasks_in(TaskState::Running)? {
             let dir = self.task_dir(t.id);
             if let Some(st) = supervisor::read_status(&dir) {
                 if let Some(mut c) = self.children.remove(&t.id) {
@@ -62,11 +62,23 @@ impl Engine {
                 continue;
             }
             self.db.tx(|tx| {
-                tx.execute(
-                    "UPDATE tasks SET state = 'abandoned', finished = ?2, error = 'its process was gone after a daemon restart' WHERE id = ?1",
-                    params![t.id as i64, now()],
+                tasks::finish(
+                    tx,
+                    t.id,
+                    TaskState::Abandoned,
+                    now(),
+                    Some("its process was gone after a daemon restart"),
                 )?;
-                db::event(tx, Some(t.sector), "task", &format!("{} task {} was not running after a restart; queued again", t.kind.short(), t.id))
+                db::event(
+                    tx,
+                    Some(t.sector),
+                    "task",
+                    &format!(
+                        "{} task {} was not running after a restart; queued again",
+                        t.kind.short(),
+                        t.id
+                    ),
+                )
             })?;
         }
         Ok(())
@@ -83,61 +95,91 @@ impl Engine {
         let step = *PIPELINE
             .step_of(t.kind)
             .with_context(|| format!("task {}: {} runs in no state", t.id, t.kind.short()))?;
-        let phase = step.state.as_str();
+        let phase = step.state;
         self.db.tx(|tx| {
-            let Some(s) = db::sectors_where(tx, "number = ?1", [t.sector as i64])?.pop() else {
+            let Some(s) = sectors::get(tx, t.sector)? else {
                 return Ok(());
             };
             if let Some(loc) = &st.location {
-                tx.execute("UPDATE sectors SET location = ?2 WHERE number = ?1", params![s.number as i64, loc])?;
+                sectors::set_location(tx, s.number, Some(loc.as_str()))?;
             }
             if st.conflict {
                 // Nothing was written there: the sector is new again and gets placed anew
                 // (and checked again) after its back-off.
-                tx.execute("UPDATE sectors SET location = NULL WHERE number = ?1", [s.number as i64])?;
+                sectors::set_location(tx, s.number, None)?;
             }
             let took = st.finished - st.started;
             if st.abandoned {
-                tx.execute("UPDATE tasks SET state = 'abandoned', finished = ?2 WHERE id = ?1", params![t.id as i64, now()])?;
+                tasks::finish(tx, t.id, TaskState::Abandoned, now(), None)?;
                 return Ok(());
             }
             // A lost connection is the host's trouble, not the sector's: queue the task again
             // (the next pass does) without a failure, unless it keeps happening.
-            let lost_before: i64 = tx.query_row(
-                "SELECT count(*) FROM tasks WHERE sector = ?1 AND state = 'lost' AND id > coalesce((SELECT max(id) FROM tasks WHERE sector = ?1 AND state = 'done'), 0)",
-                [s.number as i64],
-                |r| r.get(0),
-            )?;
+            let lost_before = tasks::lost_since_done(tx, s.number)?;
             if st.lost && s.state == phase && lost_before < MAX_LOST {
                 let err = st.error.clone().unwrap_or_default();
-                tx.execute("UPDATE tasks SET state = 'lost', finished = ?2, error = ?3 WHERE id = ?1", params![t.id as i64, now(), err])?;
-                return db::event(tx, Some(s.number), "task", &format!("{} task {} lost on {}: {err}", t.kind.short(), t.id, t.worker.as_deref().unwrap_or("?")));
+                tasks::finish(tx, t.id, TaskState::Lost, now(), Some(&err))?;
+                return db::event(
+                    tx,
+                    Some(s.number),
+                    "task",
+                    &format!(
+                        "{} task {} lost on {}: {err}",
+                        t.kind.short(),
+                        t.id,
+                        t.worker.as_deref().unwrap_or("?")
+                    ),
+                );
             }
             if s.state != phase {
-                tx.execute("UPDATE tasks SET state = 'done', finished = ?2, error = 'result ignored: the sector moved on' WHERE id = ?1", params![t.id as i64, now()])?;
+                tasks::finish(
+                    tx,
+                    t.id,
+                    TaskState::Done,
+                    now(),
+                    Some("result ignored: the sector moved on"),
+                )?;
                 return Ok(());
             }
             if st.ok {
-                tx.execute("UPDATE tasks SET state = 'done', finished = ?2 WHERE id = ?1", params![t.id as i64, st.finished])?;
+                tasks::finish(tx, t.id, TaskState::Done, st.finished, None)?;
                 if let Some(doc) = &st.doc {
                     db::set_doc(tx, s.number, doc)?;
                 }
-                tx.execute("UPDATE sectors SET fails = 0, last_error = NULL WHERE number = ?1", [s.number as i64])?;
+                sectors::clear_failures(tx, s.number)?;
                 if t.kind == TaskType::Finalize {
                     // Commit2's input is kept here until the proof is on chain; now it is.
-                    let _ = std::fs::remove_file(c1_copy(&self.repo, &storage::sector_name(cfg.sealing.miner, s.number)));
+                    let _ = std::fs::remove_file(c1_copy(
+                        &self.repo,
+                        &storage::sector_name(cfg.sealing.miner, s.number),
+                    ));
                 }
-                db::set_state(tx, s.number, step.success, &format!("{} done in {took:.1}s on {}", t.kind.short(), t.worker.as_deref().unwrap_or("?")))
+                db::set_state(
+                    tx,
+                    s.number,
+                    step.success,
+                    &format!(
+                        "{} done in {took:.1}s on {}",
+                        t.kind.short(),
+                        t.worker.as_deref().unwrap_or("?")
+                    ),
+                )
             } else {
                 let err = st.error.unwrap_or_else(|| "failed".into());
                 let fails = s.fails + 1;
-                let wait = state::backoff(fails, Config::secs(&cfg.sealing.retry_min), Config::secs(&cfg.sealing.retry_max));
-                tx.execute("UPDATE tasks SET state = 'failed', finished = ?2, error = ?3 WHERE id = ?1", params![t.id as i64, now(), err])?;
-                tx.execute(
-                    "UPDATE sectors SET fails = ?2, retry_at = ?3, last_error = ?4 WHERE number = ?1",
-                    params![s.number as i64, fails, now() + wait, err],
-                )?;
-                db::set_state(tx, s.number, step.failure, &format!("{err} (failure {fails}, retry in {wait:.0}s)"))
+                let wait = state::backoff(
+                    fails,
+                    Config::secs(&cfg.sealing.retry_min),
+                    Config::secs(&cfg.sealing.retry_max),
+                );
+                tasks::finish(tx, t.id, TaskState::Failed, now(), Some(&err))?;
+                sectors::record_failure(tx, s.number, fails, now() + wait, &err)?;
+                db::set_state(
+                    tx,
+                    s.number,
+                    step.failure,
+                    &format!("{err} (failure {fails}, retry in {wait:.0}s)"),
+                )
             }
         })
     }

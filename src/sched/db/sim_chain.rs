@@ -1,0 +1,144 @@
+//! The simulated chain's own database (`chain.db`, a file apart from `sched.db`, as a real
+//! chain is apart from the scheduler): its genesis time, the messages that landed with their
+//! receipts, and each sector's on-chain record. Here because all SQL lives in `db`; the
+//! rules the chain applies are in `sched::chain`.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+
+use super::now;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS messages (id TEXT PRIMARY KEY, kind TEXT NOT NULL,
+    receipt TEXT NOT NULL, epoch INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS onchain (sector INTEGER PRIMARY KEY, state TEXT NOT NULL,
+    precommit_epoch INTEGER NOT NULL, comm_r TEXT NOT NULL);
+";
+
+/// A sector as the simulated miner actor holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnChainState {
+    Precommitted,
+    Proving,
+}
+
+impl OnChainState {
+    fn name(self) -> &'static str {
+        match self {
+            OnChainState::Precommitted => "precommitted",
+            OnChainState::Proving => "proving",
+        }
+    }
+}
+
+impl std::fmt::Display for OnChainState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct OnChain {
+    pub state: OnChainState,
+    pub precommit_epoch: i64,
+    /// Hex, as precommitted.
+    pub comm_r: String,
+}
+
+/// Opens (or creates) the chain's database; a new one's genesis is now.
+pub fn open(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)
+        .with_context(|| format!("cannot open simulated chain {}", path.display()))?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.execute_batch(SCHEMA)?;
+    conn.execute(
+        "INSERT OR IGNORE INTO meta (key, value) VALUES ('genesis', ?1)",
+        [now().to_string()],
+    )?;
+    Ok(conn)
+}
+
+/// One immediate transaction on the chain: a message lands with all its effects or none.
+pub fn begin(conn: &Connection) -> Result<Transaction<'_>> {
+    Ok(Transaction::new_unchecked(
+        conn,
+        TransactionBehavior::Immediate,
+    )?)
+}
+
+/// The wall-clock time of epoch 0.
+pub fn genesis(conn: &Connection) -> Result<f64> {
+    let g: String = conn.query_row("SELECT value FROM meta WHERE key = 'genesis'", [], |r| {
+        r.get(0)
+    })?;
+    g.parse()
+        .with_context(|| format!("chain.db meta.genesis is not a time: {g:?}"))
+}
+
+/// Sector `n`'s on-chain record, if it has one.
+pub fn sector(conn: &Connection, n: u64) -> Result<Option<OnChain>> {
+    let row: Option<(String, i64, String)> = conn
+        .query_row(
+            "SELECT state, precommit_epoch, comm_r FROM onchain WHERE sector = ?1",
+            [n as i64],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    row.map(|(state, precommit_epoch, comm_r)| {
+        let state = [OnChainState::Precommitted, OnChainState::Proving]
+            .into_iter()
+            .find(|s| s.name() == state)
+            .with_context(|| format!("chain.db sector {n}: unknown state {state:?}"))?;
+        Ok(OnChain {
+            state,
+            precommit_epoch,
+            comm_r,
+        })
+    })
+    .transpose()
+}
+
+pub fn precommit(conn: &Connection, n: u64, epoch: i64, comm_r: &str) -> Result<()> {
+    conn.execute(
+        "INSERT INTO onchain (sector, state, precommit_epoch, comm_r) VALUES (?1, ?2, ?3, ?4)",
+        params![n as i64, OnChainState::Precommitted.name(), epoch, comm_r],
+    )?;
+    Ok(())
+}
+
+pub fn prove(conn: &Connection, n: u64) -> Result<()> {
+    conn.execute(
+        "UPDATE onchain SET state = ?2 WHERE sector = ?1",
+        params![n as i64, OnChainState::Proving.name()],
+    )?;
+    Ok(())
+}
+
+/// The receipt (JSON) of message `id`, if it landed.
+pub fn receipt(conn: &Connection, id: &str) -> Result<Option<String>> {
+    Ok(conn
+        .query_row("SELECT receipt FROM messages WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .optional()?)
+}
+
+/// Message `id` of `kind` landed at `epoch` with `receipt` (JSON).
+pub fn record_message(
+    conn: &Connection,
+    id: &str,
+    kind: &str,
+    receipt: &str,
+    epoch: i64,
+) -> Result<()> {
+    conn.execute(
+        "INSERT INTO messages (id, kind, receipt, epoch) VALUES (?1, ?2, ?3, ?4)",
+        params![id, kind, receipt, epoch],
+    )?;
+    Ok(())
+}

@@ -30,6 +30,7 @@ pub mod hostcmd;
 pub mod hosts;
 pub mod location;
 pub mod log;
+pub mod lotus;
 pub mod numbering;
 pub mod ops;
 pub mod queue;

@@ -136,6 +136,12 @@ fn a_number_the_chain_has_allocated_is_skipped() {
             sectors: vec![(1, doc)],
         })
         .unwrap();
+    // It lands an epoch later, as on the real chain.
+    let t = Instant::now();
+    while chain.lookup("elsewhere").unwrap().is_none() {
+        assert!(t.elapsed() < Duration::from_secs(10), "never landed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(chain.sector_allocated(1000, 1).unwrap());
     assert_eq!(
         ok(sched(&repo, &["sectors", "pledge"]))["pledged"],
@@ -307,19 +313,33 @@ fn a_precommit_cut_off_inside_the_chain_lands_once() {
     let (repo, _) = repo_in(dir.path());
     seal_until(&repo, 2, "PreCommitBatch", 120);
     // The chain's write fails after the sectors were applied and before the message row
-    // (what a kill inside the chain's submission leaves when it is not one transaction).
+    // (what a kill inside the chain's landing leaves when it is not one transaction). The
+    // message lands an epoch after it is sent: the first publish sends it (and may already
+    // try to land it), the next one, an epoch later, certainly tries and is cut off.
     chain_sql(
         &repo,
         "CREATE TRIGGER cut AFTER INSERT ON onchain WHEN NEW.sector = 2 \
          BEGIN SELECT RAISE(FAIL, 'injected: the process died here'); END;",
     );
-    let out = sched(&repo, &["batch", "publish", "--now"]);
+    let _ = sched(&repo, &["batch", "publish", "--now"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let out = sched(&repo, &["batch", "publish"]);
     assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("injected"),
+        "{out:?}"
+    );
     assert!(sectors(&repo)
         .iter()
         .all(|s| s["state"] == "PreCommitBatchWait"));
+    let c = rusqlite::Connection::open(repo.join("chain.db")).unwrap();
+    let on: i64 = c
+        .query_row("SELECT count(*) FROM onchain", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(on, 0, "a landing cut off half-way left sectors on chain");
+    drop(c);
     chain_sql(&repo, "DROP TRIGGER cut;");
-    ok(sched(&repo, &["batch", "publish", "--now"]));
+    ok(sched(&repo, &["batch", "publish"]));
     for s in sectors(&repo) {
         assert_eq!(s["state"], "WaitSeed", "{s}");
         let status = ok(sched(
@@ -356,6 +376,13 @@ fn a_cron_publish_waits_for_the_publisher_in_charge() {
     assert_eq!(sectors(&repo)[0]["state"], "PreCommitBatch");
     drop(held);
     assert!(cron.wait().unwrap().success());
+    // It sent the batch; a message lands an epoch later, and the next publisher (here the
+    // next cron run) learns that by looking it up.
+    assert_eq!(sectors(&repo)[0]["state"], "PreCommitBatchWait");
+    let batches = ok(sched(&repo, &["batch", "list", "--json"]));
+    assert_eq!(batches["batches"][0]["state"], "sent", "{batches}");
+    std::thread::sleep(Duration::from_millis(300));
+    ok(sched(&repo, &["batch", "publish"]));
     assert_eq!(sectors(&repo)[0]["state"], "WaitSeed");
 }
 

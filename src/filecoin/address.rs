@@ -10,6 +10,8 @@ use std::fmt;
 
 use anyhow::{bail, ensure, Context, Result};
 
+use super::multiformats::{base32_decode, base32_encode, get_uvarint, put_uvarint};
+
 /// Mainnet (`f`) or any test network (`t`): only the text prefix differs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Network {
@@ -77,13 +79,16 @@ pub struct Address {
 }
 
 const CHECKSUM_LEN: usize = 4;
-const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 
 impl Address {
     pub fn new_id(id: u64) -> Address {
         Address {
             protocol: Protocol::Id,
-            payload: uvarint(id),
+            payload: {
+                let mut p = Vec::new();
+                put_uvarint(&mut p, id);
+                p
+            },
         }
     }
 
@@ -93,7 +98,7 @@ impl Address {
 
     /// The actor ID of an ID address.
     pub fn id(&self) -> Option<u64> {
-        (self.protocol == Protocol::Id).then(|| read_uvarint(&self.payload).map(|(v, _)| v))?
+        (self.protocol == Protocol::Id).then(|| get_uvarint(&mut self.payload.as_slice()).ok())?
     }
 
     /// `protocol ‖ payload`, as the chain stores and hashes it.
@@ -129,7 +134,7 @@ impl Address {
             _ => {
                 let mut data = self.payload.clone();
                 data.extend_from_slice(&checksum(&self.to_bytes()));
-                s.push_str(&base32(&data));
+                s.push_str(&base32_encode(&data));
             }
         }
         s
@@ -157,7 +162,11 @@ impl Address {
             }
             Protocol::Delegated => bail!(bad("delegated (f4) addresses are not supported here")),
             _ => {
-                let data = unbase32(rest).ok_or_else(|| bad("not lowercase base32"))?;
+                ensure!(
+                    !rest.bytes().any(|c| c.is_ascii_uppercase()),
+                    bad("not lowercase base32")
+                );
+                let data = base32_decode(rest).map_err(|_| bad("not base32"))?;
                 ensure!(data.len() > CHECKSUM_LEN, bad("too short"));
                 let (payload, sum) = data.split_at(data.len() - CHECKSUM_LEN);
                 if let Some(n) = protocol.payload_len() {
@@ -202,64 +211,6 @@ fn checksum(bytes: &[u8]) -> [u8; CHECKSUM_LEN] {
         .hash_length(CHECKSUM_LEN)
         .hash(bytes);
     h.as_bytes().try_into().expect("4-byte hash")
-}
-
-fn uvarint(mut v: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let b = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(b);
-            return out;
-        }
-        out.push(b | 0x80);
-    }
-}
-
-fn read_uvarint(b: &[u8]) -> Option<(u64, usize)> {
-    let mut v = 0u64;
-    for (i, &x) in b.iter().enumerate().take(10) {
-        v |= u64::from(x & 0x7f).checked_shl(7 * i as u32)?;
-        if x & 0x80 == 0 {
-            return Some((v, i + 1));
-        }
-    }
-    None
-}
-
-fn base32(data: &[u8]) -> String {
-    let mut out = String::new();
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for &b in data {
-        acc = (acc << 8) | u32::from(b);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(char::from(BASE32[((acc >> bits) & 31) as usize]));
-        }
-    }
-    if bits > 0 {
-        out.push(char::from(BASE32[((acc << (5 - bits)) & 31) as usize]));
-    }
-    out
-}
-
-fn unbase32(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in text.bytes() {
-        let v = BASE32.iter().position(|&x| x == c)? as u32;
-        acc = (acc << 5) | v;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-        acc &= (1 << bits) - 1;
-    }
-    // Leftover bits must be zero padding of the last character.
-    (acc == 0).then_some(out)
 }
 
 #[cfg(test)]

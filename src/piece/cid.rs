@@ -6,7 +6,9 @@
 //! fil-commitment-unsealed 0xf101 with sha2-256-trunc254-padded 0x1012 (CommP, CommD), and
 //! fil-commitment-sealed 0xf102 with poseidon-bls12_381-a2-fc1 0xb401 (CommR).
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
+
+use crate::filecoin::multiformats::{base32_decode, base32_encode, get_uvarint, put_uvarint};
 
 /// Which commitment a CID carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,64 +26,6 @@ impl CommitmentKind {
             CommitmentKind::Sealed => (0xf102, 0xb401),
         }
     }
-}
-
-const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
-
-fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn get_uvarint(bytes: &mut &[u8]) -> Result<u64> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let (&b, rest) = bytes.split_first().context("CID ends inside a varint")?;
-        *bytes = rest;
-        v |= u64::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            return Ok(v);
-        }
-    }
-    bail!("CID varint is too long")
-}
-
-fn base32_encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 8 / 5 + 1);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for &b in bytes {
-        acc = (acc << 8) | u32::from(b);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(BASE32[((acc >> bits) & 31) as usize] as char);
-        }
-    }
-    if bits > 0 {
-        out.push(BASE32[((acc << (5 - bits)) & 31) as usize] as char);
-    }
-    out
-}
-
-fn base32_decode(s: &str) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 5 / 8);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in s.bytes() {
-        let v = BASE32
-            .iter()
-            .position(|&d| d == c.to_ascii_lowercase())
-            .with_context(|| format!("{:?} is not a base32 character", c as char))?;
-        acc = (acc << 5) | v as u32;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Ok(out)
 }
 
 /// The CID string of a commitment.

@@ -6,18 +6,19 @@
 //!
 //! [`SimChain`] is the embedded default: a deterministic chain whose epochs follow the wall
 //! clock from a genesis time, kept in its own database (`chain.db`) so that what "landed"
-//! survives the daemon and is independent of the scheduler's state, as a real chain is. A
-//! message lands in one transaction (all its sectors or none: a kill inside `send` leaves
-//! nothing half-applied). It checks messages the way the miner actor would (ticket age, seed
-//! epoch, one precommit per sector) and verifies proofs with the reference verifier; a proof
-//! it cannot verify for a local reason (parameters missing here) fails the send instead of
-//! rejecting a valid proof. A Lotus JSON-RPC adapter implements the same [`Chain`] trait
-//! (`ChainHead`, `StateGetRandomnessFromTickets/Beacon`, `StateMinerAllocated`,
-//! `MpoolPushMessage`, `StateSearchMsg`).
+//! survives the daemon and is independent of the scheduler's state, as a real chain is. As on
+//! the real chain, a message is checked when it is pushed and lands [`LANDING_DELAY`] epoch
+//! later, in one transaction (all its effects or none: a kill inside `send` or a landing
+//! leaves nothing half-applied); until then a lookup finds nothing. It checks messages the
+//! way the miner actor would (ticket age, seed epoch, one precommit per sector, and again at
+//! landing) and verifies proofs with the reference verifier; a proof it cannot verify for a
+//! local reason (parameters missing here) fails the send instead of rejecting a valid proof.
+//!
+//! `sched::lotus::LotusChain` implements the same trait over a Lotus/Forest node.
 
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -205,18 +206,20 @@ impl Chain for SimChain {
 
     fn sector_allocated(&self, _miner: u64, number: u64) -> Result<bool> {
         // The simulated chain holds one miner's sectors (the repository's).
+        self.land_due()?;
         Ok(store::sector(&self.conn, number)?.is_some())
     }
 
     fn send(&self, msg: &Message) -> Result<String> {
         let cid = message_cid(&msg.id);
-        // One transaction: the message lands with all its effects, or not at all.
         let tx = store::begin(&self.conn)?;
-        if store::receipt(&tx, &msg.id)?.is_some() {
-            return Ok(cid);
+        if store::receipt(&tx, &msg.id)?.is_some() || store::is_pending(&tx, &msg.id)? {
+            return Ok(cid); // pushed before: the same message, not a second one
         }
         let head = self.head()?;
-        let mut results = Vec::new();
+        // Checked when pushed, as a node's gas estimation executes a message before it
+        // accepts it; a proof that cannot be verified here fails the push, not the sector.
+        let mut verdicts = Vec::new();
         for (n, doc) in &msg.sectors {
             let verdict = match self.check(msg.kind, head, *n, doc) {
                 Err(e) if e.is::<Local>() => {
@@ -227,32 +230,103 @@ impl Chain for SimChain {
                 }
                 v => v,
             };
-            if verdict.is_ok() {
-                let comm_r = doc
+            verdicts.push(Verdict {
+                sector: *n,
+                error: verdict.err().map(|e| format!("{e:#}")),
+                comm_r: doc
                     .get("comm_r")
                     .and_then(Value::as_str)
-                    .unwrap_or_default();
-                match msg.kind {
-                    MsgKind::PreCommit => store::precommit(&tx, *n, head, comm_r)?,
-                    MsgKind::ProveCommit => store::prove(&tx, *n)?,
-                }
-            }
-            results.push((*n, verdict.err().map(|e| format!("{e:#}"))));
+                    .unwrap_or_default()
+                    .to_string(),
+            });
         }
-        let receipt = Receipt {
-            cid: cid.clone(),
-            epoch: head,
-            results,
-        };
-        store::record_message(&tx, &msg.id, msg.kind.name(), &receipt_json(&receipt), head)?;
+        store::add_pending(
+            &tx,
+            &store::Pending {
+                id: msg.id.clone(),
+                kind: msg.kind.name().into(),
+                body: serde_json::to_string(&verdicts)?,
+                lands: head + LANDING_DELAY,
+            },
+        )?;
         tx.commit()?;
         Ok(cid)
     }
 
     fn lookup(&self, id: &str) -> Result<Option<Receipt>> {
+        self.land_due()?;
         store::receipt(&self.conn, id)?
             .map(|text| parse_receipt(&text))
             .transpose()
+    }
+}
+
+/// Epochs from a message's push to the tipset that includes it: a real message is never
+/// on chain in the epoch it was sent, and callers must look it up again.
+pub const LANDING_DELAY: i64 = 1;
+
+/// What the chain decided for one sector of a pushed message.
+#[derive(Debug, Serialize, Deserialize)]
+struct Verdict {
+    sector: u64,
+    error: Option<String>,
+    comm_r: String,
+}
+
+impl SimChain {
+    /// Lands every pushed message whose epoch has come, each in one transaction with all
+    /// its effects, at its landing epoch (a sector's precommit epoch is that epoch). A sector
+    /// whose state changed meanwhile is refused as the actor would refuse it then.
+    fn land_due(&self) -> Result<()> {
+        let head = self.head()?;
+        let tx = store::begin(&self.conn)?;
+        for p in store::pending_due(&tx, head)? {
+            let kind = MsgKind::parse(&p.kind)
+                .with_context(|| format!("chain.db pending {}: unknown kind {:?}", p.id, p.kind))?;
+            let verdicts: Vec<Verdict> = serde_json::from_str(&p.body)
+                .with_context(|| format!("chain.db pending {}: unreadable body", p.id))?;
+            let mut results = Vec::new();
+            for v in verdicts {
+                let n = v.sector;
+                let error = match (v.error, kind, store::sector(&tx, n)?) {
+                    (Some(e), _, _) => Some(e),
+                    (None, MsgKind::PreCommit, None) => {
+                        store::precommit(&tx, n, p.lands, &v.comm_r)?;
+                        None
+                    }
+                    (None, MsgKind::PreCommit, Some(_)) => {
+                        Some(format!("sector {n} is already precommitted"))
+                    }
+                    (None, MsgKind::ProveCommit, Some(on))
+                        if on.state == OnChainState::Precommitted =>
+                    {
+                        store::prove(&tx, n)?;
+                        None
+                    }
+                    (None, MsgKind::ProveCommit, Some(on)) => {
+                        Some(format!("sector {n} is already {}", on.state))
+                    }
+                    (None, MsgKind::ProveCommit, None) => {
+                        Some(format!("sector {n} is not precommitted"))
+                    }
+                };
+                results.push((n, error));
+            }
+            let receipt = Receipt {
+                cid: message_cid(&p.id),
+                epoch: p.lands,
+                results,
+            };
+            store::record_message(&tx, &p.id, &p.kind, &receipt_json(&receipt), p.lands)?;
+            store::remove_pending(&tx, &p.id)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Messages pushed and not landed yet.
+    pub fn in_flight(&self) -> Result<u64> {
+        store::pending_count(&self.conn)
     }
 }
 
@@ -336,6 +410,58 @@ mod tests {
         assert_eq!(r(Domain::Seed, 7, 1000), <[u8; 32]>::from(h.finalize()));
     }
 
+    /// Looks `id` up until it has landed (a message lands an epoch after it is sent).
+    fn landed(c: &SimChain, id: &str) -> Receipt {
+        let t = std::time::Instant::now();
+        loop {
+            if let Some(r) = c.lookup(id).unwrap() {
+                return r;
+            }
+            assert!(t.elapsed().as_secs() < 10, "{id} never landed");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn a_message_lands_an_epoch_after_it_is_pushed_with_its_effects() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chain.db");
+        // An hour-long epoch: the head does not move during the first part.
+        let c = SimChain::open(&path, 3600.0, 150, "s").unwrap();
+        let head = c.head().unwrap();
+        let ticket = crate::hex::encode(&c.randomness(Domain::Ticket, head, 1000).unwrap());
+        let doc = serde_json::json!({"seal_proof": "StackedDrg2KiBV1_1", "miner": 1000,
+            "sector": 7, "ticket": ticket, "ticket_epoch": head, "comm_r": "00".repeat(32)});
+        let msg = Message {
+            id: "m".into(),
+            kind: MsgKind::PreCommit,
+            aggregate: false,
+            sectors: vec![(7, doc)],
+        };
+        let cid = c.send(&msg).unwrap();
+        assert_eq!(
+            c.lookup("m").unwrap(),
+            None,
+            "landed in the epoch it was sent"
+        );
+        assert!(!c.sector_allocated(1000, 7).unwrap());
+        assert_eq!(c.send(&msg).unwrap(), cid, "a re-send is the same message");
+        assert_eq!(c.in_flight().unwrap(), 1);
+        drop(c);
+        // The same chain with short epochs: its head is far past the landing epoch now.
+        let c = SimChain::open(&path, 0.001, 150, "s").unwrap();
+        let r = c.lookup("m").unwrap().expect("landed");
+        assert_eq!(
+            (r.cid.as_str(), r.epoch),
+            (cid.as_str(), head + LANDING_DELAY)
+        );
+        assert_eq!(r.results, vec![(7, None)]);
+        assert_eq!(c.in_flight().unwrap(), 0);
+        assert!(c.sector_allocated(1000, 7).unwrap());
+        let on = store::sector(&c.conn, 7).unwrap().unwrap();
+        assert_eq!(on.precommit_epoch, head + LANDING_DELAY);
+    }
+
     #[test]
     fn send_is_idempotent_and_landing_is_learned_by_lookup() {
         let dir = tempfile::tempdir().unwrap();
@@ -349,7 +475,7 @@ mod tests {
         };
         assert_eq!(c.lookup("b1").unwrap(), None);
         let cid = c.send(&msg).unwrap();
-        let r1 = c.lookup("b1").unwrap().unwrap();
+        let r1 = landed(&c, "b1");
         assert_eq!(r1.cid, cid);
         assert!(r1.results[0].1.is_some());
         assert_eq!(c.send(&msg).unwrap(), cid);
@@ -375,7 +501,7 @@ mod tests {
             sectors: vec![(1, good(1)), (2, good(2))],
         };
         c.send(&msg).unwrap();
-        let r = c.lookup("p1").unwrap().unwrap();
+        let r = landed(&c, "p1");
         assert_eq!(r.results, vec![(1, None), (2, None)]);
         assert!(c.sector_allocated(1000, 1).unwrap() && c.sector_allocated(1000, 2).unwrap());
         // A second message for sector 1 is rejected by the actor's rule.
@@ -385,7 +511,7 @@ mod tests {
             ..msg
         };
         c.send(&again).unwrap();
-        let r = c.lookup("p2").unwrap().unwrap();
+        let r = landed(&c, "p2");
         assert!(r.results[0]
             .1
             .as_deref()

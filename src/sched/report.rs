@@ -405,13 +405,15 @@ pub fn chain_status(
     use super::config::ChainKind;
     let v = match cfg.chain.kind {
         ChainKind::Sim => {
-            let c = super::engine::open_chain(repo, cfg)?;
+            use super::chain::Chain;
+            let c = super::engine::open_sim(repo, cfg)?;
             json!({
                 "kind": "sim",
                 "chain_db": repo.chain_path().display().to_string(),
                 "head": c.head()?,
                 "block_delay_secs": c.epoch_secs(),
                 "challenge_delay": c.seed_delay(),
+                "messages_in_flight": c.in_flight()?,
                 "sends_messages": true,
             })
         }

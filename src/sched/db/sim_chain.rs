@@ -16,6 +16,8 @@ CREATE TABLE IF NOT EXISTS messages (id TEXT PRIMARY KEY, kind TEXT NOT NULL,
     receipt TEXT NOT NULL, epoch INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS onchain (sector INTEGER PRIMARY KEY, state TEXT NOT NULL,
     precommit_epoch INTEGER NOT NULL, comm_r TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS pending (id TEXT PRIMARY KEY, kind TEXT NOT NULL,
+    body TEXT NOT NULL, lands INTEGER NOT NULL);
 ";
 
 /// A sector as the simulated miner actor holds it.
@@ -140,5 +142,59 @@ pub fn record_message(
         "INSERT INTO messages (id, kind, receipt, epoch) VALUES (?1, ?2, ?3, ?4)",
         params![id, kind, receipt, epoch],
     )?;
+    Ok(())
+}
+
+/// A message accepted into the (simulated) message pool, landing at epoch `lands`.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub id: String,
+    pub kind: String,
+    /// What the chain decided for each sector when the message was pushed (JSON).
+    pub body: String,
+    pub lands: i64,
+}
+
+pub fn add_pending(conn: &Connection, p: &Pending) -> Result<()> {
+    conn.execute(
+        "INSERT INTO pending (id, kind, body, lands) VALUES (?1, ?2, ?3, ?4)",
+        params![p.id, p.kind, p.body, p.lands],
+    )?;
+    Ok(())
+}
+
+pub fn is_pending(conn: &Connection, id: &str) -> Result<bool> {
+    Ok(conn
+        .query_row("SELECT 1 FROM pending WHERE id = ?1", [id], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// The pending messages that land at or before `head`, in the order they were pushed.
+pub fn pending_due(conn: &Connection, head: i64) -> Result<Vec<Pending>> {
+    let mut st = conn.prepare_cached(
+        "SELECT id, kind, body, lands FROM pending WHERE lands <= ?1 ORDER BY lands, rowid",
+    )?;
+    let rows = st
+        .query_map([head], |r| {
+            Ok(Pending {
+                id: r.get(0)?,
+                kind: r.get(1)?,
+                body: r.get(2)?,
+                lands: r.get(3)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// How many messages wait to land.
+pub fn pending_count(conn: &Connection) -> Result<u64> {
+    let n: i64 = conn.query_row("SELECT count(*) FROM pending", [], |r| r.get(0))?;
+    Ok(n as u64)
+}
+
+pub fn remove_pending(conn: &Connection, id: &str) -> Result<()> {
+    conn.execute("DELETE FROM pending WHERE id = ?1", [id])?;
     Ok(())
 }

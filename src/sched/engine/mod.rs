@@ -69,14 +69,19 @@ pub fn worker_locations(w: &Worker) -> Vec<String> {
 
 pub fn open_chain(repo: &Repo, cfg: &Config) -> Result<Box<dyn Chain>> {
     Ok(match cfg.chain.kind {
-        ChainKind::Sim => Box::new(SimChain::open(
-            &repo.chain_path(),
-            Config::secs(&cfg.chain.epoch),
-            cfg.chain.seed_delay,
-            &cfg.chain.secret,
-        )?),
+        ChainKind::Sim => Box::new(open_sim(repo, cfg)?),
         ChainKind::Lotus => Box::new(open_lotus(cfg)?),
     })
+}
+
+/// The repository's simulated chain (`chain.db`).
+pub fn open_sim(repo: &Repo, cfg: &Config) -> Result<SimChain> {
+    SimChain::open(
+        &repo.chain_path(),
+        Config::secs(&cfg.chain.epoch),
+        cfg.chain.seed_delay,
+        &cfg.chain.secret,
+    )
 }
 
 /// The Lotus node of the config, connected and checked.

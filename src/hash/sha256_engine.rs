@@ -126,6 +126,60 @@ pub fn active() -> Engine {
     *E.get_or_init(|| from_env().unwrap_or_else(|_| auto()))
 }
 
+/// Whether `SEALKIT_SHA_ENGINE` names an engine (not `auto`, not unset).
+pub fn forced() -> bool {
+    static F: OnceLock<bool> = OnceLock::new();
+    *F.get_or_init(|| {
+        !matches!(
+            std::env::var(ENV).ok().as_deref(),
+            None | Some("") | Some("auto")
+        )
+    })
+}
+
+/// The engine for a job of `lanes` independent chains. Vector lanes left empty are wasted
+/// work, so unless the engine is forced, a job too narrow for the vector (under half its
+/// lanes) runs on SHA-NI chains when the CPU has them.
+pub fn for_lanes(lanes: usize) -> Engine {
+    let e = active();
+    if forced() || e.lanes() <= 4 || 2 * lanes >= e.lanes() || !Engine::ShaNi.available() {
+        e
+    } else {
+        Engine::ShaNi
+    }
+}
+
+/// Sixteen states, word-major (`s[w][l]` is word `w` of lane `l`): the AVX-512 engine's own
+/// layout, kept between calls by a caller that compresses the same 16 chains many times.
+pub type State16 = [[u32; 16]; 8];
+
+/// [`compress_many_with`] for 16 word-major states: the first `lanes` are compressed with
+/// their `data`, the others are left in an unspecified state (their `data` must still be
+/// valid slices of the same length).
+pub fn compress16_with(engine: Engine, state: &mut State16, data: &[&[u8]; 16], lanes: usize) {
+    let bytes = data[0].len();
+    assert!(
+        lanes <= 16 && bytes.is_multiple_of(64) && data.iter().all(|d| d.len() == bytes),
+        "every message must have the same whole 64-byte blocks"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if engine == Engine::Avx512 && engine.available() {
+        let lanes: [*const u8; 16] = std::array::from_fn(|l| data[l].as_ptr());
+        // SAFETY: the CPU has AVX-512 (checked); every lane has `bytes` bytes (checked).
+        unsafe { super::sha256_x16::compress(state, &lanes, bytes / 64) };
+        return;
+    }
+    let mut aos: Vec<[u32; 8]> = (0..lanes)
+        .map(|l| std::array::from_fn(|w| state[w][l]))
+        .collect();
+    compress_many_with(engine, &mut aos, &data[..lanes]);
+    for (l, s) in aos.iter().enumerate() {
+        for (w, x) in s.iter().enumerate() {
+            state[w][l] = *x;
+        }
+    }
+}
+
 /// `trunc254(SHA256(m))` for each 64-byte message `m` of `input`, written in order to `out`
 /// (`input.len() / 2` bytes). This is one level of a binary SHA-256 tree.
 pub fn hash64_many(input: &[u8], out: &mut [u8]) {
@@ -417,6 +471,25 @@ mod tests {
                     let refs: Vec<&[u8]> = data.iter().map(|d| &d[..]).collect();
                     compress_many_with(e, &mut got, &refs);
                     assert_eq!(got, want, "{e:?}, {lanes} lanes, {blocks} blocks");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sixteen_word_major_lanes_equal_portable() {
+        for e in ALL.into_iter().filter(|e| e.available()) {
+            for lanes in [1usize, 5, 8, 9, 16] {
+                let data: Vec<Vec<u8>> = (0..16).map(|l| random(64 * 3, l as u64 + 40)).collect();
+                let refs: [&[u8]; 16] = std::array::from_fn(|l| &data[l][..]);
+                let mut soa: State16 =
+                    std::array::from_fn(|w| std::array::from_fn(|l| H0[w] ^ l as u32));
+                compress16_with(e, &mut soa, &refs, lanes);
+                for (l, d) in data.iter().enumerate().take(lanes) {
+                    let mut want: [u32; 8] = std::array::from_fn(|w| H0[w] ^ l as u32);
+                    sha256_soft::compress(&mut want, d);
+                    let got: [u32; 8] = std::array::from_fn(|w| soa[w][l]);
+                    assert_eq!(got, want, "{e:?} {lanes} lanes, lane {l}");
                 }
             }
         }

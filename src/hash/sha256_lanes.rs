@@ -95,27 +95,49 @@ unsafe fn compress_ni<const L: usize>(states: &mut [[u32; 8]; L], data: [&[u8]; 
         let save0 = s0;
         let save1 = s1;
         let mut m = [[_mm_setzero_si128(); 4]; L];
-        for i in 0..16 {
-            let k = _mm_loadu_si128(K.as_ptr().add(4 * i) as *const __m128i);
-            for l in 0..L {
-                if i < 4 {
-                    let p = data[l].as_ptr().add(64 * b + 16 * i) as *const __m128i;
-                    m[l][i] = _mm_shuffle_epi8(_mm_loadu_si128(p), bswap);
+        // Sixteen quad-rounds, written out so that every index below is a constant and the
+        // message words stay in registers (a loop over `i` kept them on the stack, and the
+        // chains waited on those loads).
+        macro_rules! quad {
+            ($i:literal) => {{
+                const I: usize = $i;
+                let k = _mm_loadu_si128(K.as_ptr().add(4 * I) as *const __m128i);
+                for l in 0..L {
+                    if I < 4 {
+                        let p = data[l].as_ptr().add(64 * b + 16 * I) as *const __m128i;
+                        m[l][I % 4] = _mm_shuffle_epi8(_mm_loadu_si128(p), bswap);
+                    }
+                    let mut msg = _mm_add_epi32(m[l][I % 4], k);
+                    s1[l] = _mm_sha256rnds2_epu32(s1[l], s0[l], msg);
+                    if I >= 3 && I < 15 {
+                        let t = _mm_alignr_epi8(m[l][I % 4], m[l][(I + 3) % 4], 4);
+                        let next = _mm_add_epi32(m[l][(I + 1) % 4], t);
+                        m[l][(I + 1) % 4] = _mm_sha256msg2_epu32(next, m[l][I % 4]);
+                    }
+                    msg = _mm_shuffle_epi32(msg, 0x0E);
+                    s0[l] = _mm_sha256rnds2_epu32(s0[l], s1[l], msg);
+                    if I >= 1 && I < 13 {
+                        m[l][(I + 3) % 4] = _mm_sha256msg1_epu32(m[l][(I + 3) % 4], m[l][I % 4]);
+                    }
                 }
-                let mut msg = _mm_add_epi32(m[l][i % 4], k);
-                s1[l] = _mm_sha256rnds2_epu32(s1[l], s0[l], msg);
-                if (3..15).contains(&i) {
-                    let t = _mm_alignr_epi8(m[l][i % 4], m[l][(i + 3) % 4], 4);
-                    let next = _mm_add_epi32(m[l][(i + 1) % 4], t);
-                    m[l][(i + 1) % 4] = _mm_sha256msg2_epu32(next, m[l][i % 4]);
-                }
-                msg = _mm_shuffle_epi32(msg, 0x0E);
-                s0[l] = _mm_sha256rnds2_epu32(s0[l], s1[l], msg);
-                if (1..13).contains(&i) {
-                    m[l][(i + 3) % 4] = _mm_sha256msg1_epu32(m[l][(i + 3) % 4], m[l][i % 4]);
-                }
-            }
+            }};
         }
+        quad!(0);
+        quad!(1);
+        quad!(2);
+        quad!(3);
+        quad!(4);
+        quad!(5);
+        quad!(6);
+        quad!(7);
+        quad!(8);
+        quad!(9);
+        quad!(10);
+        quad!(11);
+        quad!(12);
+        quad!(13);
+        quad!(14);
+        quad!(15);
         for l in 0..L {
             s0[l] = _mm_add_epi32(s0[l], save0[l]);
             s1[l] = _mm_add_epi32(s1[l], save1[l]);

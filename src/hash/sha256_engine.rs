@@ -33,8 +33,10 @@ pub enum Engine {
     Portable,
 }
 
-/// Chains the SHA-NI engine interleaves: enough to cover `sha256rnds2`'s latency.
-pub const SHA_NI_CHAINS: usize = 4;
+/// Chains the SHA-NI engine interleaves: two overlap `sha256rnds2`'s latency; with more,
+/// the states and message words no longer fit the 16 registers SHA-NI can address
+/// (`scripts/bench-sha.sh`: 4 chains hash slower than 2).
+pub const SHA_NI_CHAINS: usize = 2;
 
 /// Every engine, in the automatic order of preference.
 pub const ALL: [Engine; 4] = [
@@ -137,12 +139,14 @@ pub fn forced() -> bool {
     })
 }
 
-/// The engine for a job of `lanes` independent chains. Vector lanes left empty are wasted
-/// work, so unless the engine is forced, a job too narrow for the vector (under half its
-/// lanes) runs on SHA-NI chains when the CPU has them.
+/// The engine for a job of `lanes` independent multi-block chains (a batch group's labels).
+/// Vector lanes left empty are wasted work, and on the CPUs we measured (BENCHMARKS.md) two
+/// interleaved SHA-NI chains already hash as fast as 16 full AVX-512 lanes; so unless the
+/// engine is forced, a job filling less than 13/16 of the vector runs on SHA-NI chains when
+/// the CPU has them.
 pub fn for_lanes(lanes: usize) -> Engine {
     let e = active();
-    if forced() || e.lanes() <= 4 || 2 * lanes >= e.lanes() || !Engine::ShaNi.available() {
+    if forced() || e.lanes() <= 4 || 16 * lanes >= 13 * e.lanes() || !Engine::ShaNi.available() {
         e
     } else {
         Engine::ShaNi
@@ -169,11 +173,9 @@ pub fn compress16_with(engine: Engine, state: &mut State16, data: &[&[u8]; 16], 
         unsafe { super::sha256_x16::compress(state, &lanes, bytes / 64) };
         return;
     }
-    let mut aos: Vec<[u32; 8]> = (0..lanes)
-        .map(|l| std::array::from_fn(|w| state[w][l]))
-        .collect();
-    compress_many_with(engine, &mut aos, &data[..lanes]);
-    for (l, s) in aos.iter().enumerate() {
+    let mut aos: [[u32; 8]; 16] = std::array::from_fn(|l| std::array::from_fn(|w| state[w][l]));
+    compress_many_with(engine, &mut aos[..lanes], &data[..lanes]);
+    for (l, s) in aos[..lanes].iter().enumerate() {
         for (w, x) in s.iter().enumerate() {
             state[w][l] = *x;
         }
@@ -212,6 +214,9 @@ pub fn hash64_in_place_with(engine: Engine, buf: &mut [u8]) {
     unsafe { hash64_raw(engine, p, p, buf.len() / 64) }
 }
 
+/// Most messages a `hash64` kernel takes per call.
+const MAX_MESSAGES: usize = 32;
+
 /// # Safety
 /// `input` readable for `64 n` bytes, `out` writable for `32 n`; if they overlap, `out` must
 /// not be above `input` (see [`hash64_in_place_with`]).
@@ -219,7 +224,10 @@ unsafe fn hash64_raw(engine: Engine, input: *const u8, out: *mut u8, n: usize) {
     let engine = if engine.available() { engine } else { auto() };
     let (lanes, kernel): (usize, unsafe fn(*const u8, *mut u8)) = match engine {
         #[cfg(target_arch = "x86_64")]
-        Engine::Avx512 => (16, super::sha256_x16::hash64_trunc),
+        Engine::Avx512 => (
+            super::sha256_x16::HASH64_MESSAGES,
+            super::sha256_x16::hash64_trunc,
+        ),
         #[cfg(target_arch = "x86_64")]
         Engine::Avx2 => (8, super::sha256_x8::hash64_trunc),
         Engine::ShaNi => (SHA_NI_CHAINS, sha_ni_hash64),
@@ -233,8 +241,8 @@ unsafe fn hash64_raw(engine: Engine, input: *const u8, out: *mut u8, n: usize) {
     if whole < n {
         // The last few messages go through a full-width scratch buffer.
         let rest = n - whole;
-        let mut msgs = [0u8; 64 * 16];
-        let mut nodes = [0u8; 32 * 16];
+        let mut msgs = [0u8; 64 * MAX_MESSAGES];
+        let mut nodes = [0u8; 32 * MAX_MESSAGES];
         // SAFETY: the rest is within the caller's bounds; scratch buffers hold 16 lanes.
         unsafe {
             std::ptr::copy(input.add(64 * whole), msgs.as_mut_ptr(), 64 * rest);

@@ -4,7 +4,14 @@
 //! SHA-NI runs one compression as a dependent chain of `sha256rnds2`; here every instruction
 //! works on 16 messages, and a round is 6 rotates (`vprord`), 4 three-input logic operations
 //! (`vpternlogd`: Σ0, Σ1, Ch, Maj each in one) and 7 additions. The callers are the batch
-//! labeler (16 sectors' chains) and the binary trees (16 node pairs of one level).
+//! labeler (16 sectors' chains) and the binary trees (node pairs of one level).
+//!
+//! Rotates are the scarce resource (one zmm rotate per cycle on the CPUs we measured, against
+//! two additions or logic operations), and a round's critical path runs through three of
+//! them, so a round alone leaves the rotate unit idle part of the time. The message schedule
+//! is therefore computed inside the rounds (`W[t + 16]` during round `t`), where its
+//! independent rotates fill those gaps, and the constant padding block of tree nodes, which
+//! has no schedule, hashes two groups of 16 messages side by side for the same reason.
 //!
 //! Messages are loaded as 16 rows of 16 words and transposed to word-major order (word `t`
 //! of every lane in one register); states are kept word-major ([`State16`]).
@@ -70,42 +77,111 @@ fn round(
     *h = add(t1, add(s0, maj));
 }
 
-/// The 64 rounds; `kw(t)` gives `K[t] + W[t]` for all lanes. Adds into `s`.
+/// σ0 of the message schedule.
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn rounds(s: &mut [__m512i; 8], kw: impl Fn(usize) -> __m512i) {
+fn small_sigma0(x: __m512i) -> __m512i {
+    xor3(ror::<7>(x), ror::<18>(x), _mm512_srli_epi32::<3>(x))
+}
+
+/// σ1 of the message schedule.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn small_sigma1(x: __m512i) -> __m512i {
+    xor3(ror::<17>(x), ror::<19>(x), _mm512_srli_epi32::<10>(x))
+}
+
+/// One block: the 64 rounds over message words `w`, with the schedule computed in the
+/// rounds (`w` is a ring of the last 16 words), added into `s`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+// The last sixteen rounds expand no schedule; the macro still names the ring updates.
+#[allow(unused_assignments)]
+fn block(s: &mut [__m512i; 8], mut w: [__m512i; 16]) {
     let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = *s;
-    let mut t = 0;
-    while t < 64 {
-        round(a, b, c, &mut d, e, f, g, &mut h, kw(t));
-        round(h, a, b, &mut c, d, e, f, &mut g, kw(t + 1));
-        round(g, h, a, &mut b, c, d, e, &mut f, kw(t + 2));
-        round(f, g, h, &mut a, b, c, d, &mut e, kw(t + 3));
-        round(e, f, g, &mut h, a, b, c, &mut d, kw(t + 4));
-        round(d, e, f, &mut g, h, a, b, &mut c, kw(t + 5));
-        round(c, d, e, &mut f, g, h, a, &mut b, kw(t + 6));
-        round(b, c, d, &mut e, f, g, h, &mut a, kw(t + 7));
-        t += 8;
+    // Round t = 16 j + i uses W[t] (ring slot i); while the schedule runs (`$next`), slot i
+    // then becomes W[t + 16] = σ1(W[t + 14]) + W[t + 9] + σ0(W[t + 1]) + W[t], all of them
+    // already in the ring. Written out so every index is a constant.
+    macro_rules! r {
+        ($a:ident, $b:ident, $c:ident, $d:ident, $e:ident, $f:ident, $g:ident, $h:ident, $j:literal, $i:literal, $next:literal) => {
+            let kw = add(w[$i], _mm512_set1_epi32(K[16 * $j + $i] as i32));
+            round($a, $b, $c, &mut $d, $e, $f, $g, &mut $h, kw);
+            if $next {
+                w[$i] = add(
+                    add(w[$i], w[($i + 9) % 16]),
+                    add(
+                        small_sigma0(w[($i + 1) % 16]),
+                        small_sigma1(w[($i + 14) % 16]),
+                    ),
+                );
+            }
+        };
     }
+    macro_rules! sixteen {
+        ($j:literal, $next:literal) => {
+            r!(a, b, c, d, e, f, g, h, $j, 0, $next);
+            r!(h, a, b, c, d, e, f, g, $j, 1, $next);
+            r!(g, h, a, b, c, d, e, f, $j, 2, $next);
+            r!(f, g, h, a, b, c, d, e, $j, 3, $next);
+            r!(e, f, g, h, a, b, c, d, $j, 4, $next);
+            r!(d, e, f, g, h, a, b, c, $j, 5, $next);
+            r!(c, d, e, f, g, h, a, b, $j, 6, $next);
+            r!(b, c, d, e, f, g, h, a, $j, 7, $next);
+            r!(a, b, c, d, e, f, g, h, $j, 8, $next);
+            r!(h, a, b, c, d, e, f, g, $j, 9, $next);
+            r!(g, h, a, b, c, d, e, f, $j, 10, $next);
+            r!(f, g, h, a, b, c, d, e, $j, 11, $next);
+            r!(e, f, g, h, a, b, c, d, $j, 12, $next);
+            r!(d, e, f, g, h, a, b, c, $j, 13, $next);
+            r!(c, d, e, f, g, h, a, b, $j, 14, $next);
+            r!(b, c, d, e, f, g, h, a, $j, 15, $next);
+        };
+    }
+    sixteen!(0, true);
+    sixteen!(1, true);
+    sixteen!(2, true);
+    sixteen!(3, false);
     for (x, y) in s.iter_mut().zip([a, b, c, d, e, f, g, h]) {
         *x = add(*x, y);
     }
 }
 
-/// Expands the 16 message words to `K[t] + W[t]` for all 64 rounds.
+/// The padding block of 64-byte messages (its `K + W` a constant) for two groups of 16
+/// lanes side by side: two independent chains for the core to overlap.
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn expand(w: &[__m512i; 16], kw: &mut [__m512i; 64]) {
-    let mut x = *w;
-    for t in 0..64 {
-        if t >= 16 {
-            let w15 = x[(t - 15) % 16];
-            let w2 = x[(t - 2) % 16];
-            let s0 = xor3(ror::<7>(w15), ror::<18>(w15), _mm512_srli_epi32::<3>(w15));
-            let s1 = xor3(ror::<17>(w2), ror::<19>(w2), _mm512_srli_epi32::<10>(w2));
-            x[t % 16] = add(add(x[t % 16], x[(t - 7) % 16]), add(s0, s1));
+fn pad_block2(s: &mut [[__m512i; 8]; 2]) {
+    let [[mut a0, mut b0, mut c0, mut d0, mut e0, mut f0, mut g0, mut h0], [mut a1, mut b1, mut c1, mut d1, mut e1, mut f1, mut g1, mut h1]] =
+        *s;
+    let mut t = 0;
+    while t < 64 {
+        let kw = |i: usize| _mm512_set1_epi32(PAD_64_KW[t + i] as i32);
+        round(a0, b0, c0, &mut d0, e0, f0, g0, &mut h0, kw(0));
+        round(a1, b1, c1, &mut d1, e1, f1, g1, &mut h1, kw(0));
+        round(h0, a0, b0, &mut c0, d0, e0, f0, &mut g0, kw(1));
+        round(h1, a1, b1, &mut c1, d1, e1, f1, &mut g1, kw(1));
+        round(g0, h0, a0, &mut b0, c0, d0, e0, &mut f0, kw(2));
+        round(g1, h1, a1, &mut b1, c1, d1, e1, &mut f1, kw(2));
+        round(f0, g0, h0, &mut a0, b0, c0, d0, &mut e0, kw(3));
+        round(f1, g1, h1, &mut a1, b1, c1, d1, &mut e1, kw(3));
+        round(e0, f0, g0, &mut h0, a0, b0, c0, &mut d0, kw(4));
+        round(e1, f1, g1, &mut h1, a1, b1, c1, &mut d1, kw(4));
+        round(d0, e0, f0, &mut g0, h0, a0, b0, &mut c0, kw(5));
+        round(d1, e1, f1, &mut g1, h1, a1, b1, &mut c1, kw(5));
+        round(c0, d0, e0, &mut f0, g0, h0, a0, &mut b0, kw(6));
+        round(c1, d1, e1, &mut f1, g1, h1, a1, &mut b1, kw(6));
+        round(b0, c0, d0, &mut e0, f0, g0, h0, &mut a0, kw(7));
+        round(b1, c1, d1, &mut e1, f1, g1, h1, &mut a1, kw(7));
+        t += 8;
+    }
+    let out = [
+        [a0, b0, c0, d0, e0, f0, g0, h0],
+        [a1, b1, c1, d1, e1, f1, g1, h1],
+    ];
+    for (sg, og) in s.iter_mut().zip(out) {
+        for (x, y) in sg.iter_mut().zip(og) {
+            *x = add(*x, y);
         }
-        kw[t] = add(x[t % 16], _mm512_set1_epi32(K[t] as i32));
     }
 }
 
@@ -177,12 +253,9 @@ pub unsafe fn compress(state: &mut State16, lanes: &[*const u8; LANES], blocks: 
     // SAFETY (loads/stores of `state`): State16 is 8 rows of 64 bytes.
     let mut s: [__m512i; 8] =
         std::array::from_fn(|w| unsafe { _mm512_loadu_si512(state[w].as_ptr().cast()) });
-    let mut kw = [_mm512_setzero_si512(); 64];
     for b in 0..blocks {
         // SAFETY: b < blocks, the caller's bound.
-        let w = unsafe { load_block(lanes, b) };
-        expand(&w, &mut kw);
-        rounds(&mut s, |t| kw[t]);
+        block(&mut s, unsafe { load_block(lanes, b) });
     }
     for (row, v) in state.iter_mut().zip(s) {
         // SAFETY: as above.
@@ -190,28 +263,32 @@ pub unsafe fn compress(state: &mut State16, lanes: &[*const u8; LANES], blocks: 
     }
 }
 
-/// `trunc254(SHA256(m))` of 16 consecutive 64-byte messages at `input`, written as 16
-/// consecutive 32-byte nodes at `out`. All 1024 input bytes are read before any output byte
+/// Messages [`hash64_trunc`] hashes per call.
+pub const HASH64_MESSAGES: usize = 32;
+
+/// `trunc254(SHA256(m))` of 32 consecutive 64-byte messages at `input`, written as 32
+/// consecutive 32-byte nodes at `out`. All 2048 input bytes are read before any output byte
 /// is written, so `out` may overlap `input` (a tree level hashed in place).
 ///
 /// # Safety
-/// The CPU must have AVX-512F and AVX-512BW; `input` readable for 1024 bytes, `out`
-/// writable for 512.
+/// The CPU must have AVX-512F and AVX-512BW; `input` readable for 2048 bytes, `out`
+/// writable for 1024.
 #[target_feature(enable = "avx512f,avx512bw")]
 pub unsafe fn hash64_trunc(input: *const u8, out: *mut u8) {
-    let lanes: [*const u8; LANES] = std::array::from_fn(|l| input.wrapping_add(64 * l));
-    // SAFETY: the caller's bound on `input`.
-    let w = unsafe { load_block(&lanes, 0) };
-    let mut kw = [_mm512_setzero_si512(); 64];
-    expand(&w, &mut kw);
-    let mut s: [__m512i; 8] = std::array::from_fn(|i| _mm512_set1_epi32(H0[i] as i32));
-    rounds(&mut s, |t| kw[t]);
-    // The padding block's schedule is a constant: K + W precomputed, broadcast per round.
-    rounds(&mut s, |t| _mm512_set1_epi32(PAD_64_KW[t] as i32));
-    // trunc254: the digest's last byte (the low byte of word 7) loses its top two bits.
-    s[7] = _mm512_and_si512(s[7], _mm512_set1_epi32(0xffff_ff3fu32 as i32));
-    // SAFETY: the caller's bound on `out`.
-    unsafe { store_nodes(&s, out) };
+    let mut s: [[__m512i; 8]; 2] = [std::array::from_fn(|i| _mm512_set1_epi32(H0[i] as i32)); 2];
+    for (g, sg) in s.iter_mut().enumerate() {
+        let lanes: [*const u8; LANES] =
+            std::array::from_fn(|l| input.wrapping_add(64 * (LANES * g + l)));
+        // SAFETY: the caller's bound on `input`.
+        block(sg, unsafe { load_block(&lanes, 0) });
+    }
+    pad_block2(&mut s);
+    for (g, sg) in s.iter_mut().enumerate() {
+        // trunc254: the digest's last byte (the low byte of word 7) loses its top two bits.
+        sg[7] = _mm512_and_si512(sg[7], _mm512_set1_epi32(0xffff_ff3fu32 as i32));
+        // SAFETY: the caller's bound on `out`; group g's 16 nodes are its second half.
+        unsafe { store_nodes(sg, out.add(32 * LANES * g)) };
+    }
 }
 
 /// Writes 16 states as 16 consecutive 32-byte big-endian digests.

@@ -10,8 +10,11 @@ use memmap2::{Mmap, MmapMut};
 use super::{layer_file, prepare_sector, reuse, write_later, Pc1Options, Pc1Sector, SharedJournal};
 use crate::buffer::anon_buffer;
 use crate::durable::Syncer;
+use crate::hash::sha256_engine::Engine;
 use crate::progress::step;
-use crate::sdr::batch::{deinterleave, group_engine, interleave, label_group, max_group, GroupJob};
+use crate::sdr::batch::{
+    deinterleave, group_engine, interleave, label_group, max_group, GroupJob, MAX_CHAINS,
+};
 use crate::sdr::parent_cache::ParentCache;
 
 /// Whether what a batch holds in memory (two interleaved layers per sector, and tree_d
@@ -50,6 +53,21 @@ pub fn group_sizes(n: usize, threads: usize, max: usize) -> Vec<usize> {
         .collect()
 }
 
+/// The group sizes of a batch of `n` on `threads` hashing threads: groups as wide as the
+/// vector engine when every such group is wide enough to run on it ([`group_engine`]), else
+/// groups of SHA-NI chains.
+pub fn plan_groups(n: usize, threads: usize) -> Vec<usize> {
+    let wide = group_sizes(n, threads, max_group());
+    if wide
+        .iter()
+        .all(|&g| g <= MAX_CHAINS || group_engine(g) != Engine::ShaNi)
+    {
+        wide
+    } else {
+        group_sizes(n, threads, MAX_CHAINS)
+    }
+}
+
 pub fn seal_batch(sectors: &[Pc1Sector], parents: &ParentCache, opts: &Pc1Options) -> Result<()> {
     let syncer = Syncer::new();
     let journals: Vec<SharedJournal> = sectors
@@ -59,7 +77,7 @@ pub fn seal_batch(sectors: &[Pc1Sector], parents: &ParentCache, opts: &Pc1Option
     let proof = sectors[0].proof;
     let nodes = proof.nodes() as usize;
     let threads = opts.cpus.len().max(1);
-    let sizes = group_sizes(sectors.len(), threads, max_group());
+    let sizes = plan_groups(sectors.len(), threads);
     let mut starts = vec![0usize];
     for s in &sizes {
         starts.push(starts.last().expect("non-empty") + s);
@@ -226,5 +244,11 @@ mod tests {
         assert_eq!(group_sizes(16, 1, 16), vec![16]);
         assert_eq!(group_sizes(17, 1, 16), vec![9, 8]);
         assert_eq!(group_sizes(4, 2, 16), vec![2, 2]);
+        // Wide groups only when every group fills the vector well enough.
+        if crate::sdr::batch::max_group() == 16 && !crate::hash::sha256_engine::forced() {
+            assert_eq!(super::plan_groups(32, 2), vec![16, 16]);
+            assert_eq!(super::plan_groups(26, 2), vec![13, 13]);
+            assert_eq!(super::plan_groups(16, 2), vec![4, 4, 4, 4]);
+        }
     }
 }

@@ -78,6 +78,10 @@ fn has_sha_ni_cached() -> bool {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
 unsafe fn compress_ni<const L: usize>(states: &mut [[u32; 8]; L], data: [&[u8]; L], blocks: usize) {
+    if L > 2 {
+        // SAFETY: the caller's guarantees, passed on.
+        return unsafe { compress_ni_staged::<L>(states, data, blocks) };
+    }
     // Byte-swap each 32-bit word: SHA-256 reads its message big-endian.
     let bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bu64 as i64, 0x0405060700010203u64 as i64);
     // The instructions keep the state as ABEF / CDGH.
@@ -150,6 +154,107 @@ unsafe fn compress_ni<const L: usize>(states: &mut [[u32; 8]; L], data: [&[u8]; 
         let hgfe = _mm_alignr_epi8(dchg, feba, 8);
         _mm_storeu_si128(states[l].as_mut_ptr() as *mut __m128i, dcba);
         _mm_storeu_si128(states[l].as_mut_ptr().add(4) as *mut __m128i, hgfe);
+    }
+}
+
+/// [`compress_ni`] for more chains than SHA-NI's 16 registers hold with their message words:
+/// each block's schedule (`W + K`, all 64 words of every chain) is expanded first into a
+/// stack buffer, then the rounds of all chains run with only the states in registers.
+/// `sha256rnds2` issues about once per cycle but takes 3 to 4 cycles, so four chains keep it
+/// busy where two leave it half idle.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+unsafe fn compress_ni_staged<const L: usize>(
+    states: &mut [[u32; 8]; L],
+    data: [&[u8]; L],
+    blocks: usize,
+) {
+    let bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bu64 as i64, 0x0405060700010203u64 as i64);
+    let mut s0 = [_mm_setzero_si128(); L];
+    let mut s1 = [_mm_setzero_si128(); L];
+    for l in 0..L {
+        // SAFETY: a state is 32 bytes.
+        let (abcd, efgh) = unsafe {
+            (
+                _mm_loadu_si128(states[l].as_ptr() as *const __m128i),
+                _mm_loadu_si128(states[l].as_ptr().add(4) as *const __m128i),
+            )
+        };
+        let cdab = _mm_shuffle_epi32(abcd, 0xB1);
+        let efgh = _mm_shuffle_epi32(efgh, 0x1B);
+        s0[l] = _mm_alignr_epi8(cdab, efgh, 8);
+        s1[l] = _mm_blend_epi16(efgh, cdab, 0xF0);
+    }
+    let mut wk = [[_mm_setzero_si128(); 16]; L];
+    for b in 0..blocks {
+        // SAFETY: block b of every lane is within its slice (the caller's bound).
+        let mut m: [[__m128i; 4]; L] = std::array::from_fn(|l| {
+            std::array::from_fn(|i| unsafe {
+                let p = data[l].as_ptr().add(64 * b + 16 * i) as *const __m128i;
+                _mm_shuffle_epi8(_mm_loadu_si128(p), bswap)
+            })
+        });
+        // The chains' schedules side by side: each is a serial chain of `sha256msg2`.
+        macro_rules! sched {
+            ($i:literal) => {{
+                const I: usize = $i;
+                // SAFETY: K has 64 words.
+                let k = unsafe { _mm_loadu_si128(K.as_ptr().add(4 * I) as *const __m128i) };
+                for l in 0..L {
+                    wk[l][I] = _mm_add_epi32(m[l][I % 4], k);
+                    if I >= 3 && I < 15 {
+                        let t = _mm_alignr_epi8(m[l][I % 4], m[l][(I + 3) % 4], 4);
+                        let next = _mm_add_epi32(m[l][(I + 1) % 4], t);
+                        m[l][(I + 1) % 4] = _mm_sha256msg2_epu32(next, m[l][I % 4]);
+                    }
+                    if I >= 1 && I < 13 {
+                        m[l][(I + 3) % 4] = _mm_sha256msg1_epu32(m[l][(I + 3) % 4], m[l][I % 4]);
+                    }
+                }
+            }};
+        }
+        sched!(0);
+        sched!(1);
+        sched!(2);
+        sched!(3);
+        sched!(4);
+        sched!(5);
+        sched!(6);
+        sched!(7);
+        sched!(8);
+        sched!(9);
+        sched!(10);
+        sched!(11);
+        sched!(12);
+        sched!(13);
+        sched!(14);
+        sched!(15);
+        let save0 = s0;
+        let save1 = s1;
+        // Quad-round i of every chain before quad-round i + 1 of any: the chains interleave.
+        #[allow(clippy::needless_range_loop)]
+        for i in 0..16 {
+            for l in 0..L {
+                let msg = wk[l][i];
+                s1[l] = _mm_sha256rnds2_epu32(s1[l], s0[l], msg);
+                s0[l] = _mm_sha256rnds2_epu32(s0[l], s1[l], _mm_shuffle_epi32(msg, 0x0E));
+            }
+        }
+        for l in 0..L {
+            s0[l] = _mm_add_epi32(s0[l], save0[l]);
+            s1[l] = _mm_add_epi32(s1[l], save1[l]);
+        }
+    }
+    for l in 0..L {
+        let feba = _mm_shuffle_epi32(s0[l], 0x1B);
+        let dchg = _mm_shuffle_epi32(s1[l], 0xB1);
+        let dcba = _mm_blend_epi16(feba, dchg, 0xF0);
+        let hgfe = _mm_alignr_epi8(dchg, feba, 8);
+        // SAFETY: a state is 32 bytes.
+        unsafe {
+            _mm_storeu_si128(states[l].as_mut_ptr() as *mut __m128i, dcba);
+            _mm_storeu_si128(states[l].as_mut_ptr().add(4) as *mut __m128i, hgfe);
+        }
     }
 }
 

@@ -2,10 +2,11 @@
 //!
 //! Independent hashes (a tree level's node pairs, a batch's sectors) can run on SHA-NI with a
 //! few chains interleaved, or one per vector lane: 16 lanes with AVX-512, 8 with AVX2. On the
-//! CPUs we measured (BENCHMARKS.md, `scripts/bench-sha.sh`) 16 AVX-512 lanes hash about twice
-//! as fast as the best SHA-NI interleaving, so the automatic order is AVX-512, SHA-NI, AVX2,
-//! portable. `SEALKIT_SHA_ENGINE=auto|sha-ni|avx512|avx2|portable` overrides the choice (for
-//! measurements, and to rule an engine out); an engine the CPU lacks is an error.
+//! CPU we measured (BENCHMARKS.md, `scripts/bench-sha.sh`), 16 AVX-512 lanes hash tree nodes
+//! 1.7× faster than the best SHA-NI interleaving, and multi-block chains as fast as it, so the
+//! automatic order is AVX-512, SHA-NI, AVX2, portable, and [`for_lanes`] keeps narrow chain
+//! jobs on SHA-NI. `SEALKIT_SHA_ENGINE=auto|sha-ni|avx512|avx2|portable` overrides the choice
+//! (for measurements, and to rule an engine out); an engine the CPU lacks is an error.
 //!
 //! One dependent chain (single-sector labeling) has no lanes to fill and always runs on
 //! `sha2`'s single-stream code (SHA-NI when present); the engine is for independent hashes.

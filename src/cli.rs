@@ -164,6 +164,11 @@ pub fn run_main(tool: &'static str, body: impl FnOnce() -> Result<()>) -> ExitCo
             .unwrap_or_default();
         eprintln!("{tool}: internal error: {msg}{at}");
     }));
+    // A bad SEALKIT_SHA_ENGINE is the operator's mistake: say so before any work starts.
+    if let Err(e) = crate::hash::sha256_engine::from_env() {
+        eprintln!("{tool}: error: {e:#}");
+        return ExitCode::from(1);
+    }
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {

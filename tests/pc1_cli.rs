@@ -352,3 +352,77 @@ fn one_cpu_path_equals_pipelined_path() {
     assert_eq!(files(&s.cache()), pipelined);
     assert_eq!(one.stdout, two.stdout);
 }
+
+/// Runs `sectors` as one batch (with `args` and environment `env`), then each alone with the
+/// default settings: every sector's documents and files must be the same bytes. Returns the
+/// batch run's stderr.
+fn batch_equals_single_runs(sectors: &[TestSector], args: &[&str], env: &[(&str, &str)]) -> String {
+    let docs: Vec<PathBuf> = sectors.iter().map(|s| s.doc_file()).collect();
+    let doc_refs: Vec<&Path> = docs.iter().map(|d| d.as_path()).collect();
+    let out = pc1_cmd(&doc_refs)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), sectors.len());
+    for (s, line) in sectors.iter().zip(&lines) {
+        let batch = files(&s.cache());
+        for f in fs::read_dir(s.cache()).unwrap() {
+            fs::remove_file(f.unwrap().path()).unwrap();
+        }
+        let single = pc1(&[&s.doc_file()]);
+        assert!(single.status.success(), "{}", stderr(&single));
+        let v: serde_json::Value = serde_json::from_slice(&single.stdout).unwrap();
+        assert_eq!(&v, line);
+        assert!(
+            files(&s.cache()) == batch,
+            "batch {args:?} {env:?} differs from a single run"
+        );
+    }
+    stderr(&out)
+}
+
+/// Batches hashed on the vector lanes of the SHA-256 engine (AVX-512: 16 sectors per core)
+/// give every sector the files a single-sector run gives: a group of 13 2KiB sectors on one
+/// CPU (wide enough for the automatic choice), and two 8MiB sectors forced onto the lanes.
+/// Forcing the portable engine gives the same files; a bad setting is one line.
+#[test]
+fn vector_lane_batches_equal_single_runs() {
+    use sealkit::hash::sha256_engine::Engine;
+    let mut rng = rng("vector_lane_batches_equal_single_runs");
+    let tmp = tempfile::tempdir().unwrap();
+    let small = SealProof::from_id(5).unwrap();
+    let group: Vec<TestSector> = (0..13)
+        .map(|i| sector_with_random_pieces(&tmp.path().join(format!("s{i}")), small, &mut rng))
+        .collect();
+    let log = batch_equals_single_runs(&group, &["--threads", "1", "-v"], &[]);
+    if Engine::Avx512.available() {
+        assert!(log.contains("1 groups: 13 on avx512"), "{log}");
+    }
+    batch_equals_single_runs(&group[..3], &[], &[("SEALKIT_SHA_ENGINE", "portable")]);
+
+    let big = SealProof::from_id(6).unwrap();
+    let two: Vec<TestSector> = (0..2)
+        .map(|i| sector_with_random_pieces(&tmp.path().join(format!("b{i}")), big, &mut rng))
+        .collect();
+    let forced = ["avx512", "avx2"]
+        .into_iter()
+        .find(|name| sealkit::hash::sha256_engine::choose(Some(name)).is_ok());
+    if let Some(name) = forced {
+        let log = batch_equals_single_runs(&two, &["-v"], &[("SEALKIT_SHA_ENGINE", name)]);
+        assert!(log.contains(&format!("1 on {name}")), "{log}");
+    }
+
+    let bad = pc1_cmd(&[&group[0].doc_file()])
+        .env("SEALKIT_SHA_ENGINE", "avx1024")
+        .output()
+        .unwrap();
+    let e = err_line(&bad);
+    assert!(e.contains("SEALKIT_SHA_ENGINE"), "{e}");
+}

@@ -9,4 +9,10 @@ pub mod poseidon;
 #[cfg(target_arch = "x86_64")]
 mod poseidon_batch;
 pub mod sha256;
+pub mod sha256_engine;
 pub mod sha256_lanes;
+pub mod sha256_soft;
+#[cfg(target_arch = "x86_64")]
+pub mod sha256_x16;
+#[cfg(target_arch = "x86_64")]
+pub mod sha256_x8;

@@ -10,18 +10,8 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-/// SHA-256 round constants (FIPS 180-4 §4.2.2).
 #[cfg(target_arch = "x86_64")]
-const K: [u32; 64] = [
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
-];
+use super::sha256_soft::K;
 
 /// Whether the SHA-NI path is usable on this CPU.
 pub fn has_sha_ni() -> bool {
@@ -60,6 +50,24 @@ pub fn compress_lanes<const L: usize>(states: &mut [[u32; 8]; L], data: [&[u8]; 
     }
 }
 
+/// [`compress_lanes`] always on our SHA-NI code, even for one lane (for measurements).
+///
+/// # Panics
+/// If the CPU has no SHA-NI.
+pub fn compress_lanes_ni<const L: usize>(states: &mut [[u32; 8]; L], data: [&[u8]; L]) {
+    assert!(has_sha_ni_cached(), "this CPU has no SHA-NI");
+    let blocks = data[0].len() / 64;
+    assert!(
+        data.iter().all(|d| d.len() == blocks * 64),
+        "every lane must have the same whole blocks"
+    );
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the CPU has SHA-NI and SSE4.1 (checked above); lengths checked.
+    unsafe {
+        compress_ni::<L>(states, data, blocks)
+    };
+}
+
 #[inline]
 fn has_sha_ni_cached() -> bool {
     use std::sync::OnceLock;
@@ -70,6 +78,10 @@ fn has_sha_ni_cached() -> bool {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
 unsafe fn compress_ni<const L: usize>(states: &mut [[u32; 8]; L], data: [&[u8]; L], blocks: usize) {
+    if L > 2 {
+        // SAFETY: the caller's guarantees, passed on.
+        return unsafe { compress_ni_staged::<L>(states, data, blocks) };
+    }
     // Byte-swap each 32-bit word: SHA-256 reads its message big-endian.
     let bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bu64 as i64, 0x0405060700010203u64 as i64);
     // The instructions keep the state as ABEF / CDGH.
@@ -87,27 +99,49 @@ unsafe fn compress_ni<const L: usize>(states: &mut [[u32; 8]; L], data: [&[u8]; 
         let save0 = s0;
         let save1 = s1;
         let mut m = [[_mm_setzero_si128(); 4]; L];
-        for i in 0..16 {
-            let k = _mm_loadu_si128(K.as_ptr().add(4 * i) as *const __m128i);
-            for l in 0..L {
-                if i < 4 {
-                    let p = data[l].as_ptr().add(64 * b + 16 * i) as *const __m128i;
-                    m[l][i] = _mm_shuffle_epi8(_mm_loadu_si128(p), bswap);
+        // Sixteen quad-rounds, written out so that every index below is a constant and the
+        // message words stay in registers (a loop over `i` kept them on the stack, and the
+        // chains waited on those loads).
+        macro_rules! quad {
+            ($i:literal) => {{
+                const I: usize = $i;
+                let k = _mm_loadu_si128(K.as_ptr().add(4 * I) as *const __m128i);
+                for l in 0..L {
+                    if I < 4 {
+                        let p = data[l].as_ptr().add(64 * b + 16 * I) as *const __m128i;
+                        m[l][I % 4] = _mm_shuffle_epi8(_mm_loadu_si128(p), bswap);
+                    }
+                    let mut msg = _mm_add_epi32(m[l][I % 4], k);
+                    s1[l] = _mm_sha256rnds2_epu32(s1[l], s0[l], msg);
+                    if I >= 3 && I < 15 {
+                        let t = _mm_alignr_epi8(m[l][I % 4], m[l][(I + 3) % 4], 4);
+                        let next = _mm_add_epi32(m[l][(I + 1) % 4], t);
+                        m[l][(I + 1) % 4] = _mm_sha256msg2_epu32(next, m[l][I % 4]);
+                    }
+                    msg = _mm_shuffle_epi32(msg, 0x0E);
+                    s0[l] = _mm_sha256rnds2_epu32(s0[l], s1[l], msg);
+                    if I >= 1 && I < 13 {
+                        m[l][(I + 3) % 4] = _mm_sha256msg1_epu32(m[l][(I + 3) % 4], m[l][I % 4]);
+                    }
                 }
-                let mut msg = _mm_add_epi32(m[l][i % 4], k);
-                s1[l] = _mm_sha256rnds2_epu32(s1[l], s0[l], msg);
-                if (3..15).contains(&i) {
-                    let t = _mm_alignr_epi8(m[l][i % 4], m[l][(i + 3) % 4], 4);
-                    let next = _mm_add_epi32(m[l][(i + 1) % 4], t);
-                    m[l][(i + 1) % 4] = _mm_sha256msg2_epu32(next, m[l][i % 4]);
-                }
-                msg = _mm_shuffle_epi32(msg, 0x0E);
-                s0[l] = _mm_sha256rnds2_epu32(s0[l], s1[l], msg);
-                if (1..13).contains(&i) {
-                    m[l][(i + 3) % 4] = _mm_sha256msg1_epu32(m[l][(i + 3) % 4], m[l][i % 4]);
-                }
-            }
+            }};
         }
+        quad!(0);
+        quad!(1);
+        quad!(2);
+        quad!(3);
+        quad!(4);
+        quad!(5);
+        quad!(6);
+        quad!(7);
+        quad!(8);
+        quad!(9);
+        quad!(10);
+        quad!(11);
+        quad!(12);
+        quad!(13);
+        quad!(14);
+        quad!(15);
         for l in 0..L {
             s0[l] = _mm_add_epi32(s0[l], save0[l]);
             s1[l] = _mm_add_epi32(s1[l], save1[l]);
@@ -120,6 +154,107 @@ unsafe fn compress_ni<const L: usize>(states: &mut [[u32; 8]; L], data: [&[u8]; 
         let hgfe = _mm_alignr_epi8(dchg, feba, 8);
         _mm_storeu_si128(states[l].as_mut_ptr() as *mut __m128i, dcba);
         _mm_storeu_si128(states[l].as_mut_ptr().add(4) as *mut __m128i, hgfe);
+    }
+}
+
+/// [`compress_ni`] for more chains than SHA-NI's 16 registers hold with their message words:
+/// each block's schedule (`W + K`, all 64 words of every chain) is expanded first into a
+/// stack buffer, then the rounds of all chains run with only the states in registers.
+/// `sha256rnds2` issues about once per cycle but takes 3 to 4 cycles, so four chains keep it
+/// busy where two leave it half idle.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+unsafe fn compress_ni_staged<const L: usize>(
+    states: &mut [[u32; 8]; L],
+    data: [&[u8]; L],
+    blocks: usize,
+) {
+    let bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bu64 as i64, 0x0405060700010203u64 as i64);
+    let mut s0 = [_mm_setzero_si128(); L];
+    let mut s1 = [_mm_setzero_si128(); L];
+    for l in 0..L {
+        // SAFETY: a state is 32 bytes.
+        let (abcd, efgh) = unsafe {
+            (
+                _mm_loadu_si128(states[l].as_ptr() as *const __m128i),
+                _mm_loadu_si128(states[l].as_ptr().add(4) as *const __m128i),
+            )
+        };
+        let cdab = _mm_shuffle_epi32(abcd, 0xB1);
+        let efgh = _mm_shuffle_epi32(efgh, 0x1B);
+        s0[l] = _mm_alignr_epi8(cdab, efgh, 8);
+        s1[l] = _mm_blend_epi16(efgh, cdab, 0xF0);
+    }
+    let mut wk = [[_mm_setzero_si128(); 16]; L];
+    for b in 0..blocks {
+        // SAFETY: block b of every lane is within its slice (the caller's bound).
+        let mut m: [[__m128i; 4]; L] = std::array::from_fn(|l| {
+            std::array::from_fn(|i| unsafe {
+                let p = data[l].as_ptr().add(64 * b + 16 * i) as *const __m128i;
+                _mm_shuffle_epi8(_mm_loadu_si128(p), bswap)
+            })
+        });
+        // The chains' schedules side by side: each is a serial chain of `sha256msg2`.
+        macro_rules! sched {
+            ($i:literal) => {{
+                const I: usize = $i;
+                // SAFETY: K has 64 words.
+                let k = unsafe { _mm_loadu_si128(K.as_ptr().add(4 * I) as *const __m128i) };
+                for l in 0..L {
+                    wk[l][I] = _mm_add_epi32(m[l][I % 4], k);
+                    if I >= 3 && I < 15 {
+                        let t = _mm_alignr_epi8(m[l][I % 4], m[l][(I + 3) % 4], 4);
+                        let next = _mm_add_epi32(m[l][(I + 1) % 4], t);
+                        m[l][(I + 1) % 4] = _mm_sha256msg2_epu32(next, m[l][I % 4]);
+                    }
+                    if I >= 1 && I < 13 {
+                        m[l][(I + 3) % 4] = _mm_sha256msg1_epu32(m[l][(I + 3) % 4], m[l][I % 4]);
+                    }
+                }
+            }};
+        }
+        sched!(0);
+        sched!(1);
+        sched!(2);
+        sched!(3);
+        sched!(4);
+        sched!(5);
+        sched!(6);
+        sched!(7);
+        sched!(8);
+        sched!(9);
+        sched!(10);
+        sched!(11);
+        sched!(12);
+        sched!(13);
+        sched!(14);
+        sched!(15);
+        let save0 = s0;
+        let save1 = s1;
+        // Quad-round i of every chain before quad-round i + 1 of any: the chains interleave.
+        #[allow(clippy::needless_range_loop)]
+        for i in 0..16 {
+            for l in 0..L {
+                let msg = wk[l][i];
+                s1[l] = _mm_sha256rnds2_epu32(s1[l], s0[l], msg);
+                s0[l] = _mm_sha256rnds2_epu32(s0[l], s1[l], _mm_shuffle_epi32(msg, 0x0E));
+            }
+        }
+        for l in 0..L {
+            s0[l] = _mm_add_epi32(s0[l], save0[l]);
+            s1[l] = _mm_add_epi32(s1[l], save1[l]);
+        }
+    }
+    for l in 0..L {
+        let feba = _mm_shuffle_epi32(s0[l], 0x1B);
+        let dchg = _mm_shuffle_epi32(s1[l], 0xB1);
+        let dcba = _mm_blend_epi16(feba, dchg, 0xF0);
+        let hgfe = _mm_alignr_epi8(dchg, feba, 8);
+        // SAFETY: a state is 32 bytes.
+        unsafe {
+            _mm_storeu_si128(states[l].as_mut_ptr() as *mut __m128i, dcba);
+            _mm_storeu_si128(states[l].as_mut_ptr().add(4) as *mut __m128i, hgfe);
+        }
     }
 }
 

@@ -1,19 +1,35 @@
 //! Labeling several sectors of one proof type together (the SupraSeal idea, without SPDK).
 //!
 //! All sectors of a proof type share the graph, so node `v` of every sector has the same
-//! parents. A *group* of up to four sectors keeps its layers interleaved node by node
-//! (`[v][sector][32 bytes]`): one parent lookup and one cache-line fetch serve the whole group,
-//! and the group's labels are hashed together with multi-lane SHA-NI. Groups are independent,
-//! one per core, with no synchronisation between them; each hashing thread gathers its own
-//! parents, prefetching them a few nodes ahead.
+//! parents. A *group* of sectors keeps its layers interleaved node by node
+//! (`[v][sector][32 bytes]`): one parent lookup and one contiguous fetch serve the whole
+//! group, and the group's labels are hashed together: up to 16 sectors in the 16 lanes of the
+//! AVX-512 engine, or up to four chains interleaved on SHA-NI for narrow groups
+//! ([`crate::hash::sha256_engine::for_lanes`]). Groups are independent, one per core, with no
+//! synchronisation between them; each hashing thread gathers its own parents, prefetching
+//! them a few nodes ahead.
 
-use super::label::{header_states, label_layer1_lanes, label_layer_n_lanes, label_node0, LABEL};
+use super::label::{
+    header_states, header_states16, label_layer1_16, label_layer1_lanes, label_layer_n_16,
+    label_layer_n_lanes, label_node0, LABEL,
+};
 use super::parent_cache::ParentCache;
 use super::{prefetch, BASE_DEGREE, DEGREE};
 use crate::affinity::pin_current_thread;
+use crate::hash::sha256_engine::{self, Engine};
 
-/// Largest group (lanes per hashing thread).
-pub const MAX_GROUP: usize = 4;
+/// Largest group (lanes per hashing thread): the AVX-512 engine's 16 lanes.
+pub const MAX_GROUP: usize = 16;
+
+/// Largest group on SHA-NI chains: interleaving more does not pay.
+pub const MAX_CHAINS: usize = 4;
+
+/// Largest group worth forming on this process's engine.
+pub fn max_group() -> usize {
+    MAX_GROUP
+        .min(sha256_engine::active().lanes())
+        .max(MAX_CHAINS)
+}
 
 /// Nodes ahead whose parent lines a hashing thread requests.
 const PREFETCH_AHEAD: usize = 6;
@@ -30,66 +46,115 @@ pub struct GroupJob<'a> {
     pub progress: &'a (dyn Fn(u64) + Sync),
 }
 
+/// The SHA-256 engine a group of `lanes` sectors is hashed on.
+pub fn group_engine(lanes: usize) -> Engine {
+    sha256_engine::for_lanes(lanes)
+}
+
 /// Labels one layer of a group into `out` (interleaved, `nodes * lanes * 32` bytes).
 pub fn label_group(job: &GroupJob, out: &mut [u8]) {
     if let Some(c) = job.cpu {
         pin_current_thread(c);
     }
-    match job.replica_ids.len() {
-        1 => run::<1>(job, out),
-        2 => run::<2>(job, out),
-        3 => run::<3>(job, out),
-        4 => run::<4>(job, out),
-        n => panic!("a group has 1 to {MAX_GROUP} sectors, not {n}"),
+    let lanes = job.replica_ids.len();
+    assert!(
+        (1..=MAX_GROUP).contains(&lanes),
+        "a group has 1 to {MAX_GROUP} sectors, not {lanes}"
+    );
+    match group_engine(lanes) {
+        Engine::ShaNi if lanes <= MAX_CHAINS => match lanes {
+            1 => run(job, out, &chains::<1>(job)),
+            2 => run(job, out, &chains::<2>(job)),
+            3 => run(job, out, &chains::<3>(job)),
+            _ => run(job, out, &chains::<4>(job)),
+        },
+        engine => run(job, out, &wide(job, engine)),
     }
 }
 
-fn run<const L: usize>(job: &GroupJob, out: &mut [u8]) {
+/// Hashes node `v`'s labels for every lane from the gathered parents (`B` buffers, the
+/// first `lanes` used) into `labels`.
+type Hasher<'a, const B: usize> = dyn Fn(u64, &[[u8; DEGREE * LABEL]; B], &mut [[u8; 32]; B]) + 'a;
+
+/// Labels on `L` interleaved SHA-NI chains.
+fn chains<'a, const L: usize>(
+    job: &'a GroupJob,
+) -> impl Fn(u64, &[[u8; DEGREE * LABEL]; L], &mut [[u8; 32]; L]) + 'a {
     let rids: [[u8; 32]; L] = job.replica_ids.try_into().expect("group size");
-    let stride = L * LABEL;
+    move |v, bufs, labels| {
+        let mut states = header_states::<L>(&rids, job.layer, v);
+        *labels = match job.prev {
+            None => label_layer1_lanes::<L>(&mut states, bufs),
+            Some(_) => label_layer_n_lanes::<L>(&mut states, bufs),
+        };
+    }
+}
+
+/// Labels on 16 vector lanes of `engine`.
+fn wide<'a>(
+    job: &'a GroupJob,
+    engine: Engine,
+) -> impl Fn(u64, &[[u8; DEGREE * LABEL]; 16], &mut [[u8; 32]; 16]) + 'a {
+    let lanes = job.replica_ids.len();
+    move |v, bufs, labels| {
+        let mut state = header_states16(engine, job.replica_ids, job.layer, v);
+        *labels = match job.prev {
+            None => label_layer1_16(engine, &mut state, bufs, lanes),
+            Some(_) => label_layer_n_16(engine, &mut state, bufs, lanes),
+        };
+    }
+}
+
+/// The layer loop: gathers each node's parents for every lane (buffers of `B` lanes, the
+/// first `lanes` used) and hashes them with `hash`.
+fn run<const B: usize>(job: &GroupJob, out: &mut [u8], hash: &Hasher<B>) {
+    let lanes = job.replica_ids.len();
+    let stride = lanes * LABEL;
     let nodes = out.len() / stride;
-    for (l, rid) in rids.iter().enumerate() {
+    for (l, rid) in job.replica_ids.iter().enumerate() {
         out[l * LABEL..(l + 1) * LABEL].copy_from_slice(&label_node0(rid, job.layer));
     }
-    let mut bufs = [[0u8; DEGREE * LABEL]; L];
+    let mut bufs = [[0u8; DEGREE * LABEL]; B];
+    let mut labels = [[0u8; 32]; B];
     let parents_of = |v: usize| job.parents.parents(v as u64);
+    // Every cache line of a parent's row (one node of every lane).
+    let prefetch_row = |base: *const u8, node: usize| {
+        for line in (0..stride).step_by(64) {
+            prefetch(base.wrapping_add(node * stride + line));
+        }
+    };
     for v in 1..nodes {
         if v + PREFETCH_AHEAD < nodes {
             let p = parents_of(v + PREFETCH_AHEAD);
             for &b in &p[..BASE_DEGREE] {
-                prefetch(out.as_ptr().wrapping_add(b as usize * stride));
+                prefetch_row(out.as_ptr(), b as usize);
             }
             if let Some(prev) = job.prev {
                 for &e in &p[BASE_DEGREE..] {
-                    prefetch(prev.as_ptr().wrapping_add(e as usize * stride));
+                    prefetch_row(prev.as_ptr(), e as usize);
                 }
             }
         }
         let p = parents_of(v);
         for (i, &b) in p[..BASE_DEGREE].iter().enumerate() {
             let src = &out[b as usize * stride..(b as usize + 1) * stride];
-            for l in 0..L {
-                bufs[l][i * LABEL..(i + 1) * LABEL]
-                    .copy_from_slice(&src[l * LABEL..(l + 1) * LABEL]);
+            for (l, buf) in bufs.iter_mut().enumerate().take(lanes) {
+                buf[i * LABEL..(i + 1) * LABEL].copy_from_slice(&src[l * LABEL..(l + 1) * LABEL]);
             }
         }
-        let mut states = header_states::<L>(&rids, job.layer, v as u64);
-        let labels = match job.prev {
-            None => label_layer1_lanes::<L>(&mut states, &bufs),
-            Some(prev) => {
-                for (i, &e) in p[BASE_DEGREE..].iter().enumerate() {
-                    let src = &prev[e as usize * stride..(e as usize + 1) * stride];
-                    let at = (BASE_DEGREE + i) * LABEL;
-                    for l in 0..L {
-                        bufs[l][at..at + LABEL].copy_from_slice(&src[l * LABEL..(l + 1) * LABEL]);
-                    }
+        if let Some(prev) = job.prev {
+            for (i, &e) in p[BASE_DEGREE..].iter().enumerate() {
+                let src = &prev[e as usize * stride..(e as usize + 1) * stride];
+                let at = (BASE_DEGREE + i) * LABEL;
+                for (l, buf) in bufs.iter_mut().enumerate().take(lanes) {
+                    buf[at..at + LABEL].copy_from_slice(&src[l * LABEL..(l + 1) * LABEL]);
                 }
-                label_layer_n_lanes::<L>(&mut states, &bufs)
             }
-        };
+        }
+        hash(v as u64, &bufs, &mut labels);
         let dst = &mut out[v * stride..(v + 1) * stride];
-        for l in 0..L {
-            dst[l * LABEL..(l + 1) * LABEL].copy_from_slice(&labels[l]);
+        for (l, label) in labels.iter().enumerate().take(lanes) {
+            dst[l * LABEL..(l + 1) * LABEL].copy_from_slice(label);
         }
         if v % (1 << 16) == 0 {
             (job.progress)(v as u64);

@@ -10,6 +10,7 @@
 
 use super::{BASE_DEGREE, DEGREE};
 use crate::hash::sha256::{compress_blocks, state_to_node, H0};
+use crate::hash::sha256_engine::{compress16_with, Engine, State16};
 use crate::hash::sha256_lanes::compress_lanes;
 
 /// Bytes of a label.
@@ -117,6 +118,80 @@ pub fn header_states<const L: usize>(
     states
 }
 
+/// Header states of node `v` in `layer` for up to 16 replicas, word-major, on `engine`
+/// (lanes past `replica_ids.len()` hash a copy of the first replica's header).
+#[inline]
+pub fn header_states16(engine: Engine, replica_ids: &[[u8; 32]], layer: u32, node: u64) -> State16 {
+    let lanes = replica_ids.len();
+    let blocks: [[u8; 64]; 16] =
+        std::array::from_fn(|l| header_block(&replica_ids[l.min(lanes - 1)], layer, node));
+    let mut state: State16 = std::array::from_fn(|w| [H0[w]; 16]);
+    compress16_with(
+        engine,
+        &mut state,
+        &std::array::from_fn(|l| &blocks[l][..]),
+        lanes,
+    );
+    state
+}
+
+/// [`label_layer1`] for the first `lanes` of 16 sectors on `engine` (16 AVX-512 lanes), given
+/// their header states.
+#[inline]
+pub fn label_layer1_16(
+    engine: Engine,
+    state: &mut State16,
+    parents: &[[u8; DEGREE * LABEL]; 16],
+    lanes: usize,
+) -> [[u8; 32]; 16] {
+    let base: [&[u8]; 16] = std::array::from_fn(|l| &parents[l][..BASE_DEGREE * LABEL]);
+    for _ in 0..6 {
+        compress16_with(engine, state, &base, lanes);
+    }
+    finish16(engine, state, parents, 0, lanes)
+}
+
+/// [`label_layer_n`] for the first `lanes` of 16 sectors on `engine`, given their header
+/// states.
+#[inline]
+pub fn label_layer_n_16(
+    engine: Engine,
+    state: &mut State16,
+    parents: &[[u8; DEGREE * LABEL]; 16],
+    lanes: usize,
+) -> [[u8; 32]; 16] {
+    let all: [&[u8]; 16] = std::array::from_fn(|l| &parents[l][..]);
+    compress16_with(engine, state, &all, lanes);
+    compress16_with(engine, state, &all, lanes);
+    let first8: [&[u8]; 16] = std::array::from_fn(|l| &parents[l][..8 * LABEL]);
+    compress16_with(engine, state, &first8, lanes);
+    finish16(engine, state, parents, 8, lanes)
+}
+
+/// The final block (parent `last`, then padding) and the labels.
+#[inline]
+fn finish16(
+    engine: Engine,
+    state: &mut State16,
+    parents: &[[u8; DEGREE * LABEL]; 16],
+    last: usize,
+    lanes: usize,
+) -> [[u8; 32]; 16] {
+    let blocks: [[u8; 64]; 16] = std::array::from_fn(|l| {
+        let mut b = [0u8; 64];
+        b[..32].copy_from_slice(&parents[l][last * LABEL..(last + 1) * LABEL]);
+        b[32..].copy_from_slice(&FINAL_PAD);
+        b
+    });
+    compress16_with(
+        engine,
+        state,
+        &std::array::from_fn(|l| &blocks[l][..]),
+        lanes,
+    );
+    std::array::from_fn(|l| state_to_node(&std::array::from_fn(|w| state[w][l])))
+}
+
 #[inline]
 fn finish_lanes<const L: usize>(states: &mut [[u32; 8]; L], last: [&[u8]; L]) -> [[u8; 32]; L] {
     let blocks: [[u8; 64]; L] = std::array::from_fn(|l| {
@@ -187,6 +262,30 @@ mod tests {
             &[flat14; 2],
         );
         assert_eq!(got1[1], reference_label(&rids[1], 1, 4, &ps[..6]));
+        // Sixteen lanes on every engine, some of them unused.
+        for e in crate::hash::sha256_engine::ALL
+            .into_iter()
+            .filter(|e| e.available())
+        {
+            let rids: Vec<[u8; 32]> = (0..11u8).map(|i| [i ^ 0x5a; 32]).collect();
+            let bufs: [[u8; 448]; 16] = std::array::from_fn(|l| {
+                let mut b = flat14;
+                b[l % 448] ^= l as u8;
+                b
+            });
+            let mut st = header_states16(e, &rids, 4, 1234);
+            let got = label_layer_n_16(e, &mut st, &bufs, rids.len());
+            let mut st1 = header_states16(e, &rids, 1, 99);
+            let got1 = label_layer1_16(e, &mut st1, &bufs, rids.len());
+            for l in 0..rids.len() {
+                let ps: Vec<[u8; 32]> = bufs[l]
+                    .chunks_exact(32)
+                    .map(|c| c.try_into().unwrap())
+                    .collect();
+                assert_eq!(got[l], reference_label(&rids[l], 4, 1234, &ps), "{e:?} {l}");
+                assert_eq!(got1[l], reference_label(&rids[l], 1, 99, &ps[..6]), "{e:?}");
+            }
+        }
         let mut want: [u8; 32] = Sha256::digest(header_block(&rid, 2, 0)).into();
         want[31] &= 0x3f;
         assert_eq!(label_node0(&rid, 2), want);

@@ -82,6 +82,7 @@ pub fn run(opts: DemoOptions) -> Result<Value> {
         RunOptions {
             until_done: true,
             quiet: false,
+            metrics: None,
         },
     )?;
     let mut out = Vec::new();
@@ -104,6 +105,13 @@ pub fn run(opts: DemoOptions) -> Result<Value> {
             "proof_valid": verdict.valid,
         }));
     }
+    let page = super::observe::save_page(&repo, &dir.join("timelines.html"))?;
+    eprintln!(
+        "seal-sched demo: the sectors' timelines are drawn in {} (open it in a browser; \
+         `seal-sched --repo {} serve` shows the live view)",
+        page.display(),
+        dir.display()
+    );
     let all_ok = out
         .iter()
         .all(|v| v["state"] == "Proving" && v["proof_valid"] == true);

@@ -185,8 +185,8 @@ enum SectorsCmd {
         number: u64,
         /// Also draw its timeline as an SVG Gantt chart into FILE (default:
         /// REPO/plots/sector-N.svg).
-        #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "")]
-        plot: Option<PathBuf>,
+        #[arg(long, value_name = "FILE")]
+        plot: Option<Option<PathBuf>>,
         #[command(flatten)]
         json: Json,
     },
@@ -648,11 +648,12 @@ fn sectors(repo: &Repo, c: SectorsCmd) -> Result<()> {
             let head = engine::open_chain(repo, &cfg)?.head()?;
             let (mut text, mut value) = report::status(&db, number, head)?;
             if let Some(file) = plot {
-                let file = if file.as_os_str().is_empty() {
-                    std::fs::create_dir_all(repo.root.join("plots"))?;
-                    repo.root.join("plots").join(format!("sector-{number}.svg"))
-                } else {
-                    file
+                let file = match file {
+                    Some(f) => f,
+                    None => {
+                        std::fs::create_dir_all(repo.root.join("plots"))?;
+                        repo.root.join("plots").join(format!("sector-{number}.svg"))
+                    }
                 };
                 observe::save_sector_svg(repo, number, &file)?;
                 text += &format!("  plot:    {} (open it in a browser)\n", file.display());

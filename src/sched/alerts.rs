@@ -297,7 +297,9 @@ pub fn facts(e: &Engine) -> Result<Facts> {
             (v.root, r)
         })
         .collect();
-    let params = super::daemon::preflight(e).err().map(|e| format!("{e:#}"));
+    let params = super::daemon::preflight(e)
+        .err()
+        .map(|e| e.root_cause().to_string());
     Ok(Facts {
         now: at,
         sectors,
@@ -321,9 +323,25 @@ pub fn check(e: &mut Engine) -> Result<Vec<Alert>> {
         let db_path = e.repo.db_path();
         let repo = e.repo.root.clone();
         let alerts = new.clone();
-        std::thread::spawn(move || notify_all(&url, &db_path, &repo, &alerts));
+        let h = std::thread::spawn(move || notify_all(&url, &db_path, &repo, &alerts));
+        let mut pending = SENDING.lock().unwrap_or_else(|p| p.into_inner());
+        pending.retain(|h| !h.is_finished());
+        pending.push(h);
     }
     Ok(new)
+}
+
+/// Webhook threads not known to have finished.
+static SENDING: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Waits for the webhook calls under way (each is bounded by its timeout): a daemon that
+/// exits (`run --until-done`) still tells the webhook about what it recorded.
+pub fn wait_for_webhooks() {
+    let handles: Vec<_> = std::mem::take(&mut *SENDING.lock().unwrap_or_else(|p| p.into_inner()));
+    for h in handles {
+        let _ = h.join();
+    }
 }
 
 /// Tells the webhook about each alert (one POST each) and records how that went.

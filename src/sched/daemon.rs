@@ -152,6 +152,7 @@ pub fn run(repo: &Repo, opts: RunOptions) -> Result<()> {
             if let Some(b) = spinner {
                 b.finish_and_clear();
             }
+            super::alerts::wait_for_webhooks();
             return stuck_on_quarantine(&engine.db);
         }
         let running = tasks::count_in_state(&engine.db.conn, TaskState::Running)?;

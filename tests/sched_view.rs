@@ -430,8 +430,11 @@ fn metrics_and_the_web_view_match_the_database_during_a_real_run() {
     assert_eq!(bars_per_sector(&svg)[&1], want[&1]);
 }
 
-/// A webhook receiver on loopback: every request body it gets.
-fn receiver() -> (u16, Arc<Mutex<Vec<(String, String)>>>) {
+/// Each request a receiver got: its request line and its body.
+type Received = Arc<Mutex<Vec<(String, String)>>>;
+
+/// A webhook receiver on loopback: every request it gets.
+fn receiver() -> (u16, Received) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     let got = Arc::new(Mutex::new(Vec::new()));

@@ -11,7 +11,6 @@ use crate::sched::task_type::TaskType;
 const LEFT: f64 = 120.0;
 const WIDTH: f64 = 720.0;
 const LANE: f64 = 22.0;
-const TOP: f64 = 18.0;
 
 /// The fill of a task type's bars.
 pub fn color(k: TaskType) -> &'static str {
@@ -86,7 +85,9 @@ pub fn sector_svg(
     };
     let span = (t1 - t0).max(1e-3);
     let x = |t: f64| LEFT + (t - t0) / span * WIDTH;
-    let height = TOP + LANE * (1 + lanes.len()) as f64 + 16.0;
+    // A file names its sector; on the page the heading above the chart does.
+    let top = if standalone { 18.0 } else { 2.0 };
+    let height = top + LANE * (1 + lanes.len()) as f64 + 16.0;
     let total = LEFT + WIDTH + 10.0;
     let ns = if standalone {
         " xmlns=\"http://www.w3.org/2000/svg\""
@@ -98,9 +99,11 @@ pub fn sector_svg(
          viewBox=\"0 0 {total:.0} {height:.0}\" font-family=\"sans-serif\" font-size=\"11\" role=\"img\">\
          <title>sector {sector} timeline</title>"
     );
-    o += &format!("<text x=\"4\" y=\"12\" font-weight=\"bold\">sector {sector}</text>");
+    if standalone {
+        o += &format!("<text x=\"4\" y=\"12\" font-weight=\"bold\">sector {sector}</text>");
+    }
     // The state lane.
-    let y = TOP;
+    let y = top;
     o += &format!("<text x=\"4\" y=\"{:.0}\">states</text>", y + 15.0);
     for (state, from, to) in states {
         let (a, b) = (x(*from), x(*to));
@@ -116,7 +119,7 @@ pub fn sector_svg(
     }
     // One lane per worker.
     for (i, lane) in lanes.iter().enumerate() {
-        let y = TOP + LANE * (i + 1) as f64;
+        let y = top + LANE * (i + 1) as f64;
         let label: String = lane.chars().take(18).collect();
         o += &format!(
             "<text x=\"4\" y=\"{:.0}\">{}</text>",
@@ -166,4 +169,84 @@ pub fn sector_svg(
         offset(t1 - t0)
     );
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(
+        id: u64,
+        kind: TaskType,
+        worker: &str,
+        state: TaskState,
+        times: (f64, Option<f64>, Option<f64>),
+    ) -> TaskRow {
+        TaskRow {
+            id,
+            sector: 7,
+            kind,
+            state,
+            worker: Some(worker.into()),
+            fetch_to: None,
+            alloc_path: None,
+            pid: None,
+            created: times.0,
+            started: times.1,
+            finished: times.2,
+            wait_reason: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn one_bar_per_started_task_in_its_workers_lane() {
+        let evil = "<script>x</script>";
+        let tasks = [
+            task(
+                1,
+                TaskType::AddPiece,
+                "a",
+                TaskState::Done,
+                (0.0, Some(1.0), Some(2.0)),
+            ),
+            task(
+                2,
+                TaskType::PreCommit1,
+                evil,
+                TaskState::Failed,
+                (2.0, Some(3.0), Some(5.0)),
+            ),
+            task(
+                3,
+                TaskType::PreCommit1,
+                evil,
+                TaskState::Running,
+                (6.0, Some(7.0), None),
+            ),
+            task(
+                4,
+                TaskType::PreCommit2,
+                "a",
+                TaskState::Queued,
+                (9.0, None, None),
+            ),
+        ];
+        let refs: Vec<&TaskRow> = tasks.iter().collect();
+        let states = [
+            ("AddPiece".to_string(), 0.0, 2.0),
+            ("PreCommit1".to_string(), 2.0, 11.0),
+        ];
+        let svg = sector_svg(7, &states, &refs, 11.0, false);
+        assert_eq!(svg.matches("<rect class=\"bar\"").count(), 3);
+        assert_eq!(svg.matches("<rect class=\"state\"").count(), 2);
+        assert!(!svg.contains("<script>"));
+        assert!(svg.contains("&lt;script&gt;x&lt;/script&gt;"));
+        assert!(!svg.contains("http"), "inline charts name no URL");
+        // 11 s over 720 px from x=120: task 2 starts at 3 s, lasts 2 s; task 3 runs to now.
+        assert!(svg.contains("data-task=\"2\" data-kind=\"PC1\" data-state=\"failed\" x=\"316.4\" y=\"46\" width=\"130.9\""), "{svg}");
+        assert!(svg.contains("data-task=\"3\" data-kind=\"PC1\" data-state=\"running\" x=\"578.2\" y=\"46\" width=\"261.8\""), "{svg}");
+        assert!(sector_svg(7, &states, &refs, 11.0, true)
+            .starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+    }
 }

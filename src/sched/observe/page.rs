@@ -36,6 +36,10 @@ svg.gantt{display:block;margin:.4em 0}";
 const CHARTS: usize = 100;
 
 fn table(o: &mut String, head: &[&str], rows: &[Vec<String>]) {
+    if rows.is_empty() {
+        o.push_str("<p class=\"muted\">None.</p>");
+        return;
+    }
     o.push_str("<table><tr>");
     for h in head {
         let _ = write!(o, "<th>{h}</th>");

@@ -244,7 +244,11 @@ fn bars_per_sector(dom: &str) -> BTreeMap<u64, usize> {
 fn metrics_and_the_web_view_match_the_database_during_a_real_run() {
     sealkit::sched::demo::ensure_test_params().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let repo = fast_repo(dir.path(), HOSTILE, |_| {});
+    // A storage path with markup in its name: it is on the page and a metric label.
+    let store = dir.path().join("st<i>&'x").display().to_string();
+    let repo = fast_repo(dir.path(), HOSTILE, |cfg| {
+        cfg.workers[0].storage = vec![store.clone()];
+    });
     ok(sched(&repo, &["sectors", "pledge", "--count", "2"]));
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
@@ -345,7 +349,10 @@ fn metrics_and_the_web_view_match_the_database_during_a_real_run() {
         0.0
     );
     let storage = m["sealkit_storage_available_bytes"].clone();
-    assert_eq!(storage.len(), 1);
+    assert_eq!(
+        storage.keys().collect::<Vec<_>>(),
+        [&labels(&[("path", &store)])]
+    );
     assert!(storage.values().all(|v| *v > 0.0));
     assert_eq!(m["sealkit_alerts"].len(), 7);
 
@@ -356,6 +363,8 @@ fn metrics_and_the_web_view_match_the_database_during_a_real_run() {
     assert!(csp.unwrap().starts_with("default-src 'none'"));
     assert!(!html.contains("<script"), "unescaped worker name");
     assert!(html.contains("w&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(!html.contains("<i>"), "unescaped storage path");
+    assert!(html.contains("st&lt;i&gt;&amp;&#39;x"));
     for scheme in ["http:", "https:", "src=", "<link", "@import"] {
         assert!(!html.contains(scheme), "the page has {scheme}");
     }

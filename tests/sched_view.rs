@@ -69,12 +69,17 @@ impl Drop for Daemon {
 }
 
 fn start(repo: &Path, args: &[&str]) -> Daemon {
+    start_with(repo, args, &[])
+}
+
+fn start_with(repo: &Path, args: &[&str], env: &[(&str, &Path)]) -> Daemon {
     let log = std::fs::File::create(repo.with_extension("daemon.log")).unwrap();
     Daemon(
         Command::new(SCHED)
             .arg("--repo")
             .arg(repo)
             .args(args)
+            .envs(env.iter().copied())
             .env("FIL_PROOFS_PARENT_CACHE", parent_cache_dir())
             .stdout(Stdio::null())
             .stderr(log)
@@ -478,15 +483,38 @@ fn receiver() -> (u16, Received) {
     (port, got)
 }
 
+/// A parameter directory whose files exist (empty): enough for the daemon's start check when
+/// no sector will ever reach Commit2, without generating real test parameters.
+fn placeholder_params(dir: &Path) -> PathBuf {
+    let p = dir.join("params");
+    std::fs::create_dir_all(&p).unwrap();
+    let proof = sealkit::sector::proof::SealProof::from_name("StackedDrg2KiBV1_1").unwrap();
+    let f = sealkit::snark::params::files(proof).unwrap();
+    for file in [&f.params, &f.vk] {
+        std::fs::write(p.join(file.file_name().unwrap()), b"").unwrap();
+    }
+    p
+}
+
 #[test]
 fn an_alert_reaches_the_webhook_once_across_restarts() {
-    sealkit::sched::demo::ensure_test_params().unwrap();
     let dir = tempfile::tempdir().unwrap();
+    let params = placeholder_params(dir.path());
+    let env = [("FIL_PROOFS_PARAMETER_CACHE", params.as_path())];
+    let sched = |repo: &Path, args: &[&str]| {
+        Command::new(SCHED)
+            .arg("--repo")
+            .arg(repo)
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    };
     let (port, got) = receiver();
-    // No storage path has a pebibyte free: the one path is nearly full.
+    // No storage path here has 1000 TiB free: the one path is nearly full.
     let repo = fast_repo(dir.path(), "local", |cfg| {
         cfg.alerts.webhook = format!("http://127.0.0.1:{port}/hook");
-        cfg.alerts.storage_min_free = "1PiB".into();
+        cfg.alerts.storage_min_free = "1000TiB".into();
     });
     let store = std::fs::read_to_string(repo.join("config.toml")).unwrap();
     assert!(store.contains("[alerts]"), "{store}");
@@ -502,7 +530,7 @@ fn an_alert_reaches_the_webhook_once_across_restarts() {
     );
 
     for _ in 0..2 {
-        let mut d = start(&repo, &["run", "--until-done"]);
+        let mut d = start_with(&repo, &["run", "--until-done"], &env);
         let status = d.0.wait().unwrap();
         assert!(status.success(), "{}", daemon_log(&repo));
     }
@@ -530,7 +558,11 @@ fn an_alert_reaches_the_webhook_once_across_restarts() {
 
     // The alert is a metric and on the page of `serve`.
     let port = free_port();
-    let _s = start(&repo, &["serve", "--listen", &format!("127.0.0.1:{port}")]);
+    let _s = start_with(
+        &repo,
+        &["serve", "--listen", &format!("127.0.0.1:{port}")],
+        &env,
+    );
     wait_for_listener(&format!("http://127.0.0.1:{port}/metrics"), &repo);
     let (_, _, _, text) = get(&format!("http://127.0.0.1:{port}/metrics")).unwrap();
     let m = parse_metrics(&text);

@@ -55,6 +55,8 @@ pub fn run(opts: DemoOptions) -> Result<Value> {
     cfg.batching.precommit_batch_slack = "10s".into();
     cfg.batching.commit_batch_slack = "10s".into();
     cfg.sealing.retry_min = "5s".into();
+    // Deadlines come hours early on a 100 ms chain: warn only inside the batch slack.
+    cfg.alerts.batch_deadline = "10s".into();
     repo.init(Some(cfg.clone()))?;
     std::fs::write(dir.join(MARKER), b"")?;
     eprintln!(

@@ -61,6 +61,12 @@ pub fn sector_svg(
             Some((*t, start, end))
         })
         .collect();
+    // Tasks not started yet: a lane of their own, drawn to now, saying why they wait.
+    let queued: Vec<&TaskRow> = tasks
+        .iter()
+        .filter(|t| t.state == TaskState::Queued)
+        .copied()
+        .collect();
     let mut lanes: Vec<String> = Vec::new();
     for (t, _, _) in &bars {
         let w = t.worker.clone().unwrap_or_default();
@@ -77,6 +83,7 @@ pub fn sector_svg(
         .iter()
         .map(|s| s.2)
         .chain(bars.iter().map(|b| b.2))
+        .chain(queued.iter().map(|_| now))
         .fold(f64::NEG_INFINITY, f64::max);
     let (t0, t1) = if t0.is_finite() {
         (t0, t1.max(t0))
@@ -87,7 +94,8 @@ pub fn sector_svg(
     let x = |t: f64| LEFT + (t - t0) / span * WIDTH;
     // A file names its sector; on the page the heading above the chart does.
     let top = if standalone { 18.0 } else { 2.0 };
-    let height = top + LANE * (1 + lanes.len()) as f64 + 16.0;
+    let rows = 1 + lanes.len() + usize::from(!queued.is_empty());
+    let height = top + LANE * rows as f64 + 16.0;
     let total = LEFT + WIDTH + 10.0;
     let ns = if standalone {
         " xmlns=\"http://www.w3.org/2000/svg\""
@@ -137,6 +145,20 @@ pub fn sector_svg(
                 }
                 _ => "",
             };
+            if *start > t.created {
+                // The time it waited in the queue, as a thin line before its bar.
+                let w = x(t.created.max(t0));
+                o += &format!(
+                    "<rect class=\"wait\" x=\"{w:.1}\" y=\"{:.0}\" width=\"{:.1}\" height=\"2\" fill=\"{}\">\
+                     <title>{} task {} queued {:.1}s</title></rect>",
+                    y + 8.0,
+                    (a - w).max(0.0),
+                    color(t.kind),
+                    t.kind.short(),
+                    t.id,
+                    start - t.created
+                );
+            }
             o += &format!(
                 "<rect class=\"bar\" data-task=\"{}\" data-kind=\"{}\" data-state=\"{}\" x=\"{a:.1}\" y=\"{y:.0}\" \
                  width=\"{:.1}\" height=\"{:.0}\" fill=\"{}\"{stroke}><title>{} task {} on {}: {:.1}s, {}</title></rect>",
@@ -160,6 +182,26 @@ pub fn sector_svg(
                     t.kind.short()
                 );
             }
+        }
+    }
+    if !queued.is_empty() {
+        let y = top + LANE * (1 + lanes.len()) as f64;
+        o += &format!("<text x=\"4\" y=\"{:.0}\">waiting</text>", y + 15.0);
+        for t in &queued {
+            let (a, b) = (x(t.created.max(t0)), x(now));
+            o += &format!(
+                "<rect class=\"queued\" data-task=\"{}\" x=\"{a:.1}\" y=\"{y:.0}\" width=\"{:.1}\" height=\"{:.0}\" \
+                 fill=\"{}\" fill-opacity=\"0.35\" stroke=\"{}\" stroke-dasharray=\"3 2\"><title>{} task {} waiting {:.0}s: {}</title></rect>",
+                t.id,
+                (b - a).max(2.0),
+                LANE - 4.0,
+                color(t.kind),
+                color(t.kind),
+                t.kind.short(),
+                t.id,
+                now - t.created,
+                esc(t.wait_reason.as_deref().unwrap_or("queued"))
+            );
         }
     }
     let ya = height - 4.0;
@@ -240,6 +282,18 @@ mod tests {
         let svg = sector_svg(7, &states, &refs, 11.0, false);
         assert_eq!(svg.matches("<rect class=\"bar\"").count(), 3);
         assert_eq!(svg.matches("<rect class=\"state\"").count(), 2);
+        // Task 4 waits in its own lane, from its creation (9 s) to now (11 s).
+        assert!(
+            svg.contains(
+                "<rect class=\"queued\" data-task=\"4\" x=\"709.1\" y=\"68\" width=\"130.9\""
+            ),
+            "{svg}"
+        );
+        // Each started task's queue time is a line before its bar (task 3: 6 s to 7 s).
+        assert!(
+            svg.contains("<rect class=\"wait\" x=\"512.7\" y=\"54\" width=\"65.5\""),
+            "{svg}"
+        );
         assert!(!svg.contains("<script>"));
         assert!(svg.contains("&lt;script&gt;x&lt;/script&gt;"));
         assert!(!svg.contains("http"), "inline charts name no URL");

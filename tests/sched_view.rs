@@ -573,6 +573,18 @@ fn an_alert_reaches_the_webhook_once_across_restarts() {
     assert_eq!(m["sealkit_alerts"][&labels(&[("kind", "host_down")])], 0.0);
     let (_, _, _, html) = get(&format!("http://127.0.0.1:{port}/")).unwrap();
     assert!(html.contains("<h2 id=\"alerts\">Alerts (1)</h2>"));
+
+    // A browser sent here under another name (DNS rebinding) reads nothing.
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        c,
+        "GET / HTTP/1.1\r\nHost: rebind.example:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    c.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 421 "), "{answer}");
+    assert!(!answer.contains("storage_low"), "{answer}");
 }
 
 #[test]

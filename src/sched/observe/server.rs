@@ -127,11 +127,44 @@ pub fn bind(addr: SocketAddr) -> Result<(tiny_http::Server, SocketAddr)> {
     Ok((server, bound))
 }
 
-/// Answers requests until the listener fails; never returns otherwise.
+/// Whether a request's `Host` names this machine (an IP address, `localhost`): a page a
+/// browser fetched under another name came through DNS rebinding, from a site that must not
+/// read the farm. Only checked while the listener is loopback-only.
+pub fn local_host_header(host: Option<&str>) -> bool {
+    let Some(h) = host else {
+        return true; // HTTP/1.0 without Host: not a browser
+    };
+    let name = if let Some(rest) = h.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        h.rsplit_once(':').map_or(h, |(n, port)| {
+            if port.chars().all(|c| c.is_ascii_digit()) {
+                n
+            } else {
+                h
+            }
+        })
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
+}
+
+/// Answers requests until the listener fails; never returns otherwise. The answer is
+/// computed here, one at a time, and written on a thread of its own, so a client that
+/// does not read cannot hold up the others.
 pub fn serve(server: tiny_http::Server, mut ctx: Ctx) {
     for req in server.incoming_requests() {
         let method = req.method().clone();
+        let host = req
+            .headers()
+            .iter()
+            .find(|h| h.field.equiv("Host"))
+            .map(|h| h.value.as_str().to_string());
         let (status, ct, body) = match method {
+            _ if !ctx.cfg.metrics.allow_remote && !local_host_header(host.as_deref()) => (
+                421,
+                "text/plain; charset=utf-8",
+                b"this listener answers to its address only\n".to_vec(),
+            ),
             tiny_http::Method::Get | tiny_http::Method::Head => ctx.answer(req.url()),
             _ => (
                 405,
@@ -155,7 +188,9 @@ pub fn serve(server: tiny_http::Server, mut ctx: Ctx) {
                 "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'none'; frame-ancestors 'none'",
             ))
             .with_header(header("Allow", "GET, HEAD"));
-        let _ = req.respond(resp);
+        std::thread::spawn(move || {
+            let _ = req.respond(resp);
+        });
     }
 }
 
@@ -168,4 +203,46 @@ pub fn spawn(repo: &Repo, addr: SocketAddr) -> Result<SocketAddr> {
         .spawn(move || serve(server, ctx))
         .context("cannot start the metrics thread")?;
     Ok(bound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_this_machines_names_are_hosts() {
+        for ok in [
+            None,
+            Some("127.0.0.1:9268"),
+            Some("localhost:9268"),
+            Some("LOCALHOST"),
+            Some("[::1]:9268"),
+            Some("10.0.0.5:80"),
+        ] {
+            assert!(local_host_header(ok), "{ok:?}");
+        }
+        for bad in [
+            Some("evil.example:9268"),
+            Some("evil.example"),
+            Some("127.0.0.1.evil:1"),
+        ] {
+            assert!(!local_host_header(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_listen_address_is_loopback_unless_allowed() {
+        assert_eq!(
+            check_listen("127.0.0.1:9268", false).unwrap(),
+            "127.0.0.1:9268".parse().unwrap()
+        );
+        assert!(check_listen("[::1]:9268", false).is_ok());
+        let e = check_listen("0.0.0.0:9268", false).unwrap_err().to_string();
+        assert!(
+            e.starts_with("0.0.0.0:9268 is not a loopback address"),
+            "{e}"
+        );
+        assert!(check_listen("0.0.0.0:9268", true).is_ok());
+        assert!(check_listen("9268", false).is_err());
+    }
 }

@@ -18,6 +18,7 @@ pub mod buffer;
 pub mod cli;
 pub mod commit;
 pub mod durable;
+pub mod filecoin;
 pub mod fsutil;
 pub mod hash;
 pub mod hex;

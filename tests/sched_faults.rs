@@ -119,7 +119,7 @@ fn a_new_sector_never_takes_a_number_whose_files_exist() {
 
 #[test]
 fn a_number_the_chain_has_allocated_is_skipped() {
-    use sealkit::sched::chain::{Chain, Domain, Message, MsgKind};
+    use sealkit::sched::chain::{Domain, Message, MsgKind};
     let dir = tempfile::tempdir().unwrap();
     let (repo, cfg) = repo_in(dir.path());
     let repo_h = sealkit::sched::repo::Repo { root: repo.clone() };

@@ -485,7 +485,15 @@ fn receiver() -> (u16, Received) {
 
 /// A parameter directory whose files exist (empty): enough for the daemon's start check when
 /// no sector will ever reach Commit2, without generating real test parameters.
+///
+/// The file names come from the reference crate, whose settings read the parameter
+/// directory from the environment once per process: the variable is set first, to what
+/// `ensure_test_params` (the other test of this binary) sets, so whichever test asks first
+/// fixes the same directory for both.
 fn placeholder_params(dir: &Path) -> PathBuf {
+    if std::env::var_os("FIL_PROOFS_PARAMETER_CACHE").is_none() {
+        std::env::set_var("FIL_PROOFS_PARAMETER_CACHE", "/var/tmp/sealkit-test-params");
+    }
     let p = dir.join("params");
     std::fs::create_dir_all(&p).unwrap();
     let proof = sealkit::sector::proof::SealProof::from_name("StackedDrg2KiBV1_1").unwrap();

@@ -9,13 +9,8 @@ use serde_json::{json, Value};
 
 use sealkit::cli;
 use sealkit::sched::{
-    alerts, batch,
-    chain::{Chain, MsgKind},
-    config_edit::ConfigFile,
-    daemon, demo, engine, hostcmd, log, numbering, observe, ops,
-    repo::Repo,
-    report, storage, supervisor,
-    task_type::TaskType,
+    alerts, batch, chain::MsgKind, config_edit::ConfigFile, daemon, demo, engine, hostcmd, log,
+    numbering, observe, ops, repo::Repo, report, storage, supervisor, task_type::TaskType,
 };
 
 #[derive(Parser)]
@@ -130,6 +125,9 @@ enum Cmd {
     /// PreCommit and Commit batches.
     #[command(subcommand)]
     Batch(BatchCmd),
+    /// The chain: the simulated one, or the Lotus/Forest node of `[chain] kind = "lotus"`.
+    #[command(subcommand)]
+    Chain(ChainCmd),
     /// Storage paths (Lotus sectorstore.json).
     #[command(subcommand)]
     Storage(StorageCmd),
@@ -236,6 +234,16 @@ enum BatchCmd {
         /// Send everything pending now.
         #[arg(long)]
         now: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ChainCmd {
+    /// The chain's head, network and parameters; for a node also the miner's facts (owner,
+    /// worker, sector size), checked against the config.
+    Status {
+        #[command(flatten)]
+        json: Json,
     },
 }
 
@@ -440,15 +448,23 @@ fn run(args: Cli) -> Result<()> {
             show(json.json, report::jobs(&e, all, head)?)
         }
         Cmd::Batch(BatchCmd::List { json }) => show(json.json, report::batches(&repo.open_db()?)?),
+        Cmd::Chain(ChainCmd::Status { json }) => {
+            show(json.json, report::chain_status(&repo, &repo.config()?)?)
+        }
         Cmd::Batch(BatchCmd::Publish { now }) => {
             let cfg = repo.config()?;
             let mut db = repo.open_db()?;
             let chain = engine::open_chain(&repo, &cfg)?;
             let publisher = batch::Publisher::acquire(&repo.publisher_lock())?;
-            let mut done = batch::recover(&publisher, &mut db, &chain, &cfg)?;
+            let mut done = batch::recover(&publisher, &mut db, chain.as_ref(), &cfg)?;
             for kind in [MsgKind::PreCommit, MsgKind::ProveCommit] {
                 done.extend(batch::publish(
-                    &publisher, &mut db, &chain, &cfg, kind, now,
+                    &publisher,
+                    &mut db,
+                    chain.as_ref(),
+                    &cfg,
+                    kind,
+                    now,
                 )?);
             }
             let mut out = Vec::new();
@@ -630,7 +646,13 @@ fn sectors(repo: &Repo, c: SectorsCmd) -> Result<()> {
             let chain = engine::open_chain(repo, &cfg)?;
             let mut added = Vec::new();
             for _ in 0..count {
-                added.push(numbering::add_sector(&mut db, &cfg, &chain, &[], None)?);
+                added.push(numbering::add_sector(
+                    &mut db,
+                    &cfg,
+                    chain.as_ref(),
+                    &[],
+                    None,
+                )?);
             }
             cli::print_json_line(&json!({"pledged": added}).to_string())
         }
@@ -638,7 +660,7 @@ fn sectors(repo: &Repo, c: SectorsCmd) -> Result<()> {
             let cfg = repo.config()?;
             let mut db = repo.open_db()?;
             let chain = engine::open_chain(repo, &cfg)?;
-            let n = numbering::add_sector(&mut db, &cfg, &chain, &pieces, number)?;
+            let n = numbering::add_sector(&mut db, &cfg, chain.as_ref(), &pieces, number)?;
             cli::print_json_line(&json!({"added": n}).to_string())
         }
         SectorsCmd::List { json } => show(json.json, report::sectors(&repo.open_db()?)?),

@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use super::batch;
-use super::chain::{Chain, MsgKind};
+use super::chain::MsgKind;
 use super::config::{parse_size, show_size, Config};
 use super::db::{self, now, stats};
 use super::engine::Engine;

@@ -87,6 +87,8 @@ pub trait Chain {
     fn head(&self) -> Result<i64>;
     /// Wall-clock seconds per epoch, to turn epoch deadlines into times.
     fn epoch_secs(&self) -> f64;
+    /// Epochs from a precommit's epoch to its interactive seed (`PreCommitChallengeDelay`).
+    fn seed_delay(&self) -> i64;
     /// Seal randomness for `miner` at `epoch`: the ticket (from tickets) or the interactive
     /// seed (from the beacon), both drawn with the miner's address as entropy, as the miner
     /// actor does. Used as is: the chain does not mask seal randomness to a field element.
@@ -185,6 +187,10 @@ impl Chain for SimChain {
 
     fn epoch_secs(&self) -> f64 {
         self.epoch_secs
+    }
+
+    fn seed_delay(&self) -> i64 {
+        self.seed_delay
     }
 
     fn randomness(&self, domain: Domain, epoch: i64, miner: u64) -> Result<[u8; 32]> {

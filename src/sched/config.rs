@@ -121,24 +121,44 @@ impl Default for Sealing {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Chain {
-    /// `"sim"`: the embedded simulated chain (the only kind so far; a Lotus JSON-RPC adapter
-    /// implements the same interface).
-    pub kind: String,
-    /// Wall-clock length of one epoch (mainnet: 30s).
+    /// Which chain: the embedded simulated one, or a Lotus/Forest full node.
+    pub kind: ChainKind,
+    /// Simulated chain: wall-clock length of one epoch (mainnet: 30s). A node says its own.
     pub epoch: String,
-    /// Epochs between a precommit landing and its interactive seed (mainnet: 150).
+    /// Simulated chain: epochs between a precommit landing and its interactive seed
+    /// (mainnet: 150). A node says its own (`PreCommitChallengeDelay`).
     pub seed_delay: u64,
     /// Secret mixed into the simulated chain's randomness, so two repositories differ.
     pub secret: String,
+    /// Lotus: the node, as `FULLNODE_API_INFO` writes it (`TOKEN:/ip4/…/tcp/1234/http`);
+    /// empty: the environment's `FULLNODE_API_INFO`.
+    pub api_info: String,
+    /// Lotus: the network the node must be on (`mainnet`, `calibrationnet`, …); empty: any.
+    pub network: String,
+    /// Lotus: a file every request and response is appended to (empty: none).
+    pub record: String,
+}
+
+/// The chain `seal-sched` talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChainKind {
+    /// The embedded simulated chain (`chain.db`): the default, for the demo and the tests.
+    Sim,
+    /// The operator's own Lotus or Forest full node, over JSON-RPC.
+    Lotus,
 }
 
 impl Default for Chain {
     fn default() -> Self {
         Chain {
-            kind: "sim".into(),
+            kind: ChainKind::Sim,
             epoch: "30s".into(),
             seed_delay: 150,
             secret: "sealkit".into(),
+            api_info: String::new(),
+            network: String::new(),
+            record: String::new(),
         }
     }
 }
@@ -362,11 +382,6 @@ impl Config {
         ensure!(
             parse_duration(&self.chain.epoch)? > 0.0,
             "key chain.epoch: must be longer than 0s"
-        );
-        ensure!(
-            self.chain.kind == "sim",
-            "key chain.kind: unknown chain {:?} (known: \"sim\")",
-            self.chain.kind
         );
         for (k, v) in &self.sealing.timeouts {
             TaskType::parse(k)

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{ensure, Result};
 use serde_json::{json, Value};
 
-use super::chain::Chain;
 use super::daemon::{self, RunOptions};
 use super::engine::open_chain;
 use super::numbering::add_sector;
@@ -70,14 +69,14 @@ pub fn run(opts: DemoOptions) -> Result<Value> {
     let mut db = repo.open_db()?;
     let chain = open_chain(&repo, &cfg)?;
     for _ in 0..opts.cc {
-        add_sector(&mut db, &cfg, &chain, &[], None)?;
+        add_sector(&mut db, &cfg, chain.as_ref(), &[], None)?;
     }
     for i in 0..opts.deals {
         let piece = repo.pieces_dir().join(format!("deal-{i}.car"));
         let mut bytes = vec![0u8; 1000];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
         std::fs::write(&piece, &bytes)?;
-        add_sector(&mut db, &cfg, &chain, &[piece], None)?;
+        add_sector(&mut db, &cfg, chain.as_ref(), &[piece], None)?;
     }
     daemon::run(
         &repo,

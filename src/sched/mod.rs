@@ -31,6 +31,7 @@ pub mod hostcmd;
 pub mod hosts;
 pub mod location;
 pub mod log;
+pub mod lotus;
 pub mod numbering;
 pub mod observe;
 pub mod ops;

@@ -154,13 +154,11 @@ mod tests {
         let a2 = alert("host_down/a", "a is down (again)");
         assert_eq!(sync(c, &[a2.clone(), b.clone()], 20.0).unwrap(), []);
         // b clears, then returns: new again, with its new time.
-        assert_eq!(sync(c, &[a2.clone()], 30.0).unwrap(), []);
-        assert_eq!(
-            sync(c, &[a2.clone(), b.clone()], 40.0).unwrap(),
-            [b.clone()]
-        );
+        assert_eq!(sync(c, std::slice::from_ref(&a2), 30.0).unwrap(), []);
+        assert_eq!(sync(c, &[a2, b.clone()], 40.0).unwrap(), [b]);
         set_notified(c, "host_down/a", 41.0, Some("connection refused")).unwrap();
-        let rows: Vec<(String, String, f64, Option<f64>, Option<String>)> = active(c)
+        type Seen = (String, String, f64, Option<f64>, Option<String>);
+        let rows: Vec<Seen> = active(c)
             .unwrap()
             .into_iter()
             .map(|r| {

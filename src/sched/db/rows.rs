@@ -311,8 +311,8 @@ pub(super) fn quarantined_keys(
     Ok(keys)
 }
 
-/// Every row `sql` selects, parsed by `parse`; each is its key with the row or why it cannot
-/// be read. Quarantined rows are included (as their errors) only when `with_quarantined`.
+/// Every row `sql` selects, parsed by `parse`, less the quarantined ones; each is its key
+/// with the row or why it cannot be read.
 pub(super) fn read_rows<T>(
     conn: &Connection,
     table: Table,
@@ -332,4 +332,25 @@ pub(super) fn read_rows<T>(
         out.push((key, parse(r)));
     }
     Ok(out)
+}
+
+/// The rows of `table` that `clause` selects (a WHERE clause of our own, never operator
+/// text), less the quarantined ones. A row that cannot be read is an error naming table,
+/// key and column ([`RowError`]): never a silently wrong value.
+pub(super) fn select<T>(
+    conn: &Connection,
+    table: Table,
+    clause: &str,
+    p: impl rusqlite::Params,
+    parse: fn(&Row) -> Result<T, RowError>,
+) -> Result<Vec<T>> {
+    let cols = match table {
+        Table::Sectors => SECTOR_COLS,
+        Table::Tasks => TASK_COLS,
+    };
+    let sql = format!("SELECT {cols} FROM {} WHERE {clause}", table.name());
+    read_rows(conn, table, &sql, p, parse)?
+        .into_iter()
+        .map(|(_, r)| r.map_err(anyhow::Error::from))
+        .collect()
 }

@@ -8,18 +8,14 @@ use serde_json::Value;
 use super::events::event;
 use super::now;
 use super::quarantine::quarantined_as_errors;
-use super::rows::{read_rows, sector_row, RowError, SectorRow, Table, SECTOR_COLS};
+use super::rows::{self, read_rows, sector_row, RowError, SectorRow, Table, SECTOR_COLS};
 use crate::sched::state::SectorState;
 use crate::sched::task_state::TaskState;
 
 /// The sectors `clause` selects, less the quarantined ones. A row that cannot be read is an
 /// error naming table, sector and column ([`RowError`]).
 fn select<P: rusqlite::Params>(conn: &Connection, clause: &str, p: P) -> Result<Vec<SectorRow>> {
-    let sql = format!("SELECT {SECTOR_COLS} FROM sectors WHERE {clause}");
-    read_rows(conn, Table::Sectors, &sql, p, sector_row)?
-        .into_iter()
-        .map(|(_, r)| r.map_err(anyhow::Error::from))
-        .collect()
+    rows::select(conn, Table::Sectors, clause, p, sector_row)
 }
 
 /// States as an SQL list of names, for `state IN (…)`: the names are our own identifiers,

@@ -9,17 +9,13 @@ use rusqlite::{params, Connection};
 
 use super::now;
 use super::quarantine::quarantined_as_errors;
-use super::rows::{read_rows, task_row, RowError, Table, TaskRow, TASK_COLS};
+use super::rows::{self, read_rows, task_row, RowError, Table, TaskRow, TASK_COLS};
 use super::sectors::name_list;
 use crate::sched::task_state::TaskState;
 use crate::sched::task_type::TaskType;
 
 fn select<P: rusqlite::Params>(conn: &Connection, clause: &str, p: P) -> Result<Vec<TaskRow>> {
-    let sql = format!("SELECT {TASK_COLS} FROM tasks WHERE {clause}");
-    read_rows(conn, Table::Tasks, &sql, p, task_row)?
-        .into_iter()
-        .map(|(_, r)| r.map_err(anyhow::Error::from))
-        .collect()
+    rows::select(conn, Table::Tasks, clause, p, task_row)
 }
 
 fn live_list() -> String {

@@ -3,7 +3,7 @@
 use super::Engine;
 use anyhow::Result;
 
-use crate::sched::chain::{Chain, Domain};
+use crate::sched::chain::Domain;
 use crate::sched::db::{self, now, sectors};
 use crate::sched::state::{SectorState, INTERACTIVE_POREP as PIPELINE};
 
@@ -12,7 +12,7 @@ impl Engine {
     pub(super) fn advance(&mut self) -> Result<()> {
         let max = self.cfg.sealing.max_retries;
         let head = self.chain.head()?;
-        let seed_delay = self.cfg.chain.seed_delay as i64;
+        let seed_delay = self.chain.seed_delay();
         let miner = self.cfg.sealing.miner;
         let chain = &self.chain;
         let failures: Vec<SectorState> = PIPELINE.retries.iter().map(|r| r.failed).collect();

@@ -562,12 +562,18 @@ mod tests {
         .expect("a meta")
     }
 
-    fn task(id: u64, sector: u64, kind: TaskType, state: &str, worker: Option<&str>) -> TaskRow {
+    fn task(
+        id: u64,
+        sector: u64,
+        kind: TaskType,
+        state: TaskState,
+        worker: Option<&str>,
+    ) -> TaskRow {
         TaskRow {
             id,
             sector,
             kind,
-            state: TaskState::parse(state).expect("a task state"),
+            state,
             worker: worker.map(String::from),
             fetch_to: None,
             alloc_path: None,
@@ -619,14 +625,20 @@ mod tests {
             view("/s/gone", Err(anyhow::anyhow!("no sectorstore.json"))),
         ];
         let queued = [
-            task(1, 1, TaskType::PreCommit1, "queued", None),
-            task(2, 2, TaskType::PreCommit1, "queued", None),
-            task(3, 3, TaskType::PreCommit1, "queued", None),
-            task(4, 4, TaskType::Commit1, "queued", None),
-            task(5, 5, TaskType::AddPiece, "queued", None),
-            task(6, 6, TaskType::PreCommit2, "queued", None),
+            task(1, 1, TaskType::PreCommit1, TaskState::Queued, None),
+            task(2, 2, TaskType::PreCommit1, TaskState::Queued, None),
+            task(3, 3, TaskType::PreCommit1, TaskState::Queued, None),
+            task(4, 4, TaskType::Commit1, TaskState::Queued, None),
+            task(5, 5, TaskType::AddPiece, TaskState::Queued, None),
+            task(6, 6, TaskType::PreCommit2, TaskState::Queued, None),
         ];
-        let running = [task(7, 7, TaskType::PreCommit1, "running", Some("a"))];
+        let running = [task(
+            7,
+            7,
+            TaskType::PreCommit1,
+            TaskState::Running,
+            Some("a"),
+        )];
         let sectors: BTreeMap<u64, SectorRow> = [
             sector(1, SectorState::PreCommit1, Some("/s/a")),
             sector(2, SectorState::PreCommit1, Some("/s/gone")),

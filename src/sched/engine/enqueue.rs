@@ -3,7 +3,7 @@
 use super::Engine;
 use anyhow::Result;
 
-use crate::sched::chain::{Chain, Domain};
+use crate::sched::chain::Domain;
 use crate::sched::db::{self, sectors, tasks};
 use crate::sched::state::{SectorState, INTERACTIVE_POREP as PIPELINE};
 use crate::sched::task_type::TaskType;

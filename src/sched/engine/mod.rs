@@ -13,11 +13,12 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 use super::admission::WorkerInfo;
-use super::chain::SimChain;
-use super::config::{parse_cpus, parse_size, Config, Worker};
+use super::chain::{Chain, SimChain};
+use super::config::{parse_cpus, parse_size, ChainKind, Config, Worker};
 use super::db::{self, sectors, tasks, Db, SectorRow};
 use super::hosts::Monitor;
 use super::location::Location;
+use super::lotus::{api_info, LotusChain};
 use super::remote;
 use super::repo::Repo;
 use super::resources::ResourceTable;
@@ -41,7 +42,7 @@ pub struct Engine {
     pub repo: Repo,
     pub cfg: Config,
     pub db: Db,
-    pub chain: SimChain,
+    pub chain: Box<dyn Chain>,
     pub table: ResourceTable,
     proof: SealProof,
     children: HashMap<u64, Child>,
@@ -66,12 +67,27 @@ pub fn worker_locations(w: &Worker) -> Vec<String> {
         .collect()
 }
 
-pub fn open_chain(repo: &Repo, cfg: &Config) -> Result<SimChain> {
-    SimChain::open(
-        &repo.chain_path(),
-        Config::secs(&cfg.chain.epoch),
-        cfg.chain.seed_delay,
-        &cfg.chain.secret,
+pub fn open_chain(repo: &Repo, cfg: &Config) -> Result<Box<dyn Chain>> {
+    Ok(match cfg.chain.kind {
+        ChainKind::Sim => Box::new(SimChain::open(
+            &repo.chain_path(),
+            Config::secs(&cfg.chain.epoch),
+            cfg.chain.seed_delay,
+            &cfg.chain.secret,
+        )?),
+        ChainKind::Lotus => Box::new(open_lotus(cfg)?),
+    })
+}
+
+/// The Lotus node of the config, connected and checked.
+pub fn open_lotus(cfg: &Config) -> Result<LotusChain> {
+    let record = (!cfg.chain.record.is_empty()).then(|| std::path::Path::new(&cfg.chain.record));
+    LotusChain::connect(
+        api_info::locate(&cfg.chain.api_info)?,
+        record,
+        cfg.sealing.miner,
+        cfg.seal_proof()?,
+        &cfg.chain.network,
     )
 }
 

@@ -14,9 +14,16 @@ impl Engine {
         let Some(p) = batch::Publisher::try_acquire(&self.repo.publisher_lock())? else {
             return Ok(());
         };
-        batch::recover(&p, &mut self.db, &self.chain, &self.cfg)?;
+        batch::recover(&p, &mut self.db, self.chain.as_ref(), &self.cfg)?;
         for kind in [MsgKind::PreCommit, MsgKind::ProveCommit] {
-            batch::publish(&p, &mut self.db, &self.chain, &self.cfg, kind, false)?;
+            batch::publish(
+                &p,
+                &mut self.db,
+                self.chain.as_ref(),
+                &self.cfg,
+                kind,
+                false,
+            )?;
         }
         Ok(())
     }

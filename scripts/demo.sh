@@ -10,8 +10,14 @@
 # minutes on 2 cores and 1.1 GB; later runs reuse them; the test suite shares them).
 # scripts/pipeline-demo.sh shows the same phases as a plain shell pipeline.
 #
+# It ends by printing where the picture of the sectors' timelines is: REPO_DIR/timelines.html,
+# a self-contained page (a Gantt chart per sector, one bar per phase task) to open in a browser.
+#
 # usage: scripts/demo.sh [REPO_DIR]   (default /var/tmp/sealkit-demo, replaced on each run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+repo="${1:-/var/tmp/sealkit-demo}"
 cargo build --release --bins >&2
-exec target/release/seal-sched ${1:+--repo "$1"} demo
+target/release/seal-sched --repo "$repo" demo
+echo "demo.sh: the timelines: open file://$(realpath "$repo")/timelines.html in a browser," \
+    "or run \`target/release/seal-sched --repo $repo serve\` and open http://127.0.0.1:9268/" >&2

@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 
 use sealkit::cli;
 use sealkit::sched::{
-    batch, chain::MsgKind, config_edit::ConfigFile, daemon, demo, engine, hostcmd, log, numbering,
-    ops, repo::Repo, report, storage, supervisor, task_type::TaskType,
+    alerts, batch, chain::MsgKind, config_edit::ConfigFile, daemon, demo, engine, hostcmd, log,
+    numbering, observe, ops, repo::Repo, report, storage, supervisor, task_type::TaskType,
 };
 
 #[derive(Parser)]
@@ -38,6 +38,10 @@ Examples:
   seal-sched sectors remove 7              # release sector 7's files, keep its history
   seal-sched sectors update-state 7 PreCommit1  # along the pipeline's transitions only
   seal-sched -v run                        # the daemon, with its pass summaries
+  seal-sched run --metrics 127.0.0.1:9268  # the daemon, with /metrics and the web view
+  seal-sched serve                         # the web view alone: http://127.0.0.1:9268/
+  seal-sched alerts --json                 # what needs the operator now
+  seal-sched sectors status 3 --plot       # its timeline as an SVG Gantt chart
 
 Log lines on stderr start with the time, RFC 3339 UTC (2026-12-01T22:30:01Z)."
 )]
@@ -79,6 +83,23 @@ enum Cmd {
         /// Exit once every sector is Proving or failed for good.
         #[arg(long)]
         until_done: bool,
+        /// Serve Prometheus metrics (/metrics) and the web view (/) on ADDR, e.g.
+        /// 127.0.0.1:9268 (loopback only unless config says [metrics] allow_remote = true).
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<String>,
+    },
+    /// The read-only web view (sector timelines, waiting reasons, batches, storage, events),
+    /// /metrics and /api/state.json, without the daemon; runs until killed.
+    Serve {
+        /// Where to listen (loopback only unless config says [metrics] allow_remote = true).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9268")]
+        listen: String,
+    },
+    /// What needs the operator now: failing phases, stuck sectors, batch deadlines, hosts
+    /// down, storage nearly full or gone, missing proof parameters.
+    Alerts {
+        #[command(flatten)]
+        json: Json,
     },
     /// Sectors: pledge, add, list, status.
     #[command(subcommand)]
@@ -160,6 +181,10 @@ enum SectorsCmd {
     /// One sector with its per-phase timeline and the chain's current epoch.
     Status {
         number: u64,
+        /// Also draw its timeline as an SVG Gantt chart into FILE (default:
+        /// REPO/plots/sector-N.svg).
+        #[arg(long, value_name = "FILE")]
+        plot: Option<Option<PathBuf>>,
         #[command(flatten)]
         json: Json,
     },
@@ -371,13 +396,39 @@ fn run(args: Cli) -> Result<()> {
             cli::print_json_line(&json!({"repo": repo.root, "workers": cfg.workers.len(), "seal_proof": cfg.sealing.seal_proof}).to_string())
         }
         // `run --quiet` (or -q): no event log, only warnings and errors.
-        Cmd::Run { until_done } => daemon::run(
-            &repo,
-            daemon::RunOptions {
-                until_done,
-                quiet: !log::enabled(log::Level::Info),
-            },
-        ),
+        Cmd::Run {
+            until_done,
+            metrics,
+        } => {
+            let metrics = match metrics {
+                Some(a) => Some(observe::server::check_listen(
+                    &a,
+                    repo.config()?.metrics.allow_remote,
+                )?),
+                None => None,
+            };
+            daemon::run(
+                &repo,
+                daemon::RunOptions {
+                    until_done,
+                    quiet: !log::enabled(log::Level::Info),
+                    metrics,
+                },
+            )
+        }
+        Cmd::Serve { listen } => {
+            let addr = observe::server::check_listen(&listen, repo.config()?.metrics.allow_remote)?;
+            let ctx = observe::server::Ctx::new(&repo)?;
+            let (server, bound) = observe::server::bind(addr)?;
+            log::emit(
+                log::Level::Info,
+                &format!("web view on http://{bound}/ (/metrics, /api/state.json); read-only"),
+                None,
+            );
+            observe::server::serve(server, ctx);
+            anyhow::bail!("the listener on {bound} stopped")
+        }
+        Cmd::Alerts { json } => show(json.json, alerts::report(&engine::Engine::open(&repo)?)?),
         Cmd::Sectors(c) => sectors(&repo, c),
         Cmd::Workers { action, json } => {
             let e = engine::Engine::open(&repo)?;
@@ -613,11 +664,24 @@ fn sectors(repo: &Repo, c: SectorsCmd) -> Result<()> {
             cli::print_json_line(&json!({"added": n}).to_string())
         }
         SectorsCmd::List { json } => show(json.json, report::sectors(&repo.open_db()?)?),
-        SectorsCmd::Status { number, json } => {
+        SectorsCmd::Status { number, plot, json } => {
             let cfg = repo.config()?;
             let db = repo.open_db()?;
             let head = engine::open_chain(repo, &cfg)?.head()?;
-            show(json.json, report::status(&db, number, head)?)
+            let (mut text, mut value) = report::status(&db, number, head)?;
+            if let Some(file) = plot {
+                let file = match file {
+                    Some(f) => f,
+                    None => {
+                        std::fs::create_dir_all(repo.root.join("plots"))?;
+                        repo.root.join("plots").join(format!("sector-{number}.svg"))
+                    }
+                };
+                observe::save_sector_svg(repo, number, &file)?;
+                text += &format!("  plot:    {} (open it in a browser)\n", file.display());
+                value["plot"] = file.display().to_string().into();
+            }
+            show(json.json, (text, value))
         }
         SectorsCmd::Remove { number, force } => {
             let cfg = repo.config()?;

@@ -30,6 +30,56 @@ pub struct Config {
     /// (`PC1_32G_MAX_CONCURRENT = "4"`); the environment wins over these.
     #[serde(default)]
     pub resources: BTreeMap<String, String>,
+    /// `seal-sched run --metrics` and `serve`: who may connect.
+    #[serde(default)]
+    pub metrics: Metrics,
+    /// The operator's alerts: thresholds and where to send them.
+    #[serde(default)]
+    pub alerts: Alerts,
+}
+
+/// `[metrics]`: the metrics and web-view listener.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Metrics {
+    /// Listen on an address other than loopback. The pages name sectors, paths, hosts and
+    /// errors, so they are for this machine only unless the operator says otherwise.
+    pub allow_remote: bool,
+}
+
+/// `[alerts]`: when a condition is worth an operator's attention (see `sched::alerts`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Alerts {
+    /// A generic JSON POST target (`http://…`) for each new alert; empty: none.
+    pub webhook: String,
+    /// A sector whose phase failed this many times in a row.
+    pub task_failures: u32,
+    /// A compute state lasting this many times its task type's mean run time is stuck.
+    pub stuck_factor: f64,
+    /// ... but never before this long (short phases vary a lot in relative terms).
+    pub stuck_min: String,
+    /// A state with no task of its own (waiting for a batch, a seed) is stuck after this.
+    pub stuck_wait: String,
+    /// A pending batch sector whose deadline is closer than this.
+    pub batch_deadline: String,
+    /// A storage path with less room than this is nearly full; empty: 16 sector sizes
+    /// (about what one more sector needs while it is sealed).
+    pub storage_min_free: String,
+}
+
+impl Default for Alerts {
+    fn default() -> Self {
+        Alerts {
+            webhook: String::new(),
+            task_failures: 3,
+            stuck_factor: 3.0,
+            stuck_min: "10m".into(),
+            stuck_wait: "6h".into(),
+            batch_deadline: "1h".into(),
+            storage_min_free: String::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -310,9 +360,25 @@ impl Config {
                 "batching.commit_batch_slack",
                 &self.batching.commit_batch_slack,
             ),
+            ("alerts.stuck_min", &self.alerts.stuck_min),
+            ("alerts.stuck_wait", &self.alerts.stuck_wait),
+            ("alerts.batch_deadline", &self.alerts.batch_deadline),
         ] {
             parse_duration(v).with_context(|| format!("key {k}"))?;
         }
+        if !self.alerts.storage_min_free.is_empty() {
+            parse_size(&self.alerts.storage_min_free).context("key alerts.storage_min_free")?;
+        }
+        ensure!(
+            self.alerts.stuck_factor.is_finite() && self.alerts.stuck_factor > 0.0,
+            "key alerts.stuck_factor: must be a number above 0"
+        );
+        ensure!(
+            self.alerts.webhook.is_empty() || self.alerts.webhook.starts_with("http://"),
+            "key alerts.webhook: {:?} is not an http:// URL (https is not built in: point it at \
+             a relay on this machine, such as Alertmanager or a local proxy)",
+            self.alerts.webhook
+        );
         ensure!(
             parse_duration(&self.chain.epoch)? > 0.0,
             "key chain.epoch: must be longer than 0s"

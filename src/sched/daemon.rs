@@ -24,7 +24,12 @@ pub struct RunOptions {
     pub until_done: bool,
     /// No event log (warnings still), as `-q`.
     pub quiet: bool,
+    /// Serve `/metrics` and the web view here (checked by `observe::server::check_listen`).
+    pub metrics: Option<std::net::SocketAddr>,
 }
+
+/// Seconds between two evaluations of the alerts.
+const ALERT_EVERY: f64 = 5.0;
 
 /// Holds the repository's daemon lock for as long as it lives.
 pub fn lock_daemon(repo: &Repo) -> Result<Flock<std::fs::File>> {
@@ -73,6 +78,15 @@ pub fn run(repo: &Repo, opts: RunOptions) -> Result<()> {
     let _lock = lock_daemon(repo)?;
     let mut engine = Engine::open(repo)?;
     preflight(&engine)?;
+    if let Some(addr) = opts.metrics {
+        let bound = super::observe::server::spawn(repo, addr)?;
+        log::emit(
+            Level::Info,
+            &format!("metrics and web view on http://{bound}/ (/metrics, /api/state.json)"),
+            None,
+        );
+    }
+    let mut alerts_at = 0.0;
     let mut last_event = events::last_id(&engine.db.conn)?;
     let tty = std::io::stderr().is_terminal() && !opts.quiet && log::enabled(Level::Info);
     let spinner = tty.then(|| {
@@ -103,6 +117,13 @@ pub fn run(repo: &Repo, opts: RunOptions) -> Result<()> {
                 continue;
             }
         };
+        if db::now() - alerts_at >= ALERT_EVERY {
+            alerts_at = db::now();
+            // An alert that cannot be evaluated is a warning, never a stopped farm.
+            if let Err(e) = super::alerts::check(&mut engine) {
+                log::emit(Level::Warn, &format!("alerts: {e:#}"), spinner.as_ref());
+            }
+        }
         {
             for ev in events::after(&engine.db.conn, last_event)? {
                 last_event = ev.id;
@@ -137,6 +158,7 @@ pub fn run(repo: &Repo, opts: RunOptions) -> Result<()> {
             if let Some(b) = spinner {
                 b.finish_and_clear();
             }
+            super::alerts::wait_for_webhooks();
             return stuck_on_quarantine(&engine.db);
         }
         let running = tasks::count_in_state(&engine.db.conn, TaskState::Running)?;

@@ -54,6 +54,8 @@ pub fn run(opts: DemoOptions) -> Result<Value> {
     cfg.batching.precommit_batch_slack = "10s".into();
     cfg.batching.commit_batch_slack = "10s".into();
     cfg.sealing.retry_min = "5s".into();
+    // Deadlines come hours early on a 100 ms chain: warn only inside the batch slack.
+    cfg.alerts.batch_deadline = "10s".into();
     repo.init(Some(cfg.clone()))?;
     std::fs::write(dir.join(MARKER), b"")?;
     eprintln!(
@@ -81,6 +83,7 @@ pub fn run(opts: DemoOptions) -> Result<Value> {
         RunOptions {
             until_done: true,
             quiet: false,
+            metrics: None,
         },
     )?;
     let mut out = Vec::new();
@@ -103,6 +106,13 @@ pub fn run(opts: DemoOptions) -> Result<Value> {
             "proof_valid": verdict.valid,
         }));
     }
+    let page = super::observe::save_page(&repo, &dir.join("timelines.html"))?;
+    eprintln!(
+        "seal-sched demo: the sectors' timelines are drawn in {} (open it in a browser; \
+         `seal-sched --repo {} serve` shows the live view)",
+        page.display(),
+        dir.display()
+    );
     let all_ok = out
         .iter()
         .all(|v| v["state"] == "Proving" && v["proof_valid"] == true);

@@ -15,6 +15,7 @@
 //! assignment pass) has no I/O and is unit-tested on its own; the engine feeds it the state.
 
 pub mod admission;
+pub mod alerts;
 pub mod assign;
 pub mod batch;
 pub mod chain;
@@ -32,6 +33,7 @@ pub mod location;
 pub mod log;
 pub mod lotus;
 pub mod numbering;
+pub mod observe;
 pub mod ops;
 pub mod queue;
 pub mod remote;

@@ -164,6 +164,8 @@ impl Repo {
             batching: Default::default(),
             ssh: Default::default(),
             resources: Default::default(),
+            metrics: Default::default(),
+            alerts: Default::default(),
             workers: vec![config::Worker {
                 name: "local".into(),
                 cpus: format!("0-{last}"),

@@ -18,6 +18,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
+pub mod alerts;
 pub mod batches;
 pub mod events;
 pub mod meta;
@@ -26,6 +27,7 @@ mod rows;
 mod schema;
 pub mod sectors;
 pub mod sim_chain;
+pub mod stats;
 pub mod tasks;
 
 pub use events::event;

@@ -86,6 +86,17 @@ CREATE TABLE IF NOT EXISTS quarantine (
     at REAL NOT NULL,
     PRIMARY KEY (tbl, key)
 );
+CREATE TABLE IF NOT EXISTS alerts (
+    key TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    sector INTEGER,
+    subject TEXT NOT NULL,
+    message TEXT NOT NULL,
+    raised REAL NOT NULL,
+    resolved REAL,
+    notified REAL,
+    notify_error TEXT
+);
 CREATE TABLE IF NOT EXISTS switches (
     worker TEXT NOT NULL,
     task TEXT NOT NULL,

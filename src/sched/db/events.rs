@@ -55,3 +55,25 @@ pub fn last_id(conn: &Connection) -> Result<u64> {
     let id: i64 = conn.query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| r.get(0))?;
     Ok(id as u64)
 }
+
+/// The newest `limit` events, newest first (the web view's event log).
+pub fn recent(conn: &Connection, limit: u32) -> Result<Vec<EventRow>> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {COLS} FROM events ORDER BY id DESC LIMIT ?1"
+    ))?;
+    let rows = st
+        .query_map([limit], event_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// Every sector's state events, oldest first (the web view's timelines).
+pub fn of_states(conn: &Connection) -> Result<Vec<EventRow>> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {COLS} FROM events WHERE kind = 'state' AND sector IS NOT NULL ORDER BY id"
+    ))?;
+    let rows = st
+        .query_map([], event_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}

@@ -9,8 +9,6 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OpenFlags};
 
-use super::rows::EventRow;
-
 /// A connection that can only read the state database (`query_only`, opened read-only).
 pub fn open_reader(path: &Path) -> Result<Connection> {
     super::check_header(path)?;
@@ -125,45 +123,6 @@ pub fn hosts(conn: &Connection) -> Result<Vec<HostRow>> {
                 error: r.get(3)?,
                 probe: r.get(4)?,
                 updated: r.get(5)?,
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(rows)
-}
-
-/// The newest `limit` events, newest first.
-pub fn recent_events(conn: &Connection, limit: u32) -> Result<Vec<EventRow>> {
-    let mut st = conn.prepare_cached(
-        "SELECT id, at, sector, kind, detail FROM events ORDER BY id DESC LIMIT ?1",
-    )?;
-    let rows = st
-        .query_map([limit], |r| {
-            Ok(EventRow {
-                id: r.get::<_, i64>(0)? as u64,
-                at: r.get(1)?,
-                sector: r.get::<_, Option<i64>>(2)?.map(|v| v as u64),
-                kind: r.get(3)?,
-                detail: r.get(4)?,
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(rows)
-}
-
-/// Every sector's state events, oldest first (the web view's timelines).
-pub fn state_events(conn: &Connection) -> Result<Vec<EventRow>> {
-    let mut st = conn.prepare_cached(
-        "SELECT id, at, sector, kind, detail FROM events WHERE kind = 'state' \
-         AND sector IS NOT NULL ORDER BY id",
-    )?;
-    let rows = st
-        .query_map([], |r| {
-            Ok(EventRow {
-                id: r.get::<_, i64>(0)? as u64,
-                at: r.get(1)?,
-                sector: r.get::<_, Option<i64>>(2)?.map(|v| v as u64),
-                kind: r.get(3)?,
-                detail: r.get(4)?,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;

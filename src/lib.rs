@@ -33,3 +33,4 @@ pub mod sdr;
 pub mod sector;
 pub mod snark;
 pub mod unseal;
+pub mod update;

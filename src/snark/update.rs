@@ -25,6 +25,9 @@ use storage_proofs_update::{
 
 use super::config::porep_config;
 use super::params::{generate_into, size_name, ParamFiles, PARAM_ENV};
+use super::verify::Verdict;
+use crate::hex;
+use crate::sector::document::SectorDoc;
 use crate::sector::proof::SealProof;
 use crate::update::params::UpdateShape;
 use crate::with_tree_shape;
@@ -143,6 +146,36 @@ pub fn verify(
     let config = porep_config(proof)?;
     with_tree_shape!(proof, Tree => {
         verify_empty_sector_update_proof::<Tree>(&config, snark, comm_r_old, comm_r_new, comm_d_new)
+    })
+}
+
+/// Whether the document's `update.proof` proves its update: the sector's `comm_r` (the
+/// sector key) to `update.comm_r` with the data `update.comm_d`. Errors are for documents
+/// that cannot be checked at all (fields or parameters missing).
+pub fn verify_doc(doc: &SectorDoc) -> Result<Verdict> {
+    let proof = doc.seal_proof()?;
+    let u = doc.update_doc()?;
+    let comm_r_old = doc.hex32_after("comm_r", "the sector is not sealed")?;
+    let hint = "it is not a proven update (run seal-pru2)";
+    let (comm_r_new, comm_d_new) = (u.hex32_after("comm_r", hint)?, u.hex32_after("comm_d", hint)?);
+    let snark = hex::decode(
+        u.get("proof")
+            .and_then(|v| v.as_str())
+            .context("the update has no \"proof\": run seal-pru2 first")?,
+    )
+    .context("field \"update.proof\"")?;
+    check_present(proof, false)?;
+    // A malformed proof (wrong length, bytes off the curve) is an invalid proof, not a
+    // document that cannot be checked.
+    Ok(match verify(proof, &snark, comm_r_old, comm_r_new, comm_d_new) {
+        Ok(valid) => Verdict {
+            valid,
+            reason: None,
+        },
+        Err(e) => Verdict {
+            valid: false,
+            reason: Some(format!("{e:#}")),
+        },
     })
 }
 

@@ -6,7 +6,9 @@ mod common;
 use std::fs;
 
 use common::fails;
-use common::sector::{cc_sealed_sector, doc_hex32, ok_doc, run_tool, sealed_sector, with_random_update};
+use common::sector::{
+    cc_sealed_sector, doc_hex32, ok_doc, run_tool, sealed_sector, with_random_update,
+};
 use sealkit::sector::document::SectorDoc;
 use sealkit::sector::proof::SealProof;
 use sealkit::update::UpdateFiles;
@@ -39,18 +41,27 @@ fn pipeline_proves_and_the_reference_verifies() {
     let u = doc.update_doc().unwrap();
     let snark = sealkit::hex::decode(u.get("proof").unwrap().as_str().unwrap()).unwrap();
     assert_eq!(snark.len(), 192);
-    let (old, new, d) = (doc_hex32(&doc, "comm_r"), doc_hex32(&u, "comm_r"), doc_hex32(&u, "comm_d"));
+    let (old, new, d) = (
+        doc_hex32(&doc, "comm_r"),
+        doc_hex32(&u, "comm_r"),
+        doc_hex32(&u, "comm_d"),
+    );
     let config = common::sector::porep_config(two_kib());
     type Tree = filecoin_proofs::constants::SectorShapeBase;
     let verify = |old, new, d| {
-        filecoin_proofs::verify_empty_sector_update_proof::<Tree>(&config, &snark, old, new, d).unwrap()
+        filecoin_proofs::verify_empty_sector_update_proof::<Tree>(&config, &snark, old, new, d)
+            .unwrap()
     };
     assert!(verify(old, new, d));
     assert!(!verify(new, old, d));
     assert!(!verify(old, new, old));
 
     let out = run_tool(VERIFY, &["--update"], &doc, &dir);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(line["valid"], true);
     assert_eq!(line["update"], true);
@@ -84,7 +95,10 @@ fn seal_ru_refuses_bad_input_and_destroys_nothing() {
         .find(|(_, doc)| doc.hex32("comm_d").unwrap() != sealkit::merkle::zero::zero_root(2048))
         .unwrap();
     with_random_update(&mut doc, &dir, &mut rng);
-    fails(run_tool(RU, &[], &doc, &dir), "is not a committed-capacity sector");
+    fails(
+        run_tool(RU, &[], &doc, &dir),
+        "is not a committed-capacity sector",
+    );
     assert!(!UpdateFiles::of(&doc).unwrap().replica.exists());
 
     // A data node at or above the field modulus.
@@ -94,7 +108,10 @@ fn seal_ru_refuses_bad_input_and_destroys_nothing() {
     let mut data = fs::read(&f.data).unwrap();
     data[5 * 32 + 31] = 0xff;
     fs::write(&f.data, &data).unwrap();
-    fails(run_tool(RU, &[], &doc, &dir), "node 5 is not below the field modulus");
+    fails(
+        run_tool(RU, &[], &doc, &dir),
+        "node 5 is not below the field modulus",
+    );
     assert!(!f.replica.exists());
 
     // A sector key that is not the sealed sector's (another CC sector's replica).
@@ -104,7 +121,10 @@ fn seal_ru_refuses_bad_input_and_destroys_nothing() {
     let (other, _) = cc_sealed_sector(&tmp.path().join("other"), two_kib(), &mut rng);
     fs::copy(other.sealed(), &f.key).unwrap();
     let key = fs::read(&f.key).unwrap();
-    fails(run_tool(RU, &[], &doc, &dir), "the sector key does not match its tree_r_last");
+    fails(
+        run_tool(RU, &[], &doc, &dir),
+        "the sector key does not match its tree_r_last",
+    );
     assert_eq!(fs::read(&f.key).unwrap(), key);
     assert!(!f.replica.exists());
 
@@ -129,12 +149,29 @@ fn prove_tools_refuse_missing_and_mismatched_inputs() {
 
     // A wrong number of partition proofs.
     let pru1 = ok_doc(run_tool(PRU1, &[], &doc, &dir));
-    let path = pru1.update_doc().unwrap().get("vanilla_proofs").unwrap().as_str().unwrap().to_string();
+    let path = pru1
+        .update_doc()
+        .unwrap()
+        .get("vanilla_proofs")
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string();
     let one = sealkit::update::phase::read_bincode_list(&fs::read(&path).unwrap()).unwrap();
-    fs::write(&path, sealkit::update::phase::bincode_list(&[one[0].clone(), one[0].clone()])).unwrap();
-    fails(run_tool(PRU2, &[], &pru1, &dir), "2 vanilla partition proofs, expected 1");
+    fs::write(
+        &path,
+        sealkit::update::phase::bincode_list(&[one[0].clone(), one[0].clone()]),
+    )
+    .unwrap();
+    fails(
+        run_tool(PRU2, &[], &pru1, &dir),
+        "2 vanilla partition proofs, expected 1",
+    );
     fs::write(&path, b"garbage").unwrap();
-    fails(run_tool(PRU2, &[], &pru1, &dir), "is not a list of partition proofs");
+    fails(
+        run_tool(PRU2, &[], &pru1, &dir),
+        "is not a list of partition proofs",
+    );
 
     // A missing update cache.
     let replica = fs::read(&f.replica).unwrap();

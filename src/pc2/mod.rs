@@ -299,6 +299,7 @@ pub fn seal_trees_resumable(
 /// goes to `commit` with its name. Base tree `t` is skipped when `reused[t]` holds its root
 /// (a finished file). Returns the compound root. PC2 and the sector update's encoding share
 /// it.
+#[allow(clippy::too_many_arguments)]
 pub fn tree_r_last(
     proof: SealProof,
     replica: &dyn Fn(u64, &mut [u8]) -> Result<()>,

@@ -157,7 +157,10 @@ pub fn verify_doc(doc: &SectorDoc) -> Result<Verdict> {
     let u = doc.update_doc()?;
     let comm_r_old = doc.hex32_after("comm_r", "the sector is not sealed")?;
     let hint = "it is not a proven update (run seal-pru2)";
-    let (comm_r_new, comm_d_new) = (u.hex32_after("comm_r", hint)?, u.hex32_after("comm_d", hint)?);
+    let (comm_r_new, comm_d_new) = (
+        u.hex32_after("comm_r", hint)?,
+        u.hex32_after("comm_d", hint)?,
+    );
     let snark = hex::decode(
         u.get("proof")
             .and_then(|v| v.as_str())
@@ -167,16 +170,18 @@ pub fn verify_doc(doc: &SectorDoc) -> Result<Verdict> {
     check_present(proof, false)?;
     // A malformed proof (wrong length, bytes off the curve) is an invalid proof, not a
     // document that cannot be checked.
-    Ok(match verify(proof, &snark, comm_r_old, comm_r_new, comm_d_new) {
-        Ok(valid) => Verdict {
-            valid,
-            reason: None,
+    Ok(
+        match verify(proof, &snark, comm_r_old, comm_r_new, comm_d_new) {
+            Ok(valid) => Verdict {
+                valid,
+                reason: None,
+            },
+            Err(e) => Verdict {
+                valid: false,
+                reason: Some(format!("{e:#}")),
+            },
         },
-        Err(e) => Verdict {
-            valid: false,
-            reason: Some(format!("{e:#}")),
-        },
-    })
+    )
 }
 
 #[cfg(test)]

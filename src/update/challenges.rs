@@ -72,7 +72,7 @@ mod tests {
         );
     }
 
-    /// docs/snap-deals.md#appendix-a: the 2KiB update's ten challenges.
+    /// docs/snap-deals.md#known-answers: the 2KiB update's ten challenges.
     #[test]
     fn appendix_a_2kib() {
         let r = comm("4afebf703ef8719db5e6dd6bf8cb6fc981f94cf5b349adf40867ff9d15997e3e");

@@ -100,7 +100,7 @@ mod tests {
         to_fr(&hex::decode32(s).unwrap()).unwrap()
     }
 
-    /// docs/snap-deals.md#h-rand: the values confirmed with the crate's `phi`.
+    /// docs/snap-deals.md#h_rand: the values confirmed with the crate's `phi`.
     #[test]
     fn h_rand_known_answers() {
         assert_eq!(
@@ -113,7 +113,7 @@ mod tests {
         );
     }
 
-    /// docs/snap-deals.md#appendix-a: 2KiB phi and both rho values from the crate-checked
+    /// docs/snap-deals.md#known-answers: 2KiB phi and both rho values from the crate-checked
     /// inputs.
     #[test]
     fn phi_and_rho_2kib() {
@@ -140,7 +140,7 @@ mod tests {
         assert_eq!(*inv.of_node(40) * r1, Fr::ONE);
     }
 
-    /// docs/snap-deals.md#d4: 8MiB rho[0] and rho[1023] (h = 10).
+    /// docs/snap-deals.md#known-answers-at-other-sizes: 8MiB rho[0] and rho[1023] (h = 10).
     #[test]
     fn rho_8mib() {
         let phi = fr_hex("0d640d2c2a61d135d3b9dff1f3490cb5b7cbdb3e3863cc225d5d6700cc3e8316");

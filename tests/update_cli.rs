@@ -140,7 +140,33 @@ fn prove_tools_refuse_missing_and_mismatched_inputs() {
     let mut rng = common::rng("prove_tools_refuse_missing_and_mismatched_inputs");
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("s");
-    let doc = prepared(&dir, &mut rng);
+    // The update's data through the CLI: seal-ap --update, then seal-ru.
+    let (_, mut doc) = cc_sealed_sector(&dir, two_kib(), &mut rng);
+    let d = dir.display();
+    doc.set(
+        "update",
+        serde_json::json!({"paths": {"unsealed": format!("{d}/new"), "sealed": format!("{d}/update"),
+                                     "cache": format!("{d}/update-cache")}}),
+    );
+    let piece = dir.join("deal.car");
+    fs::write(&piece, common::random_bytes(&mut rng, 1000)).unwrap();
+    let piece = piece.to_str().unwrap().to_string();
+    let before = doc.pieces().unwrap();
+    let doc = ok_doc(run_tool(
+        env!("CARGO_BIN_EXE_seal-ap"),
+        &["--update", "--piece", &piece, "--fill"],
+        &doc,
+        &dir,
+    ));
+    assert_eq!(
+        doc.update_doc().unwrap().pieces().unwrap()[0].payload_size,
+        1000
+    );
+    assert_eq!(
+        doc.pieces().unwrap(),
+        before,
+        "the sector's own pieces are untouched"
+    );
     let doc = ok_doc(run_tool(RU, &[], &doc, &dir));
     let f = UpdateFiles::of(&doc).unwrap();
 
@@ -178,4 +204,71 @@ fn prove_tools_refuse_missing_and_mismatched_inputs() {
     fs::remove_dir_all(&f.cache).unwrap();
     fails(run_tool(PRU1, &[], &doc, &dir), "run seal-ru first");
     assert_eq!(fs::read(&f.replica).unwrap(), replica);
+}
+
+/// seal-unseal on a snapped sector returns the deal's bytes, with the sector key kept and
+/// with it released (regenerated from the layers, a CC sector's key).
+#[test]
+fn unseal_of_a_snapped_sector_returns_the_new_deal() {
+    let mut rng = common::rng("unseal_of_a_snapped_sector_returns_the_new_deal");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let (s, mut doc) = cc_sealed_sector(&dir, two_kib(), &mut rng);
+    let d = dir.display();
+    doc.set(
+        "update",
+        serde_json::json!({"paths": {"unsealed": format!("{d}/new"), "sealed": format!("{d}/update"),
+                                     "cache": format!("{d}/update-cache")}}),
+    );
+    let bytes = common::random_bytes(&mut rng, 700);
+    let piece = dir.join("deal.car");
+    fs::write(&piece, &bytes).unwrap();
+    let piece = piece.to_str().unwrap().to_string();
+    let doc = ok_doc(run_tool(
+        env!("CARGO_BIN_EXE_seal-ap"),
+        &["--update", "--piece", &piece, "--fill"],
+        &doc,
+        &dir,
+    ));
+    let doc = ok_doc(run_tool(RU, &[], &doc, &dir));
+    // The new data file goes, as after a finalize that keeps no unsealed copy.
+    fs::remove_file(dir.join("new")).unwrap();
+    let unseal = env!("CARGO_BIN_EXE_seal-unseal");
+    for key_kept in [true, false] {
+        if !key_kept {
+            fs::remove_file(s.sealed()).unwrap();
+        }
+        let out = run_tool(unseal, &["--piece", "0"], &doc, &dir);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.stdout, bytes, "key kept: {key_kept}");
+    }
+    // GSK: the released key comes back byte for byte (the new data file is needed again).
+    let mut new = vec![0u8; 2048];
+    let mut w = std::io::Cursor::new(&mut new[..]);
+    let out = run_tool(unseal, &["--padded"], &doc, &dir);
+    assert!(out.status.success());
+    std::io::Write::write_all(&mut w, &out.stdout).unwrap();
+    fs::write(dir.join("new"), &new).unwrap();
+    let out = run_tool(unseal, &["--sector-key"], &doc, &dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty());
+    let again = run_tool(unseal, &["--piece", "0"], &doc, &dir);
+    assert_eq!(again.stdout, bytes);
+    // A document whose update names other data is refused, nothing written.
+    let mut bad = doc.clone();
+    let mut u = bad.update_doc().unwrap();
+    u.set_hex("comm_d", &[9; 32]);
+    bad.set_update_doc(&u);
+    fails(
+        run_tool(unseal, &["--padded"], &bad, &dir),
+        "does not match",
+    );
 }

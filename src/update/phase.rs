@@ -132,6 +132,23 @@ pub fn prove_replica_update2(doc: &mut SectorDoc) -> Result<Vec<u8>> {
     Ok(snark)
 }
 
+/// RegenSectorKey (Lotus's GSK): writes the sector key (`paths.sealed`) and its tree_r_last,
+/// p_aux and t_aux (in `paths.cache`) again from the update replica and the update's data,
+/// kept only if they give the sector's comm_r.
+pub fn regenerate_sector_key(doc: &SectorDoc, verbose: bool) -> Result<()> {
+    let f = UpdateFiles::of(doc)?;
+    let _lock = SectorLock::acquire(&f.key_cache)?;
+    let u = doc.update_doc()?;
+    let c = commitments(doc, &u)?;
+    super::decode::remove_data(
+        &f,
+        &c.comm_d_new,
+        &c.comm_r_old,
+        verbose,
+        crate::pc2::select_builder(),
+    )
+}
+
 /// bincode 1 of a `Vec<Vec<u8>>`: a u64 count, then each as a u64 length and its bytes.
 pub fn bincode_list(items: &[Vec<u8>]) -> Vec<u8> {
     let mut out = (items.len() as u64).to_le_bytes().to_vec();

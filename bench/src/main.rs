@@ -6,6 +6,10 @@
 //!        sealkit-bench c1 DOC SEED OUT      (reference C1; its Commit1 JSON into OUT)
 //!        sealkit-bench c2 DOC C1FILE        (reference C2 from a Commit1 JSON)
 //!        sealkit-bench poseidon [SECONDS]   (Poseidon hashes/s on one core: ours vs neptune)
+//!        sealkit-bench ru DOC OUTDIR        (reference encode_into of DOC's update into
+//!                                            OUTDIR/update, OUTDIR/update-cache)
+//!        sealkit-bench pru1 DOC OUT         (reference vanilla update proofs of DOC's update,
+//!                                            as sealkit's list file, into OUT)
 
 use std::fs;
 use std::path::Path;
@@ -162,6 +166,71 @@ fn poseidon(seconds: f64) -> Result<()> {
     Ok(())
 }
 
+/// The reference's encode_into for the update a document describes (files in OUTDIR).
+fn ru(doc_path: &Path, out: &Path) -> Result<()> {
+    let doc = SectorDoc::parse(&fs::read_to_string(doc_path)?, "doc")?;
+    let p = doc.seal_proof()?;
+    let u = doc.update_doc()?;
+    let f = sealkit::update::UpdateFiles::of(&doc)?;
+    let infos: Vec<PieceInfo> = u
+        .pieces()?
+        .iter()
+        .map(|r| PieceInfo::new(r.comm_p, UnpaddedBytesAmount(r.padded_size / 128 * 127)))
+        .collect::<Result<_>>()?;
+    fs::create_dir_all(out.join("update-cache"))?;
+    fs::File::create(out.join("update"))?.set_len(p.sector_size())?;
+    // The reference maps the staged data read-write and wants it at least sector-sized.
+    let staged = out.join("staged");
+    fs::copy(&f.data, &staged)?;
+    let st = fs::OpenOptions::new().write(true).open(&staged)?;
+    if st.metadata()?.len() < p.sector_size() {
+        st.set_len(p.sector_size())?;
+    }
+    let config = filecoin_proofs::SectorUpdateConfig::from_porep_config(&porep_config(p)?);
+    let t = Instant::now();
+    let o = filecoin_proofs::encode_into::<SectorShapeBase>(
+        &config,
+        &out.join("update"),
+        &out.join("update-cache"),
+        &f.key,
+        &f.key_cache,
+        &staged,
+        &infos,
+    )?;
+    println!("{:.3}", t.elapsed().as_secs_f64());
+    eprintln!("reference comm_r_new {}", sealkit::hex::encode(&o.comm_r_new));
+    fs::remove_file(staged)?;
+    Ok(())
+}
+
+/// The reference's vanilla update proofs over the files a document names (after seal-ru),
+/// written in sealkit's list form.
+fn pru1(doc_path: &Path, out: &Path) -> Result<()> {
+    let doc = SectorDoc::parse(&fs::read_to_string(doc_path)?, "doc")?;
+    let p = doc.seal_proof()?;
+    let u = doc.update_doc()?;
+    let f = sealkit::update::UpdateFiles::of(&doc)?;
+    let config = filecoin_proofs::SectorUpdateConfig::from_porep_config(&porep_config(p)?);
+    let t = Instant::now();
+    let proofs = filecoin_proofs::generate_partition_proofs::<SectorShapeBase>(
+        config,
+        doc.hex32("comm_r")?,
+        u.hex32("comm_r")?,
+        u.hex32("comm_d")?,
+        &f.key,
+        &f.key_cache,
+        &f.replica,
+        &f.cache,
+    )?;
+    println!("{:.3}", t.elapsed().as_secs_f64());
+    let bytes = proofs
+        .iter()
+        .map(bincode::serialize)
+        .collect::<Result<Vec<_>, _>>()?;
+    fs::write(out, sealkit::update::phase::bincode_list(&bytes))?;
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let a: Vec<String> = std::env::args().collect();
     match a.get(1).map(String::as_str) {
@@ -169,11 +238,13 @@ fn main() -> Result<()> {
         Some("pc2") if a.len() == 5 => pc2(Path::new(&a[2]), Path::new(&a[3]), Path::new(&a[4])),
         Some("c1") if a.len() == 5 => c1(Path::new(&a[2]), &a[3], Path::new(&a[4])),
         Some("c2") if a.len() == 4 => c2(Path::new(&a[2]), Path::new(&a[3])),
+        Some("ru") if a.len() == 4 => ru(Path::new(&a[2]), Path::new(&a[3])),
+        Some("pru1") if a.len() == 4 => pru1(Path::new(&a[2]), Path::new(&a[3])),
         Some("poseidon") if a.len() <= 3 => {
             poseidon(a.get(2).map_or(Ok(2.0), |s| s.parse()).context("SECONDS")?)
         }
         _ => bail!(
-            "usage: sealkit-bench pc1 DOC OUTDIR | pc2 DOC CACHE SEALED | c1 DOC SEED OUT | c2 DOC C1FILE | poseidon [SECONDS]"
+            "usage: sealkit-bench pc1 DOC OUTDIR | pc2 DOC CACHE SEALED | c1 DOC SEED OUT | c2 DOC C1FILE | poseidon [SECONDS] | ru DOC OUTDIR | pru1 DOC OUT"
         ),
     }
     .context("reference run")

@@ -207,7 +207,11 @@ fn poseidon_equals_neptune() {
                 rows[4 * (h * arity + i)..4 * (h * arity + i + 1)].copy_from_slice(&w);
             }
         }
-        req += &format!("H {arity:x} {n:x} {n:x} 1 {:x} {}\n", cols.len(), hex(&cols));
+        req += &format!(
+            "H {arity:x} {n:x} {n:x} 1 {:x} {}\n",
+            cols.len(),
+            hex(&cols)
+        );
         req += &format!(
             "H {arity:x} {n:x} 1 {arity:x} {:x} {}\n",
             rows.len(),
@@ -243,11 +247,19 @@ fn poseidon_equals_neptune() {
                 );
                 assert_eq!(&cpu[32 * h..32 * h + 32], &want.to_repr()[..], "CPU batch");
             }
-            assert_eq!(lines.next().map(String::as_str), Some("ok"), "all canonical");
+            assert_eq!(
+                lines.next().map(String::as_str),
+                Some("ok"),
+                "all canonical"
+            );
         }
     }
     lines.next().expect("the non-canonical hash");
-    assert_eq!(lines.next().map(String::as_str), Some("bad"), "p is flagged");
+    assert_eq!(
+        lines.next().map(String::as_str),
+        Some("bad"),
+        "p is flagged"
+    );
     assert!(lines.next().is_none());
 }
 

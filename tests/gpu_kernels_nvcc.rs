@@ -17,7 +17,11 @@ fn kernels_compile_with_nvcc() {
     let src = root.join("src/gpu/kernels/poseidon.cu");
     for (what, args, file) in [
         ("PTX", &["-ptx", "-arch=compute_80"][..], "poseidon.ptx"),
-        ("sm_90 cubin", &["-cubin", "-arch=sm_90"][..], "poseidon.cubin"),
+        (
+            "sm_90 cubin",
+            &["-cubin", "-arch=sm_90"][..],
+            "poseidon.cubin",
+        ),
     ] {
         let dst = out.join(file);
         let run = Command::new(&nvcc)

@@ -176,19 +176,27 @@ mod gpu_cmd {
         // A non-canonical node is an error, not a wrong hash.
         let bad = vec![0xffu8; 32 * 2];
         let mut out = vec![0u8; 32];
-        let refused = gpu.column_hashes(&[&bad[..32], &bad[32..]], &mut out).is_err();
+        let refused = gpu
+            .column_hashes(&[&bad[..32], &bad[32..]], &mut out)
+            .is_err();
         failures += usize::from(!refused);
         println!(
             "non-canonical node: {}",
             if refused { "refused" } else { "ACCEPTED" }
         );
-        ensure!(failures == 0, "{failures} GPU result(s) differ from the CPU's");
+        ensure!(
+            failures == 0,
+            "{failures} GPU result(s) differ from the CPU's"
+        );
         println!("selftest: all equal");
         Ok(())
     }
 
     pub fn bench(log2_nodes: u32, layers: usize) -> Result<()> {
-        ensure!((3..=30).contains(&log2_nodes), "--log2-nodes must be 3..=30");
+        ensure!(
+            (3..=30).contains(&log2_nodes),
+            "--log2-nodes must be 3..=30"
+        );
         ensure!(layers == 2 || layers == 11, "--layers must be 2 or 11");
         let gpu = open()?;
         let nodes = 1usize << log2_nodes;

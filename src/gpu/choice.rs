@@ -13,7 +13,9 @@
 pub enum Want {
     Cpu,
     /// On a GPU; `required`: no GPU is an error rather than a fall-back to the CPU.
-    Gpu { required: bool },
+    Gpu {
+        required: bool,
+    },
 }
 
 impl Want {
@@ -102,7 +104,10 @@ mod tests {
         assert_eq!(c.trees, Want::Cpu);
         assert!(c.any_gpu() && !c.required());
         let t = choose(env(&[("FIL_PROOFS_USE_GPU_TREE_BUILDER", "True")]), false);
-        assert_eq!((t.columns, t.trees), (Want::Cpu, Want::Gpu { required: false }));
+        assert_eq!(
+            (t.columns, t.trees),
+            (Want::Cpu, Want::Gpu { required: false })
+        );
         let off = choose(env(&[("FIL_PROOFS_USE_GPU_TREE_BUILDER", "0")]), false);
         assert_eq!(off, cpu);
         for c in [

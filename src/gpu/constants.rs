@@ -14,7 +14,6 @@ use generic_array::typenum::{U11, U16, U2, U8};
 use neptune::hash_type::HashType;
 use neptune::poseidon::{Arity, PoseidonConstants};
 
-
 /// The arities the kernels are instantiated for: tree nodes (2, 8, 16) and 11-layer
 /// columns (2-layer columns are arity 2).
 pub const GPU_ARITIES: [usize; 4] = [2, 8, 11, 16];

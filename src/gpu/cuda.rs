@@ -222,9 +222,10 @@ impl GpuBuilder {
     /// loads the kernels and the constant tables. Any failure is an error saying why.
     pub fn open(ordinal: usize) -> Result<GpuBuilder> {
         let all = devices()?;
-        let info = all.get(ordinal).cloned().with_context(|| {
-            format!("no GPU {ordinal}: this process sees {} GPU(s)", all.len())
-        })?;
+        let info = all
+            .get(ordinal)
+            .cloned()
+            .with_context(|| format!("no GPU {ordinal}: this process sees {} GPU(s)", all.len()))?;
         let module_file = std::env::var("SEALKIT_CUDA_MODULE").ok();
         let budget = std::env::var("SEALKIT_GPU_BATCH_MIB")
             .ok()
@@ -289,8 +290,7 @@ impl Gpu {
         if self.slots.len() != 2 || !self.slots.iter().all(fits) {
             self.slots.clear();
             for _ in 0..2 {
-                self.slots
-                    .push(Slot::new(&self.ctx, in_words, out_words)?);
+                self.slots.push(Slot::new(&self.ctx, in_words, out_words)?);
             }
         }
         Ok(())
@@ -349,10 +349,7 @@ impl Gpu {
         let arity = layers.len();
         let k = self.kernel(arity)?;
         let n = out.len() / 32;
-        ensure!(
-            layers.iter().all(|l| l.len() >= out.len()),
-            "layer lengths"
-        );
+        ensure!(layers.iter().all(|l| l.len() >= out.len()), "layer lengths");
         if n == 0 {
             return Ok(());
         }
@@ -435,7 +432,15 @@ impl Gpu {
             let (lo, mut hi) = tree.split_at_mut(4 * l.dst);
             let input = lo.slice(4 * l.src..4 * l.dst);
             let mut output = hi.slice_mut(..4 * l.width);
-            self.launch(&stream0, k, &input, 1, arity as u64, l.width as u64, &mut output)?;
+            self.launch(
+                &stream0,
+                k,
+                &input,
+                1,
+                arity as u64,
+                l.width as u64,
+                &mut output,
+            )?;
         }
         let upper = stream0.clone_dtoh(&tree.slice(4 * leaves..))?;
         stream0.synchronize()?;

@@ -127,7 +127,9 @@ mod tests {
         assert_eq!(init_report(0, Some(&smi), true), (2, None));
         let (n, w) = init_report(0, None, true);
         assert_eq!(n, 0);
-        assert!(w.unwrap().starts_with("no GPU found: nvidia-smi cannot run"));
+        assert!(w
+            .unwrap()
+            .starts_with("no GPU found: nvidia-smi cannot run"));
         assert!(init_report(0, Some(&[]), true)
             .1
             .unwrap()

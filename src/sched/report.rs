@@ -485,7 +485,10 @@ mod tests {
             wait_reason: None,
             error: None,
         };
-        let (a, b) = (row(7, 3, TaskType::Commit2), row(9, 4, TaskType::PreCommit2));
+        let (a, b) = (
+            row(7, 3, TaskType::Commit2),
+            row(9, 4, TaskType::PreCommit2),
+        );
         let held = [
             Holding {
                 task: 7,

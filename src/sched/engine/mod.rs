@@ -149,10 +149,7 @@ impl Engine {
     }
 
     /// The GPUs worker `worker`'s running tasks hold, from their task specs.
-    pub fn gpu_holdings(
-        &self,
-        worker: &str,
-    ) -> Result<Vec<crate::sched::gpu_assign::Holding>> {
+    pub fn gpu_holdings(&self, worker: &str) -> Result<Vec<crate::sched::gpu_assign::Holding>> {
         let size = self.cfg.seal_proof()?.sector_size();
         Ok(self
             .db

@@ -174,7 +174,7 @@ mod gpu_cmd {
             );
         }
         // A non-canonical node is an error, not a wrong hash.
-        let bad = vec![0xffu8; 32 * 2];
+        let bad = [0xffu8; 32 * 2];
         let mut out = vec![0u8; 32];
         let refused = gpu
             .column_hashes(&[&bad[..32], &bad[32..]], &mut out)

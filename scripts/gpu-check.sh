@@ -102,14 +102,14 @@ run() {
     rm -rf "$work"
     mkdir -p "$work"
     while read -r proof want; do
-        local pc1 got
+        local pc1="" got=""
         if pc1=$(seal_pc1 "$work/$proof" "$proof" 1 "$bin"); then
             SEALKIT_GPU=1 timeout 120 "$bin/seal-pc2" -v "$pc1" > "$work/$proof/pc2.json"
             got=$(comm_r "$work/$proof/pc2.json")
         fi
         check "$proof comm_r on the GPU ($got) equals the CPU's ($want)" test "${got:-x}" = "$want"
     done < "$gpu/kat.txt"
-    local big=$work/512MiB pc1 cpu gpu_r
+    local big=$work/512MiB pc1="" cpu="" gpu_r=""
     if pc1=$(timeout 300 bash -c "$(declare -f job seal_pc1); seal_pc1 $big StackedDrg512MiBV1_1 2 $bin"); then
         timeout 120 "$bin/seal-pc2" -v "$pc1" > "$big/pc2-cpu.json" && cpu=$(comm_r "$big/pc2-cpu.json")
         # A fresh PC2: without the journal and the tree files it would reuse.

@@ -385,6 +385,10 @@ impl Gpu {
         let len = tree_len(leaves, arity);
         ensure!(rows.len() == 32 * len, "tree buffer size");
         ensure!(leaves > 0, "a tree has leaves");
+        if leaves == 1 {
+            // The leaf is the root: nothing to hash or copy.
+            return Ok(rows[..32].try_into().expect("32 bytes"));
+        }
         let stream0 = self.ctx.default_stream();
         let mut tree = stream0
             .alloc_zeros::<u64>(4 * len)
@@ -396,7 +400,7 @@ impl Gpu {
             leaves
         };
         ensure!(
-            chunk.is_multiple_of(arity) || leaves == 1,
+            chunk.is_multiple_of(arity),
             "{leaves} leaves do not make an arity-{arity} tree"
         );
         let mut staging = Vec::new();

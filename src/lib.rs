@@ -34,3 +34,4 @@ pub mod sdr;
 pub mod sector;
 pub mod snark;
 pub mod unseal;
+pub mod update;

@@ -426,3 +426,95 @@ fn vector_lane_batches_equal_single_runs() {
     let e = err_line(&bad);
     assert!(e.contains("SEALKIT_SHA_ENGINE"), "{e}");
 }
+
+/// Batches larger than the memory budget (`--memory`) are streamed: each group holds only
+/// the layer it labels and reads the previous one back from the files. Every sector's files
+/// and document must be the bytes of an in-memory batch and of single runs: 13 2KiB sectors
+/// in one group on one CPU, three 8MiB sectors in rounds of two, on two CPUs and on one, and
+/// a re-run that finds one sector's layer 2 gone. A budget below one sector's need, or one
+/// that is not a size, is one line.
+#[test]
+fn streamed_batches_equal_in_memory_and_single_runs() {
+    let mut rng = rng("streamed_batches_equal_in_memory_and_single_runs");
+    let tmp = tempfile::tempdir().unwrap();
+    let small = SealProof::from_id(5).unwrap();
+    let group: Vec<TestSector> = (0..13)
+        .map(|i| sector_with_random_pieces(&tmp.path().join(format!("s{i}")), small, &mut rng))
+        .collect();
+    // 2KiB: one sector streamed takes 2 KiB of layer and 48 KiB of reader buffers, so
+    // 100 KiB (the in-memory batch needs 104 KiB) labels two at once.
+    let args = ["--threads", "1", "-v", "--memory", "100KiB"];
+    let log = batch_equals_single_runs(&group, &args, &[]);
+    assert!(
+        log.contains("streamed batch: sectors 1..2 (1 groups: 2 on"),
+        "{log}"
+    );
+    assert!(log.contains("streamed batch: sectors 13..13"), "{log}");
+
+    let big = SealProof::from_id(6).unwrap();
+    let three: Vec<TestSector> = (0..3)
+        .map(|i| sector_with_random_pieces(&tmp.path().join(format!("b{i}")), big, &mut rng))
+        .collect();
+    let docs: Vec<PathBuf> = three.iter().map(|s| s.doc_file()).collect();
+    let doc_refs: Vec<&Path> = docs.iter().map(|d| d.as_path()).collect();
+    let in_memory = pc1_cmd(&doc_refs).arg("-v").output().unwrap();
+    assert!(in_memory.status.success(), "{}", stderr(&in_memory));
+    assert!(!stderr(&in_memory).contains("streamed"));
+    let reference: Vec<_> = three.iter().map(|s| files(&s.cache())).collect();
+    // 8MiB: 9.5 MiB per sector labeling, so 20 MiB holds two at once.
+    // Two CPUs (a group of one each), one (a group of two), and a group of two on the
+    // AVX-512 lanes where there are any.
+    let forced = sealkit::hash::sha256_engine::choose(Some("avx512")).is_ok();
+    for (threads, engine) in [("2", None), ("1", None), ("1", Some("avx512"))] {
+        if engine.is_some() && !forced {
+            continue;
+        }
+        for s in &three {
+            fs::remove_dir_all(s.cache()).unwrap();
+        }
+        let args = ["--threads", threads, "-v", "--memory", "20MiB"];
+        let mut cmd = pc1_cmd(&doc_refs);
+        if let Some(e) = engine {
+            cmd.env("SEALKIT_SHA_ENGINE", e);
+        }
+        let out = cmd.args(args).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(out.stdout, in_memory.stdout);
+        let log = stderr(&out);
+        assert!(log.contains("streamed batch: sectors 1..2"), "{log}");
+        if let Some(e) = engine {
+            assert!(log.contains(&format!("2 on {e}")), "{log}");
+        }
+        assert!(log.contains("streamed batch: sectors 3..3"), "{log}");
+        let streamed: Vec<_> = three.iter().map(|s| files(&s.cache())).collect();
+        assert!(
+            streamed == reference,
+            "streamed batch ({threads} CPUs, {engine:?}) differs from in-memory batch"
+        );
+    }
+    fs::remove_file(three[1].cache().join("sc-02-data-layer-2.dat")).unwrap();
+    let again = pc1_cmd(&doc_refs)
+        .args(["--memory", "20MiB"])
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(again.stdout, in_memory.stdout);
+    let resumed: Vec<_> = three.iter().map(|s| files(&s.cache())).collect();
+    assert!(resumed == reference, "resumed streamed batch differs");
+    batch_equals_single_runs(&three, &["--memory", "20MiB"], &[]);
+
+    for (bad, says) in [
+        ("8MiB", "below the 16.0 MiB"),
+        ("0", "below"),
+        ("lots", "--memory"),
+        ("-1GiB", "--memory"),
+    ] {
+        let e = err_line(
+            &pc1_cmd(&doc_refs)
+                .arg(format!("--memory={bad}"))
+                .output()
+                .unwrap(),
+        );
+        assert!(e.contains(says), "{bad}: {e}");
+    }
+}

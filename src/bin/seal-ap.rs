@@ -21,11 +21,15 @@ at its aligned offset in paths.unsealed, and prints the document with the pieces
 piece_cid, sizes, offset) added. When the sector is full (or --fill completes it) comm_d and
 unsealed_cid are set too. Progress goes to stderr when it is a terminal; stdout carries only JSON.
 
+With --update the pieces go to the document's snap-deal update instead: the \"update\" object's
+paths.unsealed, pieces and comm_d (see seal-ru(1)); the sector's own fields stay as they are.
+
 Examples:
   seal-ap job.json < piece.car | seal-pc1 | seal-pc2
   seal-ap job.json --piece deal1.car --piece deal2.car --fill > sector.json
   seal-ap job.json --piece - --fill < piece.car  # one deal, then complete the sector
   seal-ap cc.json --fill                       # committed-capacity sector, nothing hashed
+  seal-ap --update proving.json --piece deal.car --fill | seal-ru   # a snap deal
   seal-ap --commp piece.car                    # CommP of a file, like boostx commp
   curl -s https://example/piece | seal-ap --commp -"
 )]
@@ -47,8 +51,12 @@ struct Args {
     #[arg(long, value_name = "SIZE")]
     piece_size: Option<String>,
 
+    /// Add the pieces to the document's sector update (snap deal), not to the sector.
+    #[arg(long)]
+    update: bool,
+
     /// Print the CommP of FILE ('-' for stdin) and exit; no sector document is read.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["doc", "pieces", "fill", "piece_size"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["doc", "pieces", "fill", "piece_size", "update"])]
     commp: Option<PathBuf>,
 
     /// Worker threads (default: SEALKIT_THREADS, else every CPU this process may use).
@@ -88,6 +96,12 @@ fn run(args: Args) -> Result<()> {
         fill: args.fill,
         padded_size: args.piece_size.as_deref().map(parse_size).transpose()?,
     };
-    add_pieces(&mut doc, inputs, opts)?;
+    if args.update {
+        let mut update = doc.update_doc()?;
+        add_pieces(&mut update, inputs, opts)?;
+        doc.set_update_doc(&update);
+    } else {
+        add_pieces(&mut doc, inputs, opts)?;
+    }
     cli::print_document(&doc)
 }

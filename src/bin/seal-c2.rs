@@ -8,7 +8,6 @@ use clap::Parser;
 
 use sealkit::cli;
 use sealkit::commit::c1_output_path;
-use sealkit::sector::proof::SealProof;
 use sealkit::snark::params::generate_test_params;
 use sealkit::snark::prove::commit2;
 
@@ -56,15 +55,6 @@ fn main() -> ExitCode {
 }
 
 /// A sector size name or a proof id to a proof type with that size.
-fn size_arg(s: &str) -> Result<SealProof> {
-    if let Ok(id) = s.parse::<u64>() {
-        return SealProof::from_id(id);
-    }
-    SealProof::all()
-        .find(|p| p.name() == format!("StackedDrg{s}V1_1"))
-        .ok_or_else(|| anyhow::anyhow!("--generate-test-params: unknown sector size {s:?} (2KiB, 8MiB, 512MiB, 32GiB, 64GiB)"))
-}
-
 fn run(args: Args) -> Result<()> {
     cli::init_threads(args.threads)?;
     if !args.generate_test_params.is_empty() {
@@ -73,7 +63,7 @@ fn run(args: Args) -> Result<()> {
             "--generate-test-params takes no documents"
         );
         for s in &args.generate_test_params {
-            generate_test_params(size_arg(s)?)?;
+            generate_test_params(sealkit::snark::params::proof_for_size_arg(s)?)?;
         }
         return Ok(());
     }

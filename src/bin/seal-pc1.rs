@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Parser;
 
 use sealkit::cli;
@@ -27,6 +27,13 @@ directory lists them and their checksum still matches.
 The hashing thread and its prefetch thread run on the CPUs of the process's affinity mask,
 CPUs that share an L3 cache first.
 
+Several documents are one batch, labeled together in groups (16 sectors per core on AVX-512
+lanes, up to 4 on SHA-NI chains). When the batch's layers (4× the sector size per sector,
+counting tree_d) do not fit in the memory budget (--memory, default 70% of the memory
+available), the batch is streamed: each group holds only the layer it labels, finished layers
+go to their files, and the next layer reads its expander parents back from them (8 random
+32-byte reads per node per sector), as many sectors at once as the budget holds.
+
 Environment: FIL_PROOFS_PARENT_CACHE (parent cache directory, default
 /var/tmp/filecoin-parents), FIL_PROOFS_VERIFY_CACHE=1 (check the parent cache digest),
 SEALKIT_THREADS.
@@ -34,7 +41,8 @@ SEALKIT_THREADS.
 Examples:
   seal-ap job.json --piece - --fill < piece.car | seal-pc1 | seal-pc2
   taskset -c 0-7 seal-pc1 sector.json > pc1.json
-  seal-pc1 s1.json s2.json s3.json s4.json      # several sectors of one proof type"
+  seal-pc1 s1.json s2.json s3.json s4.json      # several sectors of one proof type
+  seal-pc1 --memory 64GiB s*.json              # a batch larger than 64 GiB, streamed"
 )]
 struct Args {
     /// Sector documents ('-' or none: stdin).
@@ -43,6 +51,11 @@ struct Args {
     /// CPUs to use from the affinity mask (default: SEALKIT_THREADS, else all of them).
     #[arg(long)]
     threads: Option<usize>,
+
+    /// Memory budget of a batch ("4GiB", "512MiB", bytes): a batch whose layers do not fit
+    /// reads previous layers back from its files (default: 70% of the memory available).
+    #[arg(long, value_name = "SIZE")]
+    memory: Option<String>,
 
     /// Report the time of each step on stderr.
     #[arg(short, long)]
@@ -54,6 +67,11 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<()> {
+    let memory = args
+        .memory
+        .as_deref()
+        .map(|m| sealkit::sched::config::parse_size(m).context("--memory"))
+        .transpose()?;
     let threads = cli::thread_count(args.threads)?;
     cli::init_threads(Some(threads))?;
     let mut docs = cli::read_document_args(&args.docs)?;
@@ -78,6 +96,7 @@ fn run(args: Args) -> Result<()> {
     let opts = Pc1Options {
         cpus,
         verbose: args.verbose,
+        memory,
     };
     precommit1(&mut docs, &opts)?;
     for doc in &docs {

@@ -24,10 +24,17 @@ stdout: a piece's original bytes (--piece N), any range of unpadded sector bytes
 the document's commitments (a piece's comm_p, comm_d for the padded sector, the CommP of every
 piece a range touches): a document of another ticket or replica is refused.
 
+A snapped sector (after seal-ru: its \"update\" has a comm_r) is unsealed to the update's data:
+--piece N names the update's pieces, and the sector key is read from paths.sealed while it is
+kept, else labeled again. --sector-key regenerates a released sector key (paths.sealed, with its
+tree_r_last, p_aux and t_aux in paths.cache) from the update replica and the update's data,
+as Lotus's RegenSectorKey task; nothing is kept unless it gives the sector's comm_r again.
+
 Examples:
   seal-unseal sector.json --piece 0 > deal.car
   seal-unseal sector.json --offset 1000 --len 4096 | sha256sum
-  seal-unseal sector.json --padded --out /srv/unsealed/s-t01000-7"
+  seal-unseal sector.json --padded --out /srv/unsealed/s-t01000-7
+  seal-unseal snapped.json --sector-key"
 )]
 struct Args {
     /// Sector document ('-' or none: stdin).
@@ -49,6 +56,10 @@ struct Args {
     #[arg(long, conflicts_with_all = ["offset", "len"])]
     padded: bool,
 
+    /// Regenerate the sector key of a snapped sector instead (prints nothing).
+    #[arg(long, conflicts_with_all = ["piece", "offset", "len", "padded", "out"])]
+    sector_key: bool,
+
     /// Write here instead of stdout (written to a temp name, then renamed).
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
@@ -69,6 +80,10 @@ fn main() -> ExitCode {
 fn run(args: Args) -> Result<()> {
     let threads = cli::thread_count(args.threads)?;
     cli::init_threads(Some(threads))?;
+    if args.sector_key {
+        let doc = cli::read_document(args.doc.as_deref())?;
+        return sealkit::update::phase::regenerate_sector_key(&doc, args.verbose);
+    }
     let request = match (args.piece, args.offset, args.len, args.padded) {
         (Some(i), _, _, _) => Request::Piece(i),
         (None, _, _, true) => Request::Padded,

@@ -283,6 +283,19 @@ impl SectorTrees {
         self.proof
     }
 
+    /// The same trees with tree_d opened from `cache` alone (a sector update's tree_d lives in
+    /// its update cache, without layers or tree_c).
+    pub fn with_tree_d(mut self, cache: &Path) -> Result<SectorTrees> {
+        let nodes = self.proof.nodes() as usize;
+        self.tree_d = Some(StoredTree::open(cache.join(TREE_D_FILE), nodes, 2, 0)?);
+        Ok(self)
+    }
+
+    /// Rows of tree_r_last below the stored ones, leaves excluded (its rows_to_discard).
+    pub fn tree_r_rows_to_discard(&self) -> usize {
+        self.tree_r.bases[0].first_row - 1
+    }
+
     pub fn comm_d(&self) -> Result<[u8; 32]> {
         self.tree_d.as_ref().context("tree_d is not open")?.root()
     }
@@ -304,6 +317,15 @@ impl SectorTrees {
             root: d.root()?,
             levels,
         })
+    }
+
+    /// `count` nodes of tree_d's row `row` (0: the leaves) from index `start`.
+    pub fn tree_d_row(&self, row: usize, start: usize, count: usize) -> Result<Vec<[u8; 32]>> {
+        let d = self.tree_d.as_ref().context("tree_d is not open")?;
+        Ok(d.read(row, start, count)?
+            .chunks_exact(32)
+            .map(|n| n.try_into().expect("32 bytes"))
+            .collect())
     }
 
     /// tree_c path of column `node` (the leaf is the column hash).

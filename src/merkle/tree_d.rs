@@ -16,13 +16,23 @@ pub fn build_tree_d(data: &[u8], out: &mut [u8]) -> [u8; 32] {
 
 /// [`build_tree_d`] on a given SHA-256 engine: each row is hashed many node pairs at a time.
 pub fn build_tree_d_with(engine: Engine, data: &[u8], out: &mut [u8]) -> [u8; 32] {
-    let nodes = data.len() / 32;
+    out[..data.len()].copy_from_slice(data);
+    build_in_place(engine, out)
+}
+
+/// [`build_tree_d`] when the leaves are already the first row of `out` (saves a copy of
+/// the data).
+pub fn build_tree_d_in_place(out: &mut [u8]) -> [u8; 32] {
+    build_in_place(sha256_engine::active(), out)
+}
+
+fn build_in_place(engine: Engine, out: &mut [u8]) -> [u8; 32] {
+    let nodes = out.len() / 64 + 1;
     assert!(
         nodes.is_power_of_two(),
         "tree_d needs a power-of-two number of leaves"
     );
     assert_eq!(out.len(), (2 * nodes - 1) * 32, "tree_d buffer size");
-    out[..data.len()].copy_from_slice(data);
     let (mut start, mut width) = (0usize, nodes);
     while width > 1 {
         let (done, rest) = out.split_at_mut(start + width * 32);

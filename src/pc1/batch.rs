@@ -4,24 +4,31 @@
 
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::{ensure, Context, Result};
 use memmap2::{Mmap, MmapMut};
 
-use super::{layer_file, prepare_sector, reuse, write_later, Pc1Options, Pc1Sector, SharedJournal};
+use super::{
+    layer_file, prepare_sector, reuse, stream, write_later, Pc1Options, Pc1Sector, SharedJournal,
+};
 use crate::buffer::anon_buffer;
-use crate::durable::Syncer;
+use crate::durable::{PendingFile, Syncer};
 use crate::hash::sha256_engine::Engine;
 use crate::progress::step;
 use crate::sdr::batch::{
-    deinterleave, group_engine, interleave, label_group, max_group, GroupJob, MAX_CHAINS,
+    deinterleave, group_engine, interleave, label_group, label_group_fed, max_group, GroupJob,
+    MAX_CHAINS,
 };
 use crate::sdr::parent_cache::ParentCache;
+use crate::sector::proof::SealProof;
 
-/// Whether what a batch holds in memory (two interleaved layers per sector, and tree_d
-/// buffers on their way to disk) fits in 70% of the memory available now.
-pub fn fits_in_memory(sectors: &[Pc1Sector]) -> bool {
-    // Two interleaved layers, and tree_d buffers (2× the sector) waiting to be written.
-    let need: u64 = sectors.iter().map(|s| 4 * s.proof.sector_size()).sum();
+/// What the in-memory batch holds: two interleaved layers per sector, and tree_d buffers
+/// (2× the sector) waiting to be written.
+pub fn in_memory_need(sectors: &[Pc1Sector]) -> u64 {
+    sectors.iter().map(|s| 4 * s.proof.sector_size()).sum()
+}
+
+/// The default memory budget: 70% of the memory available now.
+pub fn default_budget() -> u64 {
     let available = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| {
@@ -30,17 +37,33 @@ pub fn fits_in_memory(sectors: &[Pc1Sector]) -> bool {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
         })
         .map_or(0, |kib| kib * 1024);
-    let fits = need <= available / 10 * 7;
-    if !fits {
-        eprintln!(
-            "{}: a batch of {} sectors needs {} MiB of memory, {} MiB are available; sealing them one after another",
-            crate::cli::tool_name(),
-            sectors.len(),
-            need >> 20,
-            available >> 20
-        );
-    }
-    fits
+    available / 10 * 7
+}
+
+/// Memory one sector takes while a streamed batch labels it: its layer being labeled
+/// (interleaved with its group's) and its share of the reader's buffers.
+pub fn streamed_lane_bytes(proof: SealProof) -> u64 {
+    proof.sector_size() + stream::ring_bytes(proof.nodes() as usize, 1)
+}
+
+/// The least budget a streamed batch of `proof` sectors runs in: one sector labeling, or
+/// one sector's tree_d buffer (2× the sector) while it is prepared, whichever is larger.
+pub fn streamed_minimum(proof: SealProof) -> u64 {
+    streamed_lane_bytes(proof).max((2 * proof.nodes() - 1) * 32)
+}
+
+/// How many sectors of `proof` a streamed batch labels at once within `budget`, or why it
+/// cannot run.
+pub fn streamed_at_once(proof: SealProof, n: usize, budget: u64) -> Result<usize> {
+    let min = streamed_minimum(proof);
+    ensure!(
+        budget >= min,
+        "a memory budget of {} is below the {} that PC1 of a {} sector needs at least",
+        show(budget),
+        show(min),
+        proof
+    );
+    Ok(((budget / streamed_lane_bytes(proof)) as usize).clamp(1, n))
 }
 
 /// Splits `n` sectors into groups for `threads` hashing threads: at least one group per
@@ -226,6 +249,185 @@ pub fn seal_batch(sectors: &[Pc1Sector], parents: &ParentCache, opts: &Pc1Option
     step(opts.verbose, "waiting for files to reach the disk", || {
         syncer.finish()
     })
+}
+
+/// A size for messages: KiB below a MiB, else MiB.
+fn show(b: u64) -> String {
+    if b < 1 << 20 {
+        format!("{:.1} KiB", b as f64 / 1024.0)
+    } else {
+        format!("{:.1} MiB", b as f64 / (1 << 20) as f64)
+    }
+}
+
+/// A batch whose layers do not fit in the memory budget: sectors are prepared one at a time
+/// (one tree_d buffer at a time), then labeled `at_once` at a time ([`streamed_at_once`]),
+/// in groups as [`plan_groups`] forms them, each group on its own thread through all its
+/// layers. A group holds only the layer it labels; each finished layer goes to the sectors'
+/// files before the next is labeled, and the next reads its expander parents back from them
+/// ([`stream`]). Memory: the budget; disk reads: 8 parents per node per sector per layer ≥ 2.
+pub fn seal_batch_streamed(
+    sectors: &[Pc1Sector],
+    parents: &ParentCache,
+    opts: &Pc1Options,
+    at_once: usize,
+) -> Result<()> {
+    let mut journals = Vec::with_capacity(sectors.len());
+    for s in sectors {
+        let syncer = Syncer::new();
+        journals.push(prepare_sector(s, opts, &syncer)?);
+        syncer.finish()?;
+    }
+    let threads = opts.cpus.len().max(1);
+    let indices: Vec<usize> = (0..sectors.len()).collect();
+    for round in indices.chunks(at_once.max(1)) {
+        let mut groups = Vec::new();
+        let mut first = round[0];
+        for n in plan_groups(round.len(), threads) {
+            groups.push(first..first + n);
+            first += n;
+        }
+        if opts.verbose {
+            let sizes: Vec<String> = groups
+                .iter()
+                .map(|g| format!("{} on {}", g.len(), group_engine(g.len()).name()))
+                .collect();
+            eprintln!(
+                "{}: streamed batch: sectors {}..{} ({} groups: {}), previous layers read from files",
+                crate::cli::tool_name(),
+                round[0] + 1,
+                round[round.len() - 1] + 1,
+                groups.len(),
+                sizes.join(", ")
+            );
+        }
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = groups
+                .iter()
+                .enumerate()
+                .map(|(k, range)| {
+                    let group = Group {
+                        sectors: &sectors[range.clone()],
+                        journals: &journals[range.clone()],
+                        parents,
+                        cpu: (!opts.cpus.is_empty()).then(|| opts.cpus[k % opts.cpus.len()]),
+                        verbose: opts.verbose,
+                    };
+                    scope.spawn(move || group.seal())
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a group's thread does not panic"))
+                .collect::<Result<Vec<()>>>()
+        })?;
+    }
+    Ok(())
+}
+
+/// One group of a streamed batch.
+struct Group<'a> {
+    sectors: &'a [Pc1Sector],
+    journals: &'a [SharedJournal],
+    parents: &'a ParentCache,
+    cpu: Option<usize>,
+    verbose: bool,
+}
+
+impl Group<'_> {
+    /// Labels every layer of the group's sectors, resuming from their journals: a layer is
+    /// labeled unless every sector has it; then only the sectors lacking it are written.
+    fn seal(&self) -> Result<()> {
+        let proof = self.sectors[0].proof;
+        let nodes = proof.nodes() as usize;
+        let lanes = self.sectors.len();
+        let rids: Vec<[u8; 32]> = self.sectors.iter().map(|s| s.replica_id).collect();
+        let mut buf = anon_buffer(nodes * lanes * 32)?;
+        for layer in 1..=proof.layers() {
+            let name = layer_file(layer);
+            let mut todo = Vec::new();
+            for (i, s) in self.sectors.iter().enumerate() {
+                if !reuse(
+                    &self.journals[i].lock().expect("journal lock"),
+                    &s.cache,
+                    &name,
+                )? {
+                    todo.push(i);
+                }
+            }
+            if todo.is_empty() {
+                continue;
+            }
+            let job = GroupJob {
+                replica_ids: &rids,
+                layer: layer as u32,
+                parents: self.parents,
+                prev: None,
+                cpu: self.cpu,
+                progress: &|_| {},
+            };
+            let started = std::time::Instant::now();
+            if layer == 1 {
+                label_group(&job, &mut buf);
+            } else {
+                let maps = self.previous_layer(layer - 1)?;
+                let prev: Vec<&[u8]> = maps.iter().map(|m| &m[..]).collect();
+                let (mut feed, reader) = stream::feed(&prev, self.parents, nodes);
+                std::thread::scope(|scope| {
+                    scope.spawn(reader);
+                    label_group_fed(&job, &mut buf, Some(&mut feed));
+                    // Lets the reader go if it waits for a buffer back.
+                    drop(feed);
+                });
+            }
+            if self.verbose {
+                let secs = started.elapsed().as_secs_f64();
+                let reads = if layer == 1 { 0 } else { 8 * lanes * nodes };
+                eprintln!(
+                    "{}: streamed group of {lanes}, layer {layer}: {:.1} M SHA-256 compressions/s, {:.1} M parent reads/s from layer {} files",
+                    crate::cli::tool_name(),
+                    20.0 * (lanes * nodes) as f64 / secs / 1e6,
+                    reads as f64 / secs / 1e6,
+                    layer - 1
+                );
+            }
+            // Written now, before the next layer reads it back.
+            for i in todo {
+                let s = &self.sectors[i];
+                let journal = &self.journals[i];
+                journal.lock().expect("journal lock").forget(&name);
+                let buf = &buf;
+                let fill = |chunk: &mut [u8], off: u64| {
+                    let first = off as usize / 32 * lanes * 32;
+                    deinterleave(&buf[first..first + chunk.len() * lanes], lanes, i, chunk)
+                };
+                let file =
+                    PendingFile::write_streamed(s.cache.join(&name), nodes as u64 * 32, fill)?;
+                let (len, sum) = file.summary();
+                file.commit()?;
+                journal
+                    .lock()
+                    .expect("journal lock")
+                    .record(&s.cache, &name, len, sum)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Maps layer `layer` of every sector of the group.
+    fn previous_layer(&self, layer: usize) -> Result<Vec<Mmap>> {
+        self.sectors
+            .iter()
+            .map(|s| {
+                let path = s.cache.join(layer_file(layer));
+                let f = crate::fsutil::open_regular_read(&path)
+                    .with_context(|| format!("opening {}", path.display()))?;
+                // SAFETY: the layer file is committed and ours (the sector lock is held);
+                // nothing writes it while it is mapped.
+                unsafe { Mmap::map(&f) }.with_context(|| format!("mapping {}", path.display()))
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

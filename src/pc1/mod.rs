@@ -8,6 +8,7 @@
 
 mod batch;
 mod journal;
+pub mod stream;
 
 pub use journal::{Journal, Pc1, JOURNAL_FILE};
 
@@ -68,6 +69,8 @@ pub struct Pc1Options {
     pub cpus: Vec<usize>,
     /// Report each step's time on stderr.
     pub verbose: bool,
+    /// Memory budget of a batch in bytes (`--memory`); `None`: 70% of the memory available.
+    pub memory: Option<u64>,
 }
 
 /// What PC1 needs from a document, checked.
@@ -125,7 +128,10 @@ impl Pc1Sector {
 
 /// Runs PC1 for sector documents of one proof type and adds `replica_id` to each. One
 /// sector is labeled by the pipelined single-sector labeler; several are labeled together
-/// (see [`crate::sdr::batch`]) when their layers fit in memory, else one after another.
+/// (see [`crate::sdr::batch`]): with their layers in memory when they fit in the memory
+/// budget, else as a streamed batch that reads previous layers back from the files
+/// ([`stream`]), and one after another when not even that fits the default budget. A budget
+/// given (`opts.memory`) below what one sector needs is an error.
 pub fn precommit1(docs: &mut [SectorDoc], opts: &Pc1Options) -> Result<()> {
     let sectors = docs
         .iter()
@@ -153,6 +159,13 @@ pub fn precommit1(docs: &mut [SectorDoc], opts: &Pc1Options) -> Result<()> {
             );
         }
     }
+    let budget = opts.memory.unwrap_or_else(batch::default_budget);
+    let streamed = batch::streamed_at_once(first.proof, sectors.len(), budget);
+    if opts.memory.is_some() {
+        streamed
+            .as_ref()
+            .map_err(|e| anyhow::anyhow!("--memory: {e}"))?;
+    }
     // Every sector of the batch is ours alone until the layers are written.
     let _locks = SectorLock::acquire_all(sectors.iter().map(|s| s.cache.as_path()))?;
     let graph = SdrGraph::new(
@@ -163,9 +176,21 @@ pub fn precommit1(docs: &mut [SectorDoc], opts: &Pc1Options) -> Result<()> {
     let parents = step(opts.verbose, "parent cache", || {
         ParentCache::open_or_generate(&graph)
     })?;
-    if sectors.len() > 1 && batch::fits_in_memory(&sectors) {
+    let need = batch::in_memory_need(&sectors);
+    if sectors.len() > 1 && need <= budget {
         batch::seal_batch(&sectors, &parents, opts)?;
+    } else if let (true, Ok(at_once)) = (sectors.len() > 1, streamed) {
+        batch::seal_batch_streamed(&sectors, &parents, opts, at_once)?;
     } else {
+        if sectors.len() > 1 {
+            eprintln!(
+                "{}: a batch of {} sectors needs {} MiB of memory, {} MiB are available; sealing them one after another",
+                crate::cli::tool_name(),
+                sectors.len(),
+                need >> 20,
+                budget >> 20
+            );
+        }
         for s in &sectors {
             seal_layers(s, &parents, opts)?;
         }

@@ -268,36 +268,19 @@ pub fn seal_trees_resumable(
     // tree_r_last: one file per base tree, only the rows above the discarded ones.
     let rtd = default_rows_to_discard(per_tree, shape.base);
     let replica = open_exact(sealed, nodes as u64 * 32, "replica file")?;
-    let mut r_roots = Vec::with_capacity(base_trees);
-    for t in 0..base_trees {
-        let name = base_tree_file("tree-r-last", t, base_trees);
-        if let Some(root) = finished(&journal, &name)? {
-            r_roots.push(root);
-            continue;
-        }
-        let mut rows = anon_buffer(base_len * 32)?;
-        let root = step(
-            opts.verbose,
-            &format!("tree_r_last {}/{base_trees}", t + 1),
-            || {
-                read_padded(
-                    &replica,
-                    (t * per_tree * 32) as u64,
-                    &mut rows[..per_tree * 32],
-                )?;
-                builder.build_rows(&mut rows, per_tree, shape.base)
-            },
-        )?;
-        let keep = &rows[cached_rows_offset(per_tree, shape.base, rtd)..];
-        commit_recorded(
-            cache,
-            &name,
-            write_pending(cache.join(&name), keep)?,
-            journal.as_deref_mut(),
-        )?;
-        r_roots.push(root);
-    }
-    let comm_r_last = combine_roots(&r_roots, shape);
+    let reused = (0..base_trees)
+        .map(|t| finished(&journal, &base_tree_file("tree-r-last", t, base_trees)))
+        .collect::<Result<Vec<_>>>()?;
+    let comm_r_last = tree_r_last(
+        proof,
+        &|at, buf| read_padded(&replica, at, buf),
+        cache,
+        rtd,
+        opts.verbose,
+        builder,
+        &reused,
+        &mut |name, f| commit_recorded(cache, name, f, journal.as_deref_mut()),
+    )?;
     let comm_r = hash2(&comm_c, &comm_r_last);
 
     let sizes = TreeSizes {
@@ -312,6 +295,50 @@ pub fn seal_trees_resumable(
         comm_r_last,
         comm_r,
     })
+}
+
+/// Builds tree_r_last over the replica (`replica(offset, buf)` reads its bytes) into `dir`: per base tree, every row is computed and
+/// the rows above the `rows_to_discard` lowest internal ones are written to a temp file that
+/// goes to `commit` with its name. Base tree `t` is skipped when `reused[t]` holds its root
+/// (a finished file). Returns the compound root. PC2 and the sector update's encoding share
+/// it.
+#[allow(clippy::too_many_arguments)]
+pub fn tree_r_last(
+    proof: SealProof,
+    replica: &dyn Fn(u64, &mut [u8]) -> Result<()>,
+    dir: &Path,
+    rows_to_discard: usize,
+    verbose: bool,
+    builder: &dyn TreeBuilder,
+    reused: &[Option<[u8; 32]>],
+    commit: &mut dyn FnMut(&str, PendingFile) -> Result<()>,
+) -> Result<[u8; 32]> {
+    let nodes = proof.nodes() as usize;
+    let shape = proof.tree_shape();
+    let base_trees = shape.base_trees();
+    let per_tree = nodes / base_trees;
+    let base_len = tree_len(per_tree, shape.base);
+    let mut roots = Vec::with_capacity(base_trees);
+    for t in 0..base_trees {
+        let name = base_tree_file("tree-r-last", t, base_trees);
+        if let Some(&Some(root)) = reused.get(t) {
+            roots.push(root);
+            continue;
+        }
+        let mut rows = anon_buffer(base_len * 32)?;
+        let root = step(
+            verbose,
+            &format!("tree_r_last {}/{base_trees}", t + 1),
+            || {
+                replica((t * per_tree * 32) as u64, &mut rows[..per_tree * 32])?;
+                builder.build_rows(&mut rows, per_tree, shape.base)
+            },
+        )?;
+        let keep = &rows[cached_rows_offset(per_tree, shape.base, rows_to_discard)..];
+        commit(&name, write_pending(dir.join(&name), keep)?)?;
+        roots.push(root);
+    }
+    Ok(combine_roots(&roots, shape))
 }
 
 /// Writes `bytes` to `path`'s temp name; [`commit_recorded`] puts it in place.

@@ -42,6 +42,19 @@ pub fn ensure_test_params() -> Result<()> {
     Ok(())
 }
 
+/// Makes sure 2KiB sector-update (snap deal) parameters exist, generating insecure test ones
+/// on first run (about 10 minutes on 2 cores, 656 MB, once per machine).
+pub fn ensure_update_test_params() -> Result<()> {
+    if std::env::var_os(snark::params::PARAM_ENV).is_none() {
+        std::env::set_var(snark::params::PARAM_ENV, "/var/tmp/sealkit-test-params");
+    }
+    let proof = crate::sector::proof::SealProof::from_name("StackedDrg2KiBV1_1")?;
+    if snark::update::check_present(proof, true).is_err() {
+        snark::update::generate_test_params(proof)?;
+    }
+    Ok(())
+}
+
 pub fn run(opts: DemoOptions) -> Result<Value> {
     let dir = opts.dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DIR));
     prepare_dir(&dir)?;

@@ -14,7 +14,7 @@ use super::label::{
     label_layer_n_lanes, label_node0, LABEL,
 };
 use super::parent_cache::ParentCache;
-use super::{prefetch, BASE_DEGREE, DEGREE};
+use super::{prefetch, BASE_DEGREE, DEGREE, EXP_DEGREE};
 use crate::affinity::pin_current_thread;
 use crate::hash::sha256_engine::{self, Engine};
 
@@ -46,6 +46,17 @@ pub struct GroupJob<'a> {
     pub progress: &'a (dyn Fn(u64) + Sync),
 }
 
+/// The expander parents' labels of a group, delivered node by node in order, for layers
+/// whose previous layer is not in memory (see [`crate::pc1::stream`]).
+pub trait ExpanderFeed {
+    /// Node `v`'s expander parents for every lane: `[lane][parent][32 bytes]`, `lanes *
+    /// EXP_DEGREE * 32` bytes. Called with `v` = 1, 2, … in order.
+    fn expanders(&mut self, v: usize) -> &[u8];
+}
+
+/// Bytes of one node's expander parents for one lane.
+pub const EXP_ROW: usize = EXP_DEGREE * LABEL;
+
 /// The SHA-256 engine a group of `lanes` sectors is hashed on.
 pub fn group_engine(lanes: usize) -> Engine {
     sha256_engine::for_lanes(lanes)
@@ -53,6 +64,12 @@ pub fn group_engine(lanes: usize) -> Engine {
 
 /// Labels one layer of a group into `out` (interleaved, `nodes * lanes * 32` bytes).
 pub fn label_group(job: &GroupJob, out: &mut [u8]) {
+    label_group_fed(job, out, None)
+}
+
+/// [`label_group`] with the expander parents of a layer ≥ 2 taken from `feed` instead of
+/// `job.prev` (which is then `None`).
+pub fn label_group_fed(job: &GroupJob, out: &mut [u8], feed: Option<&mut dyn ExpanderFeed>) {
     if let Some(c) = job.cpu {
         pin_current_thread(c);
     }
@@ -63,12 +80,12 @@ pub fn label_group(job: &GroupJob, out: &mut [u8]) {
     );
     match group_engine(lanes) {
         Engine::ShaNi if lanes <= MAX_CHAINS => match lanes {
-            1 => run(job, out, &chains::<1>(job)),
-            2 => run(job, out, &chains::<2>(job)),
-            3 => run(job, out, &chains::<3>(job)),
-            _ => run(job, out, &chains::<4>(job)),
+            1 => run(job, out, feed, &chains::<1>(job)),
+            2 => run(job, out, feed, &chains::<2>(job)),
+            3 => run(job, out, feed, &chains::<3>(job)),
+            _ => run(job, out, feed, &chains::<4>(job)),
         },
-        engine => run(job, out, &wide(job, engine)),
+        engine => run(job, out, feed, &wide(job, engine)),
     }
 }
 
@@ -83,9 +100,10 @@ fn chains<'a, const L: usize>(
     let rids: [[u8; 32]; L] = job.replica_ids.try_into().expect("group size");
     move |v, bufs, labels| {
         let mut states = header_states::<L>(&rids, job.layer, v);
-        *labels = match job.prev {
-            None => label_layer1_lanes::<L>(&mut states, bufs),
-            Some(_) => label_layer_n_lanes::<L>(&mut states, bufs),
+        *labels = if job.layer == 1 {
+            label_layer1_lanes::<L>(&mut states, bufs)
+        } else {
+            label_layer_n_lanes::<L>(&mut states, bufs)
         };
     }
 }
@@ -98,16 +116,23 @@ fn wide<'a>(
     let lanes = job.replica_ids.len();
     move |v, bufs, labels| {
         let mut state = header_states16(engine, job.replica_ids, job.layer, v);
-        *labels = match job.prev {
-            None => label_layer1_16(engine, &mut state, bufs, lanes),
-            Some(_) => label_layer_n_16(engine, &mut state, bufs, lanes),
+        *labels = if job.layer == 1 {
+            label_layer1_16(engine, &mut state, bufs, lanes)
+        } else {
+            label_layer_n_16(engine, &mut state, bufs, lanes)
         };
     }
 }
 
 /// The layer loop: gathers each node's parents for every lane (buffers of `B` lanes, the
-/// first `lanes` used) and hashes them with `hash`.
-fn run<const B: usize>(job: &GroupJob, out: &mut [u8], hash: &Hasher<B>) {
+/// first `lanes` used) and hashes them with `hash`. Expander parents come from `job.prev`,
+/// or from `feed` when the previous layer is read from files.
+fn run<const B: usize>(
+    job: &GroupJob,
+    out: &mut [u8],
+    mut feed: Option<&mut dyn ExpanderFeed>,
+    hash: &Hasher<B>,
+) {
     let lanes = job.replica_ids.len();
     let stride = lanes * LABEL;
     let nodes = out.len() / stride;
@@ -149,6 +174,12 @@ fn run<const B: usize>(job: &GroupJob, out: &mut [u8], hash: &Hasher<B>) {
                 for (l, buf) in bufs.iter_mut().enumerate().take(lanes) {
                     buf[at..at + LABEL].copy_from_slice(&src[l * LABEL..(l + 1) * LABEL]);
                 }
+            }
+        } else if let Some(feed) = &mut feed {
+            let rows = feed.expanders(v);
+            let at = BASE_DEGREE * LABEL;
+            for (l, buf) in bufs.iter_mut().enumerate().take(lanes) {
+                buf[at..].copy_from_slice(&rows[l * EXP_ROW..(l + 1) * EXP_ROW]);
             }
         }
         hash(v as u64, &bufs, &mut labels);

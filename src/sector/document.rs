@@ -50,6 +50,16 @@ impl PieceRecord {
     }
 }
 
+/// Fields of a sector that its `update` document inherits: what fixes the proof and the
+/// sector's identity.
+pub const UPDATE_INHERITS: [&str; 5] = [
+    "seal_proof",
+    "test_sector_size",
+    "miner",
+    "prover_id",
+    "sector",
+];
+
 /// Paths of the sector's files.
 #[derive(Debug, Clone)]
 pub struct SectorPaths {
@@ -219,6 +229,37 @@ impl SectorDoc {
             _ => None,
         }
         .ok_or_else(|| anyhow!("sector document has no \"paths.{key}\""))
+    }
+
+    /// The sector update (snap deal) as a document of its own: the `update` object, whose
+    /// `paths` are the new data (`unsealed`), the update replica (`sealed`) and the update
+    /// cache (`cache`), and whose `pieces`, `comm_d`, `comm_r`, … describe the new data and
+    /// replica. It inherits the sector's proof and identity ([`UPDATE_INHERITS`]), so every
+    /// accessor (and AddPiece) works on it unchanged.
+    pub fn update_doc(&self) -> Result<SectorDoc> {
+        let mut fields = match self.get("update") {
+            Some(Value::Object(m)) => m.clone(),
+            Some(_) => bail!("field \"update\" must be an object"),
+            None => {
+                bail!("sector document has no \"update\" object (the snap deal's paths and pieces)")
+            }
+        };
+        for k in UPDATE_INHERITS {
+            if let Some(v) = self.fields.get(k) {
+                fields.insert(k.to_string(), v.clone());
+            }
+        }
+        Ok(SectorDoc { fields })
+    }
+
+    /// Stores `update` (from [`SectorDoc::update_doc`]) back as the `update` object, without
+    /// the inherited fields.
+    pub fn set_update_doc(&mut self, update: &SectorDoc) {
+        let mut fields = update.fields.clone();
+        for k in UPDATE_INHERITS {
+            fields.remove(k);
+        }
+        self.fields.insert("update".into(), Value::Object(fields));
     }
 
     /// The recorded pieces, in order.

@@ -11,6 +11,7 @@ pub mod c1_check;
 pub mod config;
 pub mod params;
 pub mod prove;
+pub mod update;
 pub mod verify;
 
 /// Runs `$body` with the type alias `$tree` bound to the reference's Merkle tree type for

@@ -82,13 +82,28 @@ pub fn files(proof: SealProof) -> Result<ParamFiles> {
 }
 
 /// The sector size's name as `lotus fetch-params` takes it.
-fn size_name(proof: SealProof) -> String {
+pub fn size_name(proof: SealProof) -> String {
     let s = proof.sector_size();
     match s {
         s if s >= 1 << 30 => format!("{}GiB", s >> 30),
         s if s >= 1 << 20 => format!("{}MiB", s >> 20),
         s => format!("{}KiB", s >> 10),
     }
+}
+
+/// The proof whose parameters `--generate-test-params SIZE` means: a size (`2KiB`, …; the
+/// V1_1 proof of that size, since every proof of a size shares its parameters) or an id.
+pub fn proof_for_size_arg(s: &str) -> Result<SealProof> {
+    if let Ok(id) = s.parse::<u64>() {
+        return SealProof::from_id(id);
+    }
+    SealProof::all()
+        .find(|p| p.name() == format!("StackedDrg{s}V1_1"))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "--generate-test-params: unknown sector size {s:?} (2KiB, 8MiB, 512MiB, 32GiB, 64GiB)"
+            )
+        })
 }
 
 /// Fails with an actionable message when a file C2 (`need_srs`: with NI aggregation) or
@@ -145,34 +160,9 @@ fn write_file(
 /// sector size into the parameter directory, unless they are there. Returns whether it
 /// generated anything.
 pub fn generate_test_params(proof: SealProof) -> Result<bool> {
-    ensure!(
-        !is_default_dir(),
-        "refusing to write random test parameters into the default parameter directory {}: \
-         set {PARAM_ENV} to a test directory",
-        parameter_cache_dir().display()
-    );
     let f = files(proof)?;
-    std::fs::create_dir_all(f.params.parent().expect("a directory"))?;
-    let lock_path = f.params.with_extension("params.lock");
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("cannot open {}", lock_path.display()))?;
-    let _held = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
-        .map_err(|(_, e)| anyhow::anyhow!("cannot lock {}: {e}", lock_path.display()))?;
-    let mut generated = false;
-    if !(f.params.exists() && f.vk.exists() && f.meta.exists()) {
-        eprintln!(
-            "seal-c2: WARNING: generating RANDOM, INSECURE Groth16 parameters for {} sectors \
-             into {} (for testing only: proofs made with them are worthless on any real network). \
-             This takes minutes and about 1 GB of disk for 2KiB sectors.",
-            size_name(proof),
-            f.params.parent().expect("a directory").display()
-        );
-        let t = std::time::Instant::now();
-        let params = with_tree_shape!(proof, Tree => {
+    let mut generated = generate_into(&f, &size_name(proof), "seal-c2", true, || {
+        with_tree_shape!(proof, Tree => {
             let pp = compound_params::<Tree>(proof)?;
             let circuit = <StackedCompound<Tree, DefaultPieceHasher> as CompoundProof<_, _>>::blank_circuit(
                 &pp.vanilla_params,
@@ -184,20 +174,9 @@ pub fn generate_test_params(proof: SealProof) -> Result<bool> {
                 circuit,
                 &mut rand::rngs::OsRng,
             )?;
-            write_file(&f.meta, |w| {
-                serde_json::to_writer(&mut *w, &meta).map_err(std::io::Error::other)
-            })?;
-            params
-        });
-        write_file(&f.params, |w| params.write(w))?;
-        write_file(&f.vk, |w| params.vk.write(w))?;
-        eprintln!(
-            "seal-c2: test parameters for {} written in {:.0} s",
-            size_name(proof),
-            t.elapsed().as_secs_f64()
-        );
-        generated = true;
-    }
+            Ok((params, Some(meta)))
+        })
+    })?;
     if !f.srs.exists() {
         let srs =
             groth16::aggregate::setup_fake_srs::<Bls12, _>(&mut rand::rngs::OsRng, TEST_SRS_SIZE);
@@ -205,6 +184,64 @@ pub fn generate_test_params(proof: SealProof) -> Result<bool> {
         generated = true;
     }
     Ok(generated)
+}
+
+/// Random Groth16 parameters for one circuit and, where the reference writes one, the
+/// `.meta` file's contents.
+pub type RandomParams = (
+    groth16::Parameters<Bls12>,
+    Option<storage_proofs_core::parameter_cache::CacheEntryMetadata>,
+);
+
+/// Writes `f.params` and `f.vk` (and `f.meta` when `with_meta`; `build` returns its
+/// contents) from `build`, under a lock, unless they are all there. `tool` and `size` word the warning. Returns whether it
+/// generated them. Refuses the default (production) directory.
+pub fn generate_into(
+    f: &ParamFiles,
+    size: &str,
+    tool: &str,
+    with_meta: bool,
+    build: impl FnOnce() -> Result<RandomParams>,
+) -> Result<bool> {
+    ensure!(
+        !is_default_dir(),
+        "refusing to write random test parameters into the default parameter directory {}: \
+         set {PARAM_ENV} to a test directory",
+        parameter_cache_dir().display()
+    );
+    std::fs::create_dir_all(f.params.parent().expect("a directory"))?;
+    let lock_path = f.params.with_extension("params.lock");
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("cannot open {}", lock_path.display()))?;
+    let _held = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| anyhow::anyhow!("cannot lock {}: {e}", lock_path.display()))?;
+    if f.params.exists() && f.vk.exists() && (!with_meta || f.meta.exists()) {
+        return Ok(false);
+    }
+    eprintln!(
+        "{tool}: WARNING: generating RANDOM, INSECURE Groth16 parameters for {size} sectors \
+         into {} (for testing only: proofs made with them are worthless on any real network). \
+         This takes minutes and about 1 GB of disk for 2KiB sectors.",
+        f.params.parent().expect("a directory").display()
+    );
+    let t = std::time::Instant::now();
+    let (params, meta) = build()?;
+    if let Some(meta) = meta {
+        write_file(&f.meta, |w| {
+            serde_json::to_writer(&mut *w, &meta).map_err(std::io::Error::other)
+        })?;
+    }
+    write_file(&f.params, |w| params.write(w))?;
+    write_file(&f.vk, |w| params.vk.write(w))?;
+    eprintln!(
+        "{tool}: test parameters for {size} written in {:.0} s",
+        t.elapsed().as_secs_f64()
+    );
+    Ok(true)
 }
 
 #[cfg(test)]

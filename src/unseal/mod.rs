@@ -13,6 +13,11 @@
 //! and a range against every piece it touches (whole pieces are decoded and hashed; a range
 //! in a sector whose pieces do not cover it is checked against `comm_d`, the whole sector).
 //! Only checked bytes are written: decoding runs twice, once to check and once to write.
+//!
+//! A snapped sector (its document's `update` has a `comm_r`) holds the update's data: the
+//! request then names the update's pieces, the replica is the update replica, and
+//! `data = (replica − key)·rho⁻¹` (docs/snap-deals.md#decode). The key is the sealed file
+//! while it is kept, or else regenerated: a CC sector's key is its last layer.
 
 use std::fs;
 use std::io::Write;
@@ -33,6 +38,8 @@ use crate::sdr::parent_cache::ParentCache;
 use crate::sector::document::SectorDoc;
 use crate::sector::lock::SectorLock;
 use crate::sector::replica_id::replica_id;
+use crate::update::params::UpdateShape;
+use crate::update::rho::Rhos;
 
 /// What to recover.
 #[derive(Debug, Clone, Copy)]
@@ -66,6 +73,12 @@ pub fn unseal(
         .context("sector document has no \"paths.cache\"")?;
     let _lock = SectorLock::acquire(&cache)?;
     let comm_d = doc.hex32("comm_d")?;
+    // A snapped sector's data is the update's: its pieces, comm_d and replica.
+    let snapped = match doc.get("update") {
+        Some(_) => Some(doc.update_doc()?).filter(|u| u.get("comm_r").is_some()),
+        None => None,
+    };
+    let data_doc = snapped.as_ref().unwrap_or(doc);
     let rid = replica_id(
         &doc.prover_id()?,
         doc.sector()?,
@@ -79,7 +92,7 @@ pub fn unseal(
         Request::Padded => (0, 0),
         Request::Range { offset, len } => (offset, len),
         Request::Piece(i) => {
-            let pieces = doc.pieces()?;
+            let pieces = data_doc.pieces()?;
             let p = pieces.get(i).with_context(|| {
                 format!("the document has {} pieces, no piece {i}", pieces.len())
             })?;
@@ -95,29 +108,45 @@ pub fn unseal(
         );
     }
 
-    let spans = spans_to_check(doc, request, size, offset, len)?;
+    let spans = spans_to_check(data_doc, request, size, offset, len)?;
 
-    let replica_file = crate::fsutil::open_regular_read(&sealed)
-        .with_context(|| format!("opening replica {}", sealed.display()))?;
-    ensure!(
-        replica_file.metadata()?.len() == size,
-        "replica {} is not {size} bytes",
-        sealed.display()
-    );
-    let replica = unsafe { Mmap::map(&replica_file)? };
+    let replica_path = match &snapped {
+        Some(u) => u.path("sealed").context("update")?,
+        None => sealed.clone(),
+    };
+    let replica = map_sized(&replica_path, size, "replica")?;
     fs::create_dir_all(&cache).with_context(|| format!("creating {}", cache.display()))?;
 
-    let key = step(verbose, "regenerating the layers", || {
-        last_layer(&cache, proof, rid, cpus)
-    })?;
+    let key = match &snapped {
+        // The sector key, while it is kept (it is only read).
+        Some(_) if sealed.exists() => map_sized(&sealed, size, "sector key")?,
+        _ => step(verbose, "regenerating the layers", || {
+            last_layer(&cache, proof, rid, cpus)
+        })?,
+    };
+    let rho_inv = match &snapped {
+        Some(u) => {
+            let comm_r_old = doc.hex32("comm_r")?;
+            let phi = crate::update::rho::phi(&u.hex32("comm_d")?, &comm_r_old)?;
+            Some(Rhos::inverses(&phi, &UpdateShape::of(proof)?))
+        }
+        None => None,
+    };
     let decode = |first_node: u64, nodes: u64| -> Vec<u8> {
         let mut buf = vec![0u8; nodes as usize * 32];
         buf.par_chunks_mut(32 * 4096)
             .enumerate()
             .for_each(|(c, chunk)| {
                 for (j, node) in chunk.chunks_exact_mut(32).enumerate() {
-                    let at = (first_node as usize + c * 4096 + j) * 32;
-                    node.copy_from_slice(&poseidon::sub(&replica[at..at + 32], &key[at..at + 32]));
+                    let i = first_node as usize + c * 4096 + j;
+                    let at = i * 32;
+                    let d = poseidon::sub(&replica[at..at + 32], &key[at..at + 32]);
+                    match &rho_inv {
+                        None => node.copy_from_slice(&d),
+                        Some(inv) => node.copy_from_slice(&crate::update::rho::bytes(
+                            &(poseidon::fr(&d) * inv.of_node(i as u64)),
+                        )),
+                    }
                 }
             });
         buf
@@ -158,6 +187,20 @@ pub fn unseal(
     }
     out.flush()?;
     Ok(written)
+}
+
+/// Maps a file that must be `size` bytes, for reading.
+fn map_sized(path: &Path, size: u64, what: &str) -> Result<Mmap> {
+    let f = crate::fsutil::open_regular_read(path)
+        .with_context(|| format!("opening {what} {}", path.display()))?;
+    ensure!(
+        f.metadata()?.len() == size,
+        "{what} {} is not {size} bytes",
+        path.display()
+    );
+    // SAFETY: the file is only read, under the sector lock, which every phase that writes
+    // the sector's files holds.
+    unsafe { Mmap::map(&f) }.with_context(|| format!("mapping {what} {}", path.display()))
 }
 
 /// A run of padded sector bytes whose root the document records.

@@ -189,3 +189,92 @@ pub fn reference_c1<Tree: 'static + storage_proofs_core::merkle::MerkleTreeTrait
     )
     .unwrap()
 }
+
+/// A committed-capacity sector of `proof` in `dir` (no pieces, zero data) with random ids,
+/// taken through our AddPiece, PC1 and PC2: a sector key for snap deals.
+pub fn cc_sealed_sector(
+    dir: &Path,
+    proof: SealProof,
+    rng: &mut impl Rng,
+) -> (TestSector, SectorDoc) {
+    fs::create_dir_all(dir).unwrap();
+    let prover: [u8; 32] = rng.gen();
+    let ticket: [u8; 32] = rng.gen();
+    let sector: u64 = rng.gen();
+    let d = dir.display();
+    let mut doc = SectorDoc::parse(
+        &format!(
+            r#"{{"seal_proof": {}, {}"prover_id": "{}", "sector": {sector}, "ticket": "{}",
+            "paths": {{"unsealed": "{d}/unsealed", "sealed": "{d}/sealed", "cache": "{d}/cache"}}}}"#,
+            proof.id(),
+            if proof.is_test_size() {
+                format!("\"test_sector_size\": {}, ", proof.sector_size())
+            } else {
+                String::new()
+            },
+            sealkit::hex::encode(&prover),
+            sealkit::hex::encode(&ticket)
+        ),
+        "test",
+    )
+    .unwrap();
+    add_pieces(
+        &mut doc,
+        vec![],
+        AddPieceOptions {
+            fill: true,
+            padded_size: None,
+        },
+    )
+    .unwrap();
+    let s = TestSector {
+        dir: dir.to_path_buf(),
+        doc,
+        proof,
+    };
+    let pc1 = ok_doc(run_tool(env!("CARGO_BIN_EXE_seal-pc1"), &[], &s.doc, dir));
+    let pc2 = ok_doc(run_tool(env!("CARGO_BIN_EXE_seal-pc2"), &[], &pc1, dir));
+    (s, pc2)
+}
+
+/// Gives `doc` an `update` object in `dir` (new data `update-unsealed`, replica `update`,
+/// cache `update-cache`) filled by our AddPiece with random pieces and zero fillers.
+pub fn with_random_update(doc: &mut SectorDoc, dir: &Path, rng: &mut impl Rng) {
+    let d = dir.display();
+    doc.set(
+        "update",
+        serde_json::json!({"paths": {
+            "unsealed": format!("{d}/update-unsealed"),
+            "sealed": format!("{d}/update"),
+            "cache": format!("{d}/update-cache"),
+        }}),
+    );
+    let mut u = doc.update_doc().unwrap();
+    let proof = u.seal_proof().unwrap();
+    let max = proof.sector_size() / 128 * 127 / 2;
+    for _ in 0..rng.gen_range(1..4) {
+        let len = rng.gen_range(1..max) as usize;
+        let input = PieceInput {
+            name: "random".into(),
+            len: Some(len as u64),
+            reader: Box::new(std::io::Cursor::new(super::random_bytes(rng, len))),
+        };
+        if let Err(e) = add_pieces(&mut u, vec![input], AddPieceOptions::default()) {
+            let e = format!("{e:#}");
+            assert!(
+                e.contains("does not fit") || e.contains("already complete"),
+                "{e}"
+            );
+        }
+    }
+    add_pieces(
+        &mut u,
+        vec![],
+        AddPieceOptions {
+            fill: true,
+            padded_size: None,
+        },
+    )
+    .unwrap();
+    doc.set_update_doc(&u);
+}

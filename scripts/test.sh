@@ -5,7 +5,9 @@
 # copy files with rsync, and tests/sched_view.rs loads the web view in headless Chromium, so
 # this installs what they need when it is missing (Debian/Ubuntu: openssh-server for
 # /usr/sbin/sshd, rsync, chromium for /usr/bin/chromium; through sudo unless root), then runs
-# `cargo test --locked` with the given arguments.
+# `cargo test --locked` with the given arguments. It also installs the pinned CUDA 13.0
+# compiler wheels from PyPI (scripts/cuda-wheels.sh: nvcc and NVRTC, no GPU needed) so the
+# tests compile the GPU kernels; without them those tests say so and pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,4 +44,5 @@ if ((${#missing[@]})); then
     fi
 fi
 
+eval "$(scripts/cuda-wheels.sh)"
 exec cargo test --locked "$@"

@@ -20,6 +20,7 @@ pub mod commit;
 pub mod durable;
 pub mod filecoin;
 pub mod fsutil;
+pub mod gpu;
 pub mod hash;
 pub mod hex;
 pub mod journal;

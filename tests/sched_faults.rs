@@ -243,6 +243,7 @@ fn a_killed_supervisor_takes_its_phase_with_it() {
         restore: Default::default(),
         net: None,
         fresh: false,
+        gpu: None,
     };
     std::fs::write(
         task.join("task.json"),

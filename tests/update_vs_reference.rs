@@ -94,7 +94,7 @@ fn encode_into_equals_reference_at_every_size() {
             &doc_hex32(&u, "comm_d"),
             &doc_hex32(&doc, "comm_r"),
             false,
-            sealkit::pc2::select_builder(),
+            &sealkit::pc2::CpuBuilder,
         )
         .unwrap();
         let comm_r_new = reference_encode(proof, &doc, &tmp.path().join("ref"));
@@ -218,7 +218,7 @@ fn vanilla_proofs_decode_and_remove_data_equal_reference() {
             &comm_d_new,
             &comm_r_old,
             false,
-            sealkit::pc2::select_builder(),
+            &sealkit::pc2::CpuBuilder,
         )
         .unwrap();
         assert_eq!(

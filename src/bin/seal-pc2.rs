@@ -36,9 +36,16 @@ struct Args {
     #[arg(long)]
     threads: Option<usize>,
 
-    /// Report the time of each step on stderr.
+    /// Report the time of each step (and the tree builder) on stderr.
     #[arg(short, long)]
     verbose: bool,
+
+    /// Column hashes and tree rows on the GPU (a build with the cuda feature); no usable GPU
+    /// is an error. Same as SEALKIT_GPU=1. FIL_PROOFS_USE_GPU_COLUMN_BUILDER=1 and
+    /// FIL_PROOFS_USE_GPU_TREE_BUILDER=1 ask for either part, falling back to the CPU with a
+    /// warning when there is no GPU.
+    #[arg(long)]
+    gpu: bool,
 }
 
 fn main() -> ExitCode {
@@ -50,6 +57,7 @@ fn run(args: Args) -> Result<()> {
     let mut docs = cli::read_document_args(&args.docs)?;
     let opts = Pc2Options {
         verbose: args.verbose,
+        gpu: args.gpu,
     };
     for doc in &mut docs {
         precommit2(doc, &opts)?;

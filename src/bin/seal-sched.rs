@@ -376,7 +376,9 @@ fn run(args: Cli) -> Result<()> {
         Cmd::TaskExec { dir } => supervisor::run(&dir),
         Cmd::Host(cmd) => host_cmd(cmd),
         Cmd::Init { seal_proof, miner } => {
-            let mut cfg = repo.default_config()?;
+            let mut cfg = repo.default_config_warn(&mut |w| {
+                log::emit(log::Level::Warn, w, None);
+            })?;
             if let Some(p) = seal_proof {
                 cfg.sealing.seal_proof = p;
             }

@@ -2,9 +2,9 @@
 //!
 //! PC2 hands a [`TreeBuilder`] batches of columns and gets column hashes back, and hands it a
 //! tree's leaves and gets every row back. Everything else (reading layers, encoding, file
-//! formats, roots of compound shapes, p_aux/t_aux) stays in `pc2`, so a GPU backend (later
-//! work: CUDA through bindings that load the driver at run time, so that a build needs no CUDA
-//! toolkit) implements these two calls and nothing else.
+//! formats, roots of compound shapes, p_aux/t_aux) stays in `pc2`, so a GPU backend
+//! ([`crate::gpu`]: CUDA through bindings that load the driver at run time, so that a build
+//! needs no CUDA toolkit) implements these two calls and nothing else.
 //! [`CpuBuilder`] is the default and the reference every other builder is tested against;
 //! [`select`] is the one place that chooses the builder PC2 uses.
 //!
@@ -28,10 +28,19 @@ pub trait TreeBuilder: Sync {
     fn build_rows(&self, rows: &mut [u8], leaves: usize, arity: usize) -> Result<[u8; 32]>;
 }
 
-/// The builder PC2 uses. The only one today is [`CpuBuilder`]; a device backend is chosen
-/// here and nowhere else.
-pub fn select() -> &'static dyn TreeBuilder {
-    &CpuBuilder
+/// The builder PC2 uses: [`CpuBuilder`] unless the environment
+/// (`FIL_PROOFS_USE_GPU_COLUMN_BUILDER`, `FIL_PROOFS_USE_GPU_TREE_BUILDER`, `SEALKIT_GPU`) or
+/// `gpu` (`seal-pc2 --gpu`) asks for the GPU ([`crate::gpu::choice`]); a device backend is
+/// chosen here and nowhere else. Says on stderr which builder runs when a GPU was asked for
+/// or `verbose`.
+pub fn select(gpu: bool, verbose: bool) -> Result<crate::gpu::Routed> {
+    let choice = crate::gpu::choice::from_env(gpu);
+    let tool = crate::cli::tool_name();
+    let routed = crate::gpu::builder_for(choice, &mut |w| eprintln!("{tool}: warning: {w}"))?;
+    if verbose || choice.any_gpu() {
+        eprintln!("{tool}: tree builder: {}", routed.description);
+    }
+    Ok(routed)
 }
 
 /// Poseidon on every CPU of the rayon pool, eight hashes at a time with AVX-512 IFMA where

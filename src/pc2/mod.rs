@@ -52,6 +52,8 @@ use crate::sector::replica_id::replica_id;
 #[derive(Debug, Clone, Default)]
 pub struct Pc2Options {
     pub verbose: bool,
+    /// Column hashes and tree rows on the GPU, or an error (`seal-pc2 --gpu`).
+    pub gpu: bool,
 }
 
 /// What PC2 produced.
@@ -84,13 +86,14 @@ pub fn precommit2(doc: &mut SectorDoc, opts: &Pc2Options) -> Result<Pc2Output> {
     );
     let mut journal = Journal::load(&cache, &crate::hex::encode(&rid));
     let pc1 = crate::pc1::Journal::load(&cache, &crate::hex::encode(&rid));
+    let builder = builder::select(opts.gpu, opts.verbose)?;
     let out = seal_trees_resumable(
         proof,
         &unsealed,
         &sealed,
         &cache,
         opts,
-        builder::select(),
+        &builder,
         Some(&mut journal),
         Some(&pc1),
     )?;

@@ -156,6 +156,20 @@ impl Repo {
 
     /// The default configuration `init` writes.
     pub fn default_config(&self) -> Result<Config> {
+        self.default_config_warn(&mut |_| {})
+    }
+
+    /// [`Repo::default_config`], saying through `warn` when GPU detection found nothing
+    /// although this build can use a GPU (see [`super::gpu_assign::init_report`]).
+    pub fn default_config_warn(&self, warn: &mut dyn FnMut(&str)) -> Result<Config> {
+        let mut cfg = self.default_config_inner()?;
+        for w in &mut cfg.workers {
+            w.gpus = detected_gpus(w.gpus, warn);
+        }
+        Ok(cfg)
+    }
+
+    fn default_config_inner(&self) -> Result<Config> {
         let m = sysinfo::detect();
         let last = m.cpus.saturating_sub(1);
         Ok(Config {
@@ -185,4 +199,17 @@ impl Repo {
             }],
         })
     }
+}
+
+/// GPUs for a new worker: the driver's own count (`/proc/driver/nvidia/gpus`) or
+/// `nvidia-smi -L`'s, whichever finds more, with a warning when that is none in a build with
+/// the cuda feature.
+fn detected_gpus(proc_gpus: usize, warn: &mut dyn FnMut(&str)) -> usize {
+    let smi = super::gpu_assign::nvidia_smi_gpus();
+    let (n, warning) =
+        super::gpu_assign::init_report(proc_gpus, smi.as_deref(), cfg!(feature = "cuda"));
+    if let Some(w) = warning {
+        warn(&w);
+    }
+    n
 }

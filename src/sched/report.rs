@@ -17,6 +17,32 @@ fn bar(frac: f64) -> String {
     format!("[{}{}]", "|".repeat(n), " ".repeat(20 - n))
 }
 
+/// One line per GPU: which running task holds it.
+fn gpu_lines(
+    gpus: usize,
+    holdings: &[super::gpu_assign::Holding],
+    running: &[&db::TaskRow],
+) -> String {
+    (0..gpus)
+        .map(|g| {
+            let holders: Vec<String> = holdings
+                .iter()
+                .filter(|h| h.gpu == g)
+                .map(|h| match running.iter().find(|t| t.id == h.task) {
+                    Some(t) => format!("task {} ({}, sector {})", t.id, t.kind.short(), t.sector),
+                    None => format!("task {}", h.task),
+                })
+                .collect();
+            let who = if holders.is_empty() {
+                "free".to_string()
+            } else {
+                holders.join(", ")
+            };
+            format!("\t  GPU {g}: {who}\n")
+        })
+        .collect()
+}
+
 /// `seal-sched workers`: like `lotus-miner sealing workers`.
 pub fn workers(e: &Engine) -> Result<(String, Value)> {
     let size = e.cfg.seal_proof()?.sector_size();
@@ -103,6 +129,7 @@ pub fn workers(e: &Engine) -> Result<(String, Value)> {
             }
             Err(err) => text += &format!("\tHOST: {host} DOWN: {err:#}\n"),
         }
+        let holdings = e.gpu_holdings(&w.name)?;
         if info.gpus > 0 {
             text += &format!(
                 "\tGPU:  {} {:.0}% {:.2}/{} gpu(s) in use\n",
@@ -111,12 +138,14 @@ pub fn workers(e: &Engine) -> Result<(String, Value)> {
                 a.gpu_used,
                 info.gpus
             );
+            text += &gpu_lines(info.gpus, &holdings, &mine);
         }
         out.push(json!({
             "name": w.name, "cpus": info.cpus, "cpu_set": w.cpus, "cpu_use": a.cpu_use,
             "mem_physical": info.mem_physical, "mem_swap": info.mem_swap,
             "mem_used_min": a.mem_used_min, "mem_used_max": a.mem_used_max,
             "gpus": info.gpus, "gpu_used": a.gpu_used,
+            "gpu_holders": holdings.iter().map(|h| json!({"gpu": h.gpu, "task": h.task})).collect::<Vec<_>>(),
             "tasks": tasks.iter().map(|t| t.short()).collect::<Vec<_>>(),
             "running": mine.iter().map(|t| json!({"task": t.id, "sector": t.sector, "kind": t.kind.short()})).collect::<Vec<_>>(),
             "utilization": a.utilization(&info),
@@ -431,4 +460,50 @@ pub fn chain_status(
         }
     }
     Ok((text, v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sched::gpu_assign::Holding;
+    use crate::sched::task_type::TaskType;
+
+    #[test]
+    fn gpu_lines_name_the_holders() {
+        let row = |id: u64, sector: u64, kind: TaskType| db::TaskRow {
+            id,
+            sector,
+            kind,
+            state: TaskState::Running,
+            worker: Some("w".into()),
+            fetch_to: None,
+            alloc_path: None,
+            pid: None,
+            created: 0.0,
+            started: None,
+            finished: None,
+            wait_reason: None,
+            error: None,
+        };
+        let (a, b) = (
+            row(7, 3, TaskType::Commit2),
+            row(9, 4, TaskType::PreCommit2),
+        );
+        let held = [
+            Holding {
+                task: 7,
+                gpu: 1,
+                utilization: 1.0,
+            },
+            Holding {
+                task: 9,
+                gpu: 1,
+                utilization: 1.0,
+            },
+        ];
+        assert_eq!(
+            gpu_lines(3, &held, &[&a, &b]),
+            "\t  GPU 0: free\n\t  GPU 1: task 7 (C2, sector 3), task 9 (PC2, sector 4)\n\t  GPU 2: free\n"
+        );
+    }
 }

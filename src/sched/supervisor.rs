@@ -71,6 +71,10 @@ pub struct TaskSpec {
     /// its name (checked on the host that will write them, right before the phase).
     #[serde(default)]
     pub fresh: bool,
+    /// The worker GPU this task holds (a GPU task on a worker with GPUs); `env` confines the
+    /// phase to it ([`super::gpu_assign`]).
+    #[serde(default)]
+    pub gpu: Option<usize>,
 }
 
 /// What the supervisor leaves behind.
@@ -100,6 +104,12 @@ pub const STATUS: &str = "status.json";
 pub const ABANDONED: &str = "abandoned";
 pub const CANCEL: &str = "cancel";
 pub const STAGE: &str = "stage";
+
+/// The spec a task was started with (`None` if it cannot be read).
+pub fn read_spec(dir: &Path) -> Option<TaskSpec> {
+    let text = std::fs::read_to_string(dir.join(SPEC)).ok()?;
+    serde_json::from_str(&text).ok()
+}
 
 pub fn read_status(dir: &Path) -> Option<Status> {
     let text = std::fs::read_to_string(dir.join(STATUS)).ok()?;

@@ -58,7 +58,7 @@ pub fn replica_update(doc: &mut SectorDoc, verbose: bool) -> Result<Encoded> {
         &c.comm_d_new,
         &c.comm_r_old,
         verbose,
-        crate::pc2::select_builder(),
+        &crate::pc2::select_builder(false, verbose)?,
     )?;
     u.set_hex("comm_r_last", &out.comm_r_last_new);
     u.set_hex("comm_r", &out.comm_r_new);
@@ -145,7 +145,7 @@ pub fn regenerate_sector_key(doc: &SectorDoc, verbose: bool) -> Result<()> {
         &c.comm_d_new,
         &c.comm_r_old,
         verbose,
-        crate::pc2::select_builder(),
+        &crate::pc2::select_builder(false, verbose)?,
     )
 }
 

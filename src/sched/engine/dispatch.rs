@@ -263,6 +263,18 @@ impl Engine {
             .into_iter()
             .flatten()
             .any(|l| l.starts_with("ssh://"));
+        // A GPU task on a worker with GPUs holds one device, the least loaded, and sees only
+        // it (docs: sched::gpu_assign).
+        let size = self.cfg.seal_proof()?.sector_size();
+        let gpu = if self.table.get(t.kind, size).gpu_utilization > 0.0 && w.gpus > 0 {
+            crate::sched::gpu_assign::least_loaded(w.gpus, &self.gpu_holdings(&w.name)?)
+        } else {
+            None
+        };
+        let mut env = w.env.clone();
+        if let Some(g) = gpu {
+            env.extend(crate::sched::gpu_assign::visible_devices_env(g));
+        }
         let spec = TaskSpec {
             task: t.id,
             sector: s.number,
@@ -280,12 +292,13 @@ impl Engine {
                 .map(|f| (location.clone(), f.clone())),
             finalize,
             host,
-            env: w.env.clone(),
+            env: env.clone(),
             inputs,
             bring_back,
             restore,
             net: touches_remote.then(|| self.monitor.net.clone()),
             fresh: s.location.is_none(),
+            gpu,
         };
         let dir = self.task_dir(t.id);
         std::fs::create_dir_all(&dir)?;
@@ -311,7 +324,13 @@ impl Engine {
                 tx,
                 Some(s.number),
                 "task",
-                &format!("{} task {} started on {}", t.kind.short(), t.id, w.name),
+                &format!(
+                    "{} task {} started on {}{}",
+                    t.kind.short(),
+                    t.id,
+                    w.name,
+                    gpu.map(|g| format!(" (GPU {g})")).unwrap_or_default()
+                ),
             )?;
             Ok(true)
         })?;
@@ -322,7 +341,7 @@ impl Engine {
         let child = Command::new(self.cfg.bin_dir().join("seal-sched"))
             .arg("task-exec")
             .arg(&dir)
-            .envs(&w.env)
+            .envs(&env)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

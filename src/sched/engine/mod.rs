@@ -148,6 +148,25 @@ impl Engine {
         self.repo.tasks_dir().join(id.to_string())
     }
 
+    /// The GPUs worker `worker`'s running tasks hold, from their task specs.
+    pub fn gpu_holdings(&self, worker: &str) -> Result<Vec<crate::sched::gpu_assign::Holding>> {
+        let size = self.cfg.seal_proof()?.sector_size();
+        Ok(self
+            .db
+            .tasks_in(crate::sched::task_state::TaskState::Running)?
+            .into_iter()
+            .filter(|t| t.worker.as_deref() == Some(worker))
+            .filter_map(|t| {
+                let spec = crate::sched::supervisor::read_spec(&self.task_dir(t.id))?;
+                Some(crate::sched::gpu_assign::Holding {
+                    task: t.id,
+                    gpu: spec.gpu?,
+                    utilization: self.table.get(t.kind, size).gpu_utilization,
+                })
+            })
+            .collect())
+    }
+
     fn sector_lock(&self, sector: u64) -> PathBuf {
         self.repo.sector_lock(sector)
     }

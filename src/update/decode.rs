@@ -147,21 +147,14 @@ pub fn remove_data(
         })?;
         let key = key.finished()?;
         let map = key.map().expect("a finished file keeps its map");
-        let root = crate::pc2::tree_r_last(
+        let root = super::tree_r_last_pending(
             proof,
-            &|at, buf| {
-                buf.copy_from_slice(&map[at as usize..at as usize + buf.len()]);
-                Ok(())
-            },
+            &map,
             &f.key_cache,
             rtd,
             verbose,
             builder,
-            &[],
-            &mut |_, file| {
-                pending.push(file);
-                Ok(())
-            },
+            &mut pending,
         )?;
         if hash2(&comm_c, &root) != *comm_r_old {
             key.discard();
@@ -174,18 +167,7 @@ pub fn remove_data(
         pending.push(key);
         Ok(root)
     })();
-    let root = match result {
-        Ok(root) => root,
-        Err(e) => {
-            for p in pending {
-                p.discard();
-            }
-            return Err(e);
-        }
-    };
-    for p in pending {
-        p.commit()?;
-    }
+    let root = super::commit_all(result, pending)?;
     crate::fsutil::write_atomic(&f.key_cache.join(T_AUX_FILE), &t_aux)?;
     let mut p_aux = comm_c.to_vec();
     p_aux.extend_from_slice(&root);

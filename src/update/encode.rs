@@ -96,22 +96,8 @@ pub fn encode_into(
         let rtd = key
             .rows_to_discard()
             .unwrap_or_else(|| default_rows_to_discard(per_tree, proof.tree_shape().base));
-        let comm_r_last_new = crate::pc2::tree_r_last(
-            proof,
-            &|at, buf| {
-                buf.copy_from_slice(&map[at as usize..at as usize + buf.len()]);
-                Ok(())
-            },
-            &f.cache,
-            rtd,
-            verbose,
-            builder,
-            &[],
-            &mut |_, file| {
-                pending.push(file);
-                Ok(())
-            },
-        )?;
+        let comm_r_last_new =
+            super::tree_r_last_pending(proof, &map, &f.cache, rtd, verbose, builder, &mut pending)?;
         pending.push(replica);
         Ok(Encoded {
             comm_d_new: *comm_d_new,
@@ -119,18 +105,7 @@ pub fn encode_into(
             comm_r_new: hash2(&key.comm_c, &comm_r_last_new),
         })
     })();
-    let out = match result {
-        Ok(out) => out,
-        Err(e) => {
-            for p in pending {
-                p.discard();
-            }
-            return Err(e);
-        }
-    };
-    for p in pending {
-        p.commit()?;
-    }
+    let out = super::commit_all(result, pending)?;
     // p_aux last: an update cache with p_aux is complete.
     crate::fsutil::write_atomic(&f.cache.join(T_AUX_FILE), &key.t_aux)?;
     let mut p_aux = key.comm_c.to_vec();

@@ -17,9 +17,12 @@ pub mod phase;
 pub mod rho;
 pub mod vanilla;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
+
+use crate::durable::PendingFile;
+use crate::pc2::TreeBuilder;
 
 use crate::sector::document::SectorDoc;
 use crate::sector::proof::SealProof;
@@ -83,5 +86,54 @@ impl UpdateFiles {
             self.cache.display()
         );
         Ok(())
+    }
+}
+
+/// Builds tree_r_last over `replica` (a finished replica-shaped file's bytes) into `dir`,
+/// adding its files to `pending`: they are committed with the rest of a phase's outputs
+/// ([`commit_all`]). Returns the root.
+fn tree_r_last_pending(
+    proof: SealProof,
+    replica: &[u8],
+    dir: &Path,
+    rows_to_discard: usize,
+    verbose: bool,
+    builder: &dyn TreeBuilder,
+    pending: &mut Vec<PendingFile>,
+) -> Result<[u8; 32]> {
+    crate::pc2::tree_r_last(
+        proof,
+        &|at, buf| {
+            buf.copy_from_slice(&replica[at as usize..at as usize + buf.len()]);
+            Ok(())
+        },
+        dir,
+        rows_to_discard,
+        verbose,
+        builder,
+        &[],
+        &mut |_, file| {
+            pending.push(file);
+            Ok(())
+        },
+    )
+}
+
+/// Puts every file of `pending` in place when `result` is a success; otherwise removes them
+/// all, so a failed phase leaves nothing half written.
+fn commit_all<T>(result: Result<T>, pending: Vec<PendingFile>) -> Result<T> {
+    match result {
+        Ok(v) => {
+            for p in pending {
+                p.commit()?;
+            }
+            Ok(v)
+        }
+        Err(e) => {
+            for p in pending {
+                p.discard();
+            }
+            Err(e)
+        }
     }
 }

@@ -35,15 +35,14 @@ impl TestSector {
     }
 }
 
-/// A sector of `proof` in `dir` with random ids and ticket, filled by AddPiece with random
-/// pieces (possibly none) and zero fillers.
-pub fn sector_with_random_pieces(dir: &Path, proof: SealProof, rng: &mut impl Rng) -> TestSector {
+/// A new sector document of `proof` in `dir` (created) with random ids and ticket.
+fn new_doc(dir: &Path, proof: SealProof, rng: &mut impl Rng) -> SectorDoc {
     fs::create_dir_all(dir).unwrap();
     let prover: [u8; 32] = rng.gen();
     let ticket: [u8; 32] = rng.gen();
     let sector: u64 = rng.gen();
     let d = dir.display();
-    let mut doc = SectorDoc::parse(
+    SectorDoc::parse(
         &format!(
             r#"{{"seal_proof": {}, {}"prover_id": "{}", "sector": {sector}, "ticket": "{}",
             "paths": {{"unsealed": "{d}/unsealed", "sealed": "{d}/sealed", "cache": "{d}/cache"}}}}"#,
@@ -58,7 +57,13 @@ pub fn sector_with_random_pieces(dir: &Path, proof: SealProof, rng: &mut impl Rn
         ),
         "test",
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// A sector of `proof` in `dir` with random ids and ticket, filled by AddPiece with random
+/// pieces (possibly none) and zero fillers.
+pub fn sector_with_random_pieces(dir: &Path, proof: SealProof, rng: &mut impl Rng) -> TestSector {
+    let mut doc = new_doc(dir, proof, rng);
     let max = proof.sector_size() / 128 * 127 / 2;
     for _ in 0..rng.gen_range(0..4) {
         let len = rng.gen_range(1..max) as usize;
@@ -197,27 +202,7 @@ pub fn cc_sealed_sector(
     proof: SealProof,
     rng: &mut impl Rng,
 ) -> (TestSector, SectorDoc) {
-    fs::create_dir_all(dir).unwrap();
-    let prover: [u8; 32] = rng.gen();
-    let ticket: [u8; 32] = rng.gen();
-    let sector: u64 = rng.gen();
-    let d = dir.display();
-    let mut doc = SectorDoc::parse(
-        &format!(
-            r#"{{"seal_proof": {}, {}"prover_id": "{}", "sector": {sector}, "ticket": "{}",
-            "paths": {{"unsealed": "{d}/unsealed", "sealed": "{d}/sealed", "cache": "{d}/cache"}}}}"#,
-            proof.id(),
-            if proof.is_test_size() {
-                format!("\"test_sector_size\": {}, ", proof.sector_size())
-            } else {
-                String::new()
-            },
-            sealkit::hex::encode(&prover),
-            sealkit::hex::encode(&ticket)
-        ),
-        "test",
-    )
-    .unwrap();
+    let mut doc = new_doc(dir, proof, rng);
     add_pieces(
         &mut doc,
         vec![],

@@ -117,6 +117,43 @@ pub fn print_json_line(line: &str) -> Result<()> {
         .context("writing the result to stdout")
 }
 
+/// Runs `produce` into `out` (a file: written to a temp name, fsynced and renamed into place,
+/// the temp removed on failure; never over a non-regular file) or into stdout. For data
+/// results (unsealed bytes) that may take hours: the target is checked before `produce` runs.
+pub fn write_output(
+    out: Option<&Path>,
+    produce: impl FnOnce(&mut dyn Write) -> Result<u64>,
+) -> Result<u64> {
+    match out {
+        None => {
+            let stdout = io::stdout();
+            let mut w = io::BufWriter::with_capacity(1 << 20, stdout.lock());
+            let n = produce(&mut w)?;
+            w.flush().context("writing to stdout")?;
+            Ok(n)
+        }
+        Some(path) => {
+            crate::fsutil::check_replaceable(path)?;
+            crate::fsutil::remove_dead_temps_beside(path);
+            let tmp = crate::fsutil::temp_path(path);
+            let result = (|| -> Result<u64> {
+                let f = crate::fsutil::create_temp(&tmp)?;
+                let mut w = io::BufWriter::with_capacity(1 << 20, f);
+                let n = produce(&mut w)?;
+                let f = w.into_inner().map_err(|e| e.into_error())?;
+                f.sync_all()?;
+                crate::fsutil::rename_into_place(&tmp, path)?;
+                crate::fsutil::sync_parent(path)?;
+                Ok(n)
+            })();
+            if result.is_err() {
+                std::fs::remove_file(&tmp).ok();
+            }
+            result.with_context(|| format!("writing {}", path.display()))
+        }
+    }
+}
+
 /// The thread count: `--threads`, else `SEALKIT_THREADS`, else the CPUs of the affinity mask.
 pub fn thread_count(threads: Option<usize>) -> Result<usize> {
     Ok(match threads {

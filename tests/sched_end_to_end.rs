@@ -6,7 +6,6 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rand::Rng;
 use serde_json::Value;
 
 use common::sched::{
@@ -83,52 +82,6 @@ fn uninterrupted_comm_r(s: &Value, pieces: &[PathBuf], dir: &Path) -> String {
     pc2.get("comm_r").unwrap().as_str().unwrap().to_string()
 }
 
-/// Running task supervisors' pids (from the state database).
-fn supervisors(repo: &Path) -> Vec<i32> {
-    let c = rusqlite::Connection::open(repo.join("sched.db")).unwrap();
-    c.busy_timeout(Duration::from_secs(10)).unwrap();
-    let mut st = c
-        .prepare("SELECT pid FROM tasks WHERE state = 'running' AND pid IS NOT NULL")
-        .unwrap();
-    let pids = st
-        .query_map([], |r| r.get::<_, i64>(0))
-        .unwrap()
-        .map(|p| p.unwrap() as i32)
-        .collect();
-    pids
-}
-
-/// The children of `pid` (the phase a supervisor runs).
-fn children_of(pid: i32) -> Vec<i32> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-            continue;
-        };
-        let Some(rest) = stat.rsplit(')').next() else {
-            continue;
-        };
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        if f.get(1).and_then(|p| p.parse::<i32>().ok()) == Some(pid) {
-            out.push(e.file_name().to_string_lossy().parse().unwrap_or(0));
-        }
-    }
-    out
-}
-
-/// Is `pid` running (not gone, not a zombie)?
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        !s.rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with('Z'))
-    })
-}
-
-fn sigkill(pid: i32) -> bool {
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).is_ok()
-}
-
 /// SHA-256 of every file under the storage path's sector directories.
 fn hash_sector_files(root: &Path) -> std::collections::BTreeMap<PathBuf, String> {
     use sha2::{Digest, Sha256};
@@ -161,16 +114,7 @@ fn daemon_killed_at_random_moments_still_seals_every_sector() {
     let mut rng = common::rng("sched-crash");
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
-    json_out(sched(&repo, &["init"]));
-    let mut cfg = Config::load(&repo.join("config.toml")).unwrap();
-    cfg.chain.epoch = "100ms".into();
-    cfg.chain.seed_delay = 20;
-    cfg.batching.precommit_batch_wait = "2s".into();
-    cfg.batching.commit_batch_wait = "2s".into();
-    cfg.batching.precommit_batch_slack = "1s".into();
-    cfg.batching.commit_batch_slack = "1s".into();
-    cfg.sealing.retry_min = "1s".into();
-    std::fs::write(repo.join("config.toml"), cfg.to_toml()).unwrap();
+    let cfg = common::sched::fast_repo(&repo, |_| {});
     let piece = dir.path().join("deal.car");
     std::fs::write(&piece, common::random_bytes(&mut rng, 1500)).unwrap();
     json_out(sched(&repo, &["sectors", "pledge", "--count", "2"]));
@@ -180,93 +124,12 @@ fn daemon_killed_at_random_moments_still_seals_every_sector() {
     ));
 
     // Kill the daemon at random moments while the sectors move, restarting it each time;
-    // now and then kill a supervisor or a phase instead (at most 3, so no sector runs out
-    // of retries), and start cron publishers beside the daemon.
+    // now and then kill a supervisor or a phase instead, and start cron publishers beside
+    // the daemon.
     let deadline = Instant::now() + Duration::from_secs(1500);
-    let (mut kills, mut task_kills) = (0, 0);
-    let mut killed = Vec::new();
-    let mut crons = Vec::new();
-    loop {
-        let mut d = start_daemon(&repo);
-        let wait = Duration::from_millis(rng.gen_range(300..4000));
-        let t = Instant::now();
-        let mut exited = None;
-        while t.elapsed() < wait {
-            if let Some(st) = d.try_wait().unwrap() {
-                exited = Some(st);
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if let Some(st) = exited {
-            assert!(st.success(), "daemon failed after {kills} kills");
-            break;
-        }
-        if kills >= 12 {
-            // Enough crashes: let the last daemon finish.
-            while d.try_wait().unwrap().is_none() {
-                assert!(
-                    Instant::now() < deadline,
-                    "sectors did not reach Proving in time"
-                );
-                std::thread::sleep(Duration::from_millis(200));
-            }
-            break;
-        }
-        if rng.gen_bool(0.4) {
-            crons.push(
-                std::process::Command::new(common::sched::sched_bin())
-                    .arg("--repo")
-                    .arg(&repo)
-                    .args(["batch", "publish", "--now"])
-                    .env(
-                        "FIL_PROOFS_PARENT_CACHE",
-                        common::sector::parent_cache_dir(),
-                    )
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .unwrap(),
-            );
-        }
-        if task_kills < 3 && rng.gen_bool(0.5) {
-            if let Some(&sup) = supervisors(&repo).first() {
-                let phase = children_of(sup);
-                let victim = if rng.gen_bool(0.5) || phase.is_empty() {
-                    sup
-                } else {
-                    phase[0]
-                };
-                if sigkill(victim) {
-                    task_kills += 1;
-                    if victim == sup {
-                        killed.push(sup.to_string());
-                        // Its phase dies with it (no orphan runs beside the retry).
-                        let t = Instant::now();
-                        while phase.iter().any(|p| alive(*p)) {
-                            assert!(
-                                t.elapsed() < Duration::from_secs(10),
-                                "a phase outlived its killed supervisor {sup}"
-                            );
-                            std::thread::sleep(Duration::from_millis(50));
-                        }
-                    }
-                }
-            }
-        }
-        d.kill().unwrap();
-        d.wait().unwrap();
-        kills += 1;
-    }
-    assert!(kills >= 3, "only {kills} kills happened");
-    for c in crons {
-        let out = c.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "a cron publisher failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let chaos = common::chaos::run(&repo, &mut rng, 300..4000, 12, deadline, &|| false);
+    assert!(chaos.kills >= 3, "only {} kills happened", chaos.kills);
+    let killed = chaos.killed;
 
     let sectors = verify_all(&repo, dir.path());
     assert_eq!(sectors.len(), 3);

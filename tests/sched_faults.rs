@@ -244,6 +244,7 @@ fn a_killed_supervisor_takes_its_phase_with_it() {
         net: None,
         fresh: false,
         gpu: None,
+        keeps_doc: false,
     };
     std::fs::write(
         task.join("task.json"),

@@ -170,7 +170,7 @@ fn a_corrupted_row_is_set_aside_and_the_other_sectors_move_on() {
     assert_eq!(
         tq[0].to_string(),
         format!(
-            "sched.db table tasks, task {} (sector 3), column kind: holds \"XX\", which is no task type (AP, PC1, PC2, C1, C2, FIN, GET…)",
+            "sched.db table tasks, task {} (sector 3), column kind: holds \"XX\", which is no task type (AP, PC1, PC2, C1, C2, FIN, GET, RU, PR1, PR2, GSK, FRU, UNS)",
             tq[0].key
         )
     );

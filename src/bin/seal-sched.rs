@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use sealkit::cli;
 use sealkit::sched::{
     alerts, batch, chain::MsgKind, config_edit::ConfigFile, daemon, demo, engine, hostcmd, log,
-    numbering, observe, ops, repo::Repo, report, storage, supervisor, task_type::TaskType,
+    numbering, observe, ops, proving, repo::Repo, report, storage, supervisor, task_type::TaskType,
 };
 
 #[derive(Parser)]
@@ -140,6 +140,11 @@ enum Cmd {
         /// Sectors with a random deal piece (at most 64).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(0..=64))]
         deals: u16,
+        /// Snap up this many of the CC sectors once they prove (a snap deal each), unseal
+        /// another CC sector on demand, and seal a new one beside them. The first run
+        /// generates the 2KiB update test parameters (about 10-20 minutes, once per machine).
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=64))]
+        snap: u16,
     },
     /// (internal) Run one task: the process the daemon starts per task.
     #[command(hide = true)]
@@ -172,6 +177,10 @@ enum SectorsCmd {
         /// The sector number (default: the next free one).
         #[arg(long)]
         number: Option<u64>,
+        /// Keep no unsealed copy after Finalize, whatever `[sealing] keep_unsealed` says
+        /// (Lotus's KeepUnsealed = false for the deal).
+        #[arg(long)]
+        drop_unsealed: bool,
     },
     /// Every sector with its state and document fields.
     List {
@@ -198,6 +207,44 @@ enum SectorsCmd {
         /// Cancel the sector's running task first (waits up to 2 minutes for it to stop).
         #[arg(long)]
         force: bool,
+    },
+    /// Fill a proving committed-capacity sector with deal data (a snap deal): AddPiece into
+    /// the update, ReplicaUpdate, ProveReplicaUpdate 1 and 2, an update batch on chain
+    /// (ProveReplicaUpdates3), FinalizeReplicaUpdate, Proving again. The pieces stay in
+    /// place until AddPiece has read them.
+    ///
+    /// Example: seal-sched sectors snap-up 7 --piece /deals/a.car --piece /deals/b.car
+    SnapUp {
+        /// The sector number.
+        number: u64,
+        #[arg(long = "piece", value_name = "FILE", required = true)]
+        pieces: Vec<PathBuf>,
+        /// Keep no unsealed copy after FinalizeReplicaUpdate, whatever `[sealing]
+        /// keep_unsealed` says.
+        #[arg(long)]
+        drop_unsealed: bool,
+    },
+    /// Read a proving sector's data: from its unsealed copy when there is one, else after an
+    /// UNS task (queued here, run by the daemon) has regenerated the copy from the sealed
+    /// replica (or, for a snapped sector, the update replica). The bytes are checked against
+    /// the piece's comm_p (or comm_d) before any is written.
+    ///
+    /// Examples: seal-sched sectors unseal 7 --piece 0 --out deal.car
+    ///           seal-sched sectors unseal 7 --piece baga6ea4seaq… > deal.car
+    ///           seal-sched sectors unseal 7 --no-wait     # only queue the regeneration
+    Unseal {
+        /// The sector number.
+        number: u64,
+        /// A piece: its index in the sector's data, or its piece CID (default: the whole
+        /// fr32-padded sector).
+        #[arg(long)]
+        piece: Option<String>,
+        /// Write here (temp name, then renamed) instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Queue the regeneration and return; run again once the sector is Proving.
+        #[arg(long)]
+        no_wait: bool,
     },
     /// Move a sector to another state (Lotus's `sectors update-state`): only along the
     /// pipeline's transitions, never while a task runs for it or its batch is being sent.
@@ -459,7 +506,7 @@ fn run(args: Cli) -> Result<()> {
             let chain = engine::open_chain(&repo, &cfg)?;
             let publisher = batch::Publisher::acquire(&repo.publisher_lock())?;
             let mut done = batch::recover(&publisher, &mut db, chain.as_ref(), &cfg)?;
-            for kind in [MsgKind::PreCommit, MsgKind::ProveCommit] {
+            for kind in MsgKind::ALL {
                 done.extend(batch::publish(
                     &publisher,
                     &mut db,
@@ -599,12 +646,13 @@ fn run(args: Cli) -> Result<()> {
             let d = ops::redeclare_storage(&cfg, &mut db, &path)?;
             cli::print_json_line(&serde_json::to_string(&d)?)
         }
-        Cmd::Demo { cc, deals } => {
+        Cmd::Demo { cc, deals, snap } => {
             let dir = args.repo.clone();
             let out = demo::run(demo::DemoOptions {
                 dir,
                 cc: cc.into(),
                 deals: deals.into(),
+                snap: snap.into(),
             })?;
             cli::print_json_line(&out.to_string())
         }
@@ -654,15 +702,21 @@ fn sectors(repo: &Repo, c: SectorsCmd) -> Result<()> {
                     chain.as_ref(),
                     &[],
                     None,
+                    None,
                 )?);
             }
             cli::print_json_line(&json!({"pledged": added}).to_string())
         }
-        SectorsCmd::Add { pieces, number } => {
+        SectorsCmd::Add {
+            pieces,
+            number,
+            drop_unsealed,
+        } => {
             let cfg = repo.config()?;
             let mut db = repo.open_db()?;
             let chain = engine::open_chain(repo, &cfg)?;
-            let n = numbering::add_sector(&mut db, &cfg, chain.as_ref(), &pieces, number)?;
+            let keep = drop_unsealed.then_some(false);
+            let n = numbering::add_sector(&mut db, &cfg, chain.as_ref(), &pieces, number, keep)?;
             cli::print_json_line(&json!({"added": n}).to_string())
         }
         SectorsCmd::List { json } => show(json.json, report::sectors(&repo.open_db()?)?),
@@ -690,6 +744,52 @@ fn sectors(repo: &Repo, c: SectorsCmd) -> Result<()> {
             let mut db = repo.open_db()?;
             let r = ops::remove_sector(repo, &cfg, &mut db, number, force)?;
             cli::print_json_line(&serde_json::to_string(&r)?)
+        }
+        SectorsCmd::SnapUp {
+            number,
+            pieces,
+            drop_unsealed,
+        } => {
+            let mut db = repo.open_db()?;
+            let r = proving::snap_up(&mut db, number, &pieces, drop_unsealed.then_some(false))?;
+            cli::print_json_line(&serde_json::to_string(&r)?)
+        }
+        SectorsCmd::Unseal {
+            number,
+            piece,
+            out,
+            no_wait,
+        } => {
+            let mut db = repo.open_db()?;
+            if proving::request_unseal(&mut db, number)? == proving::Unsealed::Pending {
+                if no_wait {
+                    log::emit(
+                        log::Level::Info,
+                        &format!(
+                            "sector {number}: unseal queued; run this again once it is Proving"
+                        ),
+                        None,
+                    );
+                    return Ok(());
+                }
+                log::emit(
+                    log::Level::Info,
+                    &format!(
+                        "sector {number}: waiting for the daemon to regenerate its unsealed copy (UNS)"
+                    ),
+                    None,
+                );
+                proving::wait_unsealed(&db, number, std::time::Duration::from_secs(1))?;
+            }
+            let want = match piece {
+                Some(p) => proving::Want::Piece(p),
+                None => proving::Want::Padded,
+            };
+            let bytes = proving::read(&db, number, &want, out.as_deref())?;
+            if out.is_some() {
+                cli::print_json_line(&proving::report(number, bytes, out.as_deref()).to_string())?;
+            }
+            Ok(())
         }
         SectorsCmd::UpdateState {
             number,

@@ -1,14 +1,13 @@
 //! seal-unseal: recover unsealed data from a sealed sector. See `man/seal-unseal.1`.
 
-use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Parser;
 
+use sealkit::cli;
 use sealkit::unseal::{unseal, Request};
-use sealkit::{cli, fsutil};
 
 #[derive(Parser)]
 #[command(
@@ -96,31 +95,8 @@ fn run(args: Args) -> Result<()> {
     let doc = cli::read_document(args.doc.as_deref())?;
     let mut cpus = sealkit::affinity::ordered_cpus();
     cpus.truncate(threads);
-    match &args.out {
-        None => {
-            let stdout = std::io::stdout();
-            let mut w = BufWriter::with_capacity(1 << 20, stdout.lock());
-            unseal(&doc, request, &cpus, args.verbose, &mut w)?;
-            w.flush().context("writing to stdout")
-        }
-        Some(path) => {
-            // Refused before hours of relabeling, and again at the rename.
-            fsutil::check_replaceable(path)?;
-            fsutil::remove_dead_temps_beside(path);
-            let tmp = fsutil::temp_path(path);
-            let result = (|| -> Result<()> {
-                let f = fsutil::create_temp(&tmp)?;
-                let mut w = BufWriter::with_capacity(1 << 20, f);
-                unseal(&doc, request, &cpus, args.verbose, &mut w)?;
-                let f = w.into_inner().map_err(|e| e.into_error())?;
-                f.sync_all()?;
-                fsutil::rename_into_place(&tmp, path)?;
-                fsutil::sync_parent(path)
-            })();
-            if result.is_err() {
-                std::fs::remove_file(&tmp).ok();
-            }
-            result.with_context(|| format!("writing {}", path.display()))
-        }
-    }
+    cli::write_output(args.out.as_deref(), |w| {
+        unseal(&doc, request, &cpus, args.verbose, w)
+    })?;
+    Ok(())
 }

@@ -18,7 +18,7 @@ use super::config::{parse_size, show_size, Config};
 use super::db::{self, now, stats};
 use super::engine::Engine;
 use super::location::Location;
-use super::state::{SectorState, INTERACTIVE_POREP};
+use super::state::{self, SectorState};
 use super::task_type::TaskType;
 
 macro_rules! kinds {
@@ -163,7 +163,7 @@ pub fn evaluate(f: &Facts, t: &Thresholds) -> Vec<Alert> {
             });
         }
         if !s.state.is_done() && !s.state.is_failure() {
-            let limit = match INTERACTIVE_POREP.step(s.state) {
+            let limit = match state::step_for(s.state) {
                 Some(step) => f
                     .mean_secs
                     .get(&step.task)
@@ -258,6 +258,7 @@ pub fn facts(e: &Engine) -> Result<Facts> {
                 let kind = match s.state {
                     SectorState::PreCommitBatch => Some(MsgKind::PreCommit),
                     SectorState::CommitBatch => Some(MsgKind::ProveCommit),
+                    SectorState::SubmitReplicaUpdate => Some(MsgKind::ReplicaUpdate),
                     _ => None,
                 };
                 SectorFact {

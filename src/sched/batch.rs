@@ -129,6 +129,12 @@ impl Rules {
                 wait: Config::secs(&b.commit_batch_wait),
                 slack: Config::secs(&b.commit_batch_slack),
             },
+            // No chain deadline is modelled for an update: full or waited long enough.
+            MsgKind::ReplicaUpdate => Rules {
+                max: b.max_update_batch,
+                wait: Config::secs(&b.update_batch_wait),
+                slack: 0.0,
+            },
         }
     }
 }
@@ -138,6 +144,10 @@ pub fn pending_state(kind: MsgKind) -> (SectorState, SectorState) {
     match kind {
         MsgKind::PreCommit => (SectorState::PreCommitBatch, SectorState::PreCommitBatchWait),
         MsgKind::ProveCommit => (SectorState::CommitBatch, SectorState::CommitBatchWait),
+        MsgKind::ReplicaUpdate => (
+            SectorState::SubmitReplicaUpdate,
+            SectorState::ReplicaUpdateWait,
+        ),
     }
 }
 
@@ -146,6 +156,7 @@ pub fn deadline(kind: MsgKind, s: &SectorRow, head: i64, epoch_secs: f64, at: f6
     let cutoff = match kind {
         MsgKind::PreCommit => s.ticket_epoch.unwrap_or(head) + MAX_PRECOMMIT_RANDOMNESS_LOOKBACK,
         MsgKind::ProveCommit => s.precommit_epoch.unwrap_or(head) + MAX_PROVE_COMMIT_DURATION,
+        MsgKind::ReplicaUpdate => return f64::INFINITY,
     };
     at + (cutoff - head) as f64 * epoch_secs
 }
@@ -346,8 +357,24 @@ fn land(db: &mut Db, cfg: &Config, msg: &Message, receipt: &Receipt) -> Result<(
                     sectors::set_batch(tx, *sector, None)?;
                     db::set_state(tx, *sector, SectorState::Finalize, &format!("proof landed at epoch {} in {}", receipt.epoch, receipt.cid))?;
                 }
+                (MsgKind::ReplicaUpdate, None) => {
+                    sectors::set_batch(tx, *sector, None)?;
+                    match sectors::get(tx, *sector)? {
+                        Some(row) => {
+                            let mut doc = row.doc;
+                            doc["update"]["landed_epoch"] = receipt.epoch.into();
+                            db::set_doc(tx, *sector, &doc)?;
+                        }
+                        None => db::event(tx, Some(*sector), "batch", "update landed, but the sector's row is unreadable: its document was not updated")?,
+                    }
+                    db::set_state(tx, *sector, SectorState::FinalizeReplicaUpdate, &format!("update landed at epoch {} in {}", receipt.epoch, receipt.cid))?;
+                }
                 (_, Some(e)) => {
-                    let failed = if kind == MsgKind::PreCommit { SectorState::PreCommitFailed } else { SectorState::CommitFailed };
+                    let failed = match kind {
+                        MsgKind::PreCommit => SectorState::PreCommitFailed,
+                        MsgKind::ProveCommit => SectorState::CommitFailed,
+                        MsgKind::ReplicaUpdate => SectorState::SubmitReplicaUpdateFailed,
+                    };
                     sectors::batch_rejected(tx, *sector, now() + retry_min, e)?;
                     db::set_state(tx, *sector, failed, e)?;
                 }
@@ -428,6 +455,29 @@ mod tests {
         assert_eq!(
             deadline(MsgKind::ProveCommit, &row(1, t, 100), 100, 30.0, t),
             t + 86550.0 * 30.0
+        );
+    }
+
+    #[test]
+    fn update_batches_are_sent_full_or_after_their_wait() {
+        let u = Rules::of(&Batching::default(), MsgKind::ReplicaUpdate);
+        assert_eq!((u.max, u.wait, u.slack), (16, 3600.0, 0.0));
+        let (k, t) = (MsgKind::ReplicaUpdate, 1_000_000.0);
+        // No chain deadline: however far the head, a fresh sector waits.
+        assert_eq!(deadline(k, &row(1, t, 0), 0, 30.0, t), f64::INFINITY);
+        assert_eq!(due(k, &[row(1, t, 0)], u, 10_000_000, 30.0, t), None);
+        assert_eq!(
+            due(k, &[row(1, t - 3600.0, 0)], u, 0, 30.0, t).as_deref(),
+            Some("batch wait expired")
+        );
+        let full: Vec<SectorRow> = (0..16).map(|n| row(n, t, 0)).collect();
+        assert!(due(k, &full, u, 0, 30.0, t).unwrap().starts_with("full"));
+        assert_eq!(
+            pending_state(k),
+            (
+                SectorState::SubmitReplicaUpdate,
+                SectorState::ReplicaUpdateWait
+            )
         );
     }
 }

@@ -48,20 +48,29 @@ pub enum MsgKind {
     PreCommit,
     #[serde(rename = "commit")]
     ProveCommit,
+    /// `ProveReplicaUpdates3`: snapped sectors' update proofs.
+    #[serde(rename = "update")]
+    ReplicaUpdate,
 }
 
 impl MsgKind {
+    /// Every kind, in the order a pass publishes them.
+    pub const ALL: [MsgKind; 3] = [
+        MsgKind::PreCommit,
+        MsgKind::ProveCommit,
+        MsgKind::ReplicaUpdate,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             MsgKind::PreCommit => "precommit",
             MsgKind::ProveCommit => "commit",
+            MsgKind::ReplicaUpdate => "update",
         }
     }
 
     pub fn parse(s: &str) -> Option<MsgKind> {
-        [MsgKind::PreCommit, MsgKind::ProveCommit]
-            .into_iter()
-            .find(|k| k.name() == s)
+        MsgKind::ALL.into_iter().find(|k| k.name() == s)
     }
 }
 
@@ -176,6 +185,28 @@ impl SimChain {
                     );
                 }
             }
+            MsgKind::ReplicaUpdate => {
+                let Some(on) = onchain else {
+                    bail!("sector {number} is not on chain");
+                };
+                if on.state != OnChainState::Proving {
+                    bail!(
+                        "sector {number} is {}: only a proving CC sector can be updated",
+                        on.state
+                    );
+                }
+                if hex::encode(&doc.hex32("comm_r")?) != on.comm_r {
+                    bail!("comm_r (the sector key's) differs from the sector's on-chain comm_r");
+                }
+                let verdict =
+                    crate::snark::update::verify_doc(&doc).map_err(|e| Local(format!("{e:#}")))?;
+                if !verdict.valid {
+                    bail!(
+                        "invalid update proof{}",
+                        verdict.reason.map(|r| format!(": {r}")).unwrap_or_default()
+                    );
+                }
+            }
         }
         Ok(())
     }
@@ -233,11 +264,14 @@ impl Chain for SimChain {
             verdicts.push(Verdict {
                 sector: *n,
                 error: verdict.err().map(|e| format!("{e:#}")),
-                comm_r: doc
-                    .get("comm_r")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
+                // What the sector's on-chain comm_r becomes: an update's new one.
+                comm_r: match msg.kind {
+                    MsgKind::ReplicaUpdate => doc.get("update").and_then(|u| u.get("comm_r")),
+                    _ => doc.get("comm_r"),
+                }
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
             });
         }
         store::add_pending(
@@ -308,6 +342,19 @@ impl SimChain {
                     }
                     (None, MsgKind::ProveCommit, None) => {
                         Some(format!("sector {n} is not precommitted"))
+                    }
+                    (None, MsgKind::ReplicaUpdate, Some(on))
+                        if on.state == OnChainState::Proving =>
+                    {
+                        store::update(&tx, n, &v.comm_r)?;
+                        None
+                    }
+                    (None, MsgKind::ReplicaUpdate, Some(on)) => Some(format!(
+                        "sector {n} is {}: only a proving CC sector can be updated",
+                        on.state
+                    )),
+                    (None, MsgKind::ReplicaUpdate, None) => {
+                        Some(format!("sector {n} is not on chain"))
                     }
                 };
                 results.push((n, error));
@@ -517,5 +564,46 @@ mod tests {
             .as_deref()
             .unwrap()
             .contains("already precommitted"));
+    }
+
+    #[test]
+    fn an_update_needs_a_proving_sector_and_its_comm_r() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = sim(dir.path(), "s");
+        let doc = |n: u64, comm_r: &str| {
+            serde_json::json!({"seal_proof": "StackedDrg2KiBV1_1", "miner": 1000, "sector": n,
+                "comm_r": comm_r.repeat(32), "update": {"comm_r": "55".repeat(32)}})
+        };
+        let send = |id: &str, n: u64, comm_r: &str| {
+            c.send(&Message {
+                id: id.into(),
+                kind: MsgKind::ReplicaUpdate,
+                aggregate: false,
+                sectors: vec![(n, doc(n, comm_r))],
+            })
+        };
+        let rejected = |id: &str| landed(&c, id).results[0].1.clone().unwrap();
+        send("u1", 9, "11").unwrap();
+        assert!(rejected("u1").contains("not on chain"));
+        store::precommit(&c.conn, 1, 5, &"11".repeat(32)).unwrap();
+        send("u2", 1, "11").unwrap();
+        assert!(rejected("u2").contains("is precommitted"));
+        store::prove(&c.conn, 1).unwrap();
+        send("u3", 1, "22").unwrap();
+        assert!(rejected("u3").contains("differs from the sector's on-chain comm_r"));
+        // The right sector and comm_r: the proof is checked, and a document without one
+        // cannot be checked here, so it is not sent (never a rejected sector).
+        let e = send("u4", 1, "11").unwrap_err();
+        assert!(format!("{e:#}").contains("cannot be checked here"), "{e:#}");
+        assert_eq!(c.lookup("u4").unwrap(), None);
+        // Once updated, no second update.
+        store::update(&c.conn, 1, &"55".repeat(32)).unwrap();
+        let on = store::sector(&c.conn, 1).unwrap().unwrap();
+        assert_eq!(
+            (on.state, on.comm_r.as_str()),
+            (OnChainState::Updated, "55".repeat(32).as_str())
+        );
+        send("u5", 1, "55").unwrap();
+        assert!(rejected("u5").contains("is updated: only a proving CC sector"));
     }
 }

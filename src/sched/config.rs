@@ -220,6 +220,10 @@ pub struct Batching {
     pub max_commit_batch: usize,
     pub commit_batch_wait: String,
     pub commit_batch_slack: String,
+    /// Sectors in one `ProveReplicaUpdates3` at most (Curio batches up to 16).
+    pub max_update_batch: usize,
+    /// How long the first snapped sector waits for others before its update is sent.
+    pub update_batch_wait: String,
 }
 
 impl Default for Batching {
@@ -232,6 +236,8 @@ impl Default for Batching {
             max_commit_batch: 819,
             commit_batch_wait: "24h".into(),
             commit_batch_slack: "1h".into(),
+            max_update_batch: 16,
+            update_batch_wait: "1h".into(),
         }
     }
 }
@@ -285,6 +291,10 @@ pub struct Worker {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub fetch_limit: usize,
 }
+
+/// Sectors one update batch carries at most: Curio's limit for `ProveReplicaUpdates3`
+/// (docs/snap-deals.md#the-scheduled-pipeline).
+pub const MAX_UPDATE_BATCH: usize = 16;
 
 /// GPUs a worker may declare at most.
 pub const MAX_GPUS: usize = 1024;
@@ -357,6 +367,10 @@ impl Config {
                 &self.batching.commit_batch_wait,
             ),
             (
+                "batching.update_batch_wait",
+                &self.batching.update_batch_wait,
+            ),
+            (
                 "batching.commit_batch_slack",
                 &self.batching.commit_batch_slack,
             ),
@@ -417,6 +431,10 @@ impl Config {
         ensure!(
             self.batching.max_commit_batch > 0,
             "key batching.max_commit_batch: must be at least 1"
+        );
+        ensure!(
+            (1..=MAX_UPDATE_BATCH).contains(&self.batching.max_update_batch),
+            "key batching.max_update_batch: must be 1 to {MAX_UPDATE_BATCH}"
         );
         ensure!(
             !self.workers.is_empty(),

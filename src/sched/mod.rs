@@ -36,6 +36,7 @@ pub mod lotus;
 pub mod numbering;
 pub mod observe;
 pub mod ops;
+pub mod proving;
 pub mod queue;
 pub mod remote;
 pub mod repo;

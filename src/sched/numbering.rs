@@ -31,7 +31,11 @@ const MAX_SKIP: u64 = 100_000;
 const COUNTER: &str = "next_sector";
 
 /// The priority of a sector with deals (Lotus's `DealSectorPriority`): ahead of CC sectors.
-const DEAL_PRIORITY: i64 = 1024;
+pub(crate) const DEAL_PRIORITY: i64 = 1024;
+
+/// The document field that overrides `[sealing] keep_unsealed` for one sector (Lotus's
+/// per-deal KeepUnsealed): `false` keeps no unsealed copy after Finalize.
+pub const KEEP_UNSEALED: &str = "keep_unsealed";
 
 /// Why `n` cannot be used, or `None` when it is free everywhere we can see.
 fn taken(
@@ -123,14 +127,10 @@ pub fn add_sector(
     chain: &dyn Chain,
     pieces: &[PathBuf],
     number: Option<u64>,
+    keep_unsealed: Option<bool>,
 ) -> Result<u64> {
     let proof = cfg.seal_proof()?;
-    let mut abs = Vec::new();
-    for p in pieces {
-        let a = std::fs::canonicalize(p)
-            .with_context(|| format!("piece file {} cannot be read", p.display()))?;
-        abs.push(a.display().to_string());
-    }
+    let abs = piece_paths(pieces)?;
     let first = state::INTERACTIVE_POREP.first;
     db.tx(|tx| {
         let n = reserve(tx, cfg, chain, number)?;
@@ -139,7 +139,10 @@ pub fn add_sector(
             // would end numbering); the counter skips it when it gets there.
             db::set_meta(tx, COUNTER, &(n + 1).to_string())?;
         }
-        let doc = serde_json::json!({"seal_proof": proof.name(), "miner": cfg.sealing.miner, "sector": n});
+        let mut doc = serde_json::json!({"seal_proof": proof.name(), "miner": cfg.sealing.miner, "sector": n});
+        if let Some(k) = keep_unsealed {
+            doc[KEEP_UNSEALED] = k.into();
+        }
         let deal = !abs.is_empty();
         sectors::insert(
             tx,
@@ -155,6 +158,18 @@ pub fn add_sector(
         db::event(tx, Some(n), "state", &format!("{first}: {}", if deal { format!("deal sector, {} piece(s)", abs.len()) } else { "committed capacity".into() }))?;
         Ok(n)
     })
+}
+
+/// Deal piece files as the absolute paths AddPiece reads them from later.
+pub fn piece_paths(pieces: &[PathBuf]) -> Result<Vec<String>> {
+    pieces
+        .iter()
+        .map(|p| {
+            let a = std::fs::canonicalize(p)
+                .with_context(|| format!("piece file {} cannot be read", p.display()))?;
+            Ok(a.display().to_string())
+        })
+        .collect()
 }
 
 /// The last check before a new sector's first phase writes anything: the storage path it

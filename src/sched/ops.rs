@@ -14,7 +14,7 @@ use super::config_edit::ConfigFile;
 use super::db::{self, sectors, tasks, Db};
 use super::location::Location;
 use super::repo::Repo;
-use super::state::{SectorState, INTERACTIVE_POREP as PIPELINE};
+use super::state::{self, SectorState};
 use super::storage;
 use super::supervisor;
 use super::task_state::TaskState;
@@ -176,7 +176,17 @@ pub fn update_state(db: &mut Db, n: u64, to: &str, really: bool) -> Result<State
                 "sector {n} is in batch {b}, whose message is being sent: wait until it has landed"
             );
         }
-        let allowed = PIPELINE.allows(from, to);
+        // These start from an operator's request, with its checks and inputs.
+        for (first, command) in [
+            (state::SNAP_DEALS.first, "sectors snap-up"),
+            (state::UNSEAL.first, "sectors unseal"),
+        ] {
+            ensure!(
+                to != first || really,
+                "{to} is started by `seal-sched {command}`, which checks the sector and records what it needs"
+            );
+        }
+        let allowed = state::allows(from, to);
         ensure!(
             allowed || really,
             "{from} → {to} is not a transition of the sealing pipeline: --really-do-it forces it"

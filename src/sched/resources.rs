@@ -156,11 +156,12 @@ pub fn default_resources(task: TaskType, sector_size: u64) -> Resources {
             3 => row(15 * GIB, 15 * GIB, -1, 6, 1.0, GIB),
             _ => row(30 * GIB, 30 * GIB, -1, 6, 1.0, GIB),
         },
-        TaskType::Commit1 => match si {
+        // PR1 and PR2 are "copied from" Commit1 and Commit2 (docs/snap-deals.md#lotus-resource-table).
+        TaskType::Commit1 | TaskType::ProveReplicaUpdate1 => match si {
             0 | 1 => row(small[si], small[si], 0, 0, 0.0, small[si]),
             _ => row(GIB, GIB, 0, 0, 0.0, GIB),
         },
-        TaskType::Commit2 => match si {
+        TaskType::Commit2 | TaskType::ProveReplicaUpdate2 => match si {
             0 | 1 => row(small[si], small[si], 1, 0, 1.0, small[si]),
             2 => row(GIB, 3 * GIB / 2, 1, 0, 1.0, 10 * GIB),
             3 => row(30 * GIB, 150 * GIB, -1, 6, 1.0, 32 * GIB),
@@ -168,6 +169,16 @@ pub fn default_resources(task: TaskType, sector_size: u64) -> Resources {
         },
         TaskType::Fetch => row(MIB, MIB, 0, 0, 0.0, 0),
         TaskType::Finalize => Resources::ZERO,
+        // docs/snap-deals.md#lotus-resource-table: RU "copied from addpiece" (GSK aliases
+        // it), with a GPU.
+        TaskType::ReplicaUpdate | TaskType::RegenSectorKey => match si {
+            0 | 1 => row(small[si], small[si], 1, 0, 1.0, small[si]),
+            2 => row(GIB, GIB, 1, 0, 1.0, GIB),
+            3 => row(4 * GIB, 4 * GIB, 1, 6, 1.0, GIB),
+            _ => row(8 * GIB, 8 * GIB, 1, 6, 1.0, GIB),
+        },
+        // No entry in Lotus: needs nothing.
+        TaskType::FinalizeReplicaUpdate => Resources::ZERO,
     }
 }
 
@@ -280,8 +291,9 @@ impl ResourceTable {
     /// * Env wins over everything, including config keys (a worker's env
     ///   is the most specific knob an operator has; Lotus reads it on the
     ///   worker itself, docs/lotus-scheduler.md#resource-overrides).
-    /// * Finalize has no table entry in Lotus, so `FIN_*` variables are
-    ///   ignored exactly as `ParseResourceEnv` ignores them.
+    /// * Finalize and FinalizeReplicaUpdate have no table entry in Lotus, so
+    ///   `FIN_*` and `FRU_*` variables are ignored exactly as `ParseResourceEnv`
+    ///   ignores them.
     /// * PC1 and UNS `MAX_PARALLELISM` with no env or config override gets
     ///   the multicore-SDR thread count (Lotus `getSDRThreads`,
     ///   docs/lotus-scheduler.md#pc1-threads): 4 threads with `FIL_PROOFS_USE_MULTICORE_SDR=1`.
@@ -292,7 +304,7 @@ impl ResourceTable {
     ) -> Result<ResourceTable, String> {
         let mut sdr: Option<i64> = None;
         for t in TaskType::ALL {
-            if t == TaskType::Finalize {
+            if !t.has_resource_entry() {
                 continue;
             }
             for (si, &size) in SECTOR_SIZES.iter().enumerate() {
@@ -392,9 +404,10 @@ fn parse_key(key: &str) -> Result<(TaskType, Option<usize>, usize), String> {
         .split_once('_')
         .ok_or_else(|| bad("expected <TASK>[_<SIZE>]_<FIELD>, e.g. PC1_32G_MAX_CONCURRENT"))?;
     let task = TaskType::parse(short).ok_or_else(|| bad("unknown task type"))?;
-    if task == TaskType::Finalize {
-        return Err(bad(
-            "FIN has no resource table entry in Lotus and cannot be overridden",
+    if !task.has_resource_entry() {
+        return Err(format!(
+            "invalid resource override key {key:?}: {} has no resource table entry in Lotus and cannot be overridden",
+            task.short()
         ));
     }
     let (size, field) = match rest.split_once('_') {
@@ -592,6 +605,32 @@ mod tests {
                 default_resources(TaskType::PreCommit1, s)
             );
             assert_eq!(default_resources(TaskType::Finalize, s), Resources::ZERO);
+            // docs/snap-deals.md#lotus-resource-table: RU from AddPiece (with a GPU), GSK =
+            // RU, PR1 = C1, PR2 = C2; FRU has no entry.
+            let ru = default_resources(TaskType::ReplicaUpdate, s);
+            let ap = default_resources(TaskType::AddPiece, s);
+            assert_eq!(
+                (
+                    ru.min_memory,
+                    ru.max_memory,
+                    ru.max_parallelism,
+                    ru.gpu_utilization
+                ),
+                (ap.min_memory, ap.max_memory, 1, 1.0)
+            );
+            assert_eq!(default_resources(TaskType::RegenSectorKey, s), ru);
+            assert_eq!(
+                default_resources(TaskType::ProveReplicaUpdate1, s),
+                default_resources(TaskType::Commit1, s)
+            );
+            assert_eq!(
+                default_resources(TaskType::ProveReplicaUpdate2, s),
+                default_resources(TaskType::Commit2, s)
+            );
+            assert_eq!(
+                default_resources(TaskType::FinalizeReplicaUpdate, s),
+                Resources::ZERO
+            );
             for t in TaskType::ALL {
                 assert_eq!(default_resources(t, s).max_concurrent, 0);
             }

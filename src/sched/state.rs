@@ -58,6 +58,22 @@ states!(
     Finalize,
     FinalizeFailed,
     Proving,
+    SnapDealsAddPiece,
+    SnapDealsAddPieceFailed,
+    UpdateReplica,
+    ReplicaUpdateFailed,
+    ProveReplicaUpdate,
+    ProveReplicaUpdateFailed,
+    ProveReplicaUpdate2,
+    ProveReplicaUpdate2Failed,
+    SubmitReplicaUpdate,
+    ReplicaUpdateWait,
+    SubmitReplicaUpdateFailed,
+    FinalizeReplicaUpdate,
+    FinalizeReplicaUpdateFailed,
+    AbortUpgrade,
+    Unsealing,
+    UnsealFailed,
     FailedUnrecoverable,
     Removed,
 );
@@ -71,12 +87,12 @@ impl SectorState {
 
     /// Nothing more happens to the sector without the operator.
     pub fn is_done(self) -> bool {
-        matches!(self, Proving | FailedUnrecoverable | Removed)
+        matches!(self, Proving | AbortUpgrade | FailedUnrecoverable | Removed)
     }
 
     /// A state a failure leads to, which a back-off then retries.
     pub fn is_failure(self) -> bool {
-        INTERACTIVE_POREP.retry(self).is_some()
+        retry_for(self).is_some()
     }
 }
 
@@ -197,6 +213,147 @@ pub static INTERACTIVE_POREP: Pipeline = Pipeline {
     ],
 };
 
+/// Snap deals (Lotus `states_replica_update.go`, docs/snap-deals.md#the-scheduled-pipeline):
+/// a proving CC sector takes new data without sealing again. `sectors snap-up` moves it from
+/// Proving to SnapDealsAddPiece; AddPiece writes the update's data, ReplicaUpdate encodes it
+/// into the update replica, ProveReplicaUpdate runs PR1 and ProveReplicaUpdate2 runs PR2 (Lotus
+/// does both in one state; one task per state keeps each restartable alone), the proof waits
+/// in SubmitReplicaUpdate for an update batch (`ProveReplicaUpdates3`, up to 16 sectors), and
+/// FinalizeReplicaUpdate moves the files to long-term storage once the update has landed
+/// (Lotus finalizes before submitting; finalizing after keeps the update cache on the sealing
+/// path while the chain may still reject the proof, so a re-proof needs no fetch). Retries
+/// spent before the chain took the update end in AbortUpgrade: the sector still proves with
+/// its sector key, and the update's files are kept for the operator.
+pub static SNAP_DEALS: Pipeline = Pipeline {
+    name: "snap-deals",
+    first: SnapDealsAddPiece,
+    steps: &[
+        step(
+            SnapDealsAddPiece,
+            TaskType::AddPiece,
+            UpdateReplica,
+            SnapDealsAddPieceFailed,
+        ),
+        step(
+            UpdateReplica,
+            TaskType::ReplicaUpdate,
+            ProveReplicaUpdate,
+            ReplicaUpdateFailed,
+        ),
+        step(
+            ProveReplicaUpdate,
+            TaskType::ProveReplicaUpdate1,
+            ProveReplicaUpdate2,
+            ProveReplicaUpdateFailed,
+        ),
+        step(
+            ProveReplicaUpdate2,
+            TaskType::ProveReplicaUpdate2,
+            SubmitReplicaUpdate,
+            ProveReplicaUpdate2Failed,
+        ),
+        step(
+            FinalizeReplicaUpdate,
+            TaskType::FinalizeReplicaUpdate,
+            Proving,
+            FinalizeReplicaUpdateFailed,
+        ),
+    ],
+    retries: &[
+        retry(
+            SnapDealsAddPieceFailed,
+            SnapDealsAddPiece,
+            Some(AbortUpgrade),
+        ),
+        retry(ReplicaUpdateFailed, UpdateReplica, Some(AbortUpgrade)),
+        retry(
+            ProveReplicaUpdateFailed,
+            ProveReplicaUpdate,
+            Some(UpdateReplica),
+        ),
+        retry(
+            ProveReplicaUpdate2Failed,
+            ProveReplicaUpdate2,
+            Some(ProveReplicaUpdate),
+        ),
+        // Rejected by the chain: prove again from PR1.
+        retry(
+            SubmitReplicaUpdateFailed,
+            ProveReplicaUpdate,
+            Some(AbortUpgrade),
+        ),
+        retry(FinalizeReplicaUpdateFailed, FinalizeReplicaUpdate, None),
+    ],
+    edges: &[
+        edge(Proving, SnapDealsAddPiece, "snap-up by the operator"),
+        edge(
+            SubmitReplicaUpdate,
+            ReplicaUpdateWait,
+            "claimed into an update batch",
+        ),
+        edge(ReplicaUpdateWait, FinalizeReplicaUpdate, "update landed"),
+        edge(
+            ReplicaUpdateWait,
+            SubmitReplicaUpdateFailed,
+            "update rejected",
+        ),
+    ],
+};
+
+/// Unseal on demand (Lotus's UNS task): a proving sector's unsealed copy regenerated in its
+/// storage, from the sector key (labeled again) or, for a snapped sector, the update replica.
+/// The sector proves throughout; a failure past its retries leaves it Proving without a copy.
+pub static UNSEAL: Pipeline = Pipeline {
+    name: "unseal",
+    first: Unsealing,
+    steps: &[step(Unsealing, TaskType::Unseal, Proving, UnsealFailed)],
+    retries: &[retry(UnsealFailed, Unsealing, Some(Proving))],
+    edges: &[edge(Proving, Unsealing, "unseal requested")],
+};
+
+/// Every pipeline. A compute or failure state belongs to exactly one (a unit test checks), so
+/// a sector's state alone says which table moves it; Proving is where the later pipelines
+/// start and end.
+pub static PIPELINES: [&Pipeline; 3] = [&INTERACTIVE_POREP, &SNAP_DEALS, &UNSEAL];
+
+/// The step a compute state runs, in whichever pipeline has it.
+pub fn step_for(state: SectorState) -> Option<&'static Step> {
+    PIPELINES.iter().find_map(|p| p.step(state))
+}
+
+/// The retry rule of a failure state, in whichever pipeline has it.
+pub fn retry_for(failed: SectorState) -> Option<&'static Retry> {
+    PIPELINES.iter().find_map(|p| p.retry(failed))
+}
+
+/// Where a failed sector goes once its back-off has passed ([`Pipeline::retry_target`]).
+pub fn retry_target(failed: SectorState, fails: u32, max_retries: u32) -> Option<SectorState> {
+    PIPELINES
+        .iter()
+        .find_map(|p| p.retry_target(failed, fails, max_retries))
+}
+
+/// Every compute state of every pipeline.
+pub fn compute_states() -> Vec<SectorState> {
+    PIPELINES
+        .iter()
+        .flat_map(|p| p.steps.iter().map(|s| s.state))
+        .collect()
+}
+
+/// Every failure state of every pipeline.
+pub fn failure_states() -> Vec<SectorState> {
+    PIPELINES
+        .iter()
+        .flat_map(|p| p.retries.iter().map(|r| r.failed))
+        .collect()
+}
+
+/// Whether some pipeline moves a sector from `from` to `to` ([`Pipeline::allows`]).
+pub fn allows(from: SectorState, to: SectorState) -> bool {
+    PIPELINES.iter().any(|p| p.allows(from, to))
+}
+
 impl Pipeline {
     /// The step a compute state runs.
     pub fn step(&self, state: SectorState) -> Option<&Step> {
@@ -259,7 +416,7 @@ mod tests {
         for s in SectorState::ALL {
             assert_eq!(SectorState::parse(s.as_str()), Some(*s));
         }
-        assert_eq!(SectorState::ALL.len(), 22);
+        assert_eq!(SectorState::ALL.len(), 38);
         assert_eq!(PreCommitBatchWait.to_string(), "PreCommitBatchWait");
         assert_eq!(SectorState::parse("Sealing"), None);
     }
@@ -304,12 +461,86 @@ mod tests {
     fn every_state_is_reachable_and_every_failure_retries() {
         for s in SectorState::ALL {
             let reached =
-                *s == P.first || SectorState::ALL.iter().any(|f| f != s && P.allows(*f, *s));
+                *s == P.first || SectorState::ALL.iter().any(|f| f != s && allows(*f, *s));
             assert!(reached, "{s} is unreachable");
         }
-        for st in P.steps {
-            assert!(P.retry(st.failure).is_some(), "{} has no retry", st.failure);
+        for p in PIPELINES {
+            for st in p.steps {
+                assert!(p.retry(st.failure).is_some(), "{} has no retry", st.failure);
+            }
         }
+    }
+
+    #[test]
+    fn each_compute_and_failure_state_belongs_to_one_pipeline() {
+        for s in SectorState::ALL {
+            let owners = PIPELINES
+                .iter()
+                .filter(|p| p.step(*s).is_some() || p.retry(*s).is_some())
+                .count();
+            assert!(owners <= 1, "{s} is in {owners} pipelines");
+        }
+        // The later pipelines start from Proving and end there (or wait for the operator).
+        for p in [&SNAP_DEALS, &UNSEAL] {
+            assert!(p.allows(Proving, p.first), "{}", p.name);
+        }
+    }
+
+    /// Follows successes (and task-less edges that are no failure) from `first`.
+    fn happy_path(p: &Pipeline) -> Vec<SectorState> {
+        let mut s = p.first;
+        let mut path = vec![s];
+        loop {
+            s = match p.step(s) {
+                Some(st) => st.success,
+                None => match p.edges.iter().find(|e| e.from == s && !e.to.is_failure()) {
+                    Some(e) => e.to,
+                    None => break,
+                },
+            };
+            path.push(s);
+            if s.is_done() {
+                break;
+            }
+        }
+        path
+    }
+
+    #[test]
+    fn the_snap_and_unseal_pipelines_return_to_proving() {
+        assert_eq!(
+            happy_path(&SNAP_DEALS),
+            [
+                SnapDealsAddPiece,
+                UpdateReplica,
+                ProveReplicaUpdate,
+                ProveReplicaUpdate2,
+                SubmitReplicaUpdate,
+                ReplicaUpdateWait,
+                FinalizeReplicaUpdate,
+                Proving
+            ]
+        );
+        assert_eq!(happy_path(&UNSEAL), [Unsealing, Proving]);
+        let t = |s, f| retry_target(s, f, 3).unwrap();
+        assert_eq!(t(ProveReplicaUpdate2Failed, 4), ProveReplicaUpdate);
+        assert_eq!(t(ProveReplicaUpdateFailed, 4), UpdateReplica);
+        assert_eq!(t(ReplicaUpdateFailed, 4), AbortUpgrade);
+        assert_eq!(t(SubmitReplicaUpdateFailed, 1), ProveReplicaUpdate);
+        assert_eq!(t(FinalizeReplicaUpdateFailed, 40), FinalizeReplicaUpdate);
+        assert_eq!(t(UnsealFailed, 4), Proving);
+        assert_eq!(
+            step_for(UpdateReplica).unwrap().task,
+            TaskType::ReplicaUpdate
+        );
+        assert_eq!(
+            step_for(SnapDealsAddPiece).unwrap().task,
+            TaskType::AddPiece
+        );
+        assert!(AbortUpgrade.is_done() && !AbortUpgrade.is_failure());
+        assert!(UnsealFailed.is_failure() && SubmitReplicaUpdateFailed.is_failure());
+        assert!(allows(Proving, Unsealing) && allows(Proving, SnapDealsAddPiece));
+        assert!(!allows(Proving, UpdateReplica));
     }
 
     #[test]

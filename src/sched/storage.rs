@@ -12,7 +12,7 @@ use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 
 pub const META_FILE: &str = "sectorstore.json";
-pub const FILE_TYPES: [&str; 3] = ["unsealed", "sealed", "cache"];
+pub const FILE_TYPES: [&str; 5] = ["unsealed", "sealed", "cache", "update", "update-cache"];
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]
@@ -133,6 +133,23 @@ pub fn sector_name(miner: u64, number: u64) -> String {
 pub fn sector_paths(root: &Path, name: &str) -> serde_json::Value {
     let p = |t: &str| root.join(t).join(name).display().to_string();
     serde_json::json!({"unsealed": p("unsealed"), "sealed": p("sealed"), "cache": p("cache")})
+}
+
+/// The document `update.paths` of a snapped sector stored under `root` (Lotus's layout,
+/// docs/snap-deals.md#lotus-layout): the update's data is the sector's unsealed file (a CC
+/// sector keeps none), the update replica is `update/`, its cache `update-cache/`.
+pub fn update_paths(root: &Path, name: &str) -> serde_json::Value {
+    let p = |t: &str| root.join(t).join(name).display().to_string();
+    serde_json::json!({"unsealed": p("unsealed"), "sealed": p("update"), "cache": p("update-cache")})
+}
+
+/// Points a document's `paths` (and its update's, if it has one) at `root`: the one rule
+/// that makes a document follow its sector's files.
+pub fn rebase_doc(doc: &mut serde_json::Value, root: &Path, name: &str) {
+    doc["paths"] = sector_paths(root, name);
+    if doc.get("update").is_some_and(serde_json::Value::is_object) {
+        doc["update"]["paths"] = update_paths(root, name);
+    }
 }
 
 /// Whether `path` (of the sector named `name`) holds any of its files.
@@ -301,7 +318,8 @@ const OUR_JOURNALS: [&str; 3] = ["seal-ap.journal", "sealkit-pc1.json", "sealkit
 /// Finalize's trimming of a sealed sector's cache: what the reference's `clear_cache`
 /// removes (layers, tree_d, tree_c), plus the files only Commit1/Commit2 needed once the
 /// proof is on chain (our `commit1-output.json` and the synthetic proofs). tree_r_last,
-/// p_aux and t_aux stay: WindowPoSt needs them.
+/// p_aux and t_aux stay: WindowPoSt needs them. FinalizeReplicaUpdate trims an update cache
+/// the same way (its tree_d, and the vanilla proofs once the update is on chain).
 pub fn clear_cache(cache: &Path) -> Result<u64> {
     if !cache.is_dir() {
         bail!("cache directory {} is missing", cache.display());
@@ -315,6 +333,7 @@ pub fn clear_cache(cache: &Path) -> Result<u64> {
             || name == "sc-02-data-tree-d.dat"
             || name == crate::commit::synth_file::SYNTH_FILE
             || name == "commit1-output.json"
+            || name == crate::update::phase::VANILLA_FILE
             || OUR_JOURNALS.contains(&name.as_str());
         if drop {
             freed += e.metadata().map_or(0, |m| m.len());

@@ -75,6 +75,10 @@ pub struct TaskSpec {
     /// phase to it ([`super::gpu_assign`]).
     #[serde(default)]
     pub gpu: Option<usize>,
+    /// The phase writes files and prints no document (`seal-unseal`): the result is the
+    /// document it was given.
+    #[serde(default)]
+    pub keeps_doc: bool,
 }
 
 /// What the supervisor leaves behind.
@@ -205,7 +209,7 @@ fn set_stage(dir: &Path, stage: &str) {
 }
 
 fn rebase(doc: &mut Value, root: &Location, name: &str) {
-    doc["paths"] = storage::sector_paths(Path::new(&root.path), name);
+    storage::rebase_doc(doc, Path::new(&root.path), name);
 }
 
 fn net(spec: &TaskSpec) -> Result<&Net> {
@@ -316,8 +320,8 @@ fn check_fresh(spec: &TaskSpec, doc: &Value) -> Result<()> {
     Ok(())
 }
 
-/// Finalize: trim the cache and drop the unsealed copy where the sector is, then move it
-/// to its long-term path.
+/// Finalize (and FinalizeReplicaUpdate): trim the cache, and the update cache of a snapped
+/// sector, and drop the unsealed copy where the sector is, then move it to its long-term path.
 fn finalize(
     spec: &TaskSpec,
     mut doc: Value,
@@ -340,23 +344,31 @@ fn finalize(
         Some(l) => l.with_path(&root),
         None => Location::new(&spec.host, &root),
     };
-    if here.is_local() {
-        let unsealed = PathBuf::from(get("unsealed"));
-        super::hostcmd::finalize(
-            Path::new(&cache),
-            (!keep_unsealed).then_some(unsealed.as_path()),
-        )?;
-    } else {
-        let net = net(spec)?;
-        let h = net.host(&here.host)?;
-        h.check(&cache)?;
-        let mut args = vec!["host", "finalize", cache.as_str()];
-        let unsealed = get("unsealed");
-        if !keep_unsealed {
-            h.check(&unsealed)?;
-            args.extend(["--drop-unsealed", unsealed.as_str()]);
+    let mut caches = vec![cache.clone()];
+    if let Some(u) = doc["update"]["paths"]["cache"].as_str() {
+        caches.push(u.to_string());
+    }
+    for (i, cache) in caches.iter().enumerate() {
+        // The unsealed copy (the update's data, for a snapped sector) goes with the first.
+        let drop_unsealed = !keep_unsealed && i == 0;
+        if here.is_local() {
+            let unsealed = PathBuf::from(get("unsealed"));
+            super::hostcmd::finalize(
+                Path::new(cache),
+                drop_unsealed.then_some(unsealed.as_path()),
+            )?;
+        } else {
+            let net = net(spec)?;
+            let h = net.host(&here.host)?;
+            h.check(cache)?;
+            let mut args = vec!["host", "finalize", cache.as_str()];
+            let unsealed = get("unsealed");
+            if drop_unsealed {
+                h.check(&unsealed)?;
+                args.extend(["--drop-unsealed", unsealed.as_str()]);
+            }
+            net.ssh.sched(h, &args)?;
         }
-        net.ssh.sched(h, &args)?;
     }
     if &here != store {
         if here.is_local() && store.is_local() {
@@ -414,7 +426,7 @@ fn run_local(dir: &Path, spec: &TaskSpec, doc: &Value, lock: RawFd) -> Result<Va
         .with_context(|| format!("cannot start {}", spec.argv[0]))?;
     feed(&mut child, doc)?;
     let status = wait_phase(dir, spec, &mut child, &|| {})?;
-    phase_result(dir, spec, status)
+    phase_result(dir, spec, doc, status)
 }
 
 fn stderr_log(dir: &Path) -> Result<File> {
@@ -433,7 +445,12 @@ fn feed(child: &mut std::process::Child, doc: &Value) -> Result<()> {
 }
 
 /// The phase's result document, or its failure with the last line it printed on stderr.
-fn phase_result(dir: &Path, spec: &TaskSpec, status: std::process::ExitStatus) -> Result<Value> {
+fn phase_result(
+    dir: &Path,
+    spec: &TaskSpec,
+    doc: &Value,
+    status: std::process::ExitStatus,
+) -> Result<Value> {
     if !status.success() {
         let log = std::fs::read(dir.join("stderr.log")).unwrap_or_default();
         let last = remote::last_line(&log);
@@ -445,6 +462,9 @@ fn phase_result(dir: &Path, spec: &TaskSpec, status: std::process::ExitStatus) -
             .into());
         }
         anyhow::bail!("{} failed ({status}): {last}", spec.kind);
+    }
+    if spec.keeps_doc {
+        return Ok(doc.clone());
     }
     let text = std::fs::read_to_string(dir.join("stdout.json"))?;
     let line = text
@@ -488,7 +508,7 @@ fn run_remote(
         let _ = kill_remote(net, h, &pidfile);
     };
     let status = wait_phase(dir, spec, &mut child, &kill)?;
-    match phase_result(dir, spec, status) {
+    match phase_result(dir, spec, doc, status) {
         Err(e) if remote::is_lost(&e) => Err(after_lost(net, h, &pidfile, e)),
         r => r,
     }
@@ -502,7 +522,12 @@ fn check_doc_paths(h: &HostSpec, doc: &Value, sector_files: bool) -> Result<()> 
         .filter(|_| sector_files)
         .into_iter()
         .flat_map(|m| m.values());
-    for p in paths.chain(doc.get("c1_output")) {
+    let update_paths = doc["update"]["paths"]
+        .as_object()
+        .filter(|_| sector_files)
+        .into_iter()
+        .flat_map(|m| m.values());
+    for p in paths.chain(update_paths).chain(doc.get("c1_output")) {
         let p = p.as_str().context("a document path is not a string")?;
         h.check(p)
             .with_context(|| format!("sector document path {p:?}"))?;

@@ -23,15 +23,29 @@ macro_rules! task_types {
                 [$(TaskType::$s,)+ $(TaskType::$o,)*];
 
             /// The task types a worker runs unless its config lists others, and the ones the
-            /// operator names in help and error texts: every kind the sealing pipeline uses.
+            /// operator names in help and error texts: every kind the pipelines use.
             pub const SEALING: [TaskType; [$(TaskType::$s,)+].len()] = [$(TaskType::$s,)+];
         }
     };
 }
 
 task_types!(
-    sealing: [AddPiece, PreCommit1, PreCommit2, Commit1, Commit2, Finalize, Fetch],
-    other: [Unseal],
+    sealing: [
+        AddPiece,
+        PreCommit1,
+        PreCommit2,
+        Commit1,
+        Commit2,
+        Finalize,
+        Fetch,
+        ReplicaUpdate,
+        ProveReplicaUpdate1,
+        ProveReplicaUpdate2,
+        RegenSectorKey,
+        FinalizeReplicaUpdate,
+        Unseal,
+    ],
+    other: [],
 );
 
 impl TaskType {
@@ -58,6 +72,11 @@ impl TaskType {
             TaskType::Finalize => "FIN",
             TaskType::Fetch => "GET",
             TaskType::Unseal => "UNS",
+            TaskType::ReplicaUpdate => "RU",
+            TaskType::ProveReplicaUpdate1 => "PR1",
+            TaskType::ProveReplicaUpdate2 => "PR2",
+            TaskType::RegenSectorKey => "GSK",
+            TaskType::FinalizeReplicaUpdate => "FRU",
         }
     }
 
@@ -85,7 +104,20 @@ impl TaskType {
             TaskType::Unseal => 1,
             TaskType::Fetch => -1,
             TaskType::Finalize => -3,
+            // docs/snap-deals.md#lotus-task-types: FRU is missing from Lotus's order map,
+            // so it reads as 0.
+            TaskType::ReplicaUpdate => 8,
+            TaskType::ProveReplicaUpdate1 => 6,
+            TaskType::ProveReplicaUpdate2 => 7,
+            TaskType::RegenSectorKey => 11,
+            TaskType::FinalizeReplicaUpdate => 0,
         }
+    }
+
+    /// Whether Lotus's resource table has the type: Finalize and FinalizeReplicaUpdate have
+    /// none, so they need nothing and their `FIN_*` / `FRU_*` overrides are refused.
+    pub fn has_resource_entry(self) -> bool {
+        !matches!(self, TaskType::Finalize | TaskType::FinalizeReplicaUpdate)
     }
 
     /// Position in [`TaskType::ALL`]; used to index dense per-type tables
@@ -113,7 +145,10 @@ mod tests {
         let shorts: Vec<&str> = TaskType::ALL.iter().map(|t| t.short()).collect();
         assert_eq!(
             shorts,
-            ["AP", "PC1", "PC2", "C1", "C2", "FIN", "GET", "UNS"]
+            [
+                "AP", "PC1", "PC2", "C1", "C2", "FIN", "GET", "RU", "PR1", "PR2", "GSK", "FRU",
+                "UNS"
+            ]
         );
     }
 
@@ -133,8 +168,8 @@ mod tests {
     #[test]
     fn order_matches_lotus_table() {
         let orders: Vec<i32> = TaskType::ALL.iter().map(|t| t.order()).collect();
-        // AP, PC1, PC2, C1, C2, FIN, GET, UNS
-        assert_eq!(orders, [9, 5, 4, 2, 3, -3, -1, 1]);
+        // AP, PC1, PC2, C1, C2, FIN, GET, RU, PR1, PR2, GSK, FRU, UNS
+        assert_eq!(orders, [9, 5, 4, 2, 3, -3, -1, 8, 6, 7, 11, 0, 1]);
     }
 
     #[test]
@@ -145,15 +180,12 @@ mod tests {
     }
 
     #[test]
-    fn sealing_is_all_but_unseal_and_lists_its_short_names() {
-        let all_but_unseal: Vec<TaskType> = TaskType::ALL
-            .into_iter()
-            .filter(|t| *t != TaskType::Unseal)
-            .collect();
-        assert_eq!(TaskType::SEALING.to_vec(), all_but_unseal);
+    fn workers_run_every_type_by_default_and_help_lists_them() {
+        // Lotus's worker switches all default to true (`--unseal`, `--replica-update`, …).
+        assert_eq!(TaskType::SEALING.to_vec(), TaskType::ALL.to_vec());
         assert_eq!(
             TaskType::short_names(&TaskType::SEALING),
-            "AP, PC1, PC2, C1, C2, FIN, GET"
+            "AP, PC1, PC2, C1, C2, FIN, GET, RU, PR1, PR2, GSK, FRU, UNS"
         );
     }
 

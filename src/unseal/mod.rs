@@ -55,38 +55,17 @@ pub enum Request {
 /// Blocks decoded per output step.
 const BLOCKS_PER_STEP: u64 = 8192;
 
-/// Writes the requested bytes to `out`; returns how many were written.
-pub fn unseal(
-    doc: &SectorDoc,
-    request: Request,
-    cpus: &[usize],
-    verbose: bool,
-    out: &mut dyn Write,
-) -> Result<u64> {
-    let proof = doc.seal_proof()?;
-    let paths = doc.paths()?;
-    let sealed = paths
-        .sealed
-        .context("sector document has no \"paths.sealed\"")?;
-    let cache = paths
-        .cache
-        .context("sector document has no \"paths.cache\"")?;
-    let _lock = SectorLock::acquire(&cache)?;
-    let comm_d = doc.hex32("comm_d")?;
-    // A snapped sector's data is the update's: its pieces, comm_d and replica.
-    let snapped = match doc.get("update") {
-        Some(_) => Some(doc.update_doc()?).filter(|u| u.get("comm_r").is_some()),
-        None => None,
-    };
-    let data_doc = snapped.as_ref().unwrap_or(doc);
-    let rid = replica_id(
-        &doc.prover_id()?,
-        doc.sector()?,
-        &doc.ticket()?,
-        &comm_d,
-        &proof.porep_id(),
-    );
-    let size = proof.sector_size();
+/// A request resolved against a document: the unpadded range it covers, and the spans whose
+/// recorded roots the decoded bytes must match before anything is written.
+struct Resolved {
+    size: u64,
+    offset: u64,
+    len: u64,
+    spans: Vec<Span>,
+}
+
+/// Checks `request` against `data_doc` (the sector's, or a snapped sector's update).
+fn resolve(data_doc: &SectorDoc, request: Request, size: u64) -> Result<Resolved> {
     let capacity = size / 128 * 127;
     let (offset, len) = match request {
         Request::Padded => (0, 0),
@@ -107,8 +86,53 @@ pub fn unseal(
             "range {offset}+{len} runs past the sector's {capacity} unpadded bytes"
         );
     }
-
     let spans = spans_to_check(data_doc, request, size, offset, len)?;
+    Ok(Resolved {
+        size,
+        offset,
+        len,
+        spans,
+    })
+}
+
+/// The update of a snapped sector (its `update` has a comm_r), whose data the sector holds.
+fn snapped_update(doc: &SectorDoc) -> Result<Option<SectorDoc>> {
+    Ok(match doc.get("update") {
+        Some(_) => Some(doc.update_doc()?).filter(|u| u.get("comm_r").is_some()),
+        None => None,
+    })
+}
+
+/// Writes the requested bytes to `out`; returns how many were written.
+pub fn unseal(
+    doc: &SectorDoc,
+    request: Request,
+    cpus: &[usize],
+    verbose: bool,
+    out: &mut dyn Write,
+) -> Result<u64> {
+    let proof = doc.seal_proof()?;
+    let paths = doc.paths()?;
+    let sealed = paths
+        .sealed
+        .context("sector document has no \"paths.sealed\"")?;
+    let cache = paths
+        .cache
+        .context("sector document has no \"paths.cache\"")?;
+    let _lock = SectorLock::acquire(&cache)?;
+    let comm_d = doc.hex32("comm_d")?;
+    // A snapped sector's data is the update's: its pieces, comm_d and replica.
+    let snapped = snapped_update(doc)?;
+    let data_doc = snapped.as_ref().unwrap_or(doc);
+    let rid = replica_id(
+        &doc.prover_id()?,
+        doc.sector()?,
+        &doc.ticket()?,
+        &comm_d,
+        &proof.porep_id(),
+    );
+    let size = proof.sector_size();
+    let resolved = resolve(data_doc, request, size)?;
 
     let replica_path = match &snapped {
         Some(u) => u.path("sealed").context("update")?,
@@ -151,10 +175,53 @@ pub fn unseal(
             });
         buf
     };
+    check_and_write(&decode, request, &resolved, verbose, out)
+}
 
+/// Writes the requested bytes from the sector's kept unsealed copy (the padded file Lotus
+/// keeps, or one an unseal regenerated): the same request, the same checks against the
+/// document's commitments before a byte is written, no labeling. For a snapped sector the
+/// copy is the update's data.
+pub fn read_unsealed_copy(
+    doc: &SectorDoc,
+    request: Request,
+    verbose: bool,
+    out: &mut dyn Write,
+) -> Result<u64> {
+    let proof = doc.seal_proof()?;
+    let paths = doc.paths()?;
+    let cache = paths
+        .cache
+        .context("sector document has no \"paths.cache\"")?;
+    let _lock = SectorLock::acquire(&cache)?;
+    let snapped = snapped_update(doc)?;
+    let data_doc = snapped.as_ref().unwrap_or(doc);
+    let unsealed = data_doc
+        .paths()?
+        .unsealed
+        .context("sector document has no \"paths.unsealed\"")?;
+    let size = proof.sector_size();
+    let resolved = resolve(data_doc, request, size)?;
+    let copy = map_sized(&unsealed, size, "unsealed copy")?;
+    let read = |first_node: u64, nodes: u64| -> Vec<u8> {
+        copy[(first_node * 32) as usize..((first_node + nodes) * 32) as usize].to_vec()
+    };
+    check_and_write(&read, request, &resolved, verbose, out)
+}
+
+/// Checks the spans, then writes the request: `decode(first_node, nodes)` gives padded
+/// sector bytes.
+fn check_and_write(
+    decode: &(dyn Fn(u64, u64) -> Vec<u8> + Sync),
+    request: Request,
+    r: &Resolved,
+    verbose: bool,
+    out: &mut dyn Write,
+) -> Result<u64> {
+    let (size, offset, len) = (r.size, r.offset, r.len);
     step(verbose, "checking the decoded data", || {
-        for span in &spans {
-            span.check(&decode)?;
+        for span in &r.spans {
+            span.check(decode)?;
         }
         Ok(())
     })?;

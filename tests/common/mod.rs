@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: seeded randomness and the reference oracle.
 #![allow(dead_code)]
 
+pub mod chaos;
 pub mod fake_lotus;
 pub mod sched;
 pub mod sector;

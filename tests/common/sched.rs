@@ -7,6 +7,7 @@ use std::process::{Child, Command, Output, Stdio};
 use serde_json::Value;
 
 use super::sector::{parent_cache_dir, run_tool};
+use sealkit::sched::config::Config;
 use sealkit::sector::document::SectorDoc;
 
 pub const SCHED: &str = env!("CARGO_BIN_EXE_seal-sched");
@@ -67,6 +68,24 @@ pub fn verify_all(repo: &Path, dir: &Path) -> Vec<Value> {
         );
     }
     sectors
+}
+
+/// `seal-sched init` of `repo` on a fast simulated chain (100 ms epochs, seed after 20, 2 s
+/// batch waits, 1 s retries), with `edit` applied to its config; returns the config.
+pub fn fast_repo(repo: &Path, edit: impl FnOnce(&mut Config)) -> Config {
+    ok(sched(repo, &["init"]));
+    let mut cfg = Config::load(&repo.join("config.toml")).unwrap();
+    cfg.chain.epoch = "100ms".into();
+    cfg.chain.seed_delay = 20;
+    cfg.batching.precommit_batch_wait = "2s".into();
+    cfg.batching.commit_batch_wait = "2s".into();
+    cfg.batching.update_batch_wait = "2s".into();
+    cfg.batching.precommit_batch_slack = "1s".into();
+    cfg.batching.commit_batch_slack = "1s".into();
+    cfg.sealing.retry_min = "1s".into();
+    edit(&mut cfg);
+    std::fs::write(repo.join("config.toml"), cfg.to_toml()).unwrap();
+    cfg
 }
 
 /// `seal-sched run --until-done --quiet` in the background; its stderr is appended to

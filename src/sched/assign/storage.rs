@@ -57,6 +57,11 @@ pub(super) const UNSEALED: u64 = 10;
 pub(super) const SEALED_CACHE: u64 = 151;
 /// Sealed (10) + finalized cache (1): what a finalized sector occupies.
 pub(super) const FINALIZED: u64 = 11;
+/// Update replica (10) + update cache while proving (21): what ReplicaUpdate writes
+/// (docs/snap-deals.md#lotus-resource-table).
+pub(super) const UPDATE: u64 = 31;
+/// Update replica (10) + finalized update cache (1).
+pub(super) const UPDATE_FINALIZED: u64 = 11;
 
 /// The storage rules of one task, worked out once before looking at workers.
 pub(super) struct TaskStorage {
@@ -119,6 +124,7 @@ impl<'a> Pass<'a> {
         use TaskType::*;
         let need = |kind, tenths, role| Need { kind, tenths, role };
         if t.task == Commit2 {
+            // Its input travels with the task (the Commit1 output is staged).
             return Ok(TaskStorage {
                 none: true,
                 located: false,
@@ -157,6 +163,30 @@ impl<'a> Pass<'a> {
                 (None, need(Kind::Seal, SEALED_CACHE, Role::Fetch), true)
             }
             Finalize => (None, need(Kind::Store, FINALIZED, Role::Fetch), true),
+            // The update is written beside the sector key it reads (Lotus fetches sealed,
+            // cache and unsealed to a sealing path and allocates update + update-cache).
+            ReplicaUpdate => (
+                Some(need(Kind::Seal, UPDATE, Role::Alloc)),
+                need(Kind::Seal, FINALIZED + UNSEALED + UPDATE, Role::Both),
+                true,
+            ),
+            // GSK writes the sector key back beside the update.
+            RegenSectorKey => (
+                Some(need(Kind::Seal, FINALIZED, Role::Alloc)),
+                need(Kind::Seal, FINALIZED + UNSEALED + UPDATE, Role::Both),
+                true,
+            ),
+            // PR1 reads both trees; PR2 reads the vanilla proofs in the update cache.
+            ProveReplicaUpdate1 | ProveReplicaUpdate2 => (
+                None,
+                need(Kind::Seal, FINALIZED + UPDATE, Role::Fetch),
+                true,
+            ),
+            FinalizeReplicaUpdate => (
+                None,
+                need(Kind::Store, FINALIZED + UPDATE_FINALIZED, Role::Fetch),
+                true,
+            ),
             Fetch => (
                 Some(need(Kind::Store, FINALIZED, Role::Fetch)),
                 need(Kind::Store, FINALIZED, Role::Fetch),

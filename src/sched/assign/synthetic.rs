@@ -142,6 +142,10 @@ pub fn synthetic_load(
             Finalize => 120.0,
             Fetch => 900.0,
             Unseal => 3.0 * 3600.0,
+            ReplicaUpdate | RegenSectorKey => 1200.0,
+            ProveReplicaUpdate1 => 60.0,
+            ProveReplicaUpdate2 => 1800.0,
+            FinalizeReplicaUpdate => 120.0,
         } * (0.5 + rng.below(100) as f64 / 100.0);
         let location =
             if workers == 0 || task == Commit2 || (task == AddPiece && rng.below(10) != 0) {

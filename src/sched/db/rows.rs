@@ -275,8 +275,8 @@ pub(super) fn task_row(r: &Row) -> Result<TaskRow, RowError> {
         c.fail(
             "kind",
             format!(
-                "holds {kind:?}, which is no task type ({}…)",
-                TaskType::short_names(&TaskType::SEALING)
+                "holds {kind:?}, which is no task type ({})",
+                TaskType::short_names(&TaskType::ALL)
             ),
         )
     })?;

@@ -169,6 +169,20 @@ pub fn set_doc(conn: &Connection, sector: u64, doc: &Value) -> Result<()> {
     Ok(())
 }
 
+/// A proving CC sector takes deal pieces (a snap deal): they are what its AddPiece reads.
+pub fn set_deal_pieces(
+    conn: &Connection,
+    sector: u64,
+    priority: i64,
+    pieces: &[String],
+) -> Result<()> {
+    conn.execute(
+        "UPDATE sectors SET deal = 1, priority = ?2, pieces = ?3 WHERE number = ?1",
+        params![sector as i64, priority, serde_json::to_string(pieces)?],
+    )?;
+    Ok(())
+}
+
 /// Where the sector's files are (`None`: not placed yet).
 pub fn set_location(conn: &Connection, sector: u64, location: Option<&str>) -> Result<()> {
     conn.execute(

@@ -25,13 +25,23 @@ CREATE TABLE IF NOT EXISTS pending (id TEXT PRIMARY KEY, kind TEXT NOT NULL,
 pub enum OnChainState {
     Precommitted,
     Proving,
+    /// Proving, with deal data from a snap-deal update (its comm_r is the update's): no
+    /// second update.
+    Updated,
 }
 
 impl OnChainState {
+    const ALL: [OnChainState; 3] = [
+        OnChainState::Precommitted,
+        OnChainState::Proving,
+        OnChainState::Updated,
+    ];
+
     fn name(self) -> &'static str {
         match self {
             OnChainState::Precommitted => "precommitted",
             OnChainState::Proving => "proving",
+            OnChainState::Updated => "updated",
         }
     }
 }
@@ -92,7 +102,7 @@ pub fn sector(conn: &Connection, n: u64) -> Result<Option<OnChain>> {
         )
         .optional()?;
     row.map(|(state, precommit_epoch, comm_r)| {
-        let state = [OnChainState::Precommitted, OnChainState::Proving]
+        let state = OnChainState::ALL
             .into_iter()
             .find(|s| s.name() == state)
             .with_context(|| format!("chain.db sector {n}: unknown state {state:?}"))?;
@@ -117,6 +127,15 @@ pub fn prove(conn: &Connection, n: u64) -> Result<()> {
     conn.execute(
         "UPDATE onchain SET state = ?2 WHERE sector = ?1",
         params![n as i64, OnChainState::Proving.name()],
+    )?;
+    Ok(())
+}
+
+/// Sector `n`'s replica was updated: its comm_r is now `comm_r` (hex).
+pub fn update(conn: &Connection, n: u64, comm_r: &str) -> Result<()> {
+    conn.execute(
+        "UPDATE onchain SET state = ?2, comm_r = ?3 WHERE sector = ?1",
+        params![n as i64, OnChainState::Updated.name(), comm_r],
     )?;
     Ok(())
 }

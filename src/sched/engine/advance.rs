@@ -5,7 +5,7 @@ use anyhow::Result;
 
 use crate::sched::chain::Domain;
 use crate::sched::db::{self, now, sectors};
-use crate::sched::state::{SectorState, INTERACTIVE_POREP as PIPELINE};
+use crate::sched::state::{self, SectorState};
 
 impl Engine {
     /// Moves sectors whose next step needs no task: retries after back-off, seeds.
@@ -15,14 +15,13 @@ impl Engine {
         let seed_delay = self.chain.seed_delay();
         let miner = self.cfg.sealing.miner;
         let chain = &self.chain;
-        let failures: Vec<SectorState> = PIPELINE.retries.iter().map(|r| r.failed).collect();
+        let failures = state::failure_states();
         self.db.tx(|tx| {
             for s in sectors::retry_due(tx, &failures, now())? {
                 let failed = s.state;
-                let r = PIPELINE.retry(failed).expect("selected as a failure");
-                let target = PIPELINE
-                    .retry_target(failed, s.fails, max)
-                    .expect("selected as a failure");
+                let r = state::retry_for(failed).expect("selected as a failure");
+                let target =
+                    state::retry_target(failed, s.fails, max).expect("selected as a failure");
                 if target != r.phase {
                     // Falling back to an earlier phase (or giving up) starts its count anew.
                     sectors::reset_fails(tx, s.number)?;

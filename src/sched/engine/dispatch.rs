@@ -19,6 +19,7 @@ use crate::sched::location::Location;
 use crate::sched::numbering;
 use crate::sched::queue::QueuedTask;
 use crate::sched::resources::ResourceTable;
+use crate::sched::state::SectorState;
 use crate::sched::storage;
 use crate::sched::supervisor::{self, TaskSpec};
 use crate::sched::task_state::TaskState;
@@ -163,9 +164,13 @@ impl Engine {
                 root
             }
         };
-        // The document's paths always follow the sector's location (one rule, also after a
-        // failed first run that never reported a document).
-        doc["paths"] = storage::sector_paths(Path::new(&Location::parse(&location)?.path), &name);
+        // The document's paths (and its update's) always follow the sector's location (one
+        // rule, also after a failed first run that never reported a document).
+        storage::rebase_doc(
+            &mut doc,
+            Path::new(&Location::parse(&location)?.path),
+            &name,
+        );
         let host = w.host_id();
         let remote = self.monitor.net.hosts.get(&host).cloned();
         let bin_dir = match &remote {
@@ -184,6 +189,9 @@ impl Engine {
         let argv = match t.kind {
             TaskType::AddPiece => {
                 let mut v = vec![bin("seal-ap")];
+                if s.state == SectorState::SnapDealsAddPiece {
+                    v.push("--update".into());
+                }
                 for (i, p) in s.pieces.iter().enumerate() {
                     v.push("--piece".into());
                     if remote.is_some() {
@@ -242,14 +250,39 @@ impl Engine {
                 }
                 vec![bin("seal-c2")]
             }
-            _ => vec![],
+            TaskType::ReplicaUpdate => vec![bin("seal-ru")],
+            TaskType::ProveReplicaUpdate1 => vec![bin("seal-pru1")],
+            TaskType::ProveReplicaUpdate2 => vec![bin("seal-pru2")],
+            TaskType::RegenSectorKey => vec![bin("seal-unseal"), "--sector-key".into()],
+            TaskType::Unseal => {
+                // The unsealed copy, where Lotus keeps it (the update's data once snapped).
+                let snapped = doc["update"]["comm_r"].is_string();
+                let paths = if snapped {
+                    &doc["update"]["paths"]
+                } else {
+                    &doc["paths"]
+                };
+                let out = paths["unsealed"]
+                    .as_str()
+                    .context("the document has no unsealed path")?;
+                vec![
+                    bin("seal-unseal"),
+                    "--padded".into(),
+                    "--out".into(),
+                    out.to_string(),
+                ]
+            }
+            TaskType::Finalize | TaskType::FinalizeReplicaUpdate | TaskType::Fetch => vec![],
         };
-        let finalize = if t.kind == TaskType::Finalize {
+        let finalize = if matches!(t.kind, TaskType::Finalize | TaskType::FinalizeReplicaUpdate) {
             let from = fetch_to.clone().unwrap_or_else(|| location.clone());
             let store = self
                 .store_path(w, &from, views)
                 .with_context(|| format!("worker {} has no storage path that can store", w.name))?;
-            Some((store, self.cfg.sealing.keep_unsealed && s.deal))
+            // A snapped sector holds deal data; a document may refuse a kept copy.
+            let deal = s.deal || t.kind == TaskType::FinalizeReplicaUpdate;
+            let wanted = s.doc[numbering::KEEP_UNSEALED].as_bool().unwrap_or(true);
+            Some((store, self.cfg.sealing.keep_unsealed && deal && wanted))
         } else {
             None
         };
@@ -299,6 +332,7 @@ impl Engine {
             net: touches_remote.then(|| self.monitor.net.clone()),
             fresh: s.location.is_none(),
             gpu,
+            keeps_doc: matches!(t.kind, TaskType::Unseal | TaskType::RegenSectorKey),
         };
         let dir = self.task_dir(t.id);
         std::fs::create_dir_all(&dir)?;
@@ -315,9 +349,15 @@ impl Engine {
             if s.location.is_none() {
                 sectors::set_location(tx, s.number, Some(location.as_str()))?;
             }
-            if s.doc.get("paths") != spec.doc.get("paths") {
+            let update_paths = |d: &Value| d.get("update").and_then(|u| u.get("paths")).cloned();
+            if s.doc.get("paths") != spec.doc.get("paths")
+                || update_paths(&s.doc) != update_paths(&spec.doc)
+            {
                 let mut d = s.doc.clone();
                 d["paths"] = spec.doc["paths"].clone();
+                if let Some(u) = update_paths(&spec.doc) {
+                    d["update"]["paths"] = u;
+                }
                 db::set_doc(tx, s.number, &d)?;
             }
             db::event(

@@ -5,7 +5,7 @@ use anyhow::Result;
 
 use crate::sched::chain::Domain;
 use crate::sched::db::{self, sectors, tasks};
-use crate::sched::state::{SectorState, INTERACTIVE_POREP as PIPELINE};
+use crate::sched::state;
 use crate::sched::task_type::TaskType;
 
 impl Engine {
@@ -14,11 +14,11 @@ impl Engine {
         let head = self.chain.head()?;
         let miner = self.cfg.sealing.miner;
         let chain = &self.chain;
-        let compute: Vec<SectorState> = PIPELINE.steps.iter().map(|s| s.state).collect();
+        let compute = state::compute_states();
         self.db.tx(|tx| {
             let todo = sectors::without_live_task(tx, &compute)?;
             for s in todo {
-                let kind = PIPELINE.step(s.state).expect("a compute state").task;
+                let kind = state::step_for(s.state).expect("a compute state").task;
                 if kind == TaskType::PreCommit1 {
                     // GetTicket: a fresh ticket for every PC1 attempt.
                     let ticket = chain.randomness(Domain::Ticket, head, miner)?;

@@ -15,7 +15,7 @@ impl Engine {
             return Ok(());
         };
         batch::recover(&p, &mut self.db, self.chain.as_ref(), &self.cfg)?;
-        for kind in [MsgKind::PreCommit, MsgKind::ProveCommit] {
+        for kind in MsgKind::ALL {
             batch::publish(
                 &p,
                 &mut self.db,

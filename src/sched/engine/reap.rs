@@ -1,13 +1,13 @@
 //! Collecting finished tasks (ours, or re-attached after a restart) and recording each
 //! result with its sector's next state in one transaction.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::{c1_copy, Engine};
 
 use crate::sched::config::Config;
 use crate::sched::db::{self, now, sectors, tasks, TaskRow};
-use crate::sched::state::{self, INTERACTIVE_POREP as PIPELINE};
+use crate::sched::state;
 use crate::sched::storage;
 use crate::sched::supervisor;
 use crate::sched::task_state::TaskState;
@@ -92,14 +92,15 @@ impl Engine {
                 self.monitor.probe_soon(&w.host_id());
             }
         }
-        let step = *PIPELINE
-            .step_of(t.kind)
-            .with_context(|| format!("task {}: {} runs in no state", t.id, t.kind.short()))?;
-        let phase = step.state;
         self.db.tx(|tx| {
             let Some(s) = sectors::get(tx, t.sector)? else {
                 return Ok(());
             };
+            // The step the task ran for is the one of the sector's state, if that state runs
+            // this kind of task (AddPiece runs in two pipelines); else the sector moved on.
+            let step = state::step_for(s.state)
+                .filter(|st| st.task == t.kind)
+                .copied();
             if let Some(loc) = &st.location {
                 sectors::set_location(tx, s.number, Some(loc.as_str()))?;
             }
@@ -116,7 +117,7 @@ impl Engine {
             // A lost connection is the host's trouble, not the sector's: queue the task again
             // (the next pass does) without a failure, unless it keeps happening.
             let lost_before = tasks::lost_since_done(tx, s.number)?;
-            if st.lost && s.state == phase && lost_before < MAX_LOST {
+            if st.lost && step.is_some() && lost_before < MAX_LOST {
                 let err = st.error.clone().unwrap_or_default();
                 tasks::finish(tx, t.id, TaskState::Lost, now(), Some(&err))?;
                 return db::event(
@@ -131,7 +132,7 @@ impl Engine {
                     ),
                 );
             }
-            if s.state != phase {
+            let Some(step) = step else {
                 tasks::finish(
                     tx,
                     t.id,
@@ -140,7 +141,7 @@ impl Engine {
                     Some("result ignored: the sector moved on"),
                 )?;
                 return Ok(());
-            }
+            };
             if st.ok {
                 tasks::finish(tx, t.id, TaskState::Done, st.finished, None)?;
                 if let Some(doc) = &st.doc {

@@ -280,7 +280,7 @@ pub fn render(s: &Snapshot) -> Result<String> {
         "Age of the oldest pending sector (state pending) or unlanded batch (recorded, sent)",
         Some(Unit::Seconds),
     );
-    for kind in [MsgKind::PreCommit, MsgKind::ProveCommit] {
+    for kind in MsgKind::ALL {
         let k = kind.name();
         let (wait_state, _) = crate::sched::batch::pending_state(kind);
         let waiting: Vec<f64> = s

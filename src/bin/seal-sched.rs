@@ -213,10 +213,11 @@ enum SectorsCmd {
     /// (ProveReplicaUpdates3), FinalizeReplicaUpdate, Proving again. The pieces stay in
     /// place until AddPiece has read them.
     ///
-    /// Example: seal-sched sectors snap-up 7 --piece /deals/a.car --piece /deals/b.car
+    /// Examples: seal-sched sectors snap-up 7 --piece /deals/a.car --piece /deals/b.car
+    ///           seal-sched sectors snap-up --piece /deals/c.car   # the lowest proving CC sector
     SnapUp {
-        /// The sector number.
-        number: u64,
+        /// The sector number (default: the lowest-numbered proving CC sector).
+        number: Option<u64>,
         #[arg(long = "piece", value_name = "FILE", required = true)]
         pieces: Vec<PathBuf>,
         /// Keep no unsealed copy after FinalizeReplicaUpdate, whatever `[sealing]
@@ -761,7 +762,7 @@ fn sectors(repo: &Repo, c: SectorsCmd) -> Result<()> {
             no_wait,
         } => {
             let mut db = repo.open_db()?;
-            if proving::request_unseal(&mut db, number)? == proving::Unsealed::Pending {
+            if proving::request_unseal(&mut db, number, !no_wait)? == proving::Unsealed::Pending {
                 if no_wait {
                     log::emit(
                         log::Level::Info,

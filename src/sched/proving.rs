@@ -45,29 +45,48 @@ fn proving(tx: &rusqlite::Connection, n: u64, what: &str) -> Result<SectorRow> {
     Ok(s)
 }
 
-/// Starts the snap-deal pipeline on proving CC sector `n` with the deal `pieces`: they are
-/// what its AddPiece reads (kept in place until then), the document gains an empty `update`
-/// and the sector moves to SnapDealsAddPiece.
+/// Whether `s` is a committed-capacity sector never updated.
+fn is_fresh_cc(s: &SectorRow) -> bool {
+    !s.deal && s.pieces.is_empty() && s.doc.get("update").is_none()
+}
+
+/// Starts the snap-deal pipeline on proving CC sector `n` (`None`: the lowest-numbered one
+/// with no task) with the deal `pieces`: they are what its AddPiece reads (kept in place
+/// until then), the document gains an empty `update` and the sector moves to
+/// SnapDealsAddPiece.
 pub fn snap_up(
     db: &mut Db,
-    n: u64,
+    n: Option<u64>,
     pieces: &[PathBuf],
     keep_unsealed: Option<bool>,
 ) -> Result<SnapUp> {
     ensure!(!pieces.is_empty(), "snap-up needs at least one --piece");
     let abs = numbering::piece_paths(pieces)?;
     db.tx(|tx| {
+        let n = match n {
+            Some(n) => n,
+            None => {
+                let mut found = None;
+                for s in sectors::in_state(tx, SectorState::Proving)? {
+                    if is_fresh_cc(&s) && tasks::live_of(tx, s.number)?.is_empty() {
+                        found = Some(s.number);
+                        break;
+                    }
+                }
+                found.context("no proving committed-capacity sector to snap up")?
+            }
+        };
         let s = proving(tx, n, "snapped up")?;
-        ensure!(
-            !s.deal && s.pieces.is_empty(),
-            "sector {n} holds deal data: only a committed-capacity sector can be snapped up"
-        );
         if let Some(u) = s.doc.get("update") {
             match u.get("landed_epoch") {
                 Some(e) => bail!("sector {n} was snapped up already (its update landed at epoch {e})"),
                 None => bail!("sector {n} has an unfinished update in its document: an update is started once"),
             }
         }
+        ensure!(
+            is_fresh_cc(&s),
+            "sector {n} holds deal data: only a committed-capacity sector can be snapped up"
+        );
         let doc = SectorDoc::from_value(s.doc.clone(), "sector")?;
         let proof = doc.seal_proof()?;
         crate::update::params::UpdateShape::of(proof)
@@ -114,18 +133,19 @@ pub enum Unsealed {
 
 /// The sector's data document: its update's once snapped.
 fn data_doc(doc: &SectorDoc) -> Result<SectorDoc> {
-    if doc.get("update").and_then(|u| u.get("comm_r")).is_some() {
-        doc.update_doc()
-    } else {
-        Ok(doc.clone())
-    }
+    Ok(crate::unseal::snapped_update(doc)?.unwrap_or_else(|| doc.clone()))
 }
 
 /// Whether sector `n`'s unsealed copy is on this machine; if it is not and the sector is
-/// Proving, queues its regeneration (Proving → Unsealing, one transaction).
-pub fn request_unseal(db: &mut Db, n: u64) -> Result<Unsealed> {
+/// Proving, queues its regeneration (Proving → Unsealing, one transaction). `read_here`: the
+/// caller reads the copy on this machine afterwards, so a sector on another host is refused
+/// before anything is queued (its copy can be regenerated there with `read_here` false).
+pub fn request_unseal(db: &mut Db, n: u64, read_here: bool) -> Result<Unsealed> {
     db.tx(|tx| {
         let s = sectors::get(tx, n)?.with_context(|| format!("no sector {n}"))?;
+        if read_here {
+            on_this_machine(&s)?;
+        }
         match s.state {
             SectorState::Unsealing | SectorState::UnsealFailed => return Ok(Unsealed::Pending),
             SectorState::Proving => {}
@@ -143,6 +163,20 @@ pub fn request_unseal(db: &mut Db, n: u64) -> Result<Unsealed> {
         )?;
         Ok(Unsealed::Pending)
     })
+}
+
+/// The sector's files are on this machine.
+fn on_this_machine(s: &SectorRow) -> Result<()> {
+    if let Some(l) = &s.location {
+        let at = Location::parse(l)?;
+        ensure!(
+            at.is_local(),
+            "sector {}'s files are on host {} ({l}): read its unsealed copy there with seal-unseal, or queue its regeneration with --no-wait",
+            s.number,
+            at.host
+        );
+    }
+    Ok(())
 }
 
 /// The unsealed copy's path on this machine (`None`: the sector is on another host).
@@ -182,11 +216,7 @@ pub fn wait_unsealed(db: &Db, n: u64, poll: std::time::Duration) -> Result<()> {
 /// against the piece's comm_p (or comm_d) first; returns the bytes written.
 pub fn read(db: &Db, n: u64, want: &Want, out: Option<&Path>) -> Result<u64> {
     let s = db.sector(n)?.with_context(|| format!("no sector {n}"))?;
-    ensure!(
-        copy_path(&s)?.is_some(),
-        "sector {n}'s files are on another host ({}): read its unsealed copy there with seal-unseal",
-        s.location.as_deref().unwrap_or("?")
-    );
+    on_this_machine(&s)?;
     let doc = SectorDoc::from_value(s.doc.clone(), "sector")?;
     let request = match want {
         Want::Padded => Request::Padded,

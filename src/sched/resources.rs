@@ -694,6 +694,30 @@ mod tests {
     }
 
     #[test]
+    fn snap_deal_tasks_take_lotus_overrides_but_fru_does_not() {
+        let e = env(&[
+            ("RU_32G_MAX_CONCURRENT", "2"),
+            ("PR2_64G_GPU_UTILIZATION", "0.5"),
+            ("GSK_MAX_CONCURRENT", "1"),
+            ("FRU_MIN_MEMORY", "99"),
+        ]);
+        let t = ResourceTable::from_env(&e).unwrap();
+        assert_eq!(t.get(TaskType::ReplicaUpdate, G32).max_concurrent, 2);
+        assert_eq!(t.get(TaskType::ReplicaUpdate, 64 * GIB).max_concurrent, 0);
+        assert_eq!(
+            t.get(TaskType::ProveReplicaUpdate2, 64 * GIB)
+                .gpu_utilization,
+            0.5
+        );
+        assert_eq!(t.get(TaskType::RegenSectorKey, G32).max_concurrent, 1);
+        assert_eq!(t.get(TaskType::FinalizeReplicaUpdate, G32), Resources::ZERO);
+        let err = ResourceTable::defaults()
+            .with_overrides(&cfg(&[("FRU_MIN_MEMORY", "1")]))
+            .unwrap_err();
+        assert!(err.contains("FRU has no resource table entry"), "{err}");
+    }
+
+    #[test]
     fn env_bad_value_names_the_variable() {
         let err = ResourceTable::from_env(&env(&[("PC1_32G_MIN_MEMORY", "56GiB")])).unwrap_err();
         assert!(err.contains("PC1_32G_MIN_MEMORY"), "{err}");

@@ -96,7 +96,7 @@ fn resolve(data_doc: &SectorDoc, request: Request, size: u64) -> Result<Resolved
 }
 
 /// The update of a snapped sector (its `update` has a comm_r), whose data the sector holds.
-fn snapped_update(doc: &SectorDoc) -> Result<Option<SectorDoc>> {
+pub fn snapped_update(doc: &SectorDoc) -> Result<Option<SectorDoc>> {
     Ok(match doc.get("update") {
         Some(_) => Some(doc.update_doc()?).filter(|u| u.get("comm_r").is_some()),
         None => None,

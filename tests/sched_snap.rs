@@ -97,6 +97,10 @@ fn unseal_on_demand_regenerates_a_dropped_copy() {
         ),
         "holds deal data",
     );
+    fails(
+        sched(&repo, &["sectors", "regen-key", "1"]),
+        "no landed update",
+    );
     let snap_any = ["sectors", "snap-up", "--piece", piece.to_str().unwrap()];
     fails(
         sched(&repo, &snap_any),
@@ -253,6 +257,30 @@ fn a_snap_up_killed_at_random_moments_reaches_its_snark_intact() {
         ),
         "sectors snap-up",
     );
+    // With a worker here that runs PR2, the update parameters must be there first.
+    let cfg_path = repo.join("config.toml");
+    let without_pr2 = std::fs::read_to_string(&cfg_path).unwrap();
+    let mut with_pr2 = Config::load(&cfg_path).unwrap();
+    with_pr2.workers[0].tasks.push("PR2".into());
+    std::fs::write(&cfg_path, with_pr2.to_toml()).unwrap();
+    let no_params = dir.path().join("no-params");
+    std::fs::create_dir_all(&no_params).unwrap();
+    let out = std::process::Command::new(common::sched::sched_bin())
+        .arg("--repo")
+        .arg(&repo)
+        .args([
+            "sectors",
+            "snap-up",
+            "1",
+            "--piece",
+            piece.to_str().unwrap(),
+        ])
+        .env("FIL_PROOFS_PARAMETER_CACHE", &no_params)
+        .output()
+        .unwrap();
+    fails(out, "update parameter file");
+    std::fs::write(&cfg_path, without_pr2).unwrap();
+    assert_eq!(sector(&repo, 1)["state"], "Proving");
     let up = json_out(sched(
         &repo,
         &[
@@ -431,6 +459,24 @@ fn snap_unseal_and_porep_pipelines_survive_kills_to_proving() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(out.stdout, bytes);
     assert!(PathBuf::from(sector(&repo, 2)["paths"]["unsealed"].as_str().unwrap()).is_file());
+
+    // A lost sector key comes back (GSK) byte for byte; refused while it is there.
+    fails(
+        sched(&repo, &["sectors", "regen-key", "1"]),
+        "sector key is there",
+    );
+    fails(
+        sched(&repo, &["sectors", "regen-key", "2"]),
+        "no landed update",
+    );
+    let key = PathBuf::from(s["paths"]["sealed"].as_str().unwrap());
+    let original = std::fs::read(&key).unwrap();
+    std::fs::remove_file(&key).unwrap();
+    let r = json_out(sched(&repo, &["sectors", "regen-key", "1"]));
+    assert_eq!(r["state"], "RegenSectorKey");
+    run_until_done(&repo);
+    assert_eq!(sector(&repo, 1)["state"], "Proving");
+    assert_eq!(std::fs::read(&key).unwrap(), original);
 
     let log = std::fs::read_to_string(repo.join("phase.log")).unwrap();
     let unfinished = assert_phases_alternate_except(&log, 3, &chaos.killed);

@@ -80,6 +80,52 @@ fn prepared(dir: &std::path::Path, rng: &mut impl rand::Rng) -> SectorDoc {
     doc
 }
 
+/// A re-run of seal-ru for other data (a fall-back after a failed proof, another deal) that
+/// fails once its new trees are in place must not leave the old update's p_aux (the mark of a
+/// complete update cache) beside them.
+#[test]
+fn a_failed_re_run_of_seal_ru_leaves_no_stale_p_aux() {
+    let mut rng = common::rng("a_failed_re_run_of_seal_ru_leaves_no_stale_p_aux");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let (_, base) = cc_sealed_sector(&dir, two_kib(), &mut rng);
+    let mut doc = base.clone();
+    with_random_update(&mut doc, &dir, &mut rng);
+    ok_doc(run_tool(RU, &[], &doc, &dir));
+    let f = UpdateFiles::of(&doc).unwrap();
+    let p_aux = f.cache.join("p_aux");
+    let old = fs::read(&p_aux).unwrap();
+    let vanilla = f.cache.join(sealkit::update::phase::VANILLA_FILE);
+    fs::write(&vanilla, b"the old update's proofs").unwrap();
+
+    // Other data for the same sector; the update cache's t_aux cannot be replaced (a
+    // directory stands there), so seal-ru fails after committing its trees.
+    fs::remove_file(&f.data).unwrap();
+    fs::remove_file(f.cache.join("seal-ap.journal")).ok();
+    let mut doc = base.clone();
+    with_random_update(&mut doc, &dir, &mut rng);
+    let t_aux = f.cache.join("t_aux");
+    fs::remove_file(&t_aux).unwrap();
+    fs::create_dir(&t_aux).unwrap();
+    fails(run_tool(RU, &[], &doc, &dir), "t_aux");
+    assert!(
+        !p_aux.exists(),
+        "the old p_aux ({}) is left beside the new trees",
+        sealkit::hex::encode(&old)
+    );
+    assert!(!vanilla.exists());
+
+    // With t_aux writable again, the re-run completes the new update.
+    fs::remove_dir(&t_aux).unwrap();
+    let done = ok_doc(run_tool(RU, &[], &doc, &dir));
+    let comm_r_last = &fs::read(&p_aux).unwrap()[32..];
+    assert_eq!(
+        comm_r_last,
+        &doc_hex32(&done.update_doc().unwrap(), "comm_r_last")[..]
+    );
+    assert_ne!(fs::read(&p_aux).unwrap(), old);
+}
+
 #[test]
 fn seal_ru_refuses_bad_input_and_destroys_nothing() {
     let mut rng = common::rng("seal_ru_refuses_bad_input_and_destroys_nothing");

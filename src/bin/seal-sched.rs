@@ -247,6 +247,15 @@ enum SectorsCmd {
         #[arg(long)]
         no_wait: bool,
     },
+    /// Regenerate a snapped sector's lost sector key (Lotus's GSK task) from its update
+    /// replica and the update's data (its unsealed copy: `sectors unseal N --no-wait` first
+    /// if that is gone); kept only if it gives the sector's comm_r again.
+    ///
+    /// Example: seal-sched sectors regen-key 7
+    RegenKey {
+        /// The sector number.
+        number: u64,
+    },
     /// Move a sector to another state (Lotus's `sectors update-state`): only along the
     /// pipeline's transitions, never while a task runs for it or its batch is being sent.
     ///
@@ -751,8 +760,15 @@ fn sectors(repo: &Repo, c: SectorsCmd) -> Result<()> {
             pieces,
             drop_unsealed,
         } => {
+            let cfg = repo.config()?;
             let mut db = repo.open_db()?;
-            let r = proving::snap_up(&mut db, number, &pieces, drop_unsealed.then_some(false))?;
+            let r = proving::snap_up(
+                &cfg,
+                &mut db,
+                number,
+                &pieces,
+                drop_unsealed.then_some(false),
+            )?;
             cli::print_json_line(&serde_json::to_string(&r)?)
         }
         SectorsCmd::Unseal {
@@ -791,6 +807,11 @@ fn sectors(repo: &Repo, c: SectorsCmd) -> Result<()> {
                 cli::print_json_line(&proving::report(number, bytes, out.as_deref()).to_string())?;
             }
             Ok(())
+        }
+        SectorsCmd::RegenKey { number } => {
+            let mut db = repo.open_db()?;
+            let r = proving::request_regen_key(&mut db, number)?;
+            cli::print_json_line(&serde_json::to_string(&r)?)
         }
         SectorsCmd::UpdateState {
             number,

@@ -71,6 +71,22 @@ pub fn preflight(engine: &Engine) -> Result<()> {
     let ni = proof.feature() == Some(Feature::NonInteractivePoRep);
     crate::snark::params::check_present(proof, local_c2, ni)
         .context("seal-sched run: proof parameters are not ready")?;
+    let snapping = engine
+        .db
+        .sectors()?
+        .iter()
+        .any(|s| super::state::SNAP_DEALS.owns(s.state));
+    let local_pr2 = engine.cfg.workers.iter().any(|w| {
+        !w.is_remote()
+            && engine
+                .worker_tasks(w)
+                .is_ok_and(|t| t.contains(&super::task_type::TaskType::ProveReplicaUpdate2))
+    });
+    if snapping && local_pr2 {
+        crate::snark::update::check_present(proof, true).context(
+            "seal-sched run: snap-deal sectors are in flight and a worker here runs PR2, but the update parameters are not ready",
+        )?;
+    }
     Ok(())
 }
 

@@ -204,7 +204,7 @@ fn snap_phase(
         let mut bytes = vec![0u8; 1000];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
         std::fs::write(&piece, &bytes)?;
-        super::proving::snap_up(db, Some(n), &[piece], None)?;
+        super::proving::snap_up(cfg, db, Some(n), &[piece], None)?;
         snapped.push((n, bytes));
     }
     if let Some(&n) = cc.get(snap) {

@@ -177,12 +177,9 @@ pub fn update_state(db: &mut Db, n: u64, to: &str, really: bool) -> Result<State
             );
         }
         // These start from an operator's request, with its checks and inputs.
-        for (first, command) in [
-            (state::SNAP_DEALS.first, "sectors snap-up"),
-            (state::UNSEAL.first, "sectors unseal"),
-        ] {
+        for (p, command) in state::STARTED_BY_COMMAND {
             ensure!(
-                to != first || really,
+                to != p.first || really,
                 "{to} is started by `seal-sched {command}`, which checks the sector and records what it needs"
             );
         }

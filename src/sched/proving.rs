@@ -1,6 +1,6 @@
 //! Operator requests on proving sectors: `sectors snap-up` (a CC sector takes deal data, the
-//! snap-deal pipeline) and `sectors unseal` (its unsealed copy, regenerated on demand by an
-//! UNS task). Each checks and moves the sector in one transaction, so the daemon beside it
+//! snap-deal pipeline), `sectors unseal` (its unsealed copy, regenerated on demand by an UNS
+//! task) and `sectors regen-key` (a snapped sector's lost sector key, by a GSK task). Each checks and moves the sector in one transaction, so the daemon beside it
 //! sees the request whole or not at all.
 
 use std::path::{Path, PathBuf};
@@ -9,10 +9,12 @@ use anyhow::{bail, ensure, Context, Result};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::config::Config;
 use super::db::{self, sectors, tasks, Db, SectorRow};
 use super::location::Location;
 use super::numbering::{self, DEAL_PRIORITY};
-use super::state::{SectorState, SNAP_DEALS, UNSEAL};
+use super::state::{SectorState, REGEN_KEY, SNAP_DEALS, UNSEAL};
+use super::task_type::TaskType;
 use crate::piece::cid::{self, CommitmentKind};
 use crate::sector::document::SectorDoc;
 use crate::unseal::Request;
@@ -55,6 +57,7 @@ fn is_fresh_cc(s: &SectorRow) -> bool {
 /// until then), the document gains an empty `update` and the sector moves to
 /// SnapDealsAddPiece.
 pub fn snap_up(
+    cfg: &Config,
     db: &mut Db,
     n: Option<u64>,
     pieces: &[PathBuf],
@@ -91,6 +94,15 @@ pub fn snap_up(
         let proof = doc.seal_proof()?;
         crate::update::params::UpdateShape::of(proof)
             .with_context(|| format!("sector {n} ({}) cannot be updated", proof.name()))?;
+        // A worker here proves PR2: its parameters must be ready now, not hours from now.
+        let local_pr2 = cfg
+            .workers
+            .iter()
+            .any(|w| !w.is_remote() && w.task_types().contains(&TaskType::ProveReplicaUpdate2));
+        if local_pr2 {
+            crate::snark::update::check_present(proof, true)
+                .with_context(|| format!("sector {n} cannot be snapped up here yet"))?;
+        }
         doc.hex32("comm_r")
             .with_context(|| format!("sector {n} has no comm_r"))?;
         let mut d = s.doc.clone();
@@ -162,6 +174,54 @@ pub fn request_unseal(db: &mut Db, n: u64, read_here: bool) -> Result<Unsealed> 
             "unseal requested by the operator",
         )?;
         Ok(Unsealed::Pending)
+    })
+}
+
+/// What `sectors regen-key` did.
+#[derive(Debug, Serialize)]
+pub struct RegenKey {
+    pub sector: u64,
+    pub state: &'static str,
+}
+
+/// Queues the regeneration of snapped sector `n`'s sector key (Proving → RegenSectorKey, one
+/// transaction). Refused unless the update has landed; on this machine, also while the key is
+/// there, or when the update's data (the unsealed copy GSK reads) is gone.
+pub fn request_regen_key(db: &mut Db, n: u64) -> Result<RegenKey> {
+    db.tx(|tx| {
+        let s = proving(tx, n, "given its sector key again")?;
+        ensure!(
+            s.doc["update"]["landed_epoch"].is_i64(),
+            "sector {n} has no landed update: only a snapped sector's key can be regenerated (from its update)"
+        );
+        let here = s
+            .location
+            .as_deref()
+            .map_or(Ok(true), |l| Location::parse(l).map(|at| at.is_local()))?;
+        if here {
+            let doc = SectorDoc::from_value(s.doc.clone(), "sector")?;
+            if let Some(key) = doc.paths()?.sealed.filter(|p| p.exists()) {
+                bail!(
+                    "sector {n}'s sector key is there ({}): nothing to regenerate",
+                    key.display()
+                );
+            }
+            let copy = data_doc(&doc)?.paths()?.unsealed;
+            ensure!(
+                copy.is_some_and(|p| p.is_file()),
+                "sector {n} has no unsealed copy of its update's data, which the sector key is computed from: `seal-sched sectors unseal {n} --no-wait` first"
+            );
+        }
+        db::set_state(
+            tx,
+            n,
+            REGEN_KEY.first,
+            "sector key regeneration requested by the operator",
+        )?;
+        Ok(RegenKey {
+            sector: n,
+            state: REGEN_KEY.first.as_str(),
+        })
     })
 }
 

@@ -74,6 +74,8 @@ states!(
     AbortUpgrade,
     Unsealing,
     UnsealFailed,
+    RegenSectorKey,
+    RegenSectorKeyFailed,
     FailedUnrecoverable,
     Removed,
 );
@@ -311,10 +313,39 @@ pub static UNSEAL: Pipeline = Pipeline {
     edges: &[edge(Proving, Unsealing, "unseal requested")],
 };
 
+/// Sector-key regeneration (Lotus's GSK task, RegenSectorKey): a snapped sector whose sector
+/// key (`sealed/`) is gone gets it back from the update replica and the update's data
+/// (`seal-unseal --sector-key`, kept only if it gives the sector's comm_r again). The sector
+/// proves throughout, from the update replica; a failure past its retries leaves it Proving.
+pub static REGEN_KEY: Pipeline = Pipeline {
+    name: "regen-sector-key",
+    first: RegenSectorKey,
+    steps: &[step(
+        RegenSectorKey,
+        TaskType::RegenSectorKey,
+        Proving,
+        RegenSectorKeyFailed,
+    )],
+    retries: &[retry(RegenSectorKeyFailed, RegenSectorKey, Some(Proving))],
+    edges: &[edge(
+        Proving,
+        RegenSectorKey,
+        "sector key regeneration requested",
+    )],
+};
+
 /// Every pipeline. A compute or failure state belongs to exactly one (a unit test checks), so
 /// a sector's state alone says which table moves it; Proving is where the later pipelines
 /// start and end.
-pub static PIPELINES: [&Pipeline; 3] = [&INTERACTIVE_POREP, &SNAP_DEALS, &UNSEAL];
+pub static PIPELINES: [&Pipeline; 4] = [&INTERACTIVE_POREP, &SNAP_DEALS, &UNSEAL, &REGEN_KEY];
+
+/// The pipelines an operator's command starts from Proving, with that command: they need
+/// its checks and inputs, so `sectors update-state` does not start them.
+pub static STARTED_BY_COMMAND: [(&Pipeline, &str); 3] = [
+    (&SNAP_DEALS, "sectors snap-up"),
+    (&UNSEAL, "sectors unseal"),
+    (&REGEN_KEY, "sectors regen-key"),
+];
 
 /// The step a compute state runs, in whichever pipeline has it.
 pub fn step_for(state: SectorState) -> Option<&'static Step> {
@@ -355,6 +386,15 @@ pub fn allows(from: SectorState, to: SectorState) -> bool {
 }
 
 impl Pipeline {
+    /// Whether a sector in `state` is inside this pipeline (not at Proving, where the later
+    /// pipelines start and end).
+    pub fn owns(&self, state: SectorState) -> bool {
+        state != Proving
+            && (self.steps.iter().any(|s| s.state == state)
+                || self.retries.iter().any(|r| r.failed == state)
+                || self.edges.iter().any(|e| e.from == state || e.to == state))
+    }
+
     /// The step a compute state runs.
     pub fn step(&self, state: SectorState) -> Option<&Step> {
         self.steps.iter().find(|s| s.state == state)
@@ -416,7 +456,7 @@ mod tests {
         for s in SectorState::ALL {
             assert_eq!(SectorState::parse(s.as_str()), Some(*s));
         }
-        assert_eq!(SectorState::ALL.len(), 38);
+        assert_eq!(SectorState::ALL.len(), 40);
         assert_eq!(PreCommitBatchWait.to_string(), "PreCommitBatchWait");
         assert_eq!(SectorState::parse("Sealing"), None);
     }
@@ -481,7 +521,7 @@ mod tests {
             assert!(owners <= 1, "{s} is in {owners} pipelines");
         }
         // The later pipelines start from Proving and end there (or wait for the operator).
-        for p in [&SNAP_DEALS, &UNSEAL] {
+        for (p, _) in STARTED_BY_COMMAND {
             assert!(p.allows(Proving, p.first), "{}", p.name);
         }
     }
@@ -522,6 +562,14 @@ mod tests {
             ]
         );
         assert_eq!(happy_path(&UNSEAL), [Unsealing, Proving]);
+        assert_eq!(happy_path(&REGEN_KEY), [RegenSectorKey, Proving]);
+        assert!(SNAP_DEALS.owns(ReplicaUpdateWait) && SNAP_DEALS.owns(ReplicaUpdateFailed));
+        assert!(!SNAP_DEALS.owns(Proving) && !SNAP_DEALS.owns(Unsealing));
+        assert_eq!(retry_target(RegenSectorKeyFailed, 4, 3), Some(Proving));
+        assert_eq!(
+            step_for(RegenSectorKey).unwrap().task,
+            TaskType::RegenSectorKey
+        );
         let t = |s, f| retry_target(s, f, 3).unwrap();
         assert_eq!(t(ProveReplicaUpdate2Failed, 4), ProveReplicaUpdate);
         assert_eq!(t(ProveReplicaUpdateFailed, 4), UpdateReplica);

@@ -1,8 +1,9 @@
 //! ReplicaUpdate: the new data encoded into a CC sector's replica (docs/snap-deals.md#encode-into).
 //!
 //! Inputs are only read: the sector key (the sector's replica) and its cache, and the new
-//! data. Every output is written under a temp name and renamed into place, p_aux last, so a
-//! re-run after a kill at any point computes and writes the same bytes again. Unlike the
+//! data. Every output is written under a temp name and renamed into place, p_aux last (an
+//! earlier update's p_aux is removed first), so a re-run after a kill at any point computes
+//! and writes the same bytes again, and a cache with p_aux is always one update's. Unlike the
 //! reference, nothing is reused from an earlier run: a stale tree_d in the update cache would
 //! give a wrong phi (docs/snap-deals.md#traps, trap 11).
 //!
@@ -105,6 +106,17 @@ pub fn encode_into(
             comm_r_new: hash2(&key.comm_c, &comm_r_last_new),
         })
     })();
+    // A re-run replaces a complete update (other data, after a fall-back): its p_aux (the
+    // mark of a complete cache) and the vanilla proofs of the old update go before a new file
+    // is committed, so that a failure from here on leaves an incomplete cache, never old
+    // p_aux and proofs beside new trees.
+    let result = result.and_then(|enc| {
+        for stale in [P_AUX_FILE, super::phase::VANILLA_FILE] {
+            remove_if_present(&f.cache.join(stale))?;
+        }
+        crate::fsutil::sync_parent(&f.cache.join(P_AUX_FILE))?;
+        Ok(enc)
+    });
     let out = super::commit_all(result, pending)?;
     // p_aux last: an update cache with p_aux is complete.
     crate::fsutil::write_atomic(&f.cache.join(T_AUX_FILE), &key.t_aux)?;
@@ -112,6 +124,14 @@ pub fn encode_into(
     p_aux.extend_from_slice(&out.comm_r_last_new);
     crate::fsutil::write_atomic(&f.cache.join(P_AUX_FILE), &p_aux)?;
     Ok(out)
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("removing {}", path.display())),
+    }
 }
 
 /// Reads the new data into `out` (zeros past the file's end; a longer file, such as Lotus's

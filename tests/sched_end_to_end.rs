@@ -38,12 +38,10 @@ fn demo_seals_cc_and_deal_sectors_to_proving() {
     );
     // Finalize trimmed the cache to what PoSt needs.
     let cache = PathBuf::from(cc["paths"]["cache"].as_str().unwrap());
-    let mut left: Vec<String> = std::fs::read_dir(&cache)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into())
-        .collect();
-    left.sort();
-    assert_eq!(left, ["p_aux", "sc-02-data-tree-r-last.dat", "t_aux"]);
+    assert_eq!(
+        common::sched::file_names(&cache),
+        ["p_aux", "sc-02-data-tree-r-last.dat", "t_aux"]
+    );
     let status = sched(&repo, &["sectors", "status", &cc["sector"].to_string()]);
     let text = String::from_utf8_lossy(&status.stdout);
     for phase in [

@@ -40,6 +40,16 @@ pub fn ok(out: Output) -> Value {
     serde_json::from_str(text.trim()).unwrap_or(Value::String(text.into()))
 }
 
+/// The names in directory `dir`, sorted.
+pub fn file_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into())
+        .collect();
+    names.sort();
+    names
+}
+
 /// Every sector is Proving and its document verifies with seal-verify.
 pub fn verify_all(repo: &Path, dir: &Path) -> Vec<Value> {
     let list = ok(sched(repo, &["sectors", "list", "--json"]));

@@ -71,10 +71,10 @@ pub fn preflight(engine: &Engine) -> Result<()> {
     let ni = proof.feature() == Some(Feature::NonInteractivePoRep);
     crate::snark::params::check_present(proof, local_c2, ni)
         .context("seal-sched run: proof parameters are not ready")?;
-    let snapping = engine
-        .db
-        .sectors()?
-        .iter()
+    // Rows that cannot be read are the pass's to set aside, not a reason to refuse.
+    let snapping = super::db::sectors::listing(&engine.db.conn)?
+        .into_iter()
+        .filter_map(|(_, row)| row.ok())
         .any(|s| super::state::SNAP_DEALS.owns(s.state));
     let local_pr2 = engine.cfg.workers.iter().any(|w| {
         !w.is_remote()

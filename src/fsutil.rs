@@ -64,6 +64,17 @@ pub fn reserve(f: &File, len: u64) -> Result<()> {
     Ok(())
 }
 
+/// Appends `line` and a newline to a file opened for appending, in one `write`: a log that
+/// several processes append to keeps every line whole (O_APPEND makes each write land at the
+/// end as a unit; `writeln!` would issue one write per formatted piece, and pieces of
+/// concurrent lines interleave).
+pub fn append_line(f: &mut File, line: &str) -> std::io::Result<()> {
+    let mut buf = String::with_capacity(line.len() + 1);
+    buf.push_str(line);
+    buf.push('\n');
+    f.write_all(buf.as_bytes())
+}
+
 /// Writes `bytes` to `path` atomically: temp file, fsync, rename, fsync of the directory.
 /// Refuses a `path` that exists and is not a regular file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {

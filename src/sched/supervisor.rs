@@ -191,15 +191,15 @@ fn log_phase(spec: &TaskSpec, what: &str) -> Result<()> {
         .create(true)
         .append(true)
         .open(&spec.phase_log)?;
-    writeln!(
-        f,
+    let line = format!(
         "{} {what} sector {} task {} {} pid {}",
         super::clock::rfc3339_micros(super::db::now()),
         spec.sector,
         spec.task,
         spec.kind,
         std::process::id()
-    )?;
+    );
+    crate::fsutil::append_line(&mut f, &line)?;
     f.sync_data()?;
     Ok(())
 }
@@ -605,5 +605,66 @@ mod tests {
         check_doc_paths(&h, &doc, false).unwrap();
         doc["c1_output"] = "/home/x/c1.json".into();
         assert!(check_doc_paths(&h, &doc, false).is_err());
+    }
+
+    /// Supervisors of different sectors append to one phase log at the same time; each line
+    /// must land whole (a line written piece by piece interleaves with another's pieces, and
+    /// the audit then reads a torn line as a phase out of order).
+    #[test]
+    fn concurrent_phase_log_lines_land_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("phase.log");
+        let spec = |sector: u64| TaskSpec {
+            task: sector * 10,
+            sector,
+            kind: "PC1".into(),
+            argv: Vec::new(),
+            doc: Value::Null,
+            cpus: Vec::new(),
+            timeout: None,
+            lock: dir.path().join("lock"),
+            phase_log: log.clone(),
+            name: format!("s-t01000-{sector}"),
+            fetch: None,
+            finalize: None,
+            host: String::new(),
+            env: Default::default(),
+            inputs: Vec::new(),
+            bring_back: None,
+            restore: Default::default(),
+            net: None,
+            fresh: false,
+            gpu: None,
+            keeps_doc: false,
+        };
+        const LINES: usize = 400;
+        std::thread::scope(|s| {
+            for sector in 1..=4 {
+                let spec = spec(sector);
+                s.spawn(move || {
+                    for i in 0..LINES {
+                        log_phase(&spec, if i % 2 == 0 { "start" } else { "end" }).unwrap();
+                    }
+                });
+            }
+        });
+        let text = std::fs::read_to_string(&log).unwrap();
+        let pid = std::process::id().to_string();
+        for line in text.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let n = f.get(3).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+            assert!(
+                f.len() == 9
+                    && ["start", "end"].contains(&f[1])
+                    && f[2] == "sector"
+                    && (1..=4).contains(&n)
+                    && f[4] == "task"
+                    && f[5] == (n * 10).to_string()
+                    && f[6] == "PC1"
+                    && f[8] == pid,
+                "a torn phase-log line: {line:?}"
+            );
+        }
+        assert_eq!(text.lines().count(), 4 * LINES);
     }
 }

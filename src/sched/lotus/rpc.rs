@@ -3,7 +3,6 @@
 //! every request and response to a transcript file (`--record`), so a session against a
 //! real node can be kept and replayed as test data.
 
-use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -128,7 +127,7 @@ impl Client {
             let line = json!({"request": req, "status": status, "response": resp});
             if let Ok(mut f) = f.lock() {
                 // A transcript is a diagnostic: a failed write never fails the call.
-                let _ = writeln!(f, "{line}");
+                let _ = crate::fsutil::append_line(&mut f, &line.to_string());
             }
         }
     }

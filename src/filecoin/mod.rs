@@ -8,5 +8,6 @@
 pub mod address;
 pub mod cbor;
 pub mod message;
+pub mod miner;
 pub mod multiformats;
 pub mod randomness;

@@ -30,6 +30,14 @@ impl CommitmentKind {
 
 /// The CID string of a commitment.
 pub fn commitment_to_cid(kind: CommitmentKind, commitment: &[u8; 32]) -> String {
+    format!(
+        "b{}",
+        base32_encode(&commitment_cid_bytes(kind, commitment))
+    )
+}
+
+/// The binary CID of a commitment (what CBOR's tag 42 carries in actor parameters).
+pub fn commitment_cid_bytes(kind: CommitmentKind, commitment: &[u8; 32]) -> Vec<u8> {
     let (codec, mh) = kind.codes();
     let mut bin = Vec::with_capacity(40);
     put_uvarint(&mut bin, 1);
@@ -37,7 +45,7 @@ pub fn commitment_to_cid(kind: CommitmentKind, commitment: &[u8; 32]) -> String 
     put_uvarint(&mut bin, mh);
     put_uvarint(&mut bin, 32);
     bin.extend_from_slice(commitment);
-    format!("b{}", base32_encode(&bin))
+    bin
 }
 
 /// Parses a commitment CID of the given kind back into its 32 bytes.

@@ -7,9 +7,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::fake_lotus::{expected, FakeLotus, Node};
+use common::fake_lotus::{expected, FakeLotus, Node, DEPOSIT, PLEDGE};
 use common::sched::{ok, sched};
-use sealkit::sched::chain::{Chain, Domain};
+use sealkit::sched::chain::{Chain, Domain, Message, MsgKind};
 use sealkit::sched::lotus::api_info::ApiInfo;
 use sealkit::sched::lotus::LotusChain;
 use sealkit::sector::proof::SealProof;
@@ -156,7 +156,7 @@ fn chain_status_shows_the_node_and_the_transcript_records_it() {
     assert_eq!(v["worker"], "t01002");
     assert_eq!(v["sector_size"], 2048);
     assert_eq!(v["challenge_delay"], 10);
-    assert_eq!(v["sends_messages"], false);
+    assert_eq!(v["sends_messages"], true);
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&record)
         .unwrap()
         .lines()
@@ -229,4 +229,165 @@ fn pledged_sectors_skip_numbers_the_chain_has_allocated() {
     let msg = err(sched(&repo, &["run", "--until-done"]));
     assert!(msg.contains("does not send messages yet"), "{msg}");
     assert_eq!(msg.trim().lines().count(), 1, "{msg}");
+}
+
+/// A recorded batch as the outbox holds it: sector documents with what the chain needs.
+fn batch(id: &str, kind: MsgKind, sectors: &[(u64, [u8; 32], &str)]) -> Message {
+    Message {
+        id: id.into(),
+        kind,
+        aggregate: false,
+        sectors: sectors
+            .iter()
+            .map(|(n, comm_r, proof)| {
+                (
+                    *n,
+                    serde_json::json!({
+                        "seal_proof": 5, "sector": n, "miner": 1000,
+                        "comm_r": sealkit::hex::encode(comm_r),
+                        "comm_d": "fc7e928296e516faade986b28f92d44a4f24b935485223376a799027bc18f833",
+                        "ticket_epoch": 4100, "pieces": [], "proof": proof,
+                    }),
+                )
+            })
+            .collect(),
+    }
+}
+
+fn set_head(node: &FakeLotus, h: i64) {
+    node.node.lock().unwrap().head = h;
+}
+
+/// Precommit and prove-commit through the node: parameters the actors' types decode to the
+/// documents' values, the deposit and the pledge as value, a dry run first, one message per
+/// batch however often it is sent (the message UUID), landing reported only from the
+/// precommit's own epoch and once buried [`CONFIDENCE`] deep, per-sector results.
+#[test]
+fn batches_are_sent_once_and_land_with_the_chains_epochs() {
+    use fil_actor_miner_state::v18 as actor;
+    let node = FakeLotus::start(Node::default());
+    let c = connect(&node).unwrap();
+    let (r1, r2) = ([1u8; 32], [2u8; 32]);
+    // Recorded in the order the batch found them; sent in sector-number order.
+    let pre = batch(
+        "precommit-1-7",
+        MsgKind::PreCommit,
+        &[(8, r2, ""), (7, r1, "")],
+    );
+    let cid = c.send(&pre).unwrap();
+    assert_eq!(
+        c.send(&pre).unwrap(),
+        cid,
+        "a second send is the same message"
+    );
+    {
+        let n = node.node.lock().unwrap();
+        assert_eq!(n.pushed.len(), 1, "sent twice");
+        let m = &n.pushed[0];
+        assert_eq!((m.method, m.value), (28, 2 * DEPOSIT));
+        let p: actor::PreCommitSectorBatchParams2 =
+            fvm_ipld_encoding::from_slice(&m.params).unwrap();
+        let numbers: Vec<u64> = p.sectors.iter().map(|s| s.sector_number).collect();
+        assert_eq!(numbers, [7, 8]);
+        let s = &p.sectors[0];
+        assert_eq!(s.seal_rand_epoch, 4100);
+        assert_eq!(s.expiration, 5000 + 540 * 2880);
+        assert_eq!(s.unsealed_cid.0, None, "committed capacity");
+        assert_eq!(s.sealed_cid.hash().digest(), r1);
+        assert_eq!(s.sealed_cid.codec(), 0xf102);
+        let calls = &n.calls;
+        let est = calls
+            .iter()
+            .position(|m| m == "GasEstimateMessageGas")
+            .unwrap();
+        let push = calls.iter().position(|m| m == "MpoolPushMessage").unwrap();
+        assert!(est < push, "{calls:?}");
+    }
+    // Included at 5001, executed at 5002, deep enough at 5007.
+    assert_eq!(c.lookup(&pre, Some(&cid)).unwrap(), None);
+    assert_eq!(c.lookup(&pre, None).unwrap(), None);
+    set_head(&node, 5006);
+    assert_eq!(c.lookup(&pre, Some(&cid)).unwrap(), None, "not deep enough");
+    set_head(&node, 5007);
+    let r = c.lookup(&pre, Some(&cid)).unwrap().expect("landed");
+    assert_eq!(
+        r.epoch, 5001,
+        "the precommit's epoch, not the execution height"
+    );
+    assert_eq!(r.results, [(7, None), (8, None)]);
+    assert!(c.sector_allocated(1000, 7).unwrap());
+
+    // Before the seed epoch (5001 + 10) the actor refuses the proof: nothing is pushed.
+    let commit = batch(
+        "commit-2-7",
+        MsgKind::ProveCommit,
+        &[(7, r1, "aa"), (8, r2, "bb")],
+    );
+    let e = format!("{:#}", c.send(&commit).unwrap_err());
+    assert!(e.contains("dry run") && e.contains("too early"), "{e}");
+    assert_eq!(node.node.lock().unwrap().pushed.len(), 1);
+    set_head(&node, 5012);
+    let cid = c.send(&commit).unwrap();
+    {
+        let n = node.node.lock().unwrap();
+        let m = &n.pushed[1];
+        assert_eq!((m.method, m.value), (34, 2 * (PLEDGE - DEPOSIT)));
+        let p: actor::ProveCommitSectors3Params = fvm_ipld_encoding::from_slice(&m.params).unwrap();
+        assert_eq!(p.sector_proofs[0].to_vec(), [0xaa]);
+        assert!(p.sector_activations[0].pieces.is_empty());
+        assert!(!p.require_activation_success);
+    }
+    set_head(&node, 5018);
+    assert_eq!(
+        c.lookup(&commit, Some(&cid)).unwrap(),
+        None,
+        "not deep enough"
+    );
+    set_head(&node, 5019);
+    let r = c.lookup(&commit, Some(&cid)).unwrap().expect("landed");
+    assert_eq!(r.epoch, 5014, "executed at the inclusion epoch + 1");
+    assert_eq!(r.results, [(7, None), (8, None)]);
+}
+
+/// Per-sector outcomes: the reference rejects one sector's proof (the others land), and a
+/// message that fails as a whole fails each of its sectors with its exit code.
+#[test]
+fn rejections_come_back_per_sector() {
+    sealkit::sched::demo::ensure_test_params().unwrap();
+    let node = FakeLotus::start(Node {
+        verify_proofs: true,
+        ..Node::default()
+    });
+    let c = connect(&node).unwrap();
+    let pre = batch("precommit-1-1", MsgKind::PreCommit, &[(1, [1; 32], "")]);
+    // Another batch for the same sector pushed in the same epoch: the first executed wins.
+    let twin = batch("precommit-1-1b", MsgKind::PreCommit, &[(1, [1; 32], "")]);
+    let (a, b) = (c.send(&pre).unwrap(), c.send(&twin).unwrap());
+    set_head(&node, 5010);
+    assert_eq!(
+        c.lookup(&pre, Some(&a)).unwrap().unwrap().results,
+        [(1, None)]
+    );
+    let r = c.lookup(&twin, Some(&b)).unwrap().unwrap();
+    assert!(
+        r.results[0].1.as_deref().unwrap().contains("exit code 16"),
+        "{r:?}"
+    );
+    set_head(&node, 5020);
+    let commit = batch(
+        "commit-1-1",
+        MsgKind::ProveCommit,
+        &[(1, [1; 32], &"00".repeat(192))],
+    );
+    let cid = c.send(&commit).unwrap();
+    set_head(&node, 5030);
+    let r = c.lookup(&commit, Some(&cid)).unwrap().unwrap();
+    assert!(
+        r.results[0]
+            .1
+            .as_deref()
+            .unwrap()
+            .contains("refused it (exit code 16)"),
+        "{r:?}"
+    );
 }

@@ -128,17 +128,16 @@ fn a_number_the_chain_has_allocated_is_skipped() {
     let ticket = chain.randomness(Domain::Ticket, head, 1000).unwrap();
     let doc = serde_json::json!({"seal_proof": "StackedDrg2KiBV1_1", "miner": 1000, "sector": 1,
         "ticket": sealkit::hex::encode(&ticket), "ticket_epoch": head, "comm_r": "11".repeat(32)});
-    chain
-        .send(&Message {
-            id: "elsewhere".into(),
-            kind: MsgKind::PreCommit,
-            aggregate: false,
-            sectors: vec![(1, doc)],
-        })
-        .unwrap();
+    let msg = Message {
+        id: "elsewhere".into(),
+        kind: MsgKind::PreCommit,
+        aggregate: false,
+        sectors: vec![(1, doc)],
+    };
+    let sent = chain.send(&msg).unwrap();
     // It lands an epoch later, as on the real chain.
     let t = Instant::now();
-    while chain.lookup("elsewhere").unwrap().is_none() {
+    while chain.lookup(&msg, Some(&sent)).unwrap().is_none() {
         assert!(t.elapsed() < Duration::from_secs(10), "never landed");
         std::thread::sleep(Duration::from_millis(20));
     }

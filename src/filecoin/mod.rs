@@ -11,3 +11,4 @@ pub mod message;
 pub mod miner;
 pub mod multiformats;
 pub mod randomness;
+pub mod token;

@@ -299,7 +299,8 @@ fn recorded_message(db: &Db, cfg: &Config, id: &str) -> Result<Message> {
 /// Steps (2) and (3) for one recorded batch.
 fn deliver(db: &mut Db, chain: &dyn Chain, cfg: &Config, id: &str) -> Result<Outcome> {
     let msg = recorded_message(db, cfg, id)?;
-    let receipt = match chain.lookup(id)? {
+    let sent = batches::sent_as(&db.conn, id)?;
+    let receipt = match chain.lookup(&msg, sent.as_deref())? {
         Some(r) => r,
         None => {
             let cid = match chain.send(&msg) {
@@ -319,7 +320,7 @@ fn deliver(db: &mut Db, chain: &dyn Chain, cfg: &Config, id: &str) -> Result<Out
                 }
             };
             db.tx(|tx| batches::mark_sent(tx, id, &cid))?;
-            match chain.lookup(id)? {
+            match chain.lookup(&msg, Some(&cid))? {
                 Some(r) => r,
                 None => return Ok(Outcome::Pending),
             }

@@ -109,9 +109,11 @@ pub trait Chain {
     /// Hands a recorded message to the chain and returns the chain's reference for it (a
     /// message CID). Idempotent by `msg.id`: a message already sent is not sent again.
     fn send(&self, msg: &Message) -> Result<String>;
-    /// The receipt of the message with this id once it landed; `None` while it is pending
-    /// or if it was never sent.
-    fn lookup(&self, id: &str) -> Result<Option<Receipt>>;
+    /// The receipt of recorded message `msg` once it landed; `None` while it is pending or
+    /// if it was never sent. `sent` is the reference [`Chain::send`] returned, where the
+    /// outbox has it (a node finds messages by CID; a crash before it was stored leaves
+    /// `None`, and the next send gets the same reference back).
+    fn lookup(&self, msg: &Message, sent: Option<&str>) -> Result<Option<Receipt>>;
 }
 
 pub struct SimChain {
@@ -287,7 +289,15 @@ impl Chain for SimChain {
         Ok(cid)
     }
 
-    fn lookup(&self, id: &str) -> Result<Option<Receipt>> {
+    fn lookup(&self, msg: &Message, _sent: Option<&str>) -> Result<Option<Receipt>> {
+        self.receipt(&msg.id)
+    }
+}
+
+impl SimChain {
+    /// The receipt of the message with this id once it landed (the simulated chain keeps
+    /// messages by our id).
+    pub fn receipt(&self, id: &str) -> Result<Option<Receipt>> {
         self.land_due()?;
         store::receipt(&self.conn, id)?
             .map(|text| parse_receipt(&text))
@@ -461,7 +471,7 @@ mod tests {
     fn landed(c: &SimChain, id: &str) -> Receipt {
         let t = std::time::Instant::now();
         loop {
-            if let Some(r) = c.lookup(id).unwrap() {
+            if let Some(r) = c.receipt(id).unwrap() {
                 return r;
             }
             assert!(t.elapsed().as_secs() < 10, "{id} never landed");
@@ -487,7 +497,7 @@ mod tests {
         };
         let cid = c.send(&msg).unwrap();
         assert_eq!(
-            c.lookup("m").unwrap(),
+            c.receipt("m").unwrap(),
             None,
             "landed in the epoch it was sent"
         );
@@ -497,7 +507,7 @@ mod tests {
         drop(c);
         // The same chain with short epochs: its head is far past the landing epoch now.
         let c = SimChain::open(&path, 0.001, 150, "s").unwrap();
-        let r = c.lookup("m").unwrap().expect("landed");
+        let r = c.receipt("m").unwrap().expect("landed");
         assert_eq!(
             (r.cid.as_str(), r.epoch),
             (cid.as_str(), head + LANDING_DELAY)
@@ -520,14 +530,14 @@ mod tests {
             aggregate: false,
             sectors: vec![(1, serde_json::json!({"sector": 1}))],
         };
-        assert_eq!(c.lookup("b1").unwrap(), None);
+        assert_eq!(c.receipt("b1").unwrap(), None);
         let cid = c.send(&msg).unwrap();
         let r1 = landed(&c, "b1");
         assert_eq!(r1.cid, cid);
         assert!(r1.results[0].1.is_some());
         assert_eq!(c.send(&msg).unwrap(), cid);
-        assert_eq!(c.lookup("b1").unwrap(), Some(r1));
-        assert_eq!(c.lookup("b2").unwrap(), None);
+        assert_eq!(c.receipt("b1").unwrap(), Some(r1));
+        assert_eq!(c.receipt("b2").unwrap(), None);
         assert!(!c.sector_allocated(1000, 1).unwrap());
     }
 
@@ -595,7 +605,7 @@ mod tests {
         // cannot be checked here, so it is not sent (never a rejected sector).
         let e = send("u4", 1, "11").unwrap_err();
         assert!(format!("{e:#}").contains("cannot be checked here"), "{e:#}");
-        assert_eq!(c.lookup("u4").unwrap(), None);
+        assert_eq!(c.receipt("u4").unwrap(), None);
         // Once updated, no second update.
         store::update(&c.conn, 1, &"55".repeat(32)).unwrap();
         let on = store::sector(&c.conn, 1).unwrap().unwrap();

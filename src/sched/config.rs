@@ -137,6 +137,14 @@ pub struct Chain {
     pub network: String,
     /// Lotus: a file every request and response is appended to (empty: none).
     pub record: String,
+    /// Lotus: a committed-capacity sector's lifetime at precommit, in days (its expiration
+    /// is the head plus this; Lotus's `CommittedCapacitySectorLifetime`, 540 days). The actor
+    /// wants at least 180 days after the latest possible prove-commit (30 days on) and at most
+    /// 3.5 years.
+    pub sector_lifetime_days: u64,
+    /// Lotus: the most a message may spend on gas, per sector in it, in FIL (Curio's
+    /// `MaxCommitBatchGasFee` per-sector default, 0.03).
+    pub max_fee_per_sector: String,
 }
 
 /// The chain `seal-sched` talks to.
@@ -159,6 +167,8 @@ impl Default for Chain {
             api_info: String::new(),
             network: String::new(),
             record: String::new(),
+            sector_lifetime_days: 540,
+            max_fee_per_sector: "0.03".into(),
         }
     }
 }
@@ -424,6 +434,13 @@ impl Config {
             self.chain.seed_delay <= MAX_SEED_DELAY,
             "key chain.seed_delay: must be at most {MAX_SEED_DELAY} epochs"
         );
+        ensure!(
+            (211..=1278).contains(&self.chain.sector_lifetime_days),
+            "key chain.sector_lifetime_days: must be 211 to 1278 days (the actor wants 180 days \
+             after the latest possible prove-commit, 30 days on, and at most 3.5 years)"
+        );
+        crate::filecoin::token::parse_fil(&self.chain.max_fee_per_sector)
+            .context("key chain.max_fee_per_sector")?;
         ensure!(
             self.batching.max_precommit_batch > 0,
             "key batching.max_precommit_batch: must be at least 1"

@@ -1,13 +1,51 @@
 //! A test-only Lotus full node on 127.0.0.1: an HTTP/1.1 server answering the JSON-RPC
-//! methods the chain adapter reads, with Lotus's wire shapes (docs/chain.md#wire-basics).
-//! Its randomness is drawn here, independently of sealkit's code, as the miner actor does:
-//! BLAKE2b-256(i64_be(tag) ‖ digest ‖ i64_be(epoch) ‖ CBOR(miner ID address)).
+//! methods the chain adapter uses, with Lotus's wire shapes (docs/chain.md#wire-basics).
+//! Everything here is independent of sealkit's code:
+//! - randomness is drawn as the miner actor does: BLAKE2b-256(i64_be(tag) ‖ digest ‖
+//!   i64_be(epoch) ‖ CBOR(miner ID address));
+//! - message parameters are decoded with the actors' own types (`fil_actor_miner_state`),
+//!   the actor's rules are applied to them (docs/chain.md#validation-rules) when gas is
+//!   estimated, when the message is pushed and again when it lands, and seal proofs are
+//!   verified with the reference (`filecoin_proofs::verify_seal`);
+//! - `MpoolPushMessage` keeps signed messages by their `MsgUuid` as Lotus does: a second push
+//!   with a UUID it has seen returns the first message;
+//! - a pushed message is included at the next epoch and executed at the one after;
+//!   `StateSearchMsg` finds it from then on.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
+use cid::Cid;
+use fil_actor_miner_state::v18 as actor;
 use serde_json::{json, Value};
+
+/// What the node asks as a precommit deposit and as a sector's initial pledge (attoFIL).
+pub const DEPOSIT: u128 = 1_000;
+pub const PLEDGE: u128 = 5_000;
+
+/// A message the node signed and pushed.
+#[derive(Clone, Debug)]
+pub struct Pushed {
+    pub uuid: String,
+    pub cid: String,
+    pub method: u64,
+    pub params: Vec<u8>,
+    pub value: u128,
+    /// The epoch of the tipset that includes it; it is executed in the next one.
+    pub included: i64,
+    /// Set when it was executed: exit code and return value.
+    pub outcome: Option<(i64, Vec<u8>)>,
+}
+
+/// A precommit on the fake chain.
+#[derive(Clone, Debug)]
+pub struct Precommit {
+    pub info: actor::SectorPreCommitInfo,
+    pub epoch: i64,
+}
 
 /// What the node answers; tests change it to make the node wrong in one way.
 #[derive(Clone)]
@@ -25,6 +63,31 @@ pub struct Node {
     pub lie_about_randomness: bool,
     /// Every method called, in order.
     pub calls: Vec<String>,
+    /// When set, the head moves on by one epoch every `block_delay` seconds from then.
+    pub clock: Option<Instant>,
+    /// Verify seal proofs with the reference (needs its parameters); off: any proof bytes.
+    pub verify_proofs: bool,
+    /// Every message pushed, in order (one per UUID).
+    pub pushed: Vec<Pushed>,
+    pub precommits: BTreeMap<u64, Precommit>,
+    /// Proven sectors and their current CommR.
+    pub active: BTreeMap<u64, Cid>,
+    /// Sectors whose data was updated (a snap deal); no second update.
+    pub updated: Vec<u64>,
+}
+
+impl Node {
+    /// The head: `head`, plus the epochs the clock has run.
+    pub fn head(&self) -> i64 {
+        match self.clock {
+            Some(t) => self.head + (t.elapsed().as_secs_f64() / self.block_delay as f64) as i64,
+            None => self.head,
+        }
+    }
+
+    fn miner_id(&self) -> u64 {
+        self.miner[2..].parse().unwrap()
+    }
 }
 
 impl Default for Node {
@@ -41,6 +104,12 @@ impl Default for Node {
             allocated: Vec::new(),
             lie_about_randomness: false,
             calls: Vec::new(),
+            clock: None,
+            verify_proofs: false,
+            pushed: Vec::new(),
+            precommits: BTreeMap::new(),
+            active: BTreeMap::new(),
+            updated: Vec::new(),
         }
     }
 }
@@ -129,7 +198,9 @@ fn answer(node: &Mutex<Node>, auth: &str, body: &[u8]) -> (&'static str, String)
         .expect("methods are Filecoin.*")
         .to_string();
     n.calls.push(method.clone());
+    execute_due(&mut n);
     let p = &req["params"];
+    let head = n.head();
     let result = match method.as_str() {
         "StateNetworkName" => json!(n.network),
         "StateNetworkVersion" => json!(n.version),
@@ -137,7 +208,7 @@ fn answer(node: &Mutex<Node>, auth: &str, body: &[u8]) -> (&'static str, String)
             "NetworkName": n.network, "BlockDelaySecs": n.block_delay,
             "ConsensusMinerMinPower": "2048", "PreCommitChallengeDelay": n.challenge_delay,
         }),
-        "ChainHead" => json!({"Cids": [{"/": "bafy2bzacea"}], "Blocks": [], "Height": n.head}),
+        "ChainHead" => json!({"Cids": [{"/": "bafy2bzacea"}], "Blocks": [], "Height": head}),
         "StateMinerInfo" => {
             if p[0] != json!(n.miner) {
                 return rpc_error(id, 1, &format!("actor not found: {}", p[0]));
@@ -151,7 +222,101 @@ fn answer(node: &Mutex<Node>, auth: &str, body: &[u8]) -> (&'static str, String)
         }
         "StateMinerSectorAllocated" => {
             assert_eq!(p[0], json!(n.miner));
-            json!(n.allocated.contains(&p[1].as_u64().unwrap()))
+            let s = p[1].as_u64().unwrap();
+            json!(n.allocated.contains(&s) || allocated(&n, s))
+        }
+        "StateMinerPreCommitDepositForPower" => {
+            assert_eq!(p[0], json!(n.miner));
+            assert!(p[1]["SealedCID"]["/"].is_string(), "{p}");
+            json!(DEPOSIT.to_string())
+        }
+        "StateMinerInitialPledgeForSector" => {
+            assert!(p[0].as_i64().unwrap() > 0, "a sector duration: {p}");
+            assert_eq!(p[1].as_u64(), Some(n.sector_size));
+            json!(PLEDGE.to_string())
+        }
+        "StateSectorPreCommitInfo" => {
+            assert_eq!(p[0], json!(n.miner));
+            match n.precommits.get(&p[1].as_u64().unwrap()) {
+                None => Value::Null,
+                Some(pc) => json!({
+                    "Info": {
+                        "SealProof": i64::from(pc.info.seal_proof),
+                        "SectorNumber": pc.info.sector_number,
+                        "SealedCID": {"/": pc.info.sealed_cid.to_string()},
+                        "SealRandEpoch": pc.info.seal_rand_epoch,
+                        "DealIDs": null,
+                        "Expiration": pc.info.expiration,
+                        "UnsealedCid": pc.info.unsealed_cid.0.map(|c| json!({"/": c.to_string()})),
+                    },
+                    "PreCommitDeposit": DEPOSIT.to_string(),
+                    "PreCommitEpoch": pc.epoch,
+                }),
+            }
+        }
+        "StateSectorPartition" => {
+            let s = p[1].as_u64().unwrap();
+            if !n.active.contains_key(&s) {
+                return rpc_error(id, 1, &format!("sector {s} not found in any partition"));
+            }
+            json!({"Deadline": s % 48, "Partition": 0})
+        }
+        "GasEstimateMessageGas" => {
+            let m = &p[0];
+            if let Err(e) = check_message(&n, m, head) {
+                return rpc_error(
+                    id,
+                    1,
+                    &format!("estimating gas used: message execution failed: {e}"),
+                );
+            }
+            let mut m = m.clone();
+            m["GasLimit"] = json!(10_000_000);
+            m["GasFeeCap"] = json!("100000");
+            m["GasPremium"] = json!("1000");
+            m
+        }
+        "MpoolPushMessage" => {
+            let (m, spec) = (&p[0], &p[1]);
+            let uuid = spec["MsgUuid"].as_str().unwrap_or_default().to_string();
+            assert!(spec["MaxFee"].as_str().is_some(), "MaxFee: {spec}");
+            if let Some(done) = n.pushed.iter().find(|x| !uuid.is_empty() && x.uuid == uuid) {
+                signed(m, &done.cid)
+            } else {
+                if let Err(e) = check_message(&n, m, head) {
+                    return rpc_error(id, 1, &format!("mpool push: estimating gas: {e}"));
+                }
+                assert!(m["GasLimit"].as_i64().unwrap() > 0, "not estimated: {m}");
+                let cid = format!("bafy2bzacefakemessage{}", n.pushed.len());
+                n.pushed.push(Pushed {
+                    uuid,
+                    cid: cid.clone(),
+                    method: m["Method"].as_u64().unwrap(),
+                    params: unb64(m["Params"].as_str().unwrap()),
+                    value: m["Value"].as_str().unwrap().parse().unwrap(),
+                    included: head + 1,
+                    outcome: None,
+                });
+                signed(m, &cid)
+            }
+        }
+        "StateSearchMsg" => {
+            let want = p[1]["/"].as_str().unwrap();
+            match n.pushed.iter().find(|x| x.cid == want) {
+                Some(Pushed {
+                    cid,
+                    included,
+                    outcome: Some((code, ret)),
+                    ..
+                }) => json!({
+                    "Message": {"/": cid},
+                    "Receipt": {"ExitCode": code, "Return": b64(ret), "GasUsed": 1_000_000, "EventsRoot": null},
+                    "ReturnDec": null,
+                    "TipSet": [{"/": "bafy2bzacetipset"}],
+                    "Height": included + 1,
+                }),
+                _ => Value::Null,
+            }
         }
         "StateGetRandomnessDigestFromTickets" | "StateGetRandomnessDigestFromBeacon" => {
             let epoch = p[0].as_i64().unwrap();
@@ -174,6 +339,216 @@ fn answer(node: &Mutex<Node>, auth: &str, body: &[u8]) -> (&'static str, String)
         "200 OK",
         json!({"jsonrpc": "2.0", "id": id, "result": result}).to_string(),
     )
+}
+
+/// A SignedMessage answer.
+fn signed(m: &Value, cid: &str) -> Value {
+    json!({"Message": m, "Signature": {"Type": 1, "Data": b64(&[7; 65])}, "CID": {"/": cid}})
+}
+
+fn allocated(n: &Node, s: u64) -> bool {
+    n.precommits.contains_key(&s) || n.active.contains_key(&s)
+}
+
+/// The actor's checks for a message at `head` (docs/chain.md#validation-rules), on the
+/// chain as it is; its error names the rule broken.
+fn check_message(n: &Node, m: &Value, head: i64) -> Result<(), String> {
+    if m["To"] != json!(n.miner) || m["From"] != json!("t01002") {
+        return Err(format!("wrong To/From: {m}"));
+    }
+    let params = unb64(m["Params"].as_str().unwrap());
+    let value: u128 = m["Value"].as_str().unwrap().parse().unwrap();
+    match m["Method"].as_u64().unwrap() {
+        28 => {
+            let p: actor::PreCommitSectorBatchParams2 =
+                fvm_ipld_encoding::from_slice(&params).map_err(|e| format!("params: {e}"))?;
+            if p.sectors.is_empty() {
+                return Err("empty batch".into());
+            }
+            let mut seen = Vec::new();
+            for s in &p.sectors {
+                let n_ = s.sector_number;
+                if seen.contains(&n_) || allocated(n, n_) || n.allocated.contains(&n_) {
+                    return Err(format!("sector {n_} already allocated (exit 16)"));
+                }
+                seen.push(n_);
+                if !(s.seal_rand_epoch < head && s.seal_rand_epoch >= head - 3780) {
+                    return Err(format!(
+                        "seal_rand_epoch {} out of range at {head}",
+                        s.seal_rand_epoch
+                    ));
+                }
+                if s.sealed_cid.codec() != 0xf102 || s.sealed_cid.hash().code() != 0xb401 {
+                    return Err("sealed CID prefix is not fil-commitment-sealed/poseidon".into());
+                }
+                if !s.deal_ids.is_empty() {
+                    return Err("deal ids in a precommit".into());
+                }
+                if s.expiration < head + 180 * 2880 {
+                    return Err(format!("expiration {} too soon", s.expiration));
+                }
+            }
+            if value < DEPOSIT * p.sectors.len() as u128 {
+                return Err(format!(
+                    "insufficient funds for the deposit: {value} (exit 6)"
+                ));
+            }
+        }
+        34 => {
+            let p: actor::ProveCommitSectors3Params =
+                fvm_ipld_encoding::from_slice(&params).map_err(|e| format!("params: {e}"))?;
+            if p.sector_proofs.is_empty() == p.aggregate_proof.is_empty() {
+                return Err("exactly one of sector_proofs and aggregate_proof".into());
+            }
+            if p.aggregate_proof.is_empty() && p.aggregate_proof_type.is_some() {
+                return Err("aggregate type without an aggregate".into());
+            }
+            let mut owed = 0u128;
+            for a in &p.sector_activations {
+                let Some(pc) = n.precommits.get(&a.sector_number) else {
+                    return Err(format!(
+                        "sector {} is not precommitted (exit 16)",
+                        a.sector_number
+                    ));
+                };
+                if head <= pc.epoch + n.challenge_delay {
+                    return Err(format!("sector {}: too early to prove", a.sector_number));
+                }
+                owed += PLEDGE - DEPOSIT;
+            }
+            if value < owed {
+                return Err(format!(
+                    "insufficient funds for the pledge: {value} < {owed} (exit 6)"
+                ));
+            }
+        }
+        35 => {
+            let p: actor::ProveReplicaUpdates3Params =
+                fvm_ipld_encoding::from_slice(&params).map_err(|e| format!("params: {e}"))?;
+            for u in &p.sector_updates {
+                if !n.active.contains_key(&u.sector) || n.updated.contains(&u.sector) {
+                    return Err(format!("sector {} cannot be updated", u.sector));
+                }
+            }
+        }
+        other => return Err(format!("unexpected method {other}")),
+    }
+    Ok(())
+}
+
+/// Executes every pushed message whose execution epoch has come.
+fn execute_due(n: &mut Node) {
+    let head = n.head();
+    for i in 0..n.pushed.len() {
+        let m = n.pushed[i].clone();
+        if m.outcome.is_some() || head < m.included + 1 {
+            continue;
+        }
+        let outcome = execute(n, &m);
+        n.pushed[i].outcome = Some(outcome);
+    }
+}
+
+fn execute(n: &mut Node, m: &Pushed) -> (i64, Vec<u8>) {
+    let msg = json!({
+        "To": n.miner, "From": "t01002", "Value": m.value.to_string(),
+        "Method": m.method, "Params": b64(&m.params),
+    });
+    // Checked again as the chain is now (a conflicting message may have landed first).
+    if check_message(n, &msg, m.included).is_err() {
+        return (16, Vec::new());
+    }
+    match m.method {
+        28 => {
+            let p: actor::PreCommitSectorBatchParams2 =
+                fvm_ipld_encoding::from_slice(&m.params).unwrap();
+            for s in p.sectors {
+                n.precommits.insert(
+                    s.sector_number,
+                    Precommit {
+                        info: s,
+                        epoch: m.included,
+                    },
+                );
+            }
+            (0, Vec::new())
+        }
+        34 => {
+            let p: actor::ProveCommitSectors3Params =
+                fvm_ipld_encoding::from_slice(&m.params).unwrap();
+            let mut fails = Vec::new();
+            for (i, a) in p.sector_activations.iter().enumerate() {
+                let pc = n.precommits[&a.sector_number].clone();
+                let ok = !n.verify_proofs || verify(n, &pc, &p.sector_proofs[i]);
+                if ok {
+                    n.precommits.remove(&a.sector_number);
+                    n.active.insert(a.sector_number, pc.info.sealed_cid);
+                } else {
+                    fails.push(fil_actors_shared::v18::FailCode {
+                        idx: i as u32,
+                        code: fvm_shared::error::ExitCode::new(16),
+                    });
+                }
+            }
+            let ret = fil_actors_shared::v18::BatchReturn {
+                success_count: (p.sector_activations.len() - fails.len()) as u32,
+                fail_codes: fails,
+            };
+            (0, fvm_ipld_encoding::to_vec(&ret).unwrap())
+        }
+        35 => {
+            let p: actor::ProveReplicaUpdates3Params =
+                fvm_ipld_encoding::from_slice(&m.params).unwrap();
+            for u in &p.sector_updates {
+                n.active.insert(u.sector, u.new_sealed_cid);
+                n.updated.push(u.sector);
+            }
+            let ret = fil_actors_shared::v18::BatchReturn {
+                success_count: p.sector_updates.len() as u32,
+                fail_codes: Vec::new(),
+            };
+            (0, fvm_ipld_encoding::to_vec(&ret).unwrap())
+        }
+        _ => (16, Vec::new()),
+    }
+}
+
+/// The reference verifier on a prove-commit: the ticket and seed as this node draws them,
+/// the prover id from the miner's ID address payload (Lotus's `toProverID`), the zero
+/// CommD of a committed-capacity sector.
+fn verify(n: &Node, pc: &Precommit, proof: &fvm_ipld_encoding::RawBytes) -> bool {
+    use filecoin_proofs::{SectorShapeBase, SectorSize};
+    let miner = n.miner_id();
+    let proof_type =
+        sealkit::sector::proof::SealProof::from_id(i64::from(pc.info.seal_proof) as u64).unwrap();
+    let mut prover = [0u8; 32];
+    let mut v = miner;
+    let mut i = 0;
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        prover[i] = if v == 0 { b } else { b | 0x80 };
+        i += 1;
+        if v == 0 {
+            break;
+        }
+    }
+    let digest = pc.info.sealed_cid.hash().digest();
+    let comm_r: [u8; 32] = digest.try_into().unwrap();
+    let comm_d = filecoin_proofs::compute_comm_d(SectorSize(n.sector_size), &[]).unwrap();
+    let ticket = expected(5, pc.info.seal_rand_epoch, miner);
+    let seed = expected(6, pc.epoch + n.challenge_delay, miner);
+    filecoin_proofs::verify_seal::<SectorShapeBase>(
+        &super::sector::porep_config(proof_type),
+        comm_r,
+        comm_d,
+        prover,
+        storage_proofs_core::sector::SectorId::from(pc.info.sector_number),
+        ticket,
+        seed,
+        proof,
+    )
+    .unwrap_or(false)
 }
 
 fn rpc_error(id: Value, code: i64, msg: &str) -> (&'static str, String) {

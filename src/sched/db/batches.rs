@@ -97,6 +97,16 @@ pub fn set_error(conn: &Connection, id: &str, error: &str) -> Result<()> {
     Ok(())
 }
 
+/// The chain's reference for batch `id`, once it was handed over.
+pub fn sent_as(conn: &Connection, id: &str) -> Result<Option<String>> {
+    let m: Option<Option<String>> = conn
+        .query_row("SELECT message FROM batches WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    Ok(m.flatten())
+}
+
 /// Handed to the chain as message `cid` (unless it landed meanwhile).
 pub fn mark_sent(conn: &Connection, id: &str, cid: &str) -> Result<()> {
     conn.execute(

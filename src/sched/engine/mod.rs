@@ -18,7 +18,7 @@ use super::config::{parse_cpus, parse_size, ChainKind, Config, Worker};
 use super::db::{self, sectors, tasks, Db, SectorRow};
 use super::hosts::Monitor;
 use super::location::Location;
-use super::lotus::{api_info, LotusChain};
+use super::lotus::{api_info, LotusChain, SendPolicy};
 use super::remote;
 use super::repo::Repo;
 use super::resources::ResourceTable;
@@ -94,6 +94,14 @@ pub fn open_lotus(cfg: &Config) -> Result<LotusChain> {
         cfg.seal_proof()?,
         &cfg.chain.network,
     )
+    .map(|c| {
+        c.with_policy(SendPolicy {
+            lifetime_days: cfg.chain.sector_lifetime_days,
+            // Checked by Config::validate.
+            max_fee_per_sector: crate::filecoin::token::parse_fil(&cfg.chain.max_fee_per_sector)
+                .unwrap_or_default(),
+        })
+    })
 }
 
 /// The resource table: Lotus defaults, then `[resources]`, then the environment (which wins,

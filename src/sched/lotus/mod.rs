@@ -1,19 +1,16 @@
 //! The real chain through the operator's own full node (Lotus or Forest), over its JSON-RPC
 //! API (docs/chain.md): the head, the network and its parameters, the miner's facts, ticket
-//! and seed randomness exactly as the miner actor draws them, and the miner's allocated
-//! sector numbers.
-//!
-//! This is the reading half of the adapter. Sending (PreCommitSectorBatch2,
-//! ProveCommitSectors3 with `MpoolPushMessage` and a message UUID recorded first) is not in
-//! this build: [`LotusChain::send`] refuses, so a batch stays recorded in the outbox and no
-//! sector fails, and `seal-sched run` refuses a Lotus chain at start (see
-//! `daemon::preflight`).
+//! and seed randomness exactly as the miner actor draws them, the miner's allocated sector
+//! numbers, and the onboarding messages themselves ([`send`]: built from the recorded batch,
+//! dry-run, pushed with a message UUID that exists before the call, found by
+//! `StateSearchMsg`).
 
 pub mod api_info;
 pub mod json;
 pub mod rpc;
+pub mod send;
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
 
 use super::chain::{Chain, Domain, Message, Receipt};
@@ -49,11 +46,30 @@ pub struct MinerInfo {
     pub window_post_proof: i64,
 }
 
+/// How messages are made: the operator's choices (`[chain]` in the config).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SendPolicy {
+    /// A committed-capacity sector's lifetime at precommit, in days.
+    pub lifetime_days: u64,
+    /// The most a message may spend on gas per sector in it, in attoFIL.
+    pub max_fee_per_sector: u128,
+}
+
+impl Default for SendPolicy {
+    fn default() -> Self {
+        SendPolicy {
+            lifetime_days: 540,
+            max_fee_per_sector: 30_000_000_000_000_000,
+        }
+    }
+}
+
 pub struct LotusChain {
     client: Client,
     miner: u64,
     net: NetworkInfo,
     miner_info: MinerInfo,
+    policy: SendPolicy,
 }
 
 impl LotusChain {
@@ -97,7 +113,13 @@ impl LotusChain {
             miner,
             net,
             miner_info,
+            policy: SendPolicy::default(),
         })
+    }
+
+    pub fn with_policy(mut self, policy: SendPolicy) -> LotusChain {
+        self.policy = policy;
+        self
     }
 
     pub fn network(&self) -> &NetworkInfo {
@@ -241,16 +263,15 @@ impl Chain for LotusChain {
     }
 
     fn send(&self, msg: &Message) -> Result<String> {
-        bail!(
-            "message {} not sent: sending to a Lotus node (PreCommitSectorBatch2, \
-             ProveCommitSectors3) is not in this build of seal-sched; it stays recorded",
-            msg.id
-        )
+        self.push(msg)
     }
 
-    fn lookup(&self, _id: &str) -> Result<Option<Receipt>> {
-        // Nothing is ever sent by this build, so nothing can have landed.
-        Ok(None)
+    fn lookup(&self, msg: &Message, sent: Option<&str>) -> Result<Option<Receipt>> {
+        match sent {
+            Some(cid) => self.search(msg, cid),
+            // Not known to be sent: a send (with the same message UUID) says.
+            None => Ok(None),
+        }
     }
 }
 
@@ -270,7 +291,9 @@ impl LotusChain {
             "owner": self.miner_info.owner,
             "worker": self.miner_info.worker,
             "control": self.miner_info.control,
-            "sends_messages": false,
+            "sends_messages": true,
+            "sector_lifetime_days": self.policy.lifetime_days,
+            "max_fee_per_sector": self.policy.max_fee_per_sector.to_string(),
         }))
     }
 }

@@ -1,0 +1,452 @@
+//! Sending a recorded outbox message through the node, exactly once, and learning whether it
+//! landed (docs/chain.md#sending).
+//!
+//! - The message is built from the recorded batch: `PreCommitSectorBatch2` with the sectors'
+//!   deposits as value, `ProveCommitSectors3` (one proof per sector) with the pledge not yet
+//!   covered by the deposits, `ProveReplicaUpdates3` with each sector's deadline and
+//!   partition. Sectors go in sector-number order, so a `BatchReturn` index names a sector.
+//! - `GasEstimateMessageGas` executes it first: a message the actor would reject is never
+//!   pushed, and the batch stays recorded with the node's reason.
+//! - `MpoolPushMessage` carries a message UUID that is a function of the recorded batch
+//!   alone ([`message_uuid`]), so it exists before the call: a push repeated after a crash,
+//!   a timeout or a lost answer gets back the message the node signed the first time
+//!   (Lotus keeps signed messages by UUID), never a second one.
+//! - Landing is read with `StateSearchMsg` (replacements allowed) and reported only once
+//!   the message is [`CONFIDENCE`] epochs deep, so a short reorg cannot move sectors on a
+//!   message that then disappears. A precommit's epoch is the chain's `PreCommitEpoch`
+//!   (`StateSectorPreCommitInfo`), from which the seed epoch follows, not the lookup's
+//!   height.
+
+use anyhow::{bail, ensure, Context, Result};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use super::json::{base64_decode, base64_encode, cid as json_cid};
+use super::LotusChain;
+use crate::filecoin::miner::*;
+use crate::filecoin::token::parse_atto;
+use crate::piece::cid::{commitment_cid_bytes, CommitmentKind};
+use crate::sched::chain::{Message, MsgKind, Receipt};
+use crate::sector::document::SectorDoc;
+
+/// Epochs a landed message must be buried under before its sectors move (Lotus's
+/// `MessageConfidence`).
+pub const CONFIDENCE: i64 = 5;
+
+/// Epochs per day (30-second epochs), for sector lifetimes.
+const EPOCHS_PER_DAY: i64 = 2880;
+
+/// A message ready for the node: the method, its CBOR parameters and the value it carries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    pub method: Method,
+    pub params: Vec<u8>,
+    pub value: u128,
+}
+
+/// The `MsgUuid` of a recorded batch: SHA-256 over the miner, the batch id and its sectors,
+/// shaped as an RFC 9562 version-8 UUID. Two batches never share one; the same batch always
+/// has it, whatever process sends it.
+pub fn message_uuid(miner: u64, msg: &Message) -> String {
+    let mut h = Sha256::new();
+    h.update(b"sealkit-message-uuid\0");
+    h.update(miner.to_be_bytes());
+    h.update(msg.id.as_bytes());
+    h.update([0]);
+    for (n, _) in &msg.sectors {
+        h.update(n.to_be_bytes());
+    }
+    let d = h.finalize();
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d[..16]);
+    b[6] = (b[6] & 0x0f) | 0x80; // version 8: custom
+    b[8] = (b[8] & 0x3f) | 0x80; // RFC 9562 variant
+    let x = crate::hex::encode(&b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &x[..8],
+        &x[8..12],
+        &x[12..16],
+        &x[16..20],
+        &x[20..]
+    )
+}
+
+/// The recorded sectors in sector-number order, as documents.
+fn sectors(msg: &Message) -> Result<Vec<(u64, SectorDoc)>> {
+    let mut v = msg
+        .sectors
+        .iter()
+        .map(|(n, d)| {
+            Ok((
+                *n,
+                SectorDoc::from_value(d.clone(), &format!("sector {n}"))?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    v.sort_by_key(|(n, _)| *n);
+    Ok(v)
+}
+
+/// The `RegisteredUpdateProof` of a sector size (2KiB … 64GiB = 0 … 4).
+fn update_proof_type(sector_size: u64) -> Result<i64> {
+    Ok(match sector_size {
+        2048 => 0,
+        0x80_0000 => 1,
+        0x2000_0000 => 2,
+        0x8_0000_0000 => 3,
+        0x10_0000_0000 => 4,
+        s => bail!("no update proof type for {s}-byte sectors"),
+    })
+}
+
+/// The data pieces of a document (fillers are the implicit zero piece).
+fn manifests(doc: &SectorDoc) -> Result<Vec<PieceActivationManifest>> {
+    Ok(doc
+        .pieces()?
+        .into_iter()
+        .filter(|p| !p.filler)
+        .map(|p| PieceActivationManifest {
+            cid: commitment_cid_bytes(CommitmentKind::Unsealed, &p.comm_p),
+            size: p.padded_size,
+            verified_allocation_key: None,
+            notify: Vec::new(),
+        })
+        .collect())
+}
+
+fn proof_bytes(doc: &SectorDoc, what: &str) -> Result<Vec<u8>> {
+    let text = doc
+        .get("proof")
+        .and_then(Value::as_str)
+        .with_context(|| format!("{what} has no proof"))?;
+    crate::hex::decode(text).with_context(|| format!("{what}: field \"proof\""))
+}
+
+impl LotusChain {
+    /// The miner-actor call for a recorded message, with its value read from the node.
+    pub fn call_for(&self, msg: &Message) -> Result<Call> {
+        let sectors = sectors(msg)?;
+        ensure!(!sectors.is_empty(), "message {} has no sectors", msg.id);
+        match msg.kind {
+            MsgKind::PreCommit => self.precommit(&sectors),
+            MsgKind::ProveCommit => self.prove_commit(&sectors),
+            MsgKind::ReplicaUpdate => self.replica_update(&sectors),
+        }
+    }
+
+    fn precommit_info(&self, n: u64, doc: &SectorDoc, head: i64) -> Result<SectorPreCommitInfo> {
+        let proof = doc.seal_proof()?;
+        let comm_d = doc.hex32("comm_d")?;
+        let data = !manifests(doc)?.is_empty();
+        Ok(SectorPreCommitInfo {
+            seal_proof: proof.id() as i64,
+            sector_number: n,
+            sealed_cid: commitment_cid_bytes(CommitmentKind::Sealed, &doc.hex32("comm_r")?),
+            seal_rand_epoch: doc.u64("ticket_epoch")? as i64,
+            deal_ids: Vec::new(),
+            expiration: head + self.policy.lifetime_days as i64 * EPOCHS_PER_DAY,
+            // Committed capacity: no CommD (the actor knows the zero sector's).
+            unsealed_cid: data.then(|| commitment_cid_bytes(CommitmentKind::Unsealed, &comm_d)),
+        })
+    }
+
+    fn precommit(&self, sectors: &[(u64, SectorDoc)]) -> Result<Call> {
+        let head = self.head_epoch()?;
+        let mut infos = Vec::new();
+        let mut value = 0u128;
+        for (n, doc) in sectors {
+            let info = self.precommit_info(*n, doc, head)?;
+            let deposit = self
+                .client
+                .call(
+                    "StateMinerPreCommitDepositForPower",
+                    json!([self.address(self.miner), precommit_json(&info), null]),
+                )
+                .with_context(|| format!("the precommit deposit of sector {n}"))?;
+            value += parse_atto(
+                deposit.as_str().unwrap_or_default(),
+                "StateMinerPreCommitDepositForPower",
+            )?;
+            infos.push(info);
+        }
+        Ok(Call {
+            method: Method::PreCommitSectorBatch2,
+            params: PreCommitSectorBatchParams2 { sectors: infos }.encode(),
+            value,
+        })
+    }
+
+    fn prove_commit(&self, sectors: &[(u64, SectorDoc)]) -> Result<Call> {
+        let head = self.head_epoch()?;
+        let mut activations = Vec::new();
+        let mut proofs = Vec::new();
+        let mut value = 0u128;
+        for (n, doc) in sectors {
+            let pc = self
+                .precommit_on_chain(*n)?
+                .with_context(|| format!("sector {n} has no precommit on chain"))?;
+            let pledge = self.client.call(
+                "StateMinerInitialPledgeForSector",
+                json!([pc.expiration - head, self.miner_info.sector_size, 0, null]),
+            )?;
+            let pledge = parse_atto(
+                pledge.as_str().unwrap_or_default(),
+                "StateMinerInitialPledgeForSector",
+            )?;
+            value += pledge.saturating_sub(pc.deposit);
+            activations.push(SectorActivationManifest {
+                sector_number: *n,
+                pieces: manifests(doc)?,
+            });
+            proofs.push(proof_bytes(doc, &format!("sector {n}"))?);
+        }
+        Ok(Call {
+            method: Method::ProveCommitSectors3,
+            params: ProveCommitSectors3Params {
+                sector_activations: activations,
+                sector_proofs: proofs,
+                aggregate_proof: Vec::new(),
+                aggregate_proof_type: None,
+                // Per-sector results: one bad sector does not take the others down.
+                require_activation_success: false,
+                require_notification_success: false,
+            }
+            .encode(),
+            value,
+        })
+    }
+
+    fn replica_update(&self, sectors: &[(u64, SectorDoc)]) -> Result<Call> {
+        let mut updates = Vec::new();
+        let mut proofs = Vec::new();
+        for (n, doc) in sectors {
+            let u = doc.update_doc()?;
+            let at = self.client.call(
+                "StateSectorPartition",
+                json!([self.address(self.miner), n, null]),
+            )?;
+            let field = |k: &str| {
+                at.get(k)
+                    .and_then(Value::as_u64)
+                    .with_context(|| format!("StateSectorPartition of sector {n}: no {k}"))
+            };
+            updates.push(SectorUpdateManifest {
+                sector: *n,
+                deadline: field("Deadline")?,
+                partition: field("Partition")?,
+                new_sealed_cid: commitment_cid_bytes(CommitmentKind::Sealed, &u.hex32("comm_r")?),
+                pieces: manifests(&u)?,
+            });
+            proofs.push(proof_bytes(&u, &format!("sector {n}'s update"))?);
+        }
+        Ok(Call {
+            method: Method::ProveReplicaUpdates3,
+            params: ProveReplicaUpdates3Params {
+                sector_updates: updates,
+                sector_proofs: proofs,
+                aggregate_proof: Vec::new(),
+                update_proofs_type: update_proof_type(self.miner_info.sector_size)?,
+                aggregate_proof_type: None,
+                require_activation_success: false,
+                require_notification_success: false,
+            }
+            .encode(),
+            // Committed capacity to unverified data: the sector's power and pledge stay.
+            value: 0,
+        })
+    }
+
+    fn head_epoch(&self) -> Result<i64> {
+        use crate::sched::chain::Chain;
+        self.head()
+    }
+
+    /// A sector's precommit as the chain holds it: `None` when there is none (never sent,
+    /// or expired and cleaned up).
+    pub fn precommit_on_chain(&self, n: u64) -> Result<Option<OnChainPrecommit>> {
+        let v = self.client.call(
+            "StateSectorPreCommitInfo",
+            json!([self.address(self.miner), n, null]),
+        )?;
+        if v.is_null() {
+            return Ok(None);
+        }
+        let what = format!("StateSectorPreCommitInfo of sector {n}");
+        Ok(Some(OnChainPrecommit {
+            epoch: v
+                .get("PreCommitEpoch")
+                .and_then(Value::as_i64)
+                .with_context(|| format!("{what}: no PreCommitEpoch"))?,
+            deposit: parse_atto(
+                v.get("PreCommitDeposit")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+                &what,
+            )?,
+            expiration: v
+                .pointer("/Info/Expiration")
+                .and_then(Value::as_i64)
+                .with_context(|| format!("{what}: no Info.Expiration"))?,
+        }))
+    }
+
+    /// Builds, dry-runs and pushes `msg`; returns the signed message's CID.
+    pub(super) fn push(&self, msg: &Message) -> Result<String> {
+        let call = self.call_for(msg)?;
+        let worker = &self.miner_info.worker;
+        let unsigned = json!({
+            "Version": 0,
+            "To": self.address(self.miner),
+            "From": worker,
+            "Nonce": 0,
+            "Value": call.value.to_string(),
+            "GasLimit": 0,
+            "GasFeeCap": "0",
+            "GasPremium": "0",
+            "Method": call.method.number(),
+            "Params": base64_encode(&call.params),
+        });
+        let spec = json!({
+            "MaxFee": (self.policy.max_fee_per_sector * msg.sectors.len() as u128).to_string(),
+            "MsgUuid": message_uuid(self.miner, msg),
+            "MaximizeFeeCap": true,
+        });
+        let estimated = self
+            .client
+            .call("GasEstimateMessageGas", json!([unsigned, spec, null]))
+            .with_context(|| {
+                format!("message {} not sent: the node's dry run refused it", msg.id)
+            })?;
+        let signed = self
+            .client
+            .call("MpoolPushMessage", json!([estimated, spec]))
+            .with_context(|| format!("message {} not sent", msg.id))?;
+        json_cid(
+            signed.get("CID").unwrap_or(&Value::Null),
+            "MpoolPushMessage",
+        )
+    }
+
+    /// Where message `cid` (sent for `msg`) landed, once it is deep enough.
+    pub(super) fn search(&self, msg: &Message, cid: &str) -> Result<Option<Receipt>> {
+        let found = self
+            .client
+            .call("StateSearchMsg", json!([null, {"/": cid}, -1, true]))?;
+        if found.is_null() {
+            return Ok(None);
+        }
+        let height = found
+            .get("Height")
+            .and_then(Value::as_i64)
+            .context("StateSearchMsg: no Height")?;
+        if self.head_epoch()? < height + CONFIDENCE {
+            return Ok(None);
+        }
+        // A replacement (same nonce, higher fee) lands under its own CID.
+        let landed = json_cid(
+            found.get("Message").unwrap_or(&Value::Null),
+            "StateSearchMsg",
+        )?;
+        let receipt = found.get("Receipt").context("StateSearchMsg: no Receipt")?;
+        let code = receipt
+            .get("ExitCode")
+            .and_then(Value::as_i64)
+            .context("StateSearchMsg: no Receipt.ExitCode")?;
+        let sectors = sectors(msg)?;
+        if code != 0 {
+            let why = format!("message {landed} failed on chain with exit code {code}");
+            return Ok(Some(Receipt {
+                cid: landed,
+                epoch: height,
+                results: sectors
+                    .iter()
+                    .map(|(n, _)| (*n, Some(why.clone())))
+                    .collect(),
+            }));
+        }
+        let epoch = match msg.kind {
+            // The seed is drawn from the precommit's own epoch, which the chain keeps.
+            MsgKind::PreCommit => {
+                let n = sectors[0].0;
+                self.precommit_on_chain(n)?
+                    .with_context(|| {
+                        format!(
+                            "precommit {landed} landed, but sector {n} has no precommit on chain"
+                        )
+                    })?
+                    .epoch
+            }
+            _ => height,
+        };
+        let mut results: Vec<(u64, Option<String>)> =
+            sectors.iter().map(|(n, _)| (*n, None)).collect();
+        if msg.kind != MsgKind::PreCommit {
+            let ret = receipt.get("Return").and_then(Value::as_str).unwrap_or("");
+            let ret = BatchReturn::decode(&base64_decode(ret)?)
+                .with_context(|| format!("the return value of {landed}"))?;
+            for (i, code) in ret.fail_codes {
+                let slot = results
+                    .get_mut(i as usize)
+                    .with_context(|| format!("{landed}: a failure for sector index {i}"))?;
+                slot.1 = Some(format!("the actor refused it (exit code {code})"));
+            }
+        }
+        Ok(Some(Receipt {
+            cid: landed,
+            epoch,
+            results,
+        }))
+    }
+}
+
+/// A precommit as the chain holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OnChainPrecommit {
+    /// The epoch of the tipset that included it: the seed is drawn from here + the delay.
+    pub epoch: i64,
+    pub deposit: u128,
+    pub expiration: i64,
+}
+
+/// `SectorPreCommitInfo` in Lotus's JSON (for `StateMinerPreCommitDepositForPower`).
+fn precommit_json(i: &SectorPreCommitInfo) -> Value {
+    let cid =
+        |b: &[u8]| json!({"/": format!("b{}", crate::filecoin::multiformats::base32_encode(b))});
+    json!({
+        "SealProof": i.seal_proof,
+        "SectorNumber": i.sector_number,
+        "SealedCID": cid(&i.sealed_cid),
+        "SealRandEpoch": i.seal_rand_epoch,
+        "DealIDs": null,
+        "Expiration": i.expiration,
+        "UnsealedCid": i.unsealed_cid.as_deref().map(cid),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_uuids_are_per_batch_and_version_8() {
+        let m = |id: &str, sectors: &[u64]| Message {
+            id: id.into(),
+            kind: MsgKind::PreCommit,
+            aggregate: false,
+            sectors: sectors.iter().map(|n| (*n, Value::Null)).collect(),
+        };
+        let a = message_uuid(1000, &m("precommit-1-1", &[1, 2]));
+        assert_eq!(a, message_uuid(1000, &m("precommit-1-1", &[1, 2])));
+        assert_ne!(a, message_uuid(1001, &m("precommit-1-1", &[1, 2])));
+        assert_ne!(a, message_uuid(1000, &m("precommit-1-2", &[1, 2])));
+        assert_ne!(a, message_uuid(1000, &m("precommit-1-1", &[1, 3])));
+        let parts: Vec<&str> = a.split('-').collect();
+        assert_eq!(
+            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+            [8, 4, 4, 4, 12]
+        );
+        assert!(parts[2].starts_with('8'), "{a}");
+        assert!("89ab".contains(&parts[3][..1]), "{a}");
+    }
+}

@@ -233,17 +233,7 @@ fn a_killed_supervisor_takes_its_phase_with_it() {
         lock: lock.clone(),
         phase_log: dir.path().join("phase.log"),
         name: "s-t01000-1".into(),
-        fetch: None,
-        finalize: None,
-        host: String::new(),
-        env: Default::default(),
-        inputs: vec![],
-        bring_back: None,
-        restore: Default::default(),
-        net: None,
-        fresh: false,
-        gpu: None,
-        keeps_doc: false,
+        ..Default::default()
     };
     std::fs::write(
         task.join("task.json"),

@@ -302,6 +302,8 @@ fn deliver(db: &mut Db, chain: &dyn Chain, cfg: &Config, id: &str) -> Result<Out
     let sent = batches::sent_as(&db.conn, id)?;
     let receipt = match chain.lookup(&msg, sent.as_deref())? {
         Some(r) => r,
+        // Handed over already: it lands when it lands; pushing it again changes nothing.
+        None if sent.is_some() => return Ok(Outcome::Pending),
         None => {
             let cid = match chain.send(&msg) {
                 Ok(c) => c,

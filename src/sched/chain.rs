@@ -99,6 +99,17 @@ pub trait Chain {
     fn epoch_secs(&self) -> f64;
     /// Epochs from a precommit's epoch to its interactive seed (`PreCommitChallengeDelay`).
     fn seed_delay(&self) -> i64;
+    /// Epochs behind the head a ticket is drawn from (a real chain's recent tipsets can still
+    /// be reorganised away; Lotus draws at head − `SealRandomnessLookback`). The simulated
+    /// chain has no reorgs: 0.
+    fn ticket_lookback(&self) -> i64 {
+        0
+    }
+    /// Epochs past the seed epoch before the seed is drawn (Lotus's
+    /// `InteractivePoRepConfidence`), for the same reason; 0 on the simulated chain.
+    fn seed_confidence(&self) -> i64 {
+        0
+    }
     /// Seal randomness for `miner` at `epoch`: the ticket (from tickets) or the interactive
     /// seed (from the beacon), both drawn with the miner's address as entropy, as the miner
     /// actor does. Used as is: the chain does not mask seal randomness to a field element.

@@ -55,12 +55,6 @@ pub fn lock_daemon(repo: &Repo) -> Result<Flock<std::fs::File>> {
 /// SnarkPack SRS for NI-PoRep) that the chain adapter's proof check uses.
 pub fn preflight(engine: &Engine) -> Result<()> {
     use crate::sector::proof::Feature;
-    anyhow::ensure!(
-        engine.cfg.chain.kind == super::config::ChainKind::Sim,
-        "chain.kind = \"lotus\": this seal-sched reads the chain through the node (`seal-sched \
-         chain status`, tickets, allocated sector numbers) but does not send messages yet, so \
-         sealing would stop at PreCommitBatch; run the daemon on the simulated chain"
-    );
     let proof = engine.cfg.seal_proof()?;
     let local_c2 = engine.cfg.workers.iter().any(|w| {
         !w.is_remote()

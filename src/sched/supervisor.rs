@@ -27,8 +27,8 @@ use super::remote::{self, HostSpec, KILL_SCRIPT};
 use super::storage;
 use super::transfer::Net;
 
-/// What the daemon hands a supervisor.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// What the daemon hands a supervisor (`Default`: an empty spec that tests fill in).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct TaskSpec {
     pub task: u64,
     pub sector: u64,
@@ -618,24 +618,10 @@ mod tests {
             task: sector * 10,
             sector,
             kind: "PC1".into(),
-            argv: Vec::new(),
-            doc: Value::Null,
-            cpus: Vec::new(),
-            timeout: None,
             lock: dir.path().join("lock"),
             phase_log: log.clone(),
             name: format!("s-t01000-{sector}"),
-            fetch: None,
-            finalize: None,
-            host: String::new(),
-            env: Default::default(),
-            inputs: Vec::new(),
-            bring_back: None,
-            restore: Default::default(),
-            net: None,
-            fresh: false,
-            gpu: None,
-            keeps_doc: false,
+            ..Default::default()
         };
         const LINES: usize = 400;
         std::thread::scope(|s| {

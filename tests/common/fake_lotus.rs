@@ -4,8 +4,8 @@
 //! - randomness is drawn as the miner actor does: BLAKE2b-256(i64_be(tag) ‖ digest ‖
 //!   i64_be(epoch) ‖ CBOR(miner ID address));
 //! - message parameters are decoded with the actors' own types (`fil_actor_miner_state`),
-//!   the actor's rules are applied to them (docs/chain.md#validation-rules) when gas is
-//!   estimated, when the message is pushed and again when it lands, and seal proofs are
+//!   the actor's rules are applied to them (docs/chain.md#validation-rules) when the message
+//!   is pushed (Lotus estimates gas by executing it) and again when it lands, and seal proofs are
 //!   verified with the reference (`filecoin_proofs::verify_seal`);
 //! - `MpoolPushMessage` keeps signed messages by their `MsgUuid` as Lotus does: a second push
 //!   with a UUID it has seen returns the first message;
@@ -261,21 +261,6 @@ fn answer(node: &Mutex<Node>, auth: &str, body: &[u8]) -> (&'static str, String)
             }
             json!({"Deadline": s % 48, "Partition": 0})
         }
-        "GasEstimateMessageGas" => {
-            let m = &p[0];
-            if let Err(e) = check_message(&n, m, head) {
-                return rpc_error(
-                    id,
-                    1,
-                    &format!("estimating gas used: message execution failed: {e}"),
-                );
-            }
-            let mut m = m.clone();
-            m["GasLimit"] = json!(10_000_000);
-            m["GasFeeCap"] = json!("100000");
-            m["GasPremium"] = json!("1000");
-            m
-        }
         "MpoolPushMessage" => {
             let (m, spec) = (&p[0], &p[1]);
             let uuid = spec["MsgUuid"].as_str().unwrap_or_default().to_string();
@@ -283,10 +268,10 @@ fn answer(node: &Mutex<Node>, auth: &str, body: &[u8]) -> (&'static str, String)
             if let Some(done) = n.pushed.iter().find(|x| !uuid.is_empty() && x.uuid == uuid) {
                 signed(m, &done.cid)
             } else {
+                // Lotus estimates gas (executing the message) when GasLimit is 0.
                 if let Err(e) = check_message(&n, m, head) {
                     return rpc_error(id, 1, &format!("mpool push: estimating gas: {e}"));
                 }
-                assert!(m["GasLimit"].as_i64().unwrap() > 0, "not estimated: {m}");
                 let cid = format!("bafy2bzacefakemessage{}", n.pushed.len());
                 n.pushed.push(Pushed {
                     uuid,
@@ -339,6 +324,25 @@ fn answer(node: &Mutex<Node>, auth: &str, body: &[u8]) -> (&'static str, String)
         "200 OK",
         json!({"jsonrpc": "2.0", "id": id, "result": result}).to_string(),
     )
+}
+
+/// The sector numbers a pushed precommit or prove-commit names.
+pub fn sectors_of(m: &Pushed) -> Vec<u64> {
+    match m.method {
+        28 => fvm_ipld_encoding::from_slice::<actor::PreCommitSectorBatchParams2>(&m.params)
+            .unwrap()
+            .sectors
+            .iter()
+            .map(|s| s.sector_number)
+            .collect(),
+        34 => fvm_ipld_encoding::from_slice::<actor::ProveCommitSectors3Params>(&m.params)
+            .unwrap()
+            .sector_activations
+            .iter()
+            .map(|a| a.sector_number)
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// A SignedMessage answer.

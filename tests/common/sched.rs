@@ -140,6 +140,16 @@ pub fn assert_phases_alternate_except(log: &str, field: usize, killed: &[String]
     let mut open = std::collections::BTreeMap::<String, (bool, String)>::new();
     for line in log.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
+        // A line is whole: time, start or end, "sector N" at `field`, a pid or exit code
+        // last (a line torn by another writer is a logging fault, not a phase out of order).
+        assert!(
+            f.len() > field + 1
+                && ["start", "end"].contains(&f[1])
+                && f[field - 1] == "sector"
+                && f[field].parse::<u64>().is_ok()
+                && ["pid", "rc"].contains(&f[f.len() - 2]),
+            "a torn phase-log line {line:?} in\n{log}"
+        );
         let (what, sector) = (f[1], f[field].to_string());
         let pid = f.last().copied().unwrap_or_default().to_string();
         let (was, by) = open

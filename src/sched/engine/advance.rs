@@ -13,6 +13,7 @@ impl Engine {
         let max = self.cfg.sealing.max_retries;
         let head = self.chain.head()?;
         let seed_delay = self.chain.seed_delay();
+        let confidence = self.chain.seed_confidence();
         let miner = self.cfg.sealing.miner;
         let chain = &self.chain;
         let failures = state::failure_states();
@@ -33,7 +34,7 @@ impl Engine {
                     continue;
                 };
                 let se = pc + seed_delay;
-                if head < se {
+                if head < se + confidence {
                     continue;
                 }
                 let seed = chain.randomness(Domain::Seed, se, miner)?;

@@ -21,12 +21,13 @@ impl Engine {
                 let kind = state::step_for(s.state).expect("a compute state").task;
                 if kind == TaskType::PreCommit1 {
                     // GetTicket: a fresh ticket for every PC1 attempt.
-                    let ticket = chain.randomness(Domain::Ticket, head, miner)?;
+                    let te = head - chain.ticket_lookback();
+                    let ticket = chain.randomness(Domain::Ticket, te, miner)?;
                     let mut doc = s.doc.clone();
                     doc["ticket"] = crate::hex::encode(&ticket).into();
-                    doc["ticket_epoch"] = head.into();
+                    doc["ticket_epoch"] = te.into();
                     db::set_doc(tx, s.number, &doc)?;
-                    sectors::set_ticket_epoch(tx, s.number, head)?;
+                    sectors::set_ticket_epoch(tx, s.number, te)?;
                 }
                 tasks::queue(tx, s.number, kind)?;
             }

@@ -25,6 +25,13 @@ use rpc::Client;
 /// (PreCommitSectorBatch2 and ProveCommitSectors3: nv22; docs/chain.md#method-numbers).
 pub const MIN_NETWORK_VERSION: u64 = 22;
 
+/// Epochs behind the head a ticket is drawn from (the actors' `SealRandomnessLookback`,
+/// which is chain finality, 900, on every network; Lotus's `getTicket`).
+pub const SEAL_RANDOMNESS_LOOKBACK: i64 = 900;
+
+/// Epochs past the seed epoch before Lotus draws the seed (`InteractivePoRepConfidence`).
+pub const INTERACTIVE_POREP_CONFIDENCE: i64 = 6;
+
 /// What the node says about its network, read once at connection.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NetworkInfo {
@@ -243,6 +250,14 @@ impl Chain for LotusChain {
 
     fn seed_delay(&self) -> i64 {
         self.net.challenge_delay
+    }
+
+    fn ticket_lookback(&self) -> i64 {
+        SEAL_RANDOMNESS_LOOKBACK
+    }
+
+    fn seed_confidence(&self) -> i64 {
+        INTERACTIVE_POREP_CONFIDENCE
     }
 
     fn randomness(&self, domain: Domain, epoch: i64, miner: u64) -> Result<[u8; 32]> {

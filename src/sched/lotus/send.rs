@@ -5,12 +5,14 @@
 //!   deposits as value, `ProveCommitSectors3` (one proof per sector) with the pledge not yet
 //!   covered by the deposits, `ProveReplicaUpdates3` with each sector's deadline and
 //!   partition. Sectors go in sector-number order, so a `BatchReturn` index names a sector.
-//! - `GasEstimateMessageGas` executes it first: a message the actor would reject is never
-//!   pushed, and the batch stays recorded with the node's reason.
 //! - `MpoolPushMessage` carries a message UUID that is a function of the recorded batch
 //!   alone ([`message_uuid`]), so it exists before the call: a push repeated after a crash,
 //!   a timeout or a lost answer gets back the message the node signed the first time
-//!   (Lotus keeps signed messages by UUID), never a second one.
+//!   (Lotus keeps signed messages by UUID), never a second one. The node estimates gas
+//!   (executing the message) before it signs: a message the actor would reject is refused
+//!   there with the actor's reason and nothing is sent; the batch stays recorded. (A
+//!   separate `GasEstimateMessageGas` dry run would refuse the repeat of a message that
+//!   already landed, because its own effects are then on chain.)
 //! - Landing is read with `StateSearchMsg` (replacements allowed) and reported only once
 //!   the message is [`CONFIDENCE`] epochs deep, so a short reorg cannot move sectors on a
 //!   message that then disappears. A precommit's epoch is the chain's `PreCommitEpoch`
@@ -32,6 +34,10 @@ use crate::sector::document::SectorDoc;
 /// Epochs a landed message must be buried under before its sectors move (Lotus's
 /// `MessageConfidence`).
 pub const CONFIDENCE: i64 = 5;
+
+/// The most parameter bytes one message carries: the mempool's 64 KiB message limit less
+/// room for the rest of the signed message (Lotus's batchers split at `MaxMessageSize − 128`).
+pub const MAX_PARAMS_BYTES: usize = 64 * 1024 - 128;
 
 /// Epochs per day (30-second epochs), for sector lifetimes.
 const EPOCHS_PER_DAY: i64 = 2880;
@@ -294,6 +300,13 @@ impl LotusChain {
     /// Builds, dry-runs and pushes `msg`; returns the signed message's CID.
     pub(super) fn push(&self, msg: &Message) -> Result<String> {
         let call = self.call_for(msg)?;
+        ensure!(
+            call.params.len() <= MAX_PARAMS_BYTES,
+            "message {} not sent: its parameters are {} bytes, more than a message may carry \
+             ({MAX_PARAMS_BYTES}); lower the batch size (batching.max_*_batch)",
+            msg.id,
+            call.params.len()
+        );
         let worker = &self.miner_info.worker;
         let unsigned = json!({
             "Version": 0,
@@ -312,15 +325,14 @@ impl LotusChain {
             "MsgUuid": message_uuid(self.miner, msg),
             "MaximizeFeeCap": true,
         });
-        let estimated = self
-            .client
-            .call("GasEstimateMessageGas", json!([unsigned, spec, null]))
-            .with_context(|| {
-                format!("message {} not sent: the node's dry run refused it", msg.id)
-            })?;
+        // GasLimit 0: the node estimates gas (executing the message against its state)
+        // before it signs, after it has looked the UUID up, so a repeat of a message that
+        // already landed gets that message back instead of a refusal from a dry run against
+        // the state the first copy changed. A message the actor would reject is refused
+        // here, with the actor's exit code, and nothing is sent.
         let signed = self
             .client
-            .call("MpoolPushMessage", json!([estimated, spec]))
+            .call("MpoolPushMessage", json!([unsigned, spec]))
             .with_context(|| format!("message {} not sent", msg.id))?;
         json_cid(
             signed.get("CID").unwrap_or(&Value::Null),

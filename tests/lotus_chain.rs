@@ -473,3 +473,58 @@ fn the_daemon_seals_to_proving_through_the_node_and_sends_each_message_once() {
         assert_eq!(s["seed_epoch"], pushed_at + 10, "{s}");
     }
 }
+
+/// A precommit batch the actor refuses whole (one bad sector among three): the outbox
+/// bisects it, the good sectors are precommitted and proven, the bad one alone fails, and
+/// no sector is ever in two pushed precommits.
+#[test]
+fn a_refused_batch_is_split_until_the_bad_sector_stands_alone() {
+    sealkit::sched::demo::ensure_test_params().unwrap();
+    let node = FakeLotus::start(Node {
+        verify_proofs: true,
+        block_delay: 1,
+        clock: Some(std::time::Instant::now()),
+        refuse_precommit: vec![2],
+        ..Node::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("r");
+    common::sched::fast_repo(&repo, |cfg| {
+        cfg.chain.kind = sealkit::sched::config::ChainKind::Lotus;
+        cfg.chain.api_info = node.api_info();
+        // One precommit batch of all three, sent when full.
+        cfg.batching.max_precommit_batch = 3;
+        cfg.batching.precommit_batch_wait = "1h".into();
+        cfg.sealing.max_retries = 0;
+    });
+    ok(sched(&repo, &["sectors", "pledge", "--count", "3"]));
+    let out = sched(&repo, &["run", "--until-done", "--quiet"]);
+    assert!(out.status.success(), "{out:?}");
+    let list = ok(sched(&repo, &["sectors", "list", "--json"]));
+    let state = |n: usize| list[n - 1]["state"].as_str().unwrap().to_string();
+    assert_eq!((state(1), state(3)), ("Proving".into(), "Proving".into()));
+    assert_ne!(state(2), "Proving");
+    let batches = ok(sched(&repo, &["batch", "list", "--json"]));
+    let refused: Vec<&serde_json::Value> = batches["batches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["state"] == "refused")
+        .collect();
+    // [1, 2, 3] → [1] and [2, 3]; [2, 3] → [2] and [3]; [2] alone.
+    let sizes: Vec<usize> = refused
+        .iter()
+        .map(|b| b["sectors"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(sizes, [3, 2, 1], "{batches}");
+    let n = node.node.lock().unwrap();
+    let mut precommitted: Vec<u64> = n
+        .pushed
+        .iter()
+        .filter(|m| m.method == 28)
+        .flat_map(common::fake_lotus::sectors_of)
+        .collect();
+    precommitted.sort();
+    assert_eq!(precommitted, [1, 3]);
+    assert_eq!(n.active.keys().copied().collect::<Vec<_>>(), [1, 3]);
+}

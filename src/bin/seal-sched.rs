@@ -551,6 +551,10 @@ fn run(args: Cli) -> Result<()> {
                         out.push(json!({"batch": id, "pending": true}));
                     }
                     batch::Outcome::NotSent(e) => not_sent.push(format!("batch {id}: {e}")),
+                    batch::Outcome::Refused(e) => {
+                        eprintln!("Batch {id}: refused by the chain, split or failed: {e}");
+                        out.push(json!({"batch": id, "refused": e}));
+                    }
                 }
             }
             if done.is_empty() {

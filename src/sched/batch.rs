@@ -30,7 +30,8 @@ use anyhow::{Context, Result};
 use nix::fcntl::{Flock, FlockArg};
 
 use super::chain::{
-    Chain, Message, MsgKind, Receipt, MAX_PRECOMMIT_RANDOMNESS_LOOKBACK, MAX_PROVE_COMMIT_DURATION,
+    Chain, Message, MsgKind, Receipt, Refused, MAX_PRECOMMIT_RANDOMNESS_LOOKBACK,
+    MAX_PROVE_COMMIT_DURATION,
 };
 use super::config::{Batching, Config};
 use super::db::{self, batches, now, sectors, Db, SectorRow};
@@ -77,6 +78,9 @@ pub enum BatchState {
     Sent,
     /// Its receipt is recorded and its sectors moved on.
     Landed,
+    /// The chain refused the message whole before anything was sent (the actor would
+    /// reject it); its sectors went on in two smaller batches, or a single one failed.
+    Refused,
 }
 
 impl BatchState {
@@ -85,7 +89,21 @@ impl BatchState {
             BatchState::Recorded => "recorded",
             BatchState::Sent => "sent",
             BatchState::Landed => "landed",
+            BatchState::Refused => "refused",
         }
+    }
+
+    /// Every state, in the order a batch can go through them.
+    pub const ALL: [BatchState; 4] = [
+        BatchState::Recorded,
+        BatchState::Sent,
+        BatchState::Landed,
+        BatchState::Refused,
+    ];
+
+    /// Whether the batch is done with: nothing of it is left to send or look up.
+    pub fn is_final(self) -> bool {
+        matches!(self, BatchState::Landed | BatchState::Refused)
     }
 
     pub fn parse(s: &str) -> Option<BatchState> {
@@ -94,6 +112,7 @@ impl BatchState {
             "recorded" | "sending" => Some(BatchState::Recorded),
             "sent" => Some(BatchState::Sent),
             "landed" => Some(BatchState::Landed),
+            "refused" => Some(BatchState::Refused),
             _ => None,
         }
     }
@@ -107,6 +126,9 @@ pub enum Outcome {
     Pending,
     /// Not sent for a reason of this machine; it stays recorded and is retried.
     NotSent(String),
+    /// Refused by the chain whole (nothing sent): split in two batches that later passes
+    /// send, or, for one sector, that sector failed.
+    Refused(String),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -217,8 +239,7 @@ pub fn publish(
             let msg = Message {
                 id: id.clone(),
                 kind,
-                aggregate: kind == MsgKind::ProveCommit
-                    && take.len() >= cfg.batching.min_commit_batch.max(4),
+                aggregate: aggregates(cfg, kind, take.len()),
                 sectors: take.iter().map(|s| (s.number, s.doc.clone())).collect(),
             };
             let numbers: Vec<u64> = take.iter().map(|s| s.number).collect();
@@ -236,7 +257,7 @@ pub fn publish(
         })?;
         let Some(id) = claimed else { break };
         let outcome = deliver(db, chain, cfg, &id)?;
-        let stop = matches!(outcome, Outcome::NotSent(_));
+        let stop = matches!(outcome, Outcome::NotSent(_) | Outcome::Refused(_));
         sent.push((id, outcome));
         if stop {
             break; // the next claim would fail the same way
@@ -256,7 +277,7 @@ pub fn recover(
     let open: Vec<String> = db
         .batches()?
         .into_iter()
-        .filter(|b| b.state != BatchState::Landed)
+        .filter(|b| !b.state.is_final())
         .map(|b| b.id)
         .collect();
     let mut out = Vec::new();
@@ -290,8 +311,7 @@ fn recorded_message(db: &Db, cfg: &Config, id: &str) -> Result<Message> {
     Ok(Message {
         id: id.to_string(),
         kind,
-        aggregate: kind == MsgKind::ProveCommit
-            && sectors.len() >= cfg.batching.min_commit_batch.max(4),
+        aggregate: aggregates(cfg, kind, sectors.len()),
         sectors,
     })
 }
@@ -307,6 +327,11 @@ fn deliver(db: &mut Db, chain: &dyn Chain, cfg: &Config, id: &str) -> Result<Out
         None => {
             let cid = match chain.send(&msg) {
                 Ok(c) => c,
+                Err(e) if e.is::<Refused>() => {
+                    let err = format!("{e:#}");
+                    refuse(db, cfg, &msg, &err)?;
+                    return Ok(Outcome::Refused(err));
+                }
                 Err(e) => {
                     let err = format!("{e:#}");
                     db.tx(|tx| {
@@ -330,6 +355,72 @@ fn deliver(db: &mut Db, chain: &dyn Chain, cfg: &Config, id: &str) -> Result<Out
     };
     land(db, cfg, &msg, &receipt)?;
     Ok(Outcome::Landed(receipt))
+}
+
+/// A message the chain refused whole: one transaction marks its batch refused and records
+/// its two halves as new batches (their sectors keep waiting, now in them), or fails its
+/// only sector as a landing rejection would. Bisecting finds the sectors the actor refuses
+/// without holding the others back: the good ones land after a few halvings.
+fn refuse(db: &mut Db, cfg: &Config, msg: &Message, err: &str) -> Result<()> {
+    let retry_min = Config::secs(&cfg.sealing.retry_min);
+    db.tx(|tx| {
+        if !batches::mark_refused(tx, &msg.id, err)? {
+            return Ok(()); // done already by another publisher
+        }
+        if let [(sector, _)] = msg.sectors.as_slice() {
+            sectors::batch_rejected(tx, *sector, now() + retry_min, err)?;
+            db::set_state(tx, *sector, failed_state(msg.kind), err)?;
+            return db::event(
+                tx,
+                Some(*sector),
+                "batch",
+                &format!("{} refused: {err}", msg.id),
+            );
+        }
+        let (a, b) = msg.sectors.split_at(msg.sectors.len() / 2);
+        let mut halves = Vec::new();
+        for (suffix, part) in [("a", a), ("b", b)] {
+            let half = Message {
+                id: format!("{}-{suffix}", msg.id),
+                kind: msg.kind,
+                aggregate: aggregates(cfg, msg.kind, part.len()),
+                sectors: part.to_vec(),
+            };
+            let numbers: Vec<u64> = part.iter().map(|(n, _)| *n).collect();
+            batches::record(
+                tx,
+                &half.id,
+                half.kind,
+                &serde_json::to_string(&half)?,
+                &numbers,
+            )?;
+            halves.push(half.id);
+        }
+        db::event(
+            tx,
+            None,
+            "batch",
+            &format!(
+                "{} refused, split into {}: {err}",
+                msg.id,
+                halves.join(" and ")
+            ),
+        )
+    })
+}
+
+/// Whether a prove-commit batch of `n` sectors goes as one aggregate.
+fn aggregates(cfg: &Config, kind: MsgKind, n: usize) -> bool {
+    kind == MsgKind::ProveCommit && n >= cfg.batching.min_commit_batch.max(4)
+}
+
+/// Where a sector goes when the chain rejects it in a message of `kind`.
+fn failed_state(kind: MsgKind) -> SectorState {
+    match kind {
+        MsgKind::PreCommit => SectorState::PreCommitFailed,
+        MsgKind::ProveCommit => SectorState::CommitFailed,
+        MsgKind::ReplicaUpdate => SectorState::SubmitReplicaUpdateFailed,
+    }
 }
 
 /// Records a landed message's receipt and moves its sectors, once.
@@ -373,13 +464,8 @@ fn land(db: &mut Db, cfg: &Config, msg: &Message, receipt: &Receipt) -> Result<(
                     db::set_state(tx, *sector, SectorState::FinalizeReplicaUpdate, &format!("update landed at epoch {} in {}", receipt.epoch, receipt.cid))?;
                 }
                 (_, Some(e)) => {
-                    let failed = match kind {
-                        MsgKind::PreCommit => SectorState::PreCommitFailed,
-                        MsgKind::ProveCommit => SectorState::CommitFailed,
-                        MsgKind::ReplicaUpdate => SectorState::SubmitReplicaUpdateFailed,
-                    };
                     sectors::batch_rejected(tx, *sector, now() + retry_min, e)?;
-                    db::set_state(tx, *sector, failed, e)?;
+                    db::set_state(tx, *sector, failed_state(kind), e)?;
                 }
             }
         }

@@ -93,6 +93,20 @@ pub struct Receipt {
     pub results: Vec<(u64, Option<String>)>,
 }
 
+/// The chain refused a message whole before anything was sent: a node executes a message
+/// before it signs it, and the actor said no (a precommit is all or nothing). Nothing of it
+/// exists on chain, and the same message would be refused again, so the outbox splits it.
+#[derive(Debug)]
+pub struct Refused(pub String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the chain refused it: {}", self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
 pub trait Chain {
     fn head(&self) -> Result<i64>;
     /// Wall-clock seconds per epoch, to turn epoch deadlines into times.

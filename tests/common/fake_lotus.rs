@@ -74,6 +74,9 @@ pub struct Node {
     pub active: BTreeMap<u64, Cid>,
     /// Sectors whose data was updated (a snap deal); no second update.
     pub updated: Vec<u64>,
+    /// Sectors the actor refuses to precommit (as for a bad sealed CID): a precommit batch
+    /// holding one is refused whole.
+    pub refuse_precommit: Vec<u64>,
 }
 
 impl Node {
@@ -110,6 +113,7 @@ impl Default for Node {
             precommits: BTreeMap::new(),
             active: BTreeMap::new(),
             updated: Vec::new(),
+            refuse_precommit: Vec::new(),
         }
     }
 }
@@ -384,6 +388,9 @@ fn check_message(n: &Node, m: &Value, head: i64) -> Result<(), String> {
                 }
                 if s.sealed_cid.codec() != 0xf102 || s.sealed_cid.hash().code() != 0xb401 {
                     return Err("sealed CID prefix is not fil-commitment-sealed/poseidon".into());
+                }
+                if n.refuse_precommit.contains(&n_) {
+                    return Err(format!("sector {n_}: invalid sealed CID (exit 16)"));
                 }
                 if !s.deal_ids.is_empty() {
                     return Err("deal ids in a precommit".into());

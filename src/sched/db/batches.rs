@@ -123,6 +123,21 @@ pub fn mark_sent(conn: &Connection, id: &str, cid: &str) -> Result<()> {
     Ok(())
 }
 
+/// Refused by the chain whole: never sent, done with. False when it was sent or finished
+/// already (then it is not this caller's to split).
+pub fn mark_refused(conn: &Connection, id: &str, error: &str) -> Result<bool> {
+    let n = conn.execute(
+        "UPDATE batches SET state = ?2, error = ?3 WHERE id = ?1 AND state = ?4",
+        params![
+            id,
+            BatchState::Refused.name(),
+            error,
+            BatchState::Recorded.name()
+        ],
+    )?;
+    Ok(n == 1)
+}
+
 /// Landed at `epoch` as `cid`. False when it was recorded as landed already.
 pub fn mark_landed(conn: &Connection, id: &str, epoch: i64, cid: &str) -> Result<bool> {
     let n = conn.execute(

@@ -10,7 +10,8 @@
 //!   a timeout or a lost answer gets back the message the node signed the first time
 //!   (Lotus keeps signed messages by UUID), never a second one. The node estimates gas
 //!   (executing the message) before it signs: a message the actor would reject is refused
-//!   there with the actor's reason and nothing is sent; the batch stays recorded. (A
+//!   there with the actor's reason and nothing is sent ([`Refused`]: the outbox splits the
+//!   batch in halves until the refused sectors stand alone, and fails those). (A
 //!   separate `GasEstimateMessageGas` dry run would refuse the repeat of a message that
 //!   already landed, because its own effects are then on chain.)
 //! - Landing is read with `StateSearchMsg` (replacements allowed) and reported only once
@@ -28,7 +29,7 @@ use super::LotusChain;
 use crate::filecoin::miner::*;
 use crate::filecoin::token::parse_atto;
 use crate::piece::cid::{commitment_cid_bytes, CommitmentKind};
-use crate::sched::chain::{Message, MsgKind, Receipt};
+use crate::sched::chain::{Message, MsgKind, Receipt, Refused};
 use crate::sector::document::SectorDoc;
 
 /// Epochs a landed message must be buried under before its sectors move (Lotus's
@@ -330,10 +331,18 @@ impl LotusChain {
         // already landed gets that message back instead of a refusal from a dry run against
         // the state the first copy changed. A message the actor would reject is refused
         // here, with the actor's exit code, and nothing is sent.
-        let signed = self
+        let signed = match self
             .client
             .call("MpoolPushMessage", json!([unsigned, spec]))
-            .with_context(|| format!("message {} not sent", msg.id))?;
+        {
+            Ok(s) => s,
+            // The node answered, and no message exists under this UUID (else it would have
+            // returned it): the actor refused this message as it is.
+            Err(e) if e.is::<super::rpc::RpcError>() => {
+                return Err(Refused(format!("message {} not sent: {e:#}", msg.id)).into())
+            }
+            Err(e) => return Err(e.context(format!("message {} not sent", msg.id))),
+        };
         json_cid(
             signed.get("CID").unwrap_or(&Value::Null),
             "MpoolPushMessage",

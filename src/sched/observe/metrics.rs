@@ -298,7 +298,7 @@ pub fn render(s: &Snapshot) -> Result<String> {
             } else {
                 0.0
             });
-        for st in [BatchState::Recorded, BatchState::Sent, BatchState::Landed] {
+        for st in BatchState::ALL {
             let these: Vec<f64> = s
                 .batches
                 .iter()
@@ -308,7 +308,7 @@ pub fn render(s: &Snapshot) -> Result<String> {
             batches
                 .get_or_create(&l(&[("kind", k), ("state", st.name())]))
                 .set(these.len() as f64);
-            if st != BatchState::Landed {
+            if !st.is_final() {
                 let oldest = these.iter().copied().fold(f64::INFINITY, f64::min);
                 age.get_or_create(&l(&[("kind", k), ("state", st.name())]))
                     .set(if oldest.is_finite() {

@@ -368,6 +368,31 @@ fn batches_are_sent_once_and_land_with_the_chains_epochs() {
     assert_eq!(node.node.lock().unwrap().updated, [7]);
 }
 
+/// A batch whose parameters would not fit in one message is refused before anything is
+/// sent, as the mempool would refuse it, so the outbox splits it.
+#[test]
+fn a_batch_too_large_for_one_message_is_refused_unsent() {
+    let node = FakeLotus::start(Node::default());
+    let c = connect(&node).unwrap();
+    let sectors: Vec<(u64, [u8; 32], &str)> = (1..=1200).map(|n| (n, [5; 32], "")).collect();
+    let e = c
+        .send(&batch("precommit-1-1", MsgKind::PreCommit, &sectors))
+        .unwrap_err();
+    assert!(e.is::<sealkit::sched::chain::Refused>(), "{e:#}");
+    assert!(
+        format!("{e:#}").contains("more than a message may carry"),
+        "{e:#}"
+    );
+    assert!(node.node.lock().unwrap().pushed.is_empty());
+    // Half of it fits.
+    c.send(&batch(
+        "precommit-1-1-a",
+        MsgKind::PreCommit,
+        &sectors[..600],
+    ))
+    .unwrap();
+}
+
 /// Per-sector outcomes: the reference rejects one sector's proof (the others land), and a
 /// message that fails as a whole fails each of its sectors with its exit code.
 #[test]

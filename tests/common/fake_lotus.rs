@@ -132,6 +132,7 @@ impl FakeLotus {
         std::thread::spawn(move || {
             for s in l.incoming() {
                 let Ok(s) = s else { continue };
+                let _ = s.set_nodelay(true);
                 let n = n.clone();
                 std::thread::spawn(move || serve(s, &n));
             }
@@ -179,12 +180,12 @@ fn serve(s: TcpStream, node: &Mutex<Node>) {
         let mut body = vec![0; len];
         r.read_exact(&mut body).unwrap();
         let (status, out) = answer(node, &auth, &body);
-        let mut w = &s;
-        let _ = write!(
-            w,
+        // One write: a response in pieces meets Nagle and delayed ACKs (40 ms a call).
+        let resp = format!(
             "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{out}",
             out.len()
         );
+        let _ = (&s).write_all(resp.as_bytes());
     }
 }
 

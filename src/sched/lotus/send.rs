@@ -301,13 +301,17 @@ impl LotusChain {
     /// Builds, dry-runs and pushes `msg`; returns the signed message's CID.
     pub(super) fn push(&self, msg: &Message) -> Result<String> {
         let call = self.call_for(msg)?;
-        ensure!(
-            call.params.len() <= MAX_PARAMS_BYTES,
-            "message {} not sent: its parameters are {} bytes, more than a message may carry \
-             ({MAX_PARAMS_BYTES}); lower the batch size (batching.max_*_batch)",
-            msg.id,
-            call.params.len()
-        );
+        if call.params.len() > MAX_PARAMS_BYTES {
+            // The mempool would refuse it whole: the outbox splits it (lower
+            // batching.max_*_batch to send fewer, larger-than-needed batches).
+            return Err(Refused(format!(
+                "message {} not sent: its parameters are {} bytes, more than a message may \
+                 carry ({MAX_PARAMS_BYTES})",
+                msg.id,
+                call.params.len()
+            ))
+            .into());
+        }
         let worker = &self.miner_info.worker;
         let unsigned = json!({
             "Version": 0,

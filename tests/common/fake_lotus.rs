@@ -77,6 +77,10 @@ pub struct Node {
     /// Sectors the actor refuses to precommit (as for a bad sealed CID): a precommit batch
     /// holding one is refused whole.
     pub refuse_precommit: Vec<u64>,
+    /// Every call's method and parameters, in order.
+    pub requests: Vec<(String, Value)>,
+    /// Methods answered with a fixed result (Lotus's documented examples) instead.
+    pub canned: BTreeMap<String, Value>,
 }
 
 impl Node {
@@ -114,6 +118,8 @@ impl Default for Node {
             active: BTreeMap::new(),
             updated: Vec::new(),
             refuse_precommit: Vec::new(),
+            requests: Vec::new(),
+            canned: BTreeMap::new(),
         }
     }
 }
@@ -203,6 +209,14 @@ fn answer(node: &Mutex<Node>, auth: &str, body: &[u8]) -> (&'static str, String)
         .expect("methods are Filecoin.*")
         .to_string();
     n.calls.push(method.clone());
+    n.requests.push((method.clone(), req["params"].clone()));
+    if let Some(r) = n.canned.get(&method) {
+        let result = r.clone();
+        return (
+            "200 OK",
+            json!({"jsonrpc": "2.0", "id": id, "result": result}).to_string(),
+        );
+    }
     execute_due(&mut n);
     let p = &req["params"];
     let head = n.head();

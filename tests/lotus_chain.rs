@@ -437,73 +437,15 @@ fn rejections_come_back_per_sector() {
 }
 
 /// `seal-sched run` against the node, unchanged, through the real HTTP client: two pledged
-/// CC sectors reach Proving with their proofs accepted by the reference on the node's side,
-/// while daemons are SIGKILLed at random moments (between recording a batch and pushing it,
-/// mid-push, mid-lookup) and cron publishers push beside them. No sector is ever in two
-/// pushed messages of one method: a message is sent once.
+/// One daemon run (two would cost CI minutes for the same setup) covers sealing through the
+/// node under faults and the split of a refused batch. Three CC sectors; the actor refuses
+/// any precommit that holds sector 2. Daemons are SIGKILLed at random moments (between
+/// recording a batch and pushing it, mid-push, mid-lookup, mid-split) and cron publishers
+/// push beside them. Sectors 1 and 3 reach Proving with proofs the reference accepts on the
+/// node's side; sector 2 fails alone; no sector is ever in two pushed messages of one method;
+/// every refused batch holds sector 2, and one holds nothing else.
 #[test]
-fn the_daemon_seals_to_proving_through_the_node_and_sends_each_message_once() {
-    sealkit::sched::demo::ensure_test_params().unwrap();
-    let node = FakeLotus::start(Node {
-        verify_proofs: true,
-        block_delay: 1,
-        clock: Some(std::time::Instant::now()),
-        ..Node::default()
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("r");
-    common::sched::fast_repo(&repo, |cfg| {
-        cfg.chain.kind = sealkit::sched::config::ChainKind::Lotus;
-        cfg.chain.api_info = node.api_info();
-    });
-    let pledged = ok(sched(&repo, &["sectors", "pledge", "--count", "2"]));
-    assert_eq!(pledged["pledged"], serde_json::json!([1, 2]));
-    let mut rng = common::rng("lotus-chaos");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
-    let chaos = common::chaos::run(&repo, &mut rng, 300..3000, 8, deadline, &|| false);
-    let sectors = common::sched::verify_all(&repo, dir.path());
-    assert_eq!(sectors.len(), 2, "{}", common::sched::daemon_log(&repo));
-    let n = node.node.lock().unwrap();
-    assert_eq!(
-        n.active.keys().copied().collect::<Vec<_>>(),
-        [1, 2],
-        "the node proved them"
-    );
-    // Each sector in exactly one precommit and one prove-commit the node pushed.
-    for method in [28, 34] {
-        let mut seen = Vec::new();
-        for m in n.pushed.iter().filter(|m| m.method == method) {
-            seen.extend(common::fake_lotus::sectors_of(m));
-        }
-        seen.sort();
-        assert_eq!(
-            seen,
-            [1, 2],
-            "method {method}: {:?} ({} kills)",
-            n.pushed,
-            chaos.kills
-        );
-    }
-    // The seed is the chain's, from the precommit's own epoch.
-    for s in &sectors {
-        let pushed_at = n
-            .pushed
-            .iter()
-            .find(|m| {
-                m.method == 28
-                    && common::fake_lotus::sectors_of(m).contains(&s["sector"].as_u64().unwrap())
-            })
-            .unwrap()
-            .included;
-        assert_eq!(s["seed_epoch"], pushed_at + 10, "{s}");
-    }
-}
-
-/// A precommit batch the actor refuses whole (one bad sector among three): the outbox
-/// bisects it, the good sectors are precommitted and proven, the bad one alone fails, and
-/// no sector is ever in two pushed precommits.
-#[test]
-fn a_refused_batch_is_split_until_the_bad_sector_stands_alone() {
+fn the_daemon_seals_through_the_node_under_kills_and_splits_a_refused_batch() {
     sealkit::sched::demo::ensure_test_params().unwrap();
     let node = FakeLotus::start(Node {
         verify_proofs: true,
@@ -517,41 +459,97 @@ fn a_refused_batch_is_split_until_the_bad_sector_stands_alone() {
     common::sched::fast_repo(&repo, |cfg| {
         cfg.chain.kind = sealkit::sched::config::ChainKind::Lotus;
         cfg.chain.api_info = node.api_info();
-        // One precommit batch of all three, sent when full.
+        // One precommit batch of all three when full (cron publishers may send less).
         cfg.batching.max_precommit_batch = 3;
         cfg.batching.precommit_batch_wait = "1h".into();
         cfg.sealing.max_retries = 0;
     });
-    ok(sched(&repo, &["sectors", "pledge", "--count", "3"]));
-    let out = sched(&repo, &["run", "--until-done", "--quiet"]);
-    assert!(out.status.success(), "{out:?}");
+    let pledged = ok(sched(&repo, &["sectors", "pledge", "--count", "3"]));
+    assert_eq!(pledged["pledged"], serde_json::json!([1, 2, 3]));
+    let mut rng = common::rng("lotus-chaos");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    let chaos = common::chaos::run(&repo, &mut rng, 300..3000, 8, deadline, &|| false);
+    let log = || common::sched::daemon_log(&repo);
+
     let list = ok(sched(&repo, &["sectors", "list", "--json"]));
+    let list = list.as_array().unwrap();
     let state = |n: usize| list[n - 1]["state"].as_str().unwrap().to_string();
-    assert_eq!((state(1), state(3)), ("Proving".into(), "Proving".into()));
-    assert_ne!(state(2), "Proving");
+    assert_eq!(
+        [state(1), state(2), state(3)],
+        ["Proving", "FailedUnrecoverable", "Proving"],
+        "{}",
+        log()
+    );
+    let proving = [&list[0], &list[2]];
+    for s in proving {
+        common::sched::verify_sector(s, dir.path());
+    }
+    let n = node.node.lock().unwrap();
+    assert_eq!(
+        n.active.keys().copied().collect::<Vec<_>>(),
+        [1, 3],
+        "the node proved them"
+    );
+    // Each good sector in exactly one precommit and one prove-commit the node pushed.
+    for method in [28, 34] {
+        let mut seen: Vec<u64> = n
+            .pushed
+            .iter()
+            .filter(|m| m.method == method)
+            .flat_map(common::fake_lotus::sectors_of)
+            .collect();
+        seen.sort();
+        assert_eq!(
+            seen,
+            [1, 3],
+            "method {method}: {:?} ({} kills)",
+            n.pushed,
+            chaos.kills
+        );
+    }
+    // The split: every refused batch holds the bad sector, and one holds it alone.
     let batches = ok(sched(&repo, &["batch", "list", "--json"]));
-    let refused: Vec<&serde_json::Value> = batches["batches"]
+    let refused: Vec<Vec<u64>> = batches["batches"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|b| b["state"] == "refused")
+        .map(|b| {
+            b["sectors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_u64().unwrap())
+                .collect()
+        })
         .collect();
-    // [1, 2, 3] → [1] and [2, 3]; [2, 3] → [2] and [3]; [2] alone.
-    let sizes: Vec<usize> = refused
-        .iter()
-        .map(|b| b["sectors"].as_array().unwrap().len())
-        .collect();
-    assert_eq!(sizes, [3, 2, 1], "{batches}");
-    let n = node.node.lock().unwrap();
-    let mut precommitted: Vec<u64> = n
-        .pushed
-        .iter()
-        .filter(|m| m.method == 28)
-        .flat_map(common::fake_lotus::sectors_of)
-        .collect();
-    precommitted.sort();
-    assert_eq!(precommitted, [1, 3]);
-    assert_eq!(n.active.keys().copied().collect::<Vec<_>>(), [1, 3]);
+    assert!(
+        refused.iter().all(|b| b.contains(&2)) && refused.contains(&vec![2]),
+        "{batches}"
+    );
+    // The hand-off to lotus-miner passes the checks its SectorReceive makes
+    // (storage/pipeline/receive.go), made here on the node's side.
+    for s in proving {
+        let number = s["sector"].as_u64().unwrap();
+        let meta = ok(sched(
+            &repo,
+            &["sectors", "lotus-meta", &number.to_string()],
+        ));
+        assert_lotus_would_receive(&meta, &n, number);
+    }
+    // The seed is the chain's, from the precommit's own epoch.
+    for s in proving {
+        let pushed_at = n
+            .pushed
+            .iter()
+            .find(|m| {
+                m.method == 28
+                    && common::fake_lotus::sectors_of(m).contains(&s["sector"].as_u64().unwrap())
+            })
+            .unwrap()
+            .included;
+        assert_eq!(s["seed_epoch"], pushed_at + 10, "{s}");
+    }
 }
 
 /// Lotus's documented examples (`tests/data/lotus-api-v1-examples.json`, from its
@@ -689,4 +687,67 @@ fn assert_same_shape(ours: &serde_json::Value, doc: &serde_json::Value, at: &str
         }
         _ => panic!("{at}: {ours} does not have the shape of {doc}"),
     }
+}
+
+/// What lotus-miner's `checkSectorMeta` requires of a Proving import, checked against the
+/// node: its own miner and proof type, ticket and seed equal to the chain's draws, CommD and
+/// CommR with the commitment prefixes, a proof the reference accepts, data locations and a
+/// deposit set, the commit message the node executed for this sector.
+fn assert_lotus_would_receive(meta: &serde_json::Value, n: &Node, number: u64) {
+    use base64::Engine;
+    let b64 = |v: &serde_json::Value| {
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap())
+            .unwrap()
+    };
+    let cid = |v: &serde_json::Value| cid::Cid::try_from(v["/"].as_str().unwrap()).unwrap();
+    assert_eq!(meta["State"], "Proving");
+    assert_eq!(
+        meta["Sector"],
+        serde_json::json!({"Miner": 1000, "Number": number})
+    );
+    assert_eq!(meta["Type"], 5, "StackedDrg2KiBV1_1");
+    let te = meta["TicketEpoch"].as_i64().unwrap();
+    assert_eq!(b64(&meta["TicketValue"]), expected(5, te, 1000));
+    let se = meta["SeedEpoch"].as_i64().unwrap();
+    assert_eq!(b64(&meta["SeedValue"]), expected(6, se, 1000));
+    let (d, r) = (cid(&meta["CommD"]), cid(&meta["CommR"]));
+    assert_eq!(
+        (d.codec(), d.hash().code(), d.hash().size()),
+        (0xf101, 0x1012, 32)
+    );
+    assert_eq!(
+        (r.codec(), r.hash().code(), r.hash().size()),
+        (0xf102, 0xb401, 32)
+    );
+    assert_eq!(n.active[&number], r, "the CommR the node proved");
+    assert!(meta["PreCommitDeposit"].is_string());
+    for k in ["DataUnsealed", "DataSealed", "DataCache"] {
+        assert_eq!(meta[k]["Local"], true, "{k}");
+    }
+    let pieces = meta["Pieces"].as_array().unwrap();
+    assert!(!pieces.is_empty() && pieces.iter().all(|p| p["DealInfo"].is_null()));
+    let commit = meta["CommitMessage"]["/"].as_str().unwrap();
+    let pushed = n
+        .pushed
+        .iter()
+        .find(|m| m.cid == commit)
+        .expect("a message the node has");
+    assert_eq!(pushed.method, 34);
+    assert!(common::fake_lotus::sectors_of(pushed).contains(&number));
+    // VerifySeal, from the metadata alone.
+    let mut prover = [0u8; 32];
+    prover[..2].copy_from_slice(&[0xe8, 0x07]); // f01000's ID payload
+    let valid = filecoin_proofs::verify_seal::<filecoin_proofs::SectorShapeBase>(
+        &common::sector::porep_config(SealProof::from_id(5).unwrap()),
+        r.hash().digest().try_into().unwrap(),
+        d.hash().digest().try_into().unwrap(),
+        prover,
+        storage_proofs_core::sector::SectorId::from(number),
+        b64(&meta["TicketValue"]).try_into().unwrap(),
+        b64(&meta["SeedValue"]).try_into().unwrap(),
+        &b64(&meta["CommitProof"]),
+    )
+    .unwrap();
+    assert!(valid, "lotus-miner would reject the proof");
 }

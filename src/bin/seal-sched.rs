@@ -256,6 +256,18 @@ enum SectorsCmd {
         /// The sector number.
         number: u64,
     },
+    /// Print the `RemoteSectorMeta` with which lotus-miner's `SectorReceive` imports a
+    /// Proving sector, so that lotus-miner proves it every day (WindowPoSt, which sealkit does
+    /// not do). The files stay where they are: attach their storage path to lotus-miner
+    /// first. Ticket, seed and proof are the ones lotus-miner checks against its chain.
+    ///
+    /// Example: seal-sched sectors lotus-meta 7 > meta.json
+    ///          curl -s -H "Authorization: Bearer $MINER_TOKEN" -d "{\"jsonrpc\":\"2.0\",\"id\":1,
+    ///            \"method\":\"Filecoin.SectorReceive\",\"params\":[$(cat meta.json)]}" $MINER_API/rpc/v0
+    LotusMeta {
+        /// The sector number.
+        number: u64,
+    },
     /// Move a sector to another state (Lotus's `sectors update-state`): only along the
     /// pipeline's transitions, never while a task runs for it or its batch is being sent.
     ///
@@ -816,6 +828,10 @@ fn sectors(repo: &Repo, c: SectorsCmd) -> Result<()> {
             let mut db = repo.open_db()?;
             let r = proving::request_regen_key(&mut db, number)?;
             cli::print_json_line(&serde_json::to_string(&r)?)
+        }
+        SectorsCmd::LotusMeta { number } => {
+            let db = repo.open_db()?;
+            cli::print_json_line(&sealkit::sched::handoff::lotus_meta(&db, number)?.to_string())
         }
         SectorsCmd::UpdateState {
             number,

@@ -28,6 +28,7 @@ pub mod db;
 pub mod demo;
 pub mod engine;
 pub mod gpu_assign;
+pub mod handoff;
 pub mod hostcmd;
 pub mod hosts;
 pub mod location;

@@ -143,15 +143,21 @@ impl SectorDoc {
         if self.get("prover_id").is_some() {
             return self.hex32("prover_id");
         }
-        let miner = match self.get("miner") {
-            Some(Value::Number(n)) => n
+        if self.get("miner").is_none() {
+            bail!("sector document has neither \"miner\" nor \"prover_id\"");
+        }
+        Ok(prover_id_from_actor(self.miner()?))
+    }
+
+    /// `miner`: the miner's actor id (a number or an f0 address).
+    pub fn miner(&self) -> Result<u64> {
+        Ok(match self.required("miner")? {
+            Value::Number(n) => n
                 .as_u64()
                 .ok_or_else(|| anyhow!("field \"miner\": {n} is not an actor id"))?,
-            Some(Value::String(s)) => parse_miner(s).context("field \"miner\"")?,
-            Some(_) => bail!("field \"miner\" must be an actor id or f0 address"),
-            None => bail!("sector document has neither \"miner\" nor \"prover_id\""),
-        };
-        Ok(prover_id_from_actor(miner))
+            Value::String(s) => parse_miner(s).context("field \"miner\"")?,
+            _ => bail!("field \"miner\" must be an actor id or f0 address"),
+        })
     }
 
     /// `sector`: the sector number.

@@ -55,29 +55,35 @@ pub fn verify_all(repo: &Path, dir: &Path) -> Vec<Value> {
     let list = ok(sched(repo, &["sectors", "list", "--json"]));
     let sectors = list.as_array().unwrap().clone();
     for s in &sectors {
-        assert_eq!(s["state"], "Proving", "{s}");
-        for k in [
-            "seal_proof",
-            "miner",
-            "sector",
-            "ticket",
-            "seed",
-            "comm_d",
-            "comm_r",
-            "proof",
-        ] {
-            assert!(s.get(k).is_some(), "sectors list --json lacks {k}: {s}");
-        }
-        let doc = SectorDoc::from_value(s.clone(), "list").unwrap();
-        let out = run_tool(env!("CARGO_BIN_EXE_seal-verify"), &[], &doc, dir);
-        assert!(
-            out.status.success(),
-            "seal-verify rejected sector {}: {}",
-            s["sector"],
-            String::from_utf8_lossy(&out.stdout)
-        );
+        verify_sector(s, dir);
     }
     sectors
+}
+
+/// Checks one `sectors list --json` row: Proving, every field a proof needs, and a proof
+/// `seal-verify` accepts.
+pub fn verify_sector(s: &Value, dir: &Path) {
+    assert_eq!(s["state"], "Proving", "{s}");
+    for k in [
+        "seal_proof",
+        "miner",
+        "sector",
+        "ticket",
+        "seed",
+        "comm_d",
+        "comm_r",
+        "proof",
+    ] {
+        assert!(s.get(k).is_some(), "sectors list --json lacks {k}: {s}");
+    }
+    let doc = SectorDoc::from_value(s.clone(), "list").unwrap();
+    let out = run_tool(env!("CARGO_BIN_EXE_seal-verify"), &[], &doc, dir);
+    assert!(
+        out.status.success(),
+        "seal-verify rejected sector {}: {}",
+        s["sector"],
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 /// `seal-sched init` of `repo` on a fast simulated chain (100 ms epochs, seed after 20, 2 s

@@ -565,3 +565,120 @@ fn storage_redeclare_finds_sectors_moved_by_hand() {
         "is not a storage path",
     );
 }
+
+/// PC1 batches (`sealing.pc1_batch`): three pledged sectors on one path go to one PC1 task,
+/// one supervisor and one `seal-pc1` process for all three (the phase log names one pid).
+/// That supervisor is SIGKILLed mid-phase: its phase dies with it, no sector is lost (the
+/// leader fails and retries, the other two are queued again), and all three go on through
+/// PreCommit2. The first seal-pc1 is a stand-in that sleeps; later runs are the real one.
+#[test]
+fn a_pc1_batch_runs_as_one_process_and_a_killed_batch_loses_no_sector() {
+    sealkit::sched::demo::ensure_test_params().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    // The binaries, with seal-pc1 wrapped.
+    let bins = dir.path().join("bin");
+    std::fs::create_dir_all(&bins).unwrap();
+    let real = Path::new(&sched_bin()).parent().unwrap().to_path_buf();
+    for e in std::fs::read_dir(&real).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        if name.starts_with("seal-") && !name.contains('.') && name != "seal-pc1" {
+            std::os::unix::fs::symlink(real.join(&name), bins.join(&name)).unwrap();
+        }
+    }
+    let first = dir.path().join("first-pc1.pid");
+    let wrapper = bins.join("seal-pc1");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nif [ ! -e {f} ]; then echo $$ > {f}.tmp; mv {f}.tmp {f}; exec sleep 120; fi\nexec {real} \"$@\"\n",
+            f = first.display(),
+            real = real.join("seal-pc1").display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    common::sched::fast_repo(&repo, |cfg| {
+        cfg.sealing.pc1_batch = 3;
+        // Sectors 1 and 2 wait for 3, which leaves AddPiece a moment later.
+        cfg.sealing.pc1_batch_wait = "5s".into();
+        cfg.sealing.bin_dir = bins.display().to_string();
+    });
+    ok(sched(&repo, &["sectors", "pledge", "--count", "3"]));
+    let d = start_daemon(&repo);
+    let t = Instant::now();
+    let phase: i32 = loop {
+        if let Some(p) = std::fs::read_to_string(&first)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            break p;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "PC1 never started\n{}",
+            common::sched::daemon_log(&repo)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // One supervisor started PC1 for all three sectors.
+    let log = std::fs::read_to_string(repo.join("phase.log")).unwrap();
+    let starts: Vec<Vec<&str>> = log
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|f| f[1] == "start" && f[6] == "PC1")
+        .collect();
+    let mut batch: Vec<&str> = starts.iter().map(|f| f[3]).collect();
+    batch.sort();
+    assert_eq!(batch, ["1", "2", "3"], "{log}");
+    let sup = starts[0][8];
+    assert!(starts.iter().all(|f| f[8] == sup), "{log}");
+    // `jobs` shows the other two as running in the batch of the first.
+    let jobs = ok(sched(&repo, &["jobs", "--json"]));
+    let mut leaders: Vec<(u64, Value)> = jobs["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| j["task"] == "PC1" && j["state"] == "running")
+        .map(|j| (j["sector"].as_u64().unwrap(), j["batch_leader"].clone()))
+        .collect();
+    leaders.sort_by_key(|l| l.0);
+    let lead = leaders[0].1.clone();
+    assert!(lead.is_null() && leaders.len() == 3, "{jobs}");
+    let first_task = jobs["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["sector"] == 1 && j["task"] == "PC1")
+        .unwrap()["id"]
+        .clone();
+    assert!(leaders[1..].iter().all(|l| l.1 == first_task), "{jobs}");
+    // Kill the batch's supervisor; the stand-in phase goes with it.
+    let sup: i32 = sup.parse().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sup),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let t = Instant::now();
+    while !dead(phase) {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the phase outlived its supervisor"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // PC2 of every sector ran on what the batch wrote (the rest of the pipeline is the
+    // single-sector one, tested elsewhere; PC1 batches equal single runs: tests/pc1_cli.rs).
+    wait_for(&repo, 300, "all past PreCommit2", |s| {
+        s.len() == 3
+            && s.iter().all(|x| {
+                let state = x["state"].as_str().unwrap_or_default();
+                x["comm_r"].is_string() && !state.contains("Failed")
+            })
+    });
+    stop(d);
+    let log = std::fs::read_to_string(repo.join("phase.log")).unwrap();
+    common::sched::assert_phases_alternate_except(&log, 3, &[sup.to_string()]);
+}

@@ -18,9 +18,10 @@ use std::os::fd::RawFd;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-/// Makes `cmd`'s process die with this one and, when `lock` is given, inherit that open
-/// descriptor (the sector lock) across `exec`.
-pub fn bind_to_parent(cmd: &mut Command, lock: Option<RawFd>) -> &mut Command {
+/// Makes `cmd`'s process die with this one and inherit the open descriptors `locks` (the
+/// sector locks: one, or a PC1 batch's) across `exec`.
+pub fn bind_to_parent<'a>(cmd: &'a mut Command, locks: &[RawFd]) -> &'a mut Command {
+    let locks = locks.to_vec();
     let parent = std::process::id() as nix::libc::pid_t;
     // SAFETY: the closure runs in the forked child before exec and only makes
     // async-signal-safe system calls (prctl, getppid, fcntl) on values copied in; it
@@ -42,7 +43,7 @@ pub fn bind_to_parent(cmd: &mut Command, lock: Option<RawFd>) -> &mut Command {
                 // The parent died between fork and prctl: nobody would watch this run.
                 return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
             }
-            if let Some(fd) = lock {
+            for &fd in &locks {
                 let flags = libc::fcntl(fd, libc::F_GETFD);
                 if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
                     return Err(std::io::Error::last_os_error());
@@ -74,7 +75,7 @@ mod tests {
             unsafe { nix::libc::flock(f.as_raw_fd(), nix::libc::LOCK_EX) },
             0
         );
-        let mut child = bind_to_parent(&mut Command::new("sleep"), Some(f.as_raw_fd()))
+        let mut child = bind_to_parent(&mut Command::new("sleep"), &[f.as_raw_fd()])
             .arg("30")
             .spawn()
             .unwrap();
@@ -96,7 +97,7 @@ mod tests {
         // child and returns stands in for a killed supervisor.
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let child = bind_to_parent(&mut Command::new("sleep"), None)
+            let child = bind_to_parent(&mut Command::new("sleep"), &[])
                 .arg("30")
                 .spawn()
                 .unwrap();

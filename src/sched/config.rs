@@ -101,6 +101,14 @@ pub struct Sealing {
     pub bin_dir: String,
     /// Per task type time limits (`PC1 = "48h"`); a task over its limit is killed and fails.
     pub timeouts: BTreeMap<String, String>,
+    /// Most sectors one PC1 task labels together (`seal-pc1` with several documents: 16 per
+    /// core on AVX-512 lanes, up to 4 on SHA-NI chains). Queued PC1 sectors on one storage
+    /// path go as one task on a local worker, counted as one task with their summed memory;
+    /// each moves on alone afterwards. 1: every sector alone (Lotus).
+    pub pc1_batch: u32,
+    /// How long a PC1 batch short of `pc1_batch` waits for more sectors, from when its
+    /// oldest sector was queued for PC1 ("0s": go with what is queued).
+    pub pc1_batch_wait: String,
 }
 
 impl Default for Sealing {
@@ -114,6 +122,8 @@ impl Default for Sealing {
             keep_unsealed: true,
             bin_dir: String::new(),
             timeouts: BTreeMap::new(),
+            pc1_batch: 1,
+            pc1_batch_wait: "10m".into(),
         }
     }
 }
@@ -363,6 +373,7 @@ impl Config {
         for (k, v) in [
             ("sealing.retry_min", &self.sealing.retry_min),
             ("sealing.retry_max", &self.sealing.retry_max),
+            ("sealing.pc1_batch_wait", &self.sealing.pc1_batch_wait),
             ("chain.epoch", &self.chain.epoch),
             (
                 "batching.precommit_batch_wait",
@@ -402,6 +413,10 @@ impl Config {
             "key alerts.webhook: {:?} is not an http:// URL (https is not built in: point it at \
              a relay on this machine, such as Alertmanager or a local proxy)",
             self.alerts.webhook
+        );
+        ensure!(
+            (1..=1024).contains(&self.sealing.pc1_batch),
+            "key sealing.pc1_batch: must be 1 to 1024 sectors (1: no batches)"
         );
         ensure!(
             parse_duration(&self.chain.epoch)? > 0.0,

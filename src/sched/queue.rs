@@ -19,6 +19,9 @@ pub struct QueuedTask {
     pub sector: u64,
     pub task: TaskType,
     pub sector_size: u64,
+    /// Sectors it runs: more than 1 for a PC1 batch (`sealing.pc1_batch`), whose resources
+    /// are that many sectors' memory ([`crate::sched::resources::Resources::batch_of`]).
+    pub batch: u32,
     /// 1024 for deal sectors (Lotus DealSectorPriority), 0 for CC; the
     /// operator may set negative/other values. Higher runs first.
     pub priority: i64,
@@ -70,6 +73,7 @@ mod tests {
 
     fn t(id: u64, sector: u64, task: TaskType, priority: i64) -> QueuedTask {
         QueuedTask {
+            batch: 1,
             id,
             sector,
             task,

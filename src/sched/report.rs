@@ -199,6 +199,11 @@ pub fn jobs(e: &Engine, all: bool, head: i64) -> Result<(String, Value)> {
         };
         let since = t.started.unwrap_or(t.created);
         let secs = t.finished.unwrap_or_else(now) - since;
+        // A PC1 batch's rider runs in its leader's process, and logs there.
+        let ride = t.leader.map(|l| format!("in the PC1 batch of task {l}"));
+        let log_dir = t
+            .leader
+            .map_or(dir.clone(), |l| e.repo.tasks_dir().join(l.to_string()));
         text += &format!(
             "{:<6} {:<7} {:<5} {:<12} {:<10} {:>7.0}s  {}\n",
             t.id,
@@ -210,12 +215,13 @@ pub fn jobs(e: &Engine, all: bool, head: i64) -> Result<(String, Value)> {
             t.wait_reason
                 .as_deref()
                 .or(t.error.as_deref())
+                .or(ride.as_deref())
                 .unwrap_or("")
         );
         out.push(json!({
             "id": t.id, "sector": t.sector, "task": t.kind.short(), "state": t.state.as_str(), "stage": stage,
             "worker": t.worker, "seconds": secs, "waiting_for": t.wait_reason, "error": t.error,
-            "log": dir.join("stderr.log").display().to_string(),
+            "batch_leader": t.leader, "log": log_dir.join("stderr.log").display().to_string(),
         }));
     }
     Ok((text, json!({"chain_epoch": head, "jobs": out})))
@@ -484,6 +490,7 @@ mod tests {
             finished: None,
             wait_reason: None,
             error: None,
+            leader: None,
         };
         let (a, b) = (
             row(7, 3, TaskType::Commit2),

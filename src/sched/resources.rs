@@ -68,6 +68,17 @@ impl Resources {
         max_concurrent: 0,
     };
 
+    /// A batch of `n` sectors run as one task (a PC1 batch, `sealing.pc1_batch`): `n`
+    /// sectors' memory, one task's threads, GPU and shared parameters.
+    pub fn batch_of(&self, n: u32) -> Resources {
+        let n = u64::from(n.max(1));
+        Resources {
+            min_memory: self.min_memory.saturating_mul(n),
+            max_memory: self.max_memory.saturating_mul(n),
+            ..*self
+        }
+    }
+
     /// Lotus `Threads(wcpus, gpus)` (docs/lotus-scheduler.md#threads): the CPU threads this task
     /// takes on a worker with `wcpus` logical cores and `gpus` GPUs.
     ///

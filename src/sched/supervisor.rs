@@ -8,6 +8,12 @@
 //! document on stdin, its stdout to a file and its stderr to the task's log, and finally
 //! writes `DIR/status.json` atomically. A daemon that restarts finds either that file or a
 //! supervisor still holding the lock; neither needs the daemon to have been its parent.
+//!
+//! A PC1 batch (`sealing.pc1_batch`) is one supervisor for several tasks: the spec's
+//! `riders` are the other sectors, each with its own task directory and lock. The supervisor
+//! holds every lock (the phase inherits them all), runs one `seal-pc1` over all documents,
+//! and writes each rider's `status.json` before its own, so a daemon that sees the leader
+//! done finds every rider's result too.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -79,6 +85,20 @@ pub struct TaskSpec {
     /// document it was given.
     #[serde(default)]
     pub keeps_doc: bool,
+    /// The other sectors of a PC1 batch, run by this task's phase (local, nothing to move).
+    #[serde(default)]
+    pub riders: Vec<Rider>,
+}
+
+/// One more sector of a batch: its own task, document, lock and task directory.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Rider {
+    pub task: u64,
+    pub sector: u64,
+    pub name: String,
+    pub doc: Value,
+    pub lock: PathBuf,
+    pub dir: PathBuf,
 }
 
 /// What the supervisor leaves behind.
@@ -141,23 +161,13 @@ pub fn run(dir: &Path) -> Result<()> {
             .with_context(|| format!("cannot read {}", dir.join(SPEC).display()))?,
     )
     .with_context(|| format!("{} is not a task", dir.join(SPEC).display()))?;
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&spec.lock)
-        .with_context(|| format!("cannot open {}", spec.lock.display()))?;
-    let held = Flock::lock(f, FlockArg::LockExclusive)
-        .map_err(|(_, e)| anyhow::anyhow!("cannot lock {}: {e}", spec.lock.display()))?;
+    let held = lock_blocking(&spec.lock)?;
+    if !spec.riders.is_empty() {
+        return run_batch(dir, &spec, held);
+    }
     let started = super::db::now();
     if dir.join(ABANDONED).exists() {
-        let status = Status {
-            abandoned: true,
-            started,
-            finished: started,
-            ..Default::default()
-        };
-        return write_status(dir, &status);
+        return write_status(dir, &Status::abandoned(started));
     }
     log_phase(&spec, "start")?;
     let mut location = None;
@@ -182,20 +192,124 @@ pub fn run(dir: &Path) -> Result<()> {
     write_status(dir, &status)
 }
 
+/// Takes a sector lock, waiting for whoever holds it (an orphaned phase of an earlier run).
+fn lock_blocking(lock: &Path) -> Result<Flock<File>> {
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(lock)
+        .with_context(|| format!("cannot open {}", lock.display()))?;
+    Flock::lock(f, FlockArg::LockExclusive)
+        .map_err(|(_, e)| anyhow::anyhow!("cannot lock {}: {e}", lock.display()))
+}
+
+impl Status {
+    fn abandoned(at: f64) -> Status {
+        Status {
+            abandoned: true,
+            started: at,
+            finished: at,
+            ..Default::default()
+        }
+    }
+}
+
+/// A PC1 batch: every sector's lock, one phase over all documents, one status per task
+/// (the riders' first). A rider the daemon gave up before this ran is left out; if the
+/// leader was given up, the whole batch is.
+fn run_batch(dir: &Path, spec: &TaskSpec, held: Flock<File>) -> Result<()> {
+    anyhow::ensure!(
+        spec.host.is_empty() && spec.fetch.is_none() && spec.finalize.is_none(),
+        "a batch runs on this machine, on sectors in place"
+    );
+    let mut locks = vec![held];
+    let mut riders = Vec::new();
+    let started = super::db::now();
+    let leader_abandoned = dir.join(ABANDONED).exists();
+    for r in &spec.riders {
+        let l = lock_blocking(&r.lock)?;
+        if leader_abandoned || r.dir.join(ABANDONED).exists() {
+            write_status(&r.dir, &Status::abandoned(started))?;
+            continue;
+        }
+        locks.push(l);
+        riders.push(r);
+    }
+    if leader_abandoned {
+        return write_status(dir, &Status::abandoned(started));
+    }
+    // (sector, task) of every member, the leader first.
+    let members: Vec<(u64, u64)> = std::iter::once((spec.sector, spec.task))
+        .chain(riders.iter().map(|r| (r.sector, r.task)))
+        .collect();
+    for &(sector, task) in &members {
+        log_phase_of(spec, sector, task, "start")?;
+    }
+    let docs: Vec<Value> = std::iter::once(spec.doc.clone())
+        .chain(riders.iter().map(|r| r.doc.clone()))
+        .collect();
+    let fds: Vec<RawFd> = locks.iter().map(|l| l.as_raw_fd()).collect();
+    let result = crate::affinity::pin_current_thread_to(&spec.cpus)
+        .and_then(|()| {
+            set_stage(dir, "running");
+            run_local_docs(dir, spec, &docs, &fds)
+        })
+        .and_then(|out| by_sector(spec, &members, out));
+    let finished = super::db::now();
+    for &(sector, task) in &members {
+        log_phase_of(spec, sector, task, "end")?;
+    }
+    let status = |i: usize| match &result {
+        Ok(docs) => Status {
+            ok: true,
+            doc: Some(docs[i].clone()),
+            started,
+            finished,
+            ..Default::default()
+        },
+        Err(e) => Status {
+            error: Some(format!("{e:#} (in a PC1 batch of {})", members.len()).replace('\n', " ")),
+            started,
+            finished,
+            ..Default::default()
+        },
+    };
+    for (i, r) in riders.iter().enumerate() {
+        write_status(&r.dir, &status(i + 1))?;
+    }
+    write_status(dir, &status(0))
+}
+
+/// The phase's documents in the order of `members`, matched by sector number.
+fn by_sector(spec: &TaskSpec, members: &[(u64, u64)], out: Vec<Value>) -> Result<Vec<Value>> {
+    members
+        .iter()
+        .map(|&(sector, _)| {
+            out.iter()
+                .find(|d| d["sector"].as_u64() == Some(sector))
+                .cloned()
+                .with_context(|| format!("{} printed no document for sector {sector}", spec.kind))
+        })
+        .collect()
+}
+
 fn write_status(dir: &Path, s: &Status) -> Result<()> {
     crate::fsutil::write_atomic(&dir.join(STATUS), serde_json::to_string(s)?.as_bytes())
 }
 
 fn log_phase(spec: &TaskSpec, what: &str) -> Result<()> {
+    log_phase_of(spec, spec.sector, spec.task, what)
+}
+
+fn log_phase_of(spec: &TaskSpec, sector: u64, task: u64, what: &str) -> Result<()> {
     let mut f = OpenOptions::new()
         .create(true)
         .append(true)
         .open(&spec.phase_log)?;
     let line = format!(
-        "{} {what} sector {} task {} {} pid {}",
+        "{} {what} sector {sector} task {task} {} pid {}",
         super::clock::rfc3339_micros(super::db::now()),
-        spec.sector,
-        spec.task,
         spec.kind,
         std::process::id()
     );
@@ -397,7 +511,9 @@ fn wait_phase(
         let over = spec
             .timeout
             .is_some_and(|lim| t.elapsed().as_secs_f64() > lim);
-        let cancelled = dir.join(CANCEL).exists();
+        // Cancelling any task of a batch cancels the batch: one process runs them all.
+        let cancelled =
+            dir.join(CANCEL).exists() || spec.riders.iter().any(|r| r.dir.join(CANCEL).exists());
         if over || cancelled {
             kill_remote();
             let _ = child.kill();
@@ -416,17 +532,46 @@ fn wait_phase(
 }
 
 fn run_local(dir: &Path, spec: &TaskSpec, doc: &Value, lock: RawFd) -> Result<Value> {
+    let status = spawn_local(dir, spec, std::slice::from_ref(doc), &[lock])?;
+    phase_result(dir, spec, doc, status)
+}
+
+/// A batch's phase: every document on stdin, one result document per sector on stdout.
+fn run_local_docs(
+    dir: &Path,
+    spec: &TaskSpec,
+    docs: &[Value],
+    locks: &[RawFd],
+) -> Result<Vec<Value>> {
+    let status = spawn_local(dir, spec, docs, locks)?;
+    phase_failure(dir, spec, status)?;
+    std::fs::read_to_string(dir.join("stdout.json"))?
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str(l)
+                .with_context(|| format!("{} printed a line that is no document", spec.kind))
+        })
+        .collect()
+}
+
+/// Runs the phase here on `docs` (one per line on stdin) and waits for it.
+fn spawn_local(
+    dir: &Path,
+    spec: &TaskSpec,
+    docs: &[Value],
+    locks: &[RawFd],
+) -> Result<std::process::ExitStatus> {
     let out_path = dir.join("stdout.json");
-    let mut child = bind_to_parent(&mut Command::new(&spec.argv[0]), Some(lock))
+    let mut child = bind_to_parent(&mut Command::new(&spec.argv[0]), locks)
         .args(&spec.argv[1..])
         .stdin(Stdio::piped())
         .stdout(File::create(&out_path)?)
         .stderr(stderr_log(dir)?)
         .spawn()
         .with_context(|| format!("cannot start {}", spec.argv[0]))?;
-    feed(&mut child, doc)?;
-    let status = wait_phase(dir, spec, &mut child, &|| {})?;
-    phase_result(dir, spec, doc, status)
+    feed(&mut child, docs)?;
+    wait_phase(dir, spec, &mut child, &|| {})
 }
 
 fn stderr_log(dir: &Path) -> Result<File> {
@@ -436,11 +581,13 @@ fn stderr_log(dir: &Path) -> Result<File> {
         .open(dir.join("stderr.log"))?)
 }
 
-fn feed(child: &mut std::process::Child, doc: &Value) -> Result<()> {
+fn feed(child: &mut std::process::Child, docs: &[Value]) -> Result<()> {
     let mut stdin = child.stdin.take().expect("piped stdin");
     // A phase that exits before reading is reported by its status, not by EPIPE here.
-    let _ = stdin.write_all(doc.to_string().as_bytes());
-    let _ = stdin.write_all(b"\n");
+    for doc in docs {
+        let _ = stdin.write_all(doc.to_string().as_bytes());
+        let _ = stdin.write_all(b"\n");
+    }
     Ok(())
 }
 
@@ -451,6 +598,22 @@ fn phase_result(
     doc: &Value,
     status: std::process::ExitStatus,
 ) -> Result<Value> {
+    phase_failure(dir, spec, status)?;
+    if spec.keeps_doc {
+        return Ok(doc.clone());
+    }
+    let text = std::fs::read_to_string(dir.join("stdout.json"))?;
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default();
+    serde_json::from_str(line).with_context(|| format!("{} printed no sector document", spec.kind))
+}
+
+/// A failed phase as an error with the last line it printed on stderr (a lost connection
+/// as [`remote::Lost`]).
+fn phase_failure(dir: &Path, spec: &TaskSpec, status: std::process::ExitStatus) -> Result<()> {
     if !status.success() {
         let log = std::fs::read(dir.join("stderr.log")).unwrap_or_default();
         let last = remote::last_line(&log);
@@ -463,16 +626,7 @@ fn phase_result(
         }
         anyhow::bail!("{} failed ({status}): {last}", spec.kind);
     }
-    if spec.keeps_doc {
-        return Ok(doc.clone());
-    }
-    let text = std::fs::read_to_string(dir.join("stdout.json"))?;
-    let line = text
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or_default();
-    serde_json::from_str(line).with_context(|| format!("{} printed no sector document", spec.kind))
+    Ok(())
 }
 
 /// `ssh host -- sh -c RUN_SCRIPT … env K=V … taskset -c CPUS seal-…` with the document on
@@ -497,13 +651,13 @@ fn run_remote(
     words.extend(spec.argv.iter().cloned());
     let line = super::shell::join(&words);
     let mut ssh = net.ssh.command(h, &line);
-    let mut child = bind_to_parent(&mut ssh, Some(lock))
+    let mut child = bind_to_parent(&mut ssh, &[lock])
         .stdin(Stdio::piped())
         .stdout(File::create(dir.join("stdout.json"))?)
         .stderr(stderr_log(dir)?)
         .spawn()
         .context("cannot start ssh")?;
-    feed(&mut child, doc)?;
+    feed(&mut child, std::slice::from_ref(doc))?;
     let kill = || {
         let _ = kill_remote(net, h, &pidfile);
     };

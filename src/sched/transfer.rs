@@ -117,7 +117,7 @@ impl Net {
         let dst = side(dst_host, &to.path);
         let mut cmd = Command::new("rsync");
         // An rsync must not go on writing into a sector after its supervisor died.
-        super::child::bind_to_parent(&mut cmd, None);
+        super::child::bind_to_parent(&mut cmd, &[]);
         cmd.args(["-a", "-s", "--mkpath", "--partial-dir", PARTIAL_DIR]);
         if let Some(h) = src_host.or(dst_host) {
             cmd.arg("-e").arg(self.ssh.rsync_shell(h)?);

@@ -202,6 +202,7 @@ mod tests {
         w.busy = [100.0, 200.0, 300.0]
             .iter()
             .map(|&e| Busy {
+                batch: 1,
                 task: TaskType::AddPiece,
                 sector_size: G32,
                 est_end: e,

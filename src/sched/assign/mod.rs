@@ -68,6 +68,8 @@ pub struct StoragePath {
 pub struct Busy {
     pub task: TaskType,
     pub sector_size: u64,
+    /// Sectors in it: more than 1 for a PC1 batch, which takes that many sectors' memory.
+    pub batch: u32,
     /// Estimated finish time, on the same clock as `now`.
     pub est_end: f64,
 }
@@ -237,6 +239,7 @@ mod tests {
 
     pub(super) fn task(id: u64, task: TaskType, location: Vec<usize>) -> QueuedTask {
         QueuedTask {
+            batch: 1,
             id,
             sector: id,
             task,

@@ -134,7 +134,7 @@ impl<'a> Pass<'a> {
             Ok(ts) => ts,
             Err(r) => return self.wait(qi, r),
         };
-        let res = self.table.get(t.task, t.sector_size);
+        let res = self.table.get(t.task, t.sector_size).batch_of(t.batch);
         let key = (t.task, t.sector_size);
         if ts.located {
             self.mark_local(qi);
@@ -363,11 +363,13 @@ mod tests {
         // w0: window 0 full (two PC1 running), window 1 empty.
         w0.busy = vec![
             Busy {
+                batch: 1,
                 task: TaskType::PreCommit1,
                 sector_size: G32,
                 est_end: 10.0,
             },
             Busy {
+                batch: 1,
                 task: TaskType::PreCommit1,
                 sector_size: G32,
                 est_end: 10.0,
@@ -383,6 +385,7 @@ mod tests {
         );
         w1.busy = vec![
             Busy {
+                batch: 1,
                 task: TaskType::AddPiece,
                 sector_size: 2048,
                 est_end: 10.0

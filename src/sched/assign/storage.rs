@@ -294,8 +294,10 @@ impl<'a> Pass<'a> {
         if ts.none {
             return StorageCheck::Ok(Choice::default());
         }
+        // A PC1 batch needs every sector's space.
+        let size = t.sector_size.saturating_mul(u64::from(t.batch.max(1)));
         if !local {
-            return self.pick_path(w, ts.remote, t.sector_size, ts.allow.as_deref());
+            return self.pick_path(w, ts.remote, size, ts.allow.as_deref());
         }
         // GET whose files already sit on a long-term path of this worker:
         // nothing to move.
@@ -309,7 +311,7 @@ impl<'a> Pass<'a> {
         }
         match ts.local {
             None => StorageCheck::Ok(Choice::default()),
-            Some(need) => self.pick_path(w, need, t.sector_size, None),
+            Some(need) => self.pick_path(w, need, size, None),
         }
     }
 
@@ -346,6 +348,7 @@ mod tests {
         let paths = vec![seal_path("a", 10 * TIB), seal_path("b", 10 * TIB)];
         let mut w0 = worker("w0", info(64, 256, 0, 1), &[TaskType::PreCommit2], vec![0]);
         w0.busy = vec![Busy {
+            batch: 1,
             task: TaskType::PreCommit1,
             sector_size: G32,
             est_end: 99.0,
@@ -378,6 +381,7 @@ mod tests {
         let mut workers2 = workers.clone();
         workers2[0].windows = 1;
         workers2[0].busy = vec![Busy {
+            batch: 1,
             task: TaskType::PreCommit2,
             sector_size: G32,
             est_end: 99.0,
@@ -454,6 +458,7 @@ mod tests {
         let mut wb_full = wb;
         wb_full.windows = 1;
         wb_full.busy = vec![Busy {
+            batch: 1,
             task: TaskType::PreCommit2,
             sector_size: G32,
             est_end: 50.0,

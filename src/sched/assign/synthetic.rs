@@ -99,6 +99,7 @@ pub fn synthetic_load(
         };
         let busy = (0..rng.below(6))
             .map(|_| Busy {
+                batch: 1,
                 task: accepts[rng.below(accepts.len() as u64) as usize],
                 sector_size: sizes(&mut rng),
                 est_end: rng.below(7200) as f64,
@@ -158,6 +159,7 @@ pub fn synthetic_load(
                 l
             };
         queue.push(QueuedTask {
+            batch: 1,
             id: id as u64,
             sector: rng.below(tasks as u64 * 4 + 1),
             task,

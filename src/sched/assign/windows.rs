@@ -50,7 +50,7 @@ impl WState {
         let mut busy: Vec<&Busy> = worker.busy.iter().collect();
         busy.sort_by(|a, b| a.est_end.total_cmp(&b.est_end));
         for b in busy {
-            let res = table.get(b.task, b.sector_size);
+            let res = table.get(b.task, b.sector_size).batch_of(b.batch);
             // First fit, earliest-ending work first: running tasks fill
             // window 0. Work that fits nowhere (over-committed before this
             // pass) still counts, in the last window.
@@ -146,6 +146,7 @@ mod tests {
         w.windows = 2;
         w.busy = (0..3)
             .map(|i| Busy {
+                batch: 1,
                 task: TaskType::PreCommit1,
                 sector_size: G32,
                 est_end: 100.0 * (i + 1) as f64,

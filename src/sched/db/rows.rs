@@ -48,6 +48,8 @@ pub struct TaskRow {
     pub finished: Option<f64>,
     pub wait_reason: Option<String>,
     pub error: Option<String>,
+    /// The task whose process runs this one (a PC1 batch's rider; `sealing.pc1_batch`).
+    pub leader: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -76,7 +78,7 @@ pub(super) const SECTOR_COLS: &str = "number, state, deal, priority, doc, pieces
     proof_fails, retry_at, last_error, ticket_epoch, precommit_epoch, seed_epoch, batch, entered, created";
 pub(super) const TASK_COLS: &str =
     "id, sector, kind, state, worker, fetch_to, alloc_path, pid, created, \
-    started, finished, wait_reason, error";
+    started, finished, wait_reason, error, leader";
 
 /// A row of the state database that cannot be read as what its table holds: it names the
 /// table, the row's key and the column, so an operator can find and repair it with `sqlite3`.
@@ -296,6 +298,7 @@ pub(super) fn task_row(r: &Row) -> Result<TaskRow, RowError> {
         finished: c.get(10, "finished", opt_time)?,
         wait_reason: c.get(11, "wait_reason", opt_text)?,
         error: c.get(12, "error", opt_text)?,
+        leader: c.get(13, "leader", "a task id or NULL")?,
     })
 }
 

@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     started REAL,
     finished REAL,
     wait_reason TEXT,
-    error TEXT
+    error TEXT,
+    leader INTEGER
 );
 CREATE UNIQUE INDEX IF NOT EXISTS one_live_task ON tasks(sector)
     WHERE state IN ('queued', 'running');
@@ -106,17 +107,20 @@ CREATE TABLE IF NOT EXISTS switches (
 ";
 
 /// The schema this code writes; `meta.schema_version` says which one a database has.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Steps from each older schema to the next, in order: step `i` takes version `i + 1` to
 /// `i + 2`. Each runs in the transaction that records the new version.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     // 2: the outbox. A batch row records its whole message before it is sent.
     "ALTER TABLE batches ADD COLUMN body TEXT;",
     // 3: alerts. The table itself comes from SCHEMA (CREATE TABLE IF NOT EXISTS) on open;
     // the version says a daemon that raises and clears alerts owns this database, so an
     // older one, which would leave them standing, refuses it.
     "",
+    // 4: PC1 batches. A task that runs inside another's process (a batch's rider) names
+    // that task, its leader.
+    "ALTER TABLE tasks ADD COLUMN leader INTEGER;",
 ];
 
 /// Brings a database to [`SCHEMA_VERSION`]; refuses one written by newer code.
@@ -135,13 +139,18 @@ pub(super) fn migrate(conn: &Connection) -> Result<()> {
         // No version: a database from before versions, or a brand-new one. Both have the
         // version-1 tables from SCHEMA; a new one may already have the later columns.
         None => {
-            let has_body: i64 = conn.query_row(
-                "SELECT count(*) FROM pragma_table_info('batches') WHERE name = 'body'",
-                [],
-                |r| r.get(0),
-            )?;
-            if has_body > 0 {
+            let has = |table: &str, col: &str| -> Result<bool> {
+                let n: i64 = conn.query_row(
+                    "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2",
+                    [table, col],
+                    |r| r.get(0),
+                )?;
+                Ok(n > 0)
+            };
+            if has("tasks", "leader")? {
                 SCHEMA_VERSION
+            } else if has("batches", "body")? {
+                3
             } else {
                 1
             }

@@ -120,6 +120,24 @@ pub fn start(conn: &Connection, id: u64, worker: &str, fetch_to: Option<&str>) -
     Ok(n == 1)
 }
 
+/// Moves a queued task to running inside `leader`'s process (a PC1 batch). False when it is
+/// no longer queued.
+pub fn start_rider(conn: &Connection, id: u64, worker: &str, leader: u64) -> Result<bool> {
+    let n = conn.execute(
+        "UPDATE tasks SET state = ?4, started = ?2, worker = ?3, leader = ?5, \
+         wait_reason = NULL WHERE id = ?1 AND state = ?6",
+        params![
+            id as i64,
+            now(),
+            worker,
+            TaskState::Running.as_str(),
+            leader as i64,
+            TaskState::Queued.as_str()
+        ],
+    )?;
+    Ok(n == 1)
+}
+
 /// The process id of its supervisor.
 pub fn set_pid(conn: &Connection, id: u64, pid: u32) -> Result<()> {
     conn.execute(

@@ -201,9 +201,12 @@ fn a_version_one_database_is_migrated_and_a_newer_one_refused() {
     let path = dir.path().join("sched.db");
     {
         let c = rusqlite::Connection::open(&path).unwrap();
-        // The version-1 schema: no `body` column in `batches`, no version recorded.
-        let v1 = schema::SCHEMA.replace("    error TEXT,\n    body TEXT\n", "    error TEXT\n");
-        assert_ne!(v1, schema::SCHEMA);
+        // The version-1 schema: no `body` column in `batches`, no `leader` in `tasks`, no
+        // version recorded.
+        let v1 = without_leader(
+            &schema::SCHEMA.replace("    error TEXT,\n    body TEXT\n", "    error TEXT\n"),
+        );
+        assert_ne!(v1, without_leader(schema::SCHEMA));
         c.execute_batch(&v1).unwrap();
     }
     let db = Db::open(&path).unwrap();
@@ -216,4 +219,40 @@ fn a_version_one_database_is_migrated_and_a_newer_one_refused() {
     drop(db);
     let e = Db::open(&path).err().unwrap();
     assert!(format!("{e:#}").contains("schema version 99"), "{e:#}");
+}
+
+fn without_leader(schema: &str) -> String {
+    let s = schema.replace("    error TEXT,\n    leader INTEGER\n", "    error TEXT\n");
+    assert_ne!(s, schema);
+    s
+}
+
+/// A version-3 database (before PC1 batches) gains `tasks.leader`, and a batch's rider
+/// starts under its leader there.
+#[test]
+fn a_version_three_database_gains_batch_leaders() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sched.db");
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(&without_leader(schema::SCHEMA)).unwrap();
+        set_meta(&c, "schema_version", "3").unwrap();
+    }
+    let db = Db::open(&path).unwrap();
+    assert_eq!(
+        db.meta("schema_version").unwrap(),
+        Some(SCHEMA_VERSION.to_string())
+    );
+    add(&db, 1, SectorState::PreCommit1);
+    add(&db, 2, SectorState::PreCommit1);
+    tasks::queue(&db.conn, 1, TaskType::PreCommit1).unwrap();
+    tasks::queue(&db.conn, 2, TaskType::PreCommit1).unwrap();
+    let q = db.tasks_in(TaskState::Queued).unwrap();
+    let (lead, rider) = (q[0].id, q[1].id);
+    assert!(tasks::start(&db.conn, lead, "w", None).unwrap());
+    assert!(tasks::start_rider(&db.conn, rider, "w", lead).unwrap());
+    assert!(!tasks::start_rider(&db.conn, rider, "w", lead).unwrap());
+    let running = db.tasks_in(TaskState::Running).unwrap();
+    let leaders: Vec<Option<u64>> = running.iter().map(|t| t.leader).collect();
+    assert_eq!(leaders, [None, Some(lead)]);
 }

@@ -13,7 +13,7 @@ use super::{c1_copy, worker_locations, Engine, PathView};
 
 use crate::sched::admission::Allocation;
 use crate::sched::assign::{self, Busy, StoragePath, WorkerState};
-use crate::sched::config::{parse_cpus, Worker};
+use crate::sched::config::{parse_cpus, Config, Worker};
 use crate::sched::db::{self, now, sectors, tasks, SectorRow, TaskRow};
 use crate::sched::location::Location;
 use crate::sched::numbering;
@@ -69,6 +69,8 @@ impl Engine {
             est: &est,
             table: &self.table,
             size: self.proof.sector_size(),
+            pc1_batch: self.cfg.sealing.pc1_batch,
+            pc1_batch_wait: Config::secs(&self.cfg.sealing.pc1_batch_wait),
             now: now(),
         });
         self.db.tx(|tx| {
@@ -86,6 +88,7 @@ impl Engine {
             worker: wi,
             fetch_to,
             alloc,
+            riders,
         } in decisions.starts
         {
             let w = self.cfg.workers[wi].clone();
@@ -105,7 +108,11 @@ impl Engine {
                 }
                 *n += 1;
             }
-            if let Err(e) = self.start(&t, &w, &s, fetch_to, alloc, &views) {
+            let riders: Vec<(TaskRow, SectorRow)> = riders
+                .into_iter()
+                .filter_map(|r| Some((r.clone(), sectors.get(&r.sector)?.clone())))
+                .collect();
+            if let Err(e) = self.start(&t, &w, &s, fetch_to, alloc, &views, &riders) {
                 let msg = format!("{e:#}");
                 self.db.tx(|tx| tasks::assign(tx, t.id, None, Some(&msg)))?;
             }
@@ -145,6 +152,33 @@ impl Engine {
             .map(|v| v.root.clone())
     }
 
+    /// The spec of a PC1 batch's other sectors: each document follows its sector's location.
+    fn riders(&self, riders: &[(TaskRow, SectorRow)]) -> Result<Vec<supervisor::Rider>> {
+        riders
+            .iter()
+            .map(|(t, s)| {
+                let name = storage::sector_name(self.cfg.sealing.miner, s.number);
+                let at = s
+                    .location
+                    .as_deref()
+                    .with_context(|| format!("sector {} of the batch has no location", s.number))?;
+                let mut doc = s.doc.clone();
+                storage::rebase_doc(&mut doc, Path::new(&Location::parse(at)?.path), &name);
+                let dir = self.task_dir(t.id);
+                std::fs::create_dir_all(&dir)?;
+                Ok(supervisor::Rider {
+                    task: t.id,
+                    sector: s.number,
+                    name,
+                    doc,
+                    lock: self.sector_lock(s.number),
+                    dir,
+                })
+            })
+            .collect()
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn start(
         &mut self,
         t: &TaskRow,
@@ -153,6 +187,7 @@ impl Engine {
         fetch_to: Option<String>,
         alloc: Option<String>,
         views: &[PathView],
+        batch: &[(TaskRow, SectorRow)],
     ) -> Result<()> {
         let name = storage::sector_name(self.cfg.sealing.miner, s.number);
         let mut doc = s.doc.clone();
@@ -333,6 +368,7 @@ impl Engine {
             fresh: s.location.is_none(),
             gpu,
             keeps_doc: matches!(t.kind, TaskType::Unseal | TaskType::RegenSectorKey),
+            riders: self.riders(batch)?,
         };
         let dir = self.task_dir(t.id);
         std::fs::create_dir_all(&dir)?;
@@ -349,16 +385,28 @@ impl Engine {
             if s.location.is_none() {
                 sectors::set_location(tx, s.number, Some(location.as_str()))?;
             }
-            let update_paths = |d: &Value| d.get("update").and_then(|u| u.get("paths")).cloned();
-            if s.doc.get("paths") != spec.doc.get("paths")
-                || update_paths(&s.doc) != update_paths(&spec.doc)
-            {
-                let mut d = s.doc.clone();
-                d["paths"] = spec.doc["paths"].clone();
-                if let Some(u) = update_paths(&spec.doc) {
-                    d["update"]["paths"] = u;
-                }
-                db::set_doc(tx, s.number, &d)?;
+            keep_paths(tx, s, &spec.doc)?;
+            for ((rt, rs), r) in batch.iter().zip(&spec.riders) {
+                // All or none: an aborted member rolls the whole start back.
+                anyhow::ensure!(
+                    tasks::start_rider(tx, rt.id, &w.name, t.id)?,
+                    "task {} of the PC1 batch was aborted; the batch forms again",
+                    rt.id
+                );
+                keep_paths(tx, rs, &r.doc)?;
+                db::event(
+                    tx,
+                    Some(rs.number),
+                    "task",
+                    &format!(
+                        "{} task {} started on {} in the batch of task {} ({} sectors)",
+                        rt.kind.short(),
+                        rt.id,
+                        w.name,
+                        t.id,
+                        batch.len() + 1
+                    ),
+                )?;
             }
             db::event(
                 tx,
@@ -394,9 +442,26 @@ impl Engine {
                 )
             })?;
         tasks::set_pid(&self.db.conn, t.id, child.id())?;
+        for r in &spec.riders {
+            tasks::set_pid(&self.db.conn, r.task, child.id())?;
+        }
         self.children.insert(t.id, child);
         Ok(())
     }
+}
+
+/// A sector document's paths as the task's spec has them (they follow its location).
+fn keep_paths(tx: &rusqlite::Connection, s: &SectorRow, doc: &Value) -> Result<()> {
+    let update_paths = |d: &Value| d.get("update").and_then(|u| u.get("paths")).cloned();
+    if s.doc.get("paths") != doc.get("paths") || update_paths(&s.doc) != update_paths(doc) {
+        let mut d = s.doc.clone();
+        d["paths"] = doc["paths"].clone();
+        if let Some(u) = update_paths(doc) {
+            d["update"]["paths"] = u;
+        }
+        db::set_doc(tx, s.number, &d)?;
+    }
+    Ok(())
 }
 
 /// What one scheduling pass read (tasks, sectors, storage views, the configured workers with
@@ -415,6 +480,10 @@ pub(super) struct PlanInput<'a> {
     pub est: &'a HashMap<String, f64>,
     pub table: &'a ResourceTable,
     pub size: u64,
+    /// `sealing.pc1_batch`: most sectors in one PC1 task.
+    pub pc1_batch: u32,
+    /// `sealing.pc1_batch_wait` in seconds: how long a short batch waits for more sectors.
+    pub pc1_batch_wait: f64,
     pub now: f64,
 }
 
@@ -426,6 +495,8 @@ pub(super) struct Start {
     pub worker: usize,
     pub fetch_to: Option<String>,
     pub alloc: Option<String>,
+    /// The other sectors of a PC1 batch this task runs.
+    pub riders: Vec<TaskRow>,
 }
 
 /// What a pass decided, before anything is written or started.
@@ -453,6 +524,8 @@ pub(super) fn plan(input: &PlanInput) -> Decisions {
         est,
         table,
         size,
+        pc1_batch,
+        pc1_batch_wait,
         now: t_now,
     } = *input;
     let index: HashMap<&str, usize> = views
@@ -488,10 +561,13 @@ pub(super) fn plan(input: &PlanInput) -> Decisions {
         .collect();
     let mut workers = Vec::new();
     for (wi, w) in cfg_workers.iter().enumerate() {
+        // A batch is one task: its riders count in their leader's memory.
+        let riding = |id: u64| running.iter().filter(|r| r.leader == Some(id)).count() as u32;
         let busy = running
             .iter()
-            .filter(|t| t.worker.as_deref() == Some(w.name.as_str()))
+            .filter(|t| t.worker.as_deref() == Some(w.name.as_str()) && t.leader.is_none())
             .map(|t| Busy {
+                batch: 1 + riding(t.id),
                 task: t.kind,
                 sector_size: size,
                 est_end: t.started.unwrap_or(t_now) + est_of(t.kind),
@@ -540,6 +616,7 @@ pub(super) fn plan(input: &PlanInput) -> Decisions {
             None => vec![],
         };
         queue.push(QueuedTask {
+            batch: 1,
             id: t.id,
             sector: t.sector,
             task: t.kind,
@@ -549,6 +626,34 @@ pub(super) fn plan(input: &PlanInput) -> Decisions {
             location,
         });
     }
+    let batches = group_pc1(&mut queue, pc1_batch);
+    // A batch short of `pc1_batch` waits for more sectors, up to `pc1_batch_wait` after its
+    // oldest task was queued (sectors come out of AddPiece one by one).
+    let created: HashMap<u64, f64> = queued.iter().map(|t| (t.id, t.created)).collect();
+    let mut held = Vec::new();
+    queue.retain(|q| {
+        let Some(members) = batches.get(&q.id) else {
+            return true;
+        };
+        let oldest = members
+            .iter()
+            .chain([&q.id])
+            .map(|id| created[id])
+            .fold(f64::INFINITY, f64::min);
+        let until = oldest + pc1_batch_wait;
+        if q.batch >= pc1_batch || t_now >= until {
+            return true;
+        }
+        held.push((
+            q.id,
+            format!(
+                "waiting up to {:.0}s more for a fuller PC1 batch ({} of {pc1_batch} sectors)",
+                until - t_now,
+                q.batch
+            ),
+        ));
+        false
+    });
     let plan = assign::schedule(&queue, &workers, &paths, table, t_now);
 
     // Record the plan, then start what fits on each worker's free capacity, in plan order.
@@ -557,29 +662,55 @@ pub(super) fn plan(input: &PlanInput) -> Decisions {
         .map(|w| {
             let mut a = Allocation::default();
             for b in &w.busy {
-                a.add(&w.info, b.task, size, &table.get(b.task, size));
+                a.add(
+                    &w.info,
+                    b.task,
+                    size,
+                    &table.get(b.task, size).batch_of(b.batch),
+                );
             }
             a
         })
         .collect();
     let by_id: HashMap<u64, &TaskRow> = queued.iter().map(|t| (t.id, t)).collect();
     let mut decisions = Decisions {
-        waiting: plan.waiting.into_iter().chain(missing).collect(),
+        waiting: plan
+            .waiting
+            .into_iter()
+            .chain(missing)
+            .chain(held)
+            .collect(),
         assigned: Vec::new(),
         starts: Vec::new(),
     };
     for a in &plan.assignments {
         let t = by_id[&a.task_id];
         let w = &workers[a.worker];
-        let r = table.get(t.kind, size);
+        let members: Vec<&TaskRow> = batches
+            .get(&t.id)
+            .map(|ids| ids.iter().map(|id| by_id[id]).collect())
+            .unwrap_or_default();
+        // A batch runs where its sectors are, on this machine; elsewhere the leader goes
+        // alone and the others wait for the next pass.
+        let fetch_to = a.fetch_to.map(|i| paths[i].id.clone());
+        let moves = fetch_to.is_some()
+            && fetch_to != sectors.get(&t.sector).and_then(|s| s.location.clone());
+        let together = !members.is_empty() && !moves && !cfg_workers[a.worker].is_remote();
+        let (riders, apart) = if together {
+            (members, Vec::new())
+        } else {
+            (Vec::new(), members)
+        };
+        let r = table.get(t.kind, size).batch_of(1 + riders.len() as u32);
         let reason = match active[a.worker].can_handle(&w.info, t.kind, size, &r) {
             Ok(()) => {
                 active[a.worker].add(&w.info, t.kind, size, &r);
                 decisions.starts.push(Start {
                     task: t.clone(),
                     worker: a.worker,
-                    fetch_to: a.fetch_to.map(|i| paths[i].id.clone()),
+                    fetch_to,
                     alloc: a.alloc_path.map(|i| paths[i].id.clone()),
+                    riders: riders.iter().map(|&m| m.clone()).collect(),
                 });
                 None
             }
@@ -588,9 +719,84 @@ pub(super) fn plan(input: &PlanInput) -> Decisions {
                 w.name
             )),
         };
+        for m in &riders {
+            let why = format!(
+                "in the PC1 batch of task {} on {}{}",
+                t.id,
+                w.name,
+                reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            );
+            decisions.assigned.push((m.id, w.name.clone(), Some(why)));
+        }
+        for m in apart {
+            decisions.waiting.push((
+                m.id,
+                format!(
+                    "waiting for a PC1 batch: task {} went to {}, which runs it alone (a remote worker, or the sector moves)",
+                    t.id, w.name
+                ),
+            ));
+        }
         decisions.assigned.push((t.id, w.name.clone(), reason));
     }
+    // Members of a batch whose leader no worker took wait with it.
+    for (leader, ids) in &batches {
+        if let Some(why) = decisions
+            .waiting
+            .iter()
+            .find(|(id, _)| id == leader)
+            .map(|(_, w)| w.clone())
+        {
+            for id in ids {
+                decisions
+                    .waiting
+                    .push((*id, format!("in the PC1 batch of task {leader}: {why}")));
+            }
+        }
+    }
     decisions
+}
+
+/// PC1 batches (`sealing.pc1_batch`): queued PC1 tasks whose sectors are on one storage path
+/// become one queue entry of up to `n` sectors, led by the first in queue order and carrying
+/// the count in `batch` (its resources are that many sectors' memory); the others leave the
+/// queue and go where their leader goes. Returns each leader's other members (every PC1
+/// task that leads, alone or not).
+fn group_pc1(queue: &mut Vec<QueuedTask>, n: u32) -> HashMap<u64, Vec<u64>> {
+    let mut groups: HashMap<u64, Vec<u64>> = HashMap::new();
+    if n <= 1 {
+        return groups;
+    }
+    let mut pc1: Vec<usize> = (0..queue.len())
+        .filter(|&i| queue[i].task == TaskType::PreCommit1 && queue[i].location.len() == 1)
+        .collect();
+    pc1.sort_by(|&a, &b| crate::sched::queue::queue_cmp(&queue[a], &queue[b]));
+    let mut open: HashMap<usize, usize> = HashMap::new();
+    let mut member = vec![false; queue.len()];
+    for qi in pc1 {
+        let path = queue[qi].location[0];
+        match open.get(&path) {
+            Some(&l) if queue[l].batch < n => {
+                queue[l].batch += 1;
+                let (leader, id) = (queue[l].id, queue[qi].id);
+                groups.entry(leader).or_default().push(id);
+                member[qi] = true;
+            }
+            _ => {
+                open.insert(path, qi);
+                groups.insert(queue[qi].id, Vec::new());
+            }
+        }
+    }
+    let mut i = 0;
+    queue.retain(|_| {
+        i += 1;
+        !member[i - 1]
+    });
+    groups
 }
 
 #[cfg(test)]
@@ -642,6 +848,7 @@ mod tests {
             finished: None,
             wait_reason: None,
             error: None,
+            leader: None,
         }
     }
 
@@ -723,6 +930,8 @@ mod tests {
             est: &est,
             table: &table,
             size: 2048,
+            pc1_batch: 1,
+            pc1_batch_wait: 0.0,
             now: 100.0,
         });
         let waiting: Vec<(u64, &str)> = d.waiting.iter().map(|(id, w)| (*id, w.as_str())).collect();
@@ -758,5 +967,85 @@ mod tests {
         assert_eq!((st.task.id, st.worker), (6, 0));
         assert_eq!(st.fetch_to.as_deref(), Some("/s/a"));
         assert_eq!(st.alloc, None);
+    }
+
+    /// PC1 batches: queued PC1 sectors on one path start as one task of up to `pc1_batch`
+    /// (led by the first in queue order), one path's sectors never mix with another's, and
+    /// a batch needs its sectors' summed memory: two 32GiB PC1s fit a 100GiB worker one at a
+    /// time but not as one batch, and the batch's other sector waits with its leader.
+    #[test]
+    fn pc1_sectors_on_one_path_start_as_batches_with_their_memory() {
+        let mut a = worker("a", "0-3", &["PC1"], &["/s/a", "/s/b"]);
+        a.memory = "100GiB".into();
+        let workers = [a];
+        let worker_tasks: Vec<Vec<TaskType>> = workers.iter().map(|w| w.task_types()).collect();
+        let mut views = [view("/s/a", Ok(meta("a"))), view("/s/b", Ok(meta("b")))];
+        for v in &mut views {
+            v.available = 1 << 40;
+        }
+        let est = HashMap::new();
+        let table = ResourceTable::defaults();
+        let run = |n: u64, size: u64, pc1_batch: u32| {
+            let queued: Vec<TaskRow> = (1..=n)
+                .map(|i| task(i, i, TaskType::PreCommit1, TaskState::Queued, None))
+                .collect();
+            let sectors: BTreeMap<u64, SectorRow> = (1..=n)
+                .map(|i| {
+                    let at = if i == 6 { "/s/b" } else { "/s/a" };
+                    (i, sector(i, SectorState::PreCommit1, Some(at)))
+                })
+                .collect();
+            plan(&PlanInput {
+                queued: &queued,
+                running: &[],
+                sectors: &sectors,
+                views: &views,
+                workers: &workers,
+                worker_tasks: &worker_tasks,
+                up: &[true],
+                est: &est,
+                table: &table,
+                size,
+                pc1_batch,
+                pc1_batch_wait: 0.0,
+                now: 100.0,
+            })
+        };
+        let d = run(6, 512 << 20, 3);
+        let starts: Vec<(u64, Vec<u64>)> = d
+            .starts
+            .iter()
+            .map(|s| (s.task.id, s.riders.iter().map(|r| r.id).collect()))
+            .collect();
+        assert_eq!(
+            starts,
+            [(1, vec![2, 3]), (4, vec![5]), (6, vec![])],
+            "{d:?}"
+        );
+        assert!(d.waiting.is_empty(), "{:?}", d.waiting);
+        let rider = d.assigned.iter().find(|a| a.0 == 2).unwrap();
+        assert_eq!(rider.2.as_deref(), Some("in the PC1 batch of task 1 on a"));
+
+        // Alone, one 32GiB PC1 (64 GiB at most) fits the 100GiB worker; a batch of two does not.
+        let one = run(1, 32 << 30, 2);
+        assert_eq!(one.starts.len(), 1, "{one:?}");
+        let d = run(2, 32 << 30, 2);
+        assert!(d.starts.is_empty());
+        let why = |id: u64| -> String {
+            let waits = d.waiting.iter().find(|w| w.0 == id).map(|w| w.1.clone());
+            let placed = || {
+                d.assigned
+                    .iter()
+                    .find(|a| a.0 == id)
+                    .and_then(|a| a.2.clone())
+            };
+            waits.or_else(placed).unwrap()
+        };
+        assert!(why(1).contains("memory"), "{}", why(1));
+        assert!(
+            why(2).starts_with("in the PC1 batch of task 1"),
+            "{}",
+            why(2)
+        );
     }
 }

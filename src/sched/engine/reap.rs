@@ -18,7 +18,9 @@ const MAX_LOST: u64 = 5;
 impl Engine {
     /// Collects finished tasks; re-attaches or gives up tasks a previous daemon started.
     pub(super) fn reap(&mut self) -> Result<()> {
-        for t in self.db.tasks_in(TaskState::Running)? {
+        let running = self.db.tasks_in(TaskState::Running)?;
+        let live: std::collections::HashSet<u64> = running.iter().map(|t| t.id).collect();
+        for t in running {
             let dir = self.task_dir(t.id);
             if let Some(st) = supervisor::read_status(&dir) {
                 if let Some(mut c) = self.children.remove(&t.id) {
@@ -49,6 +51,11 @@ impl Engine {
                         self.apply(&t, st)?;
                     }
                 }
+                continue;
+            }
+            // A PC1 batch's rider runs in its leader's process, which writes the rider's
+            // status before its own: alive while the leader is.
+            if t.leader.is_some_and(|l| live.contains(&l)) {
                 continue;
             }
             // Not our child: started by a daemon that is gone. Alive while it holds the lock.

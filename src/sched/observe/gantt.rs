@@ -238,6 +238,7 @@ mod tests {
             finished: times.2,
             wait_reason: None,
             error: None,
+            leader: None,
         }
     }
 

@@ -7,7 +7,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::fake_lotus::{expected, FakeLotus, Node, DEPOSIT, PLEDGE};
+use common::fake_lotus::{
+    expected, FakeLotus, Node, DEPOSIT, MINER_AVAILABLE, PLEDGE, WORKER_BALANCE,
+};
 use common::sched::{ok, sched};
 use sealkit::sched::chain::{Chain, Domain, Message, MsgKind};
 use sealkit::sched::lotus::api_info::ApiInfo;
@@ -173,7 +175,13 @@ fn chain_status_shows_the_node_and_the_transcript_records_it() {
             "Filecoin.StateNetworkVersion",
             "Filecoin.StateGetNetworkParams",
             "Filecoin.StateMinerInfo",
-            "Filecoin.ChainHead"
+            "Filecoin.ChainHead",
+            // Funds: one CC sector's deposit and pledge, the worker's and miner's balances.
+            "Filecoin.ChainHead",
+            "Filecoin.StateMinerPreCommitDepositForPower",
+            "Filecoin.StateMinerInitialPledgeForSector",
+            "Filecoin.WalletBalance",
+            "Filecoin.StateMinerAvailableBalance",
         ]
     );
     assert_eq!(
@@ -181,6 +189,34 @@ fn chain_status_shows_the_node_and_the_transcript_records_it() {
         serde_json::json!(["t01000", null])
     );
     assert_eq!(lines[4]["response"]["result"]["Height"], 5000);
+    // What the pipeline's sectors will cost: two new sectors each pay the deposit, then the
+    // rest of the pledge (PLEDGE in all), out of the worker's WORKER_BALANCE.
+    let fil =
+        |v: &serde_json::Value| sealkit::filecoin::token::parse_fil(v.as_str().unwrap()).unwrap();
+    let f = &v["funds"];
+    assert_eq!((fil(&f["needed"]), fil(&f["short"])), (0, 0), "{f}");
+    ok(sched(&repo, &["sectors", "pledge", "--count", "2"]));
+    let v = ok(sched(&repo, &["chain", "status", "--json"]));
+    let f = &v["funds"];
+    assert_eq!(f["sectors_to_precommit"], 2, "{f}");
+    assert_eq!(
+        [
+            fil(&f["deposit_per_sector"]),
+            fil(&f["pledge_per_sector"]),
+            fil(&f["worker_balance"]),
+            fil(&f["miner_available_balance"]),
+            fil(&f["needed"]),
+            fil(&f["short"]),
+        ],
+        [
+            DEPOSIT,
+            PLEDGE,
+            WORKER_BALANCE,
+            MINER_AVAILABLE,
+            2 * PLEDGE,
+            2 * PLEDGE - WORKER_BALANCE
+        ]
+    );
     // The simulated chain answers the same command.
     let sim = tempfile::tempdir().unwrap();
     let r = sim.path().join("r");
@@ -579,6 +615,8 @@ fn requests_and_answers_have_the_shapes_lotus_documents() {
         &[(7, [1; 32], "aa")],
     ))
     .unwrap();
+    assert_eq!(c.cc_sector_costs(proof()).unwrap(), (DEPOSIT, PLEDGE));
+    assert_eq!(c.balances().unwrap(), (WORKER_BALANCE, MINER_AVAILABLE));
     let requests = node.node.lock().unwrap().requests.clone();
     let mut seen = std::collections::BTreeSet::new();
     for (method, params) in &requests {
@@ -598,6 +636,8 @@ fn requests_and_answers_have_the_shapes_lotus_documents() {
         "StateMinerInitialPledgeForSector",
         "StateGetRandomnessFromTickets",
         "StateGetRandomnessDigestFromBeacon",
+        "WalletBalance",
+        "StateMinerAvailableBalance",
     ] {
         assert!(seen.contains(m), "{m} was not called: {seen:?}");
     }
@@ -609,6 +649,8 @@ fn requests_and_answers_have_the_shapes_lotus_documents() {
         "StateSectorPreCommitInfo",
         "StateMinerPreCommitDepositForPower",
         "StateSectorPartition",
+        "WalletBalance",
+        "StateMinerAvailableBalance",
     ]
     .into_iter()
     .map(|m| (m.to_string(), ex[m]["response"].clone()))
@@ -636,6 +678,7 @@ fn requests_and_answers_have_the_shapes_lotus_documents() {
     assert_eq!((r.epoch, r.results), (10101, vec![(9, None)]));
     let pc = c.precommit_on_chain(9).unwrap().unwrap();
     assert_eq!((pc.epoch, pc.deposit, pc.expiration), (10101, 0, 10101));
+    assert_eq!(c.balances().unwrap(), (0, 0));
 }
 
 /// `ours` has the JSON shape of Lotus's documented `doc`.

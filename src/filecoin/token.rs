@@ -44,6 +44,16 @@ pub fn parse_atto(text: &str, what: &str) -> Result<u128> {
         .with_context(|| format!("{what}: {text:?} is too large"))
 }
 
+/// attoFIL as exact FIL text (`"0.03 FIL"`, `"2 FIL"`): every digit kept, none invented.
+pub fn fil_text(atto: u128) -> String {
+    let (whole, frac) = (atto / ATTO_PER_FIL, atto % ATTO_PER_FIL);
+    if frac == 0 {
+        return format!("{whole} FIL");
+    }
+    let frac = format!("{frac:018}");
+    format!("{whole}.{} FIL", frac.trim_end_matches('0'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,6 +66,16 @@ mod tests {
         assert_eq!(parse_fil(".000000000000000001").unwrap(), 1);
         for bad in ["", ".", "-1", "1e3", "0.0000000000000000001", "1.2.3", "x"] {
             assert!(parse_fil(bad).is_err(), "{bad:?}");
+        }
+        for (atto, text) in [
+            (0, "0 FIL"),
+            (1, "0.000000000000000001 FIL"),
+            (30_000_000_000_000_000, "0.03 FIL"),
+            (2_500_000_000_000_000_000, "2.5 FIL"),
+            (u128::MAX, "340282366920938463463.374607431768211455 FIL"),
+        ] {
+            assert_eq!(fil_text(atto), text);
+            assert_eq!(parse_fil(&fil_text(atto)).unwrap(), atto);
         }
         assert_eq!(parse_atto("1000", "v").unwrap(), 1000);
         assert!(parse_atto("-5", "v").is_err());

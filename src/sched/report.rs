@@ -3,7 +3,6 @@
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use super::admission::Allocation;
 use super::clock;
 use super::config::show_size;
 use super::db::{self, now, Db, SectorRow};
@@ -55,14 +54,11 @@ pub fn workers(e: &Engine) -> Result<(String, Value)> {
     live.insert(String::new(), Ok(super::hostcmd::probe(&[])));
     for w in &e.cfg.workers {
         let info = Engine::worker_info(w);
-        let mut a = Allocation::default();
         let mine: Vec<_> = running
             .iter()
             .filter(|t| t.worker.as_deref() == Some(&w.name))
             .collect();
-        for t in &mine {
-            a.add(&info, t.kind, size, &e.table.get(t.kind, size));
-        }
+        let a = super::engine::held_by(&info, &mine, &e.table, size);
         let tasks = e.worker_tasks(w)?;
         let counts: Vec<String> = tasks
             .iter()
@@ -452,20 +448,89 @@ pub fn chain_status(
                 "sends_messages": true,
             })
         }
-        ChainKind::Lotus => super::engine::open_lotus(cfg)?.status()?,
+        ChainKind::Lotus => {
+            let lotus = super::engine::open_lotus(cfg)?;
+            let mut v = lotus.status()?;
+            v["funds"] = funds(&lotus, &repo.open_db()?, cfg.seal_proof()?)?;
+            v
+        }
     };
     let mut text = String::new();
-    if let Value::Object(m) = &v {
+    let mut lines = |prefix: &str, m: &serde_json::Map<String, Value>| {
         for (k, x) in m {
             let shown = match x {
                 Value::String(s) => s.clone(),
                 Value::Array(a) if a.is_empty() => "-".into(),
                 other => other.to_string(),
             };
-            text += &format!("{:<18} {shown}\n", format!("{k}:"));
+            text += &format!("{:<30} {shown}\n", format!("{prefix}{k}:"));
+        }
+    };
+    if let Value::Object(m) = &v {
+        let (nested, flat): (serde_json::Map<_, _>, serde_json::Map<_, _>) =
+            m.clone().into_iter().partition(|(_, x)| x.is_object());
+        lines("", &flat);
+        for (k, x) in &nested {
+            if let Value::Object(inner) = x {
+                lines(&format!("{k}."), inner);
+            }
         }
     }
     Ok((text, v))
+}
+
+/// Where a sector stands in paying for itself on chain.
+enum Owes {
+    /// The precommit deposit, then the rest of the pledge.
+    Both,
+    /// The rest of the pledge (its precommit is on chain or on its way).
+    Pledge,
+    Nothing,
+}
+
+fn owes(s: SectorState) -> Owes {
+    use SectorState::*;
+    match s {
+        AddPiece | AddPieceFailed | PreCommit1 | PreCommit1Failed | PreCommit2
+        | PreCommit2Failed | PreCommitBatch | PreCommitFailed => Owes::Both,
+        PreCommitBatchWait | WaitSeed | Commit1 | Commit1Failed | Commit2 | Commit2Failed
+        | CommitBatch | CommitFailed => Owes::Pledge,
+        _ => Owes::Nothing,
+    }
+}
+
+/// `chain status`'s funds on a Lotus node: what the sectors in the pipeline will cost to
+/// take on chain at today's deposit and pledge (sealkit sends both as message value from the
+/// worker address), against the worker's balance.
+fn funds(
+    lotus: &super::lotus::LotusChain,
+    db: &Db,
+    proof: crate::sector::proof::SealProof,
+) -> Result<Value> {
+    use crate::filecoin::token::fil_text;
+    let (deposit, pledge) = lotus.cc_sector_costs(proof)?;
+    let (worker, miner) = lotus.balances()?;
+    let (mut both, mut rest) = (0u128, 0u128);
+    for s in db.sectors()? {
+        match owes(s.state) {
+            Owes::Both => both += 1,
+            Owes::Pledge => rest += 1,
+            Owes::Nothing => {}
+        }
+    }
+    let needed = both
+        .saturating_mul(pledge.max(deposit))
+        .saturating_add(rest.saturating_mul(pledge.saturating_sub(deposit)));
+    Ok(json!({
+        "worker_balance": fil_text(worker),
+        "miner_available_balance": fil_text(miner),
+        "deposit_per_sector": fil_text(deposit),
+        "pledge_per_sector": fil_text(pledge),
+        "sectors_to_precommit": both as u64,
+        "sectors_to_commit": rest as u64,
+        "needed": fil_text(needed),
+        "short": fil_text(needed.saturating_sub(worker)),
+    }))
 }
 
 #[cfg(test)]

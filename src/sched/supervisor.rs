@@ -161,10 +161,10 @@ pub fn run(dir: &Path) -> Result<()> {
             .with_context(|| format!("cannot read {}", dir.join(SPEC).display()))?,
     )
     .with_context(|| format!("{} is not a task", dir.join(SPEC).display()))?;
-    let held = lock_blocking(&spec.lock)?;
     if !spec.riders.is_empty() {
-        return run_batch(dir, &spec, held);
+        return run_batch(dir, &spec);
     }
+    let held = lock_blocking(&spec.lock)?;
     let started = super::db::now();
     if dir.join(ABANDONED).exists() {
         return write_status(dir, &Status::abandoned(started));
@@ -218,17 +218,27 @@ impl Status {
 /// A PC1 batch: every sector's lock, one phase over all documents, one status per task
 /// (the riders' first). A rider the daemon gave up before this ran is left out; if the
 /// leader was given up, the whole batch is.
-fn run_batch(dir: &Path, spec: &TaskSpec, held: Flock<File>) -> Result<()> {
+fn run_batch(dir: &Path, spec: &TaskSpec) -> Result<()> {
     anyhow::ensure!(
         spec.host.is_empty() && spec.fetch.is_none() && spec.finalize.is_none(),
         "a batch runs on this machine, on sectors in place"
     );
-    let mut locks = vec![held];
-    let mut riders = Vec::new();
+    // Locks in sector order, so that two supervisors whose sets overlap (one the daemon
+    // gave up on, still starting, and the batch that replaced it) never wait on each other.
+    let mut order: Vec<(u64, &Path)> = std::iter::once((spec.sector, spec.lock.as_path()))
+        .chain(spec.riders.iter().map(|r| (r.sector, r.lock.as_path())))
+        .collect();
+    order.sort();
+    let mut held = std::collections::BTreeMap::new();
+    for (sector, lock) in order {
+        held.insert(sector, lock_blocking(lock)?);
+    }
     let started = super::db::now();
     let leader_abandoned = dir.join(ABANDONED).exists();
+    let mut locks = vec![held.remove(&spec.sector).expect("locked above")];
+    let mut riders = Vec::new();
     for r in &spec.riders {
-        let l = lock_blocking(&r.lock)?;
+        let l = held.remove(&r.sector).expect("locked above");
         if leader_abandoned || r.dir.join(ABANDONED).exists() {
             write_status(&r.dir, &Status::abandoned(started))?;
             continue;

@@ -25,6 +25,9 @@ use serde_json::{json, Value};
 /// What the node asks as a precommit deposit and as a sector's initial pledge (attoFIL).
 pub const DEPOSIT: u128 = 1_000;
 pub const PLEDGE: u128 = 5_000;
+/// The worker address's balance (attoFIL) and the miner actor's available balance.
+pub const WORKER_BALANCE: u128 = 7_000;
+pub const MINER_AVAILABLE: u128 = 123;
 
 /// A message the node signed and pushed.
 #[derive(Clone, Debug)]
@@ -248,6 +251,14 @@ fn answer(node: &Mutex<Node>, auth: &str, body: &[u8]) -> (&'static str, String)
             assert_eq!(p[0], json!(n.miner));
             assert!(p[1]["SealedCID"]["/"].is_string(), "{p}");
             json!(DEPOSIT.to_string())
+        }
+        "WalletBalance" => {
+            assert_eq!(*p, json!(["t01002"]), "the worker pays");
+            json!(WORKER_BALANCE.to_string())
+        }
+        "StateMinerAvailableBalance" => {
+            assert_eq!(*p, json!([n.miner, null]));
+            json!(MINER_AVAILABLE.to_string())
         }
         "StateMinerInitialPledgeForSector" => {
             assert!(p[0].as_i64().unwrap() > 0, "a sector duration: {p}");

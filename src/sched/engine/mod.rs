@@ -12,10 +12,10 @@ use std::process::Child;
 use anyhow::{Context, Result};
 use serde_json::Value;
 
-use super::admission::WorkerInfo;
+use super::admission::{Allocation, WorkerInfo};
 use super::chain::{Chain, SimChain};
 use super::config::{parse_cpus, parse_size, ChainKind, Config, Worker};
-use super::db::{self, sectors, tasks, Db, SectorRow};
+use super::db::{self, sectors, tasks, Db, SectorRow, TaskRow};
 use super::hosts::Monitor;
 use super::location::Location;
 use super::lotus::{api_info, LotusChain, SendPolicy};
@@ -212,6 +212,27 @@ impl Engine {
 }
 
 /// Where Commit1's output of a sector sealed on a remote host is kept until Finalize.
+/// What a worker's running tasks hold: a PC1 batch is one task with its sectors' memory
+/// (its riders hold nothing of their own).
+pub fn held_by(
+    info: &WorkerInfo,
+    running: &[&TaskRow],
+    table: &ResourceTable,
+    size: u64,
+) -> Allocation {
+    let mut a = Allocation::default();
+    for t in running.iter().filter(|t| t.leader.is_none()) {
+        let riders = running.iter().filter(|r| r.leader == Some(t.id)).count() as u32;
+        a.add(
+            info,
+            t.kind,
+            size,
+            &table.get(t.kind, size).batch_of(1 + riders),
+        );
+    }
+    a
+}
+
 pub fn c1_copy(repo: &Repo, name: &str) -> PathBuf {
     repo.root.join("commit1").join(format!("{name}.json"))
 }

@@ -264,6 +264,59 @@ impl LotusChain {
         })
     }
 
+    /// What taking one committed-capacity sector of `proof` on chain costs now, as the node
+    /// computes it for the configured lifetime: (precommit deposit, initial pledge), attoFIL.
+    pub fn cc_sector_costs(&self, proof: crate::sector::proof::SealProof) -> Result<(u128, u128)> {
+        let head = self.head_epoch()?;
+        let lifetime = self.policy.lifetime_days as i64 * EPOCHS_PER_DAY;
+        let info = SectorPreCommitInfo {
+            seal_proof: proof.id() as i64,
+            sector_number: 0,
+            sealed_cid: commitment_cid_bytes(CommitmentKind::Sealed, &[0; 32]),
+            seal_rand_epoch: head - 1,
+            deal_ids: Vec::new(),
+            expiration: head + lifetime,
+            unsealed_cid: None,
+        };
+        let deposit = self.client.call(
+            "StateMinerPreCommitDepositForPower",
+            json!([self.address(self.miner), precommit_json(&info), null]),
+        )?;
+        let pledge = self.client.call(
+            "StateMinerInitialPledgeForSector",
+            json!([lifetime, self.miner_info.sector_size, 0, null]),
+        )?;
+        Ok((
+            parse_atto(
+                deposit.as_str().unwrap_or_default(),
+                "StateMinerPreCommitDepositForPower",
+            )?,
+            parse_atto(
+                pledge.as_str().unwrap_or_default(),
+                "StateMinerInitialPledgeForSector",
+            )?,
+        ))
+    }
+
+    /// (the worker address's balance, which pays deposits and pledge as message value; the
+    /// miner actor's available balance), attoFIL.
+    pub fn balances(&self) -> Result<(u128, u128)> {
+        let worker = self
+            .client
+            .call("WalletBalance", json!([self.miner_info.worker]))?;
+        let miner = self.client.call(
+            "StateMinerAvailableBalance",
+            json!([self.address(self.miner), null]),
+        )?;
+        Ok((
+            parse_atto(worker.as_str().unwrap_or_default(), "WalletBalance")?,
+            parse_atto(
+                miner.as_str().unwrap_or_default(),
+                "StateMinerAvailableBalance",
+            )?,
+        ))
+    }
+
     fn head_epoch(&self) -> Result<i64> {
         use crate::sched::chain::Chain;
         self.head()

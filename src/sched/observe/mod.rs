@@ -9,7 +9,6 @@ use anyhow::Result;
 use rusqlite::Connection;
 use serde_json::{json, Value};
 
-use super::admission::Allocation;
 use super::config::Config;
 use super::db::{
     self, alerts::AlertRow, now, stats, BatchRow, EventRow, RowError, SectorRow, TaskRow,
@@ -124,15 +123,12 @@ impl Snapshot {
         let mut locs: Vec<(Location, String)> = Vec::new();
         for w in &cfg.workers {
             let info = Engine::worker_info(w);
-            let mut a = Allocation::default();
-            let mut running = Vec::new();
-            for t in tasks
+            let mine: Vec<&TaskRow> = tasks
                 .iter()
                 .filter(|t| t.state == TaskState::Running && t.worker.as_deref() == Some(&w.name))
-            {
-                a.add(&info, t.kind, size, &table.get(t.kind, size));
-                running.push((t.id, t.kind, t.sector));
-            }
+                .collect();
+            let a = super::engine::held_by(&info, &mine, table, size);
+            let running: Vec<_> = mine.iter().map(|t| (t.id, t.kind, t.sector)).collect();
             workers.push(WorkerUse {
                 name: w.name.clone(),
                 host: w.host_id(),

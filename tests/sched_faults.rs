@@ -199,6 +199,34 @@ fn a_new_sector_is_not_sealed_over_files_that_appear_later() {
     assert!(!repo.join("storage/unsealed/s-t01000-1").exists());
 }
 
+/// The pid a phase stand-in wrote to `file`, once it is there (panics with `why` after
+/// `secs`).
+fn read_pid_file(file: &Path, secs: u64, why: impl Fn() -> String) -> i32 {
+    let t = Instant::now();
+    loop {
+        if let Some(p) = std::fs::read_to_string(file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            return p;
+        }
+        assert!(t.elapsed() < Duration::from_secs(secs), "{}", why());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits for the phase `pid` to die with its killed supervisor (panics after 10 s).
+fn wait_dead(pid: i32) {
+    let t = Instant::now();
+    while !dead(pid) {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the phase {pid} outlived its killed supervisor"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Is `pid` gone (or a zombie nobody reaped yet)?
 fn dead(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -246,31 +274,11 @@ fn a_killed_supervisor_takes_its_phase_with_it() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let t = Instant::now();
-    let pid: i32 = loop {
-        if let Some(p) = std::fs::read_to_string(&pidfile)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-        {
-            break p;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "the phase never started"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let pid = read_pid_file(&pidfile, 20, || "the phase never started".into());
     assert!(!dead(pid));
     sup.kill().unwrap(); // SIGKILL: no cleanup runs in the supervisor
     sup.wait().unwrap();
-    let t = Instant::now();
-    while !dead(pid) {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "the phase {pid} outlived its killed supervisor"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_dead(pid);
     assert!(
         try_lock(&lock).unwrap().is_some(),
         "nothing holds the sector any more"
@@ -607,21 +615,9 @@ fn a_pc1_batch_runs_as_one_process_and_a_killed_batch_loses_no_sector() {
     });
     ok(sched(&repo, &["sectors", "pledge", "--count", "3"]));
     let d = start_daemon(&repo);
-    let t = Instant::now();
-    let phase: i32 = loop {
-        if let Some(p) = std::fs::read_to_string(&first)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-        {
-            break p;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(60),
-            "PC1 never started\n{}",
-            common::sched::daemon_log(&repo)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let phase = read_pid_file(&first, 60, || {
+        format!("PC1 never started\n{}", common::sched::daemon_log(&repo))
+    });
     // One supervisor started PC1 for all three sectors.
     let log = std::fs::read_to_string(repo.join("phase.log")).unwrap();
     let starts: Vec<Vec<&str>> = log
@@ -661,14 +657,7 @@ fn a_pc1_batch_runs_as_one_process_and_a_killed_batch_loses_no_sector() {
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    let t = Instant::now();
-    while !dead(phase) {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "the phase outlived its supervisor"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_dead(phase);
     // PC2 of every sector ran on what the batch wrote (the rest of the pipeline is the
     // single-sector one, tested elsewhere; PC1 batches equal single runs: tests/pc1_cli.rs).
     wait_for(&repo, 300, "all past PreCommit2", |s| {

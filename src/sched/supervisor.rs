@@ -140,15 +140,19 @@ pub fn read_status(dir: &Path) -> Option<Status> {
     serde_json::from_str(&text).ok()
 }
 
-/// Takes `lock` without waiting: `Some` when nobody holds it.
-pub fn try_lock(lock: &Path) -> Result<Option<Flock<File>>> {
-    let f = OpenOptions::new()
+/// A sector's lock file, created when missing.
+fn open_lock(lock: &Path) -> Result<File> {
+    OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(lock)
-        .with_context(|| format!("cannot open {}", lock.display()))?;
-    match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+        .with_context(|| format!("cannot open {}", lock.display()))
+}
+
+/// Takes `lock` without waiting: `Some` when nobody holds it.
+pub fn try_lock(lock: &Path) -> Result<Option<Flock<File>>> {
+    match Flock::lock(open_lock(lock)?, FlockArg::LockExclusiveNonblock) {
         Ok(l) => Ok(Some(l)),
         Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
         Err((_, e)) => Err(anyhow::anyhow!("cannot lock {}: {e}", lock.display())),
@@ -194,13 +198,7 @@ pub fn run(dir: &Path) -> Result<()> {
 
 /// Takes a sector lock, waiting for whoever holds it (an orphaned phase of an earlier run).
 fn lock_blocking(lock: &Path) -> Result<Flock<File>> {
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(lock)
-        .with_context(|| format!("cannot open {}", lock.display()))?;
-    Flock::lock(f, FlockArg::LockExclusive)
+    Flock::lock(open_lock(lock)?, FlockArg::LockExclusive)
         .map_err(|(_, e)| anyhow::anyhow!("cannot lock {}: {e}", lock.display()))
 }
 

@@ -9,11 +9,11 @@
 //! writes `DIR/status.json` atomically. A daemon that restarts finds either that file or a
 //! supervisor still holding the lock; neither needs the daemon to have been its parent.
 //!
-//! A PC1 batch (`sealing.pc1_batch`) is one supervisor for several tasks: the spec's
-//! `riders` are the other sectors, each with its own task directory and lock. The supervisor
-//! holds every lock (the phase inherits them all), runs one `seal-pc1` over all documents,
-//! and writes each rider's `status.json` before its own, so a daemon that sees the leader
-//! done finds every rider's result too.
+//! A PC1 batch (`sealing.pc1_batch`) is one supervisor for several tasks: the task file
+//! lists the other sectors as `riders`, each with its own task directory and lock. The
+//! supervisor holds every lock (the phase inherits them all), runs one `seal-pc1` over all
+//! documents, and writes each rider's `status.json` before its own, so a daemon that sees
+//! the leader done finds every rider's result too.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;

@@ -75,7 +75,7 @@ impl<'a> Pass<'a> {
         cands: &[usize],
     ) {
         let t = &self.queue[qi];
-        let key = (t.task, t.sector_size);
+        let key = (t.task, t.sector_size, t.batch);
         let with = |note: &str| {
             if reason.starts_with("waiting for reservation") || reason == note {
                 reason.clone()

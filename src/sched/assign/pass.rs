@@ -50,12 +50,14 @@ pub(super) struct Pass<'a> {
     /// `mark[w] == stamp`: worker w holds the current task's files.
     pub(super) mark: Vec<u32>,
     pub(super) stamp: u32,
-    /// (task, size) classes no worker can take in any window this pass,
-    /// with their reason. Sound because a pass only ever adds load.
-    pub(super) dead: HashMap<(TaskType, u64), String>,
-    /// (task, size) classes for which no unreserved worker could ever
+    /// (task, size, batch) classes no worker can take in any window this
+    /// pass, with their reason. Sound because a pass only ever adds load.
+    /// The batch is part of the class: a PC1 batch that fits nowhere says
+    /// nothing of a smaller one.
+    pub(super) dead: HashMap<(TaskType, u64, u32), String>,
+    /// (task, size, batch) classes for which no unreserved worker could ever
     /// fit the task, so no reservation can be made; with the reason.
-    pub(super) no_resv: HashMap<(TaskType, u64), String>,
+    pub(super) no_resv: HashMap<(TaskType, u64, u32), String>,
     pub(super) plan: Plan,
 }
 
@@ -135,7 +137,7 @@ impl<'a> Pass<'a> {
             Err(r) => return self.wait(qi, r),
         };
         let res = self.table.get(t.task, t.sector_size).batch_of(t.batch);
-        let key = (t.task, t.sector_size);
+        let key = (t.task, t.sector_size, t.batch);
         if ts.located {
             self.mark_local(qi);
         }

@@ -92,6 +92,16 @@ fn bad_input_gets_one_line_errors_and_nothing_is_lost() {
         "deal sectors first, as Lotus's DealSectorPriority"
     );
 
+    // Only a Proving sector is handed to lotus-miner; a missing one is named.
+    fails(
+        sched(&repo, &["sectors", "lotus-meta", "6"]),
+        "sector 6 is AddPiece: only a Proving sector is handed to lotus-miner",
+    );
+    fails(
+        sched(&repo, &["sectors", "lotus-meta", "99"]),
+        "no sector 99",
+    );
+
     // Nothing to publish.
     assert_eq!(
         ok(sched(&repo, &["batch", "publish", "--now"])),

@@ -752,6 +752,18 @@ mod tests {
             w("gpus", "0")
         );
         assert!(bad(&retry).contains("key sealing.retry_max"));
+        let sealing = |k: &str, v: &str| format!("{}[sealing]\n{k} = {v}\n", w("gpus", "0"));
+        for n in ["0", "1025"] {
+            assert_eq!(
+                bad(&sealing("pc1_batch", n)),
+                "key sealing.pc1_batch: must be 1 to 1024 sectors (1: no batches)"
+            );
+        }
+        assert!(
+            bad(&sealing("pc1_batch_wait", "\"ten minutes\"")).contains("sealing.pc1_batch_wait")
+        );
+        let ok: Config = toml::from_str(&sealing("pc1_batch", "1024")).unwrap();
+        assert!(ok.validate().is_ok());
     }
 
     #[test]

@@ -63,7 +63,11 @@ pub fn workers(e: &Engine) -> Result<(String, Value)> {
         let counts: Vec<String> = tasks
             .iter()
             .map(|k| {
-                let n = mine.iter().filter(|t| t.kind == *k).count();
+                // Tasks, as MaxConcurrent counts them: a PC1 batch is one.
+                let n = mine
+                    .iter()
+                    .filter(|t| t.kind == *k && t.leader.is_none())
+                    .count();
                 let max = e.table.get(*k, size).max_concurrent;
                 if max > 0 {
                     format!("{}({n}/{max})", k.short())

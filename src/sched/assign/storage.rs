@@ -228,19 +228,24 @@ impl<'a> Pass<'a> {
     }
 
     /// Best path of worker `w` for `need`: right kind, allowed by groups,
-    /// enough free space, highest `available × weight` (Lotus StorageBestAlloc).
+    /// enough free space, highest `available × weight` (Lotus StorageBestAlloc). With
+    /// `among`, only those of the worker's paths are candidates.
     pub(super) fn pick_path(
         &self,
         w: usize,
         need: Need,
         size: u64,
         allow: Option<&[String]>,
+        among: Option<&[usize]>,
     ) -> StorageCheck {
         let bytes = space_for(size, need.tenths);
         let mut best: Option<(u128, usize)> = None;
         let mut any = false;
         let mut most_free = 0;
         for &p in &self.workers[w].paths {
+            if among.is_some_and(|among| !among.contains(&p)) {
+                continue;
+            }
             let Some(sp) = self.paths.get(p) else {
                 continue;
             };
@@ -297,7 +302,7 @@ impl<'a> Pass<'a> {
         // A PC1 batch needs every sector's space.
         let size = t.sector_size.saturating_mul(u64::from(t.batch.max(1)));
         if !local {
-            return self.pick_path(w, ts.remote, size, ts.allow.as_deref());
+            return self.pick_path(w, ts.remote, size, ts.allow.as_deref(), None);
         }
         // GET whose files already sit on a long-term path of this worker:
         // nothing to move.
@@ -311,7 +316,9 @@ impl<'a> Pass<'a> {
         }
         match ts.local {
             None => StorageCheck::Ok(Choice::default()),
-            Some(need) => self.pick_path(w, need, size, None),
+            // A local allocation is written in place, beside the sector's files (PC1's
+            // layers and trees, an update, a sector key): only the path holding them counts.
+            Some(need) => self.pick_path(w, need, size, None, Some(&t.location)),
         }
     }
 
@@ -592,6 +599,39 @@ mod tests {
             reason(&plan, 3),
             "not enough free sealing (can_seal) space for PC1 of sector 3: needs 483.2 GiB, most free is 57.6 GiB (w0)"
         );
+    }
+
+    /// PC1 of a sector whose unsealed file is in place writes its layers and trees beside
+    /// it, so the space that counts is that path's, not the worker's emptiest one (before,
+    /// a PC1 started on a nearly full path because another path of its worker had room,
+    /// and failed writing).
+    #[test]
+    fn an_in_place_pc1_needs_space_on_the_sectors_own_path() {
+        let paths = vec![seal_path("a", 100 * GIB), seal_path("b", 10 * TIB)];
+        let workers = vec![worker(
+            "w0",
+            info(64, 512, 0, 0),
+            &[TaskType::PreCommit1],
+            vec![0, 1],
+        )];
+        let table = ResourceTable::defaults();
+        let queue = vec![task(7, TaskType::PreCommit1, vec![0])];
+        let plan = schedule(&queue, &workers, &paths, &table, 0.0);
+        check_plan(&queue, &workers, &plan);
+        assert!(plan.assignments.is_empty(), "{plan:?}");
+        assert_eq!(
+            reason(&plan, 7),
+            "not enough free sealing (can_seal) space for PC1 of sector 7: needs 483.2 GiB, most free is 100.0 GiB (w0)"
+        );
+        // On the roomy path it runs in place, and the space it takes is that path's.
+        let queue = vec![
+            task(8, TaskType::PreCommit1, vec![1]),
+            task(9, TaskType::PreCommit1, vec![0]),
+        ];
+        let plan = schedule(&queue, &workers, &paths, &table, 0.0);
+        check_plan(&queue, &workers, &plan);
+        assert_eq!(assigned(&plan, 8).alloc_path, Some(1));
+        assert!(reason(&plan, 9).contains("most free is 100.0 GiB"));
     }
 
     #[test]

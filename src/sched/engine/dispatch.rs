@@ -562,12 +562,11 @@ pub(super) fn plan(input: &PlanInput) -> Decisions {
     let mut workers = Vec::new();
     for (wi, w) in cfg_workers.iter().enumerate() {
         // A batch is one task: its riders count in their leader's memory.
-        let riding = |id: u64| running.iter().filter(|r| r.leader == Some(id)).count() as u32;
         let busy = running
             .iter()
             .filter(|t| t.worker.as_deref() == Some(w.name.as_str()) && t.leader.is_none())
             .map(|t| Busy {
-                batch: 1 + riding(t.id),
+                batch: super::sectors_carried(running, t.id),
                 task: t.kind,
                 sector_size: size,
                 est_end: t.started.unwrap_or(t_now) + est_of(t.kind),
@@ -1060,5 +1059,45 @@ mod tests {
         let second = d.assigned.iter().find(|a| a.0 == 2).unwrap();
         let why = second.2.as_deref().unwrap_or_default();
         assert!(why.contains("memory"), "{why}");
+    }
+
+    /// `workers` and the web view count a running PC1 batch as one task of three sectors'
+    /// memory and one task's threads; riders hold nothing alone, and another worker's
+    /// riders do not count.
+    #[test]
+    fn a_running_batch_holds_its_sectors_memory_once() {
+        let table = ResourceTable::defaults();
+        let size = 2048;
+        let w = worker("a", "0-3", &["PC1", "PC2"], &["/s"]);
+        let info = Engine::worker_info(&w);
+        let leader = task(1, 1, TaskType::PreCommit1, TaskState::Running, Some("a"));
+        let rider = |id, sector| TaskRow {
+            leader: Some(1),
+            ..task(
+                id,
+                sector,
+                TaskType::PreCommit1,
+                TaskState::Running,
+                Some("a"),
+            )
+        };
+        let pc2 = task(4, 4, TaskType::PreCommit2, TaskState::Running, Some("a"));
+        let (r2, r3) = (rider(2, 2), rider(3, 3));
+        let running = vec![&leader, &r2, &r3, &pc2];
+        let a = super::super::held_by(&info, &running, &table, size);
+        let pc1 = table.get(TaskType::PreCommit1, size);
+        let pc2r = table.get(TaskType::PreCommit2, size);
+        assert_eq!(a.mem_used_min, 3 * pc1.min_memory + pc2r.min_memory);
+        assert_eq!(a.mem_used_max, 3 * pc1.max_memory + pc2r.max_memory);
+        assert_eq!(
+            a.cpu_use,
+            pc1.threads(info.cpus, 0) + pc2r.threads(info.cpus, 0)
+        );
+        assert_eq!(a.counts[&(TaskType::PreCommit1, size)], 1);
+        assert_eq!(super::super::sectors_carried(running.iter().copied(), 1), 3);
+        assert_eq!(super::super::sectors_carried(running.iter().copied(), 4), 1);
+        // Without its leader in view, a rider alone holds nothing.
+        let a = super::super::held_by(&info, &[&r2], &table, size);
+        assert_eq!((a.mem_used_min, a.cpu_use), (0, 0));
     }
 }

@@ -211,7 +211,6 @@ impl Engine {
     }
 }
 
-/// Where Commit1's output of a sector sealed on a remote host is kept until Finalize.
 /// What a worker's running tasks hold: a PC1 batch is one task with its sectors' memory
 /// (its riders hold nothing of their own).
 pub fn held_by(
@@ -222,17 +221,22 @@ pub fn held_by(
 ) -> Allocation {
     let mut a = Allocation::default();
     for t in running.iter().filter(|t| t.leader.is_none()) {
-        let riders = running.iter().filter(|r| r.leader == Some(t.id)).count() as u32;
-        a.add(
-            info,
-            t.kind,
-            size,
-            &table.get(t.kind, size).batch_of(1 + riders),
-        );
+        let n = sectors_carried(running.iter().copied(), t.id);
+        a.add(info, t.kind, size, &table.get(t.kind, size).batch_of(n));
     }
     a
 }
 
+/// How many sectors running task `task` carries: itself and the riders of its PC1 batch,
+/// found among `running`. The one count behind admission, `workers` and the web view.
+pub fn sectors_carried<'a>(running: impl IntoIterator<Item = &'a TaskRow>, task: u64) -> u32 {
+    1 + running
+        .into_iter()
+        .filter(|r| r.leader == Some(task))
+        .count() as u32
+}
+
+/// Where Commit1's output of a sector sealed on a remote host is kept until Finalize.
 pub fn c1_copy(repo: &Repo, name: &str) -> PathBuf {
     repo.root.join("commit1").join(format!("{name}.json"))
 }

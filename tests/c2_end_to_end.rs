@@ -218,6 +218,21 @@ fn synthetic_end_to_end() {
     let out = ok_doc(tool(SEAL_C2, &[], &c1doc, d));
     assert!(reference_verify(proof, &out));
     assert_eq!(verify_exit(&out, d), 0);
+    // The partition proofs are kept for a several-sector message; seal-aggregate makes
+    // this one sector's ProveCommitSectorsNI aggregate of them, which verify_seal accepts
+    // as the sector's proof.
+    let circuit = out.get("circuit_proofs").unwrap().as_str().unwrap();
+    assert_eq!(circuit.len(), 2 * 13 * 192);
+    let agg = aggregate_tool(&[], &[&out], d);
+    assert!(
+        agg.status.success(),
+        "{}",
+        String::from_utf8_lossy(&agg.stderr)
+    );
+    let agg: serde_json::Value = serde_json::from_slice(&agg.stdout).unwrap();
+    let mut as_proof = out.clone();
+    as_proof.set("proof", agg["aggregate_proof"].clone());
+    assert!(reference_verify(proof, &as_proof));
 }
 
 #[test]
@@ -300,4 +315,169 @@ fn non_interactive_end_to_end() {
     let out = ok_doc(tool(SEAL_C2, &[], &c1doc, d));
     assert!(reference_verify(proof, &out));
     assert_eq!(verify_exit(&out, d), 0);
+    // The partition proofs are kept for a several-sector message; seal-aggregate makes
+    // this one sector's ProveCommitSectorsNI aggregate of them, which verify_seal accepts
+    // as the sector's proof.
+    let circuit = out.get("circuit_proofs").unwrap().as_str().unwrap();
+    assert_eq!(circuit.len(), 2 * 13 * 192);
+    let agg = aggregate_tool(&[], &[&out], d);
+    assert!(
+        agg.status.success(),
+        "{}",
+        String::from_utf8_lossy(&agg.stderr)
+    );
+    let agg: serde_json::Value = serde_json::from_slice(&agg.stdout).unwrap();
+    let mut as_proof = out.clone();
+    as_proof.set("proof", agg["aggregate_proof"].clone());
+    assert!(reference_verify(proof, &as_proof));
+}
+
+const SEAL_AGGREGATE: &str = env!("CARGO_BIN_EXE_seal-aggregate");
+
+/// `seal-aggregate` with the documents in files; returns its output.
+fn aggregate_tool(args: &[&str], docs: &[&SectorDoc], dir: &Path) -> Output {
+    let mut cmd = Command::new(SEAL_AGGREGATE);
+    cmd.args(args);
+    for d in docs {
+        let p = dir.join(format!("agg-{}.json", rand::random::<u64>()));
+        fs::write(&p, d.to_json_line()).unwrap();
+        cmd.arg(p);
+    }
+    cmd.env("FIL_PROOFS_PARAMETER_CACHE", params_dir())
+        .output()
+        .unwrap()
+}
+
+/// The reference's verdict on an aggregate of `docs` in the given order.
+fn reference_verify_aggregate(proof: SealProof, docs: &[&SectorDoc], bytes: &[u8]) -> bool {
+    let config = porep_config(proof);
+    let mut inputs = Vec::new();
+    for d in docs {
+        inputs.extend(
+            filecoin_proofs::get_seal_inputs::<SectorShapeBase>(
+                &config,
+                doc_hex32(d, "comm_r"),
+                doc_hex32(d, "comm_d"),
+                d.prover_id().unwrap(),
+                SectorId::from(d.get("sector").unwrap().as_u64().unwrap()),
+                doc_hex32(d, "ticket"),
+                doc_hex32(d, "seed"),
+            )
+            .unwrap(),
+        );
+    }
+    let comm_rs: Vec<[u8; 32]> = docs.iter().map(|d| doc_hex32(d, "comm_r")).collect();
+    let seeds: Vec<[u8; 32]> = docs.iter().map(|d| doc_hex32(d, "seed")).collect();
+    filecoin_proofs::verify_aggregate_seal_commit_proofs::<SectorShapeBase>(
+        &config,
+        bytes.to_vec(),
+        &comm_rs,
+        &seeds,
+        inputs,
+        bellperson::groth16::aggregate::AggregateVersion::V2,
+    )
+    .unwrap_or(false)
+}
+
+/// SnarkPack: four proven 2KiB sectors of one miner, given out of order, aggregate into one
+/// proof of them in ascending sector order, which the reference's aggregate verifier accepts
+/// (and rejects in another order); `--check` accepts it and rejects a changed byte; three
+/// sectors, a sector twice or another miner's sector are refused with one line. About 7
+/// minutes on 2 cores (four Commit2 runs of about 90 s each with the test parameters), so not
+/// part of the default run: `cargo test --test c2_end_to_end -- --ignored four_proven`. The
+/// rules on the documents are unit tests of `snark::aggregate`.
+#[test]
+#[ignore]
+fn four_proven_sectors_aggregate_and_the_reference_verifies_it() {
+    test_params();
+    let proof = SealProof::from_id(5).unwrap();
+    let mut rng = rng("c2_aggregate");
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let miner: u64 = rng.gen_range(1000..100_000);
+    let mut c1_files = Vec::new();
+    for i in 0..4 {
+        // One miner's sectors: the prover id is bound into the replica id at PC1.
+        let mut s = sector_with_random_pieces(&d.join(format!("s{i}")), proof, &mut rng);
+        s.doc.set("prover_id", serde_json::Value::Null);
+        s.doc.set("miner", miner);
+        let pc1 = ok_doc(tool(env!("CARGO_BIN_EXE_seal-pc1"), &[], &s.doc, d));
+        let pc2 = ok_doc(tool(env!("CARGO_BIN_EXE_seal-pc2"), &[], &pc1, d));
+        let seed = sealkit::hex::encode(&rng.gen::<[u8; 32]>());
+        let c1 = ok_doc(tool(SEAL_C1, &["--seed", &seed], &pc2, d));
+        let f = d.join(format!("c1-{i}.json"));
+        fs::write(&f, c1.to_json_line()).unwrap();
+        c1_files.push(f);
+    }
+    // One Commit2 process for the four: it loads the parameters once.
+    let out = Command::new(SEAL_C2)
+        .args(&c1_files)
+        .env("FIL_PROOFS_PARAMETER_CACHE", params_dir())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let proven: Vec<SectorDoc> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| SectorDoc::parse(l, "seal-c2").unwrap())
+        .collect();
+    assert_eq!(proven.len(), 4);
+    let mut numbers: Vec<u64> = proven
+        .iter()
+        .map(|p| p.get("sector").unwrap().as_u64().unwrap())
+        .collect();
+    let given: Vec<&SectorDoc> = vec![&proven[2], &proven[0], &proven[3], &proven[1]];
+    let out = aggregate_tool(&[], &given, d);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let agg: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    numbers.sort_unstable();
+    assert_eq!(agg["sectors"], serde_json::json!(numbers));
+    assert_eq!(agg["miner"], miner);
+    assert_eq!(agg["aggregate_proof_type"], 1);
+    assert_eq!(agg["seal_proof"], "StackedDrg2KiBV1_1");
+    let bytes = sealkit::hex::decode(agg["aggregate_proof"].as_str().unwrap()).unwrap();
+    let mut sorted: Vec<&SectorDoc> = proven.iter().collect();
+    sorted.sort_by_key(|p| p.get("sector").unwrap().as_u64().unwrap());
+    assert!(reference_verify_aggregate(proof, &sorted, &bytes));
+    sorted.swap(0, 1);
+    assert!(!reference_verify_aggregate(proof, &sorted, &bytes));
+
+    let file = d.join("aggregate.json");
+    fs::write(&file, &out.stdout).unwrap();
+    let check = aggregate_tool(&["--check", file.to_str().unwrap()], &given, d);
+    assert!(check.status.success());
+    let mut bad = agg.clone();
+    let mut flipped = bytes.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 1;
+    bad["aggregate_proof"] = sealkit::hex::encode(&flipped).into();
+    fs::write(&file, bad.to_string()).unwrap();
+    let check = aggregate_tool(&["--check", file.to_str().unwrap()], &given, d);
+    assert_eq!(check.status.code(), Some(1));
+    let line: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(line["valid"], false);
+
+    fails(
+        aggregate_tool(&[], &given[..3], d),
+        "3 sectors: the miner actor takes an aggregate of 4 to 819",
+    );
+    fails(
+        aggregate_tool(&[], &[&proven[0], &proven[1], &proven[2], &proven[0]], d),
+        "is given twice",
+    );
+    let mut other = proven[3].clone();
+    other.set("miner", miner + 1);
+    // (A changed miner changes the prover id the aggregate is checked against.)
+    fails(
+        aggregate_tool(&[], &[&proven[0], &proven[1], &proven[2], &other], d),
+        "one aggregate is one miner's message",
+    );
 }

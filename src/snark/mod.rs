@@ -7,6 +7,7 @@
 //! them: Commit1 files from any source, parameter checks with actionable errors, insecure
 //! test parameters generated safely, and sector documents in and out.
 
+pub mod aggregate;
 pub mod c1_check;
 pub mod config;
 pub mod params;

@@ -3,10 +3,16 @@
 use std::path::Path;
 
 use anyhow::{bail, ensure, Context, Result};
-use filecoin_proofs::{seal_commit_phase2, SealCommitPhase1Output};
+use bellperson::groth16::aggregate::AggregateVersion;
+use filecoin_proofs::{
+    aggregate_seal_commit_proofs, seal_commit_phase2, seal_commit_phase2_circuit_proofs,
+    verify_seal, PoRepConfig, SealCommitPhase1Output,
+};
 use serde_json::Value;
+use storage_proofs_core::merkle::MerkleTreeTrait;
 use storage_proofs_core::sector::SectorId;
 
+use super::aggregate::CIRCUIT_PROOFS;
 use super::config::porep_config;
 use super::params::check_present;
 use crate::commit::challenges::Kind;
@@ -150,8 +156,40 @@ fn reconcile(doc: &mut SectorDoc, f: &C1Fields, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// NI-PoRep Commit2 as the reference's `seal_commit_phase2` does it (partition proofs, their
+/// aggregate, a check with `verify_seal`), in its three steps so that the partition proofs
+/// are kept too: a message of several NI sectors aggregates all their partitions at once
+/// ([`super::aggregate`]), which the one-sector aggregate cannot be part of. Returns the
+/// one-sector aggregate and the partition proofs.
+fn ni_commit2<Tree: 'static + MerkleTreeTrait>(
+    config: &PoRepConfig,
+    out: SealCommitPhase1Output<Tree>,
+    prover_id: [u8; 32],
+    sector: SectorId,
+) -> Result<(Vec<u8>, Vec<u8>)> {
+    let (comm_r, comm_d, seed, ticket) = (out.comm_r, out.comm_d, out.seed, out.ticket);
+    let circuit =
+        seal_commit_phase2_circuit_proofs::<Tree>(config, out, sector).context("commit2 failed")?;
+    let partitions = circuit.proof.clone();
+    let agg = aggregate_seal_commit_proofs::<Tree>(
+        config,
+        &[comm_r],
+        &[seed],
+        &[circuit],
+        AggregateVersion::V2,
+    )
+    .context("commit2: aggregating the partition proofs failed")?;
+    let valid = verify_seal::<Tree>(
+        config, comm_r, comm_d, prover_id, sector, ticket, seed, &agg,
+    )
+    .context("commit2: checking the proof failed")?;
+    ensure!(valid, "commit2 made a proof that does not verify");
+    Ok((agg, partitions))
+}
+
 /// Runs C2 for a document from the Commit1 output at `c1`; adds `proof` (hex) to the
-/// document. The proof is verified before it is returned.
+/// document, and for NI-PoRep also `circuit_proofs`, the partition proofs that a
+/// several-sector aggregate needs. The proof is verified before it is returned.
 pub fn commit2(doc: &mut SectorDoc, c1: &Path) -> Result<Vec<u8>> {
     let proof = doc.seal_proof()?;
     let prover_id = doc.prover_id()?;
@@ -165,9 +203,15 @@ pub fn commit2(doc: &mut SectorDoc, c1: &Path) -> Result<Vec<u8>> {
         let out: SealCommitPhase1Output<Tree> = serde_json::from_value(value).with_context(|| {
             format!("{} is not a Commit1 output for {}", c1.display(), proof.name())
         })?;
-        seal_commit_phase2::<Tree>(&config, out, prover_id, SectorId::from(sector))
-            .context("commit2 failed")?
-            .proof
+        if Kind::of(proof) == Kind::NonInteractive {
+            let circuit = ni_commit2::<Tree>(&config, out, prover_id, SectorId::from(sector))?;
+            doc.set(CIRCUIT_PROOFS, hex::encode(&circuit.1));
+            circuit.0
+        } else {
+            seal_commit_phase2::<Tree>(&config, out, prover_id, SectorId::from(sector))
+                .context("commit2 failed")?
+                .proof
+        }
     });
     doc.set("proof", hex::encode(&bytes));
     Ok(bytes)

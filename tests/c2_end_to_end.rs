@@ -218,21 +218,6 @@ fn synthetic_end_to_end() {
     let out = ok_doc(tool(SEAL_C2, &[], &c1doc, d));
     assert!(reference_verify(proof, &out));
     assert_eq!(verify_exit(&out, d), 0);
-    // The partition proofs are kept for a several-sector message; seal-aggregate makes
-    // this one sector's ProveCommitSectorsNI aggregate of them, which verify_seal accepts
-    // as the sector's proof.
-    let circuit = out.get("circuit_proofs").unwrap().as_str().unwrap();
-    assert_eq!(circuit.len(), 2 * 13 * 192);
-    let agg = aggregate_tool(&[], &[&out], d);
-    assert!(
-        agg.status.success(),
-        "{}",
-        String::from_utf8_lossy(&agg.stderr)
-    );
-    let agg: serde_json::Value = serde_json::from_slice(&agg.stdout).unwrap();
-    let mut as_proof = out.clone();
-    as_proof.set("proof", agg["aggregate_proof"].clone());
-    assert!(reference_verify(proof, &as_proof));
 }
 
 #[test]

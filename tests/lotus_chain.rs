@@ -269,6 +269,7 @@ fn batch(id: &str, kind: MsgKind, sectors: &[(u64, [u8; 32], &str)]) -> Message 
         id: id.into(),
         kind,
         aggregate: false,
+        aggregate_proof: None,
         sectors: sectors
             .iter()
             .map(|(n, comm_r, proof)| {
@@ -402,6 +403,63 @@ fn batches_are_sent_once_and_land_with_the_chains_epochs() {
     let r = c.lookup(&update, Some(&cid)).unwrap().expect("landed");
     assert_eq!(r.results, [(7, None)]);
     assert_eq!(node.node.lock().unwrap().updated, [7]);
+}
+
+/// NI-PoRep sectors onboard with one `ProveCommitSectorsNI`: no precommit, the aggregate as
+/// the only proof, each sector's pledge as value, sealer and sealing number the miner's and
+/// the sector's own, a proving deadline the actor accepts (neither the current nor the next),
+/// and the activations in ascending order; never without an aggregate.
+#[test]
+fn ni_sectors_onboard_with_one_prove_commit_sectors_ni() {
+    use fil_actor_miner_state::v18 as actor;
+    let node = FakeLotus::start(Node::default());
+    let c = connect(&node).unwrap();
+    let mut msg = batch(
+        "commit-1-8",
+        MsgKind::ProveCommit,
+        &[(8, [2; 32], ""), (7, [1; 32], "")],
+    );
+    for (_, doc) in &mut msg.sectors {
+        doc["seal_proof"] = 15.into(); // StackedDrg2KiBV1_2_Feat_NonInteractivePoRep
+    }
+    let e = format!("{:#}", c.send(&msg).unwrap_err());
+    assert!(e.contains("NI-PoRep sectors go only aggregated"), "{e}");
+    msg.aggregate = true;
+    msg.aggregate_proof = Some("abcd".into());
+    let cid = c.send(&msg).unwrap();
+    assert_eq!(
+        c.send(&msg).unwrap(),
+        cid,
+        "a second send is the same message"
+    );
+    {
+        let n = node.node.lock().unwrap();
+        assert_eq!(n.pushed.len(), 1);
+        let m = &n.pushed[0];
+        assert_eq!((m.method, m.value), (36, 2 * PLEDGE));
+        let p: actor::ProveCommitSectorsNIParams =
+            fvm_ipld_encoding::from_slice(&m.params).unwrap();
+        let numbers: Vec<(u64, u64, u64)> = p
+            .sectors
+            .iter()
+            .map(|s| (s.sector_number, s.sealing_number, s.sealer_id))
+            .collect();
+        assert_eq!(numbers, [(7, 7, 1000), (8, 8, 1000)]);
+        assert_eq!(p.sectors[0].sealed_cid.hash().digest(), [1; 32]);
+        assert_eq!(p.sectors[0].seal_rand_epoch, 4100);
+        assert_eq!(p.sectors[0].expiration, 5000 + 540 * 2880);
+        assert_eq!(i64::from(p.seal_proof_type), 15);
+        assert_eq!(p.aggregate_proof.to_vec(), [0xab, 0xcd]);
+        // Epoch 5000 is in deadline 35 (5000 mod 2880 = 2120, 60 epochs each): 35 + 3.
+        assert_eq!(p.proving_deadline, 38);
+        assert!(!p.require_activation_success);
+    }
+    set_head(&node, 5007);
+    let r = c.lookup(&msg, Some(&cid)).unwrap().expect("landed");
+    assert_eq!(r.results, [(7, None), (8, None)]);
+    let n = node.node.lock().unwrap();
+    assert_eq!(n.active.keys().copied().collect::<Vec<_>>(), [7, 8]);
+    assert!(n.precommits.is_empty(), "no precommit");
 }
 
 /// A batch whose parameters would not fit in one message is refused before anything is
@@ -586,6 +644,62 @@ fn the_daemon_seals_through_the_node_under_kills_and_splits_a_refused_batch() {
             .included;
         assert_eq!(s["seed_epoch"], pushed_at + 10, "{s}");
     }
+}
+
+/// Four sectors' prove-commits go as one `ProveCommitSectors3` carrying a SnarkPack v2
+/// aggregate (no individual proofs), their activations in ascending order, and the node
+/// verifies the aggregate with the reference before activating them.
+#[test]
+fn a_full_commit_batch_goes_as_one_aggregate_the_node_verifies() {
+    sealkit::sched::demo::ensure_test_params().unwrap();
+    let node = FakeLotus::start(Node {
+        verify_proofs: true,
+        block_delay: 1,
+        clock: Some(std::time::Instant::now()),
+        ..Node::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("r");
+    common::sched::fast_repo(&repo, |cfg| {
+        cfg.chain.kind = sealkit::sched::config::ChainKind::Lotus;
+        cfg.chain.api_info = node.api_info();
+        // The commit batch goes when it is full: all four sectors in one message.
+        cfg.batching.max_commit_batch = 4;
+        cfg.batching.commit_batch_wait = "1h".into();
+        cfg.sealing.max_retries = 0;
+    });
+    ok(sched(&repo, &["sectors", "pledge", "--count", "4"]));
+    let mut d = common::sched::start_daemon(&repo);
+    assert!(
+        d.wait().unwrap().success(),
+        "{}",
+        common::sched::daemon_log(&repo)
+    );
+    let list = ok(sched(&repo, &["sectors", "list", "--json"]));
+    for s in list.as_array().unwrap() {
+        assert_eq!(s["state"], "Proving", "{list}");
+        common::sched::verify_sector(s, dir.path());
+    }
+    let n = node.node.lock().unwrap();
+    assert_eq!(n.active.keys().copied().collect::<Vec<_>>(), [1, 2, 3, 4]);
+    let commits: Vec<&common::fake_lotus::Pushed> =
+        n.pushed.iter().filter(|m| m.method == 34).collect();
+    assert_eq!(commits.len(), 1, "{:?}", n.pushed);
+    let p: fil_actor_miner_state::v18::ProveCommitSectors3Params =
+        fvm_ipld_encoding::from_slice(&commits[0].params).unwrap();
+    let order: Vec<u64> = p
+        .sector_activations
+        .iter()
+        .map(|a| a.sector_number)
+        .collect();
+    assert_eq!(order, [1, 2, 3, 4]);
+    assert!(p.sector_proofs.is_empty());
+    assert_eq!(
+        p.aggregate_proof_type,
+        Some(fvm_shared::sector::RegisteredAggregateProof::SnarkPackV2)
+    );
+    assert!(!p.aggregate_proof.is_empty());
+    assert_eq!(commits[0].outcome.as_ref().map(|o| o.0), Some(0));
 }
 
 /// Lotus's documented examples (`tests/data/lotus-api-v1-examples.json`, from its

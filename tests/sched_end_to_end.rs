@@ -112,7 +112,11 @@ fn daemon_killed_at_random_moments_still_seals_every_sector() {
     let mut rng = common::rng("sched-crash");
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
-    let cfg = common::sched::fast_repo(&repo, |_| {});
+    // PC1 runs as batches of up to three sectors: a kill inside a batch must lose none.
+    let cfg = common::sched::fast_repo(&repo, |cfg| {
+        cfg.sealing.pc1_batch = 3;
+        cfg.sealing.pc1_batch_wait = "3s".into();
+    });
     let piece = dir.path().join("deal.car");
     std::fs::write(&piece, common::random_bytes(&mut rng, 1500)).unwrap();
     json_out(sched(&repo, &["sectors", "pledge", "--count", "2"]));
@@ -148,6 +152,20 @@ fn daemon_killed_at_random_moments_still_seals_every_sector() {
     let log = std::fs::read_to_string(repo.join("phase.log")).unwrap();
     let unfinished = assert_phases_alternate_except(&log, 3, &killed);
     assert!(unfinished.is_empty(), "a phase never ended:\n{log}");
+    // At least one PC1 ran as a batch (one supervisor started it for several sectors).
+    let mut pc1_by_supervisor = std::collections::HashMap::<&str, usize>::new();
+    for f in log
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+    {
+        if f.len() > 8 && f[1] == "start" && f[6] == "PC1" {
+            *pc1_by_supervisor.entry(f[8]).or_default() += 1;
+        }
+    }
+    assert!(
+        pc1_by_supervisor.values().any(|&n| n > 1),
+        "no PC1 batch ran:\n{log}"
+    );
     // Nothing is left running or queued, and every batch landed once.
     let jobs = json_out(sched(&repo, &["jobs", "--json"]));
     assert_eq!(jobs["jobs"], Value::Array(vec![]));
@@ -185,4 +203,55 @@ fn daemon_killed_at_random_moments_still_seals_every_sector() {
     for (p, h) in &before {
         assert_eq!(after.get(p), Some(h), "{} changed", p.display());
     }
+}
+
+/// NI-PoRep through the scheduler on the simulated chain: two CC sectors of the NI proof type
+/// go from AddPiece to Proving with no precommit and no seed wait; C2 keeps their partition
+/// proofs, one commit batch aggregates them, and the chain verifies the aggregate and
+/// allocates both numbers when it lands. Ignored: NI-PoRep C2 proves 13 partitions per 2KiB
+/// sector, and the NI test parameters are generated on first use; run it by hand
+/// (`scripts/test.sh --test sched_end_to_end -- --ignored ni_porep`).
+#[test]
+#[ignore]
+fn ni_porep_sectors_onboard_without_precommit() {
+    sealkit::sched::demo::ensure_test_params().unwrap();
+    let ni =
+        sealkit::sector::proof::SealProof::from_name("StackedDrg2KiBV1_2_Feat_NonInteractivePoRep")
+            .unwrap();
+    sealkit::snark::params::generate_test_params(ni).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    common::sched::fast_repo(&repo, |cfg| {
+        cfg.sealing.seal_proof = ni.name();
+        cfg.batching.max_commit_batch = 2;
+        cfg.batching.commit_batch_wait = "1h".into();
+    });
+    json_out(sched(&repo, &["sectors", "pledge", "--count", "2"]));
+    let mut d = start_daemon(&repo);
+    assert!(
+        d.wait().unwrap().success(),
+        "{}",
+        common::sched::daemon_log(&repo)
+    );
+    let sectors = verify_all(&repo, dir.path());
+    assert_eq!(sectors.len(), 2);
+    for s in &sectors {
+        assert_eq!(s["seed"], "01".repeat(32), "{s}");
+        let status = sched(&repo, &["sectors", "status", &s["sector"].to_string()]);
+        let text = String::from_utf8_lossy(&status.stdout);
+        assert!(
+            text.contains("Commit2") && text.contains("Proving"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("PreCommitBatch") && !text.contains("WaitSeed"),
+            "{text}"
+        );
+    }
+    let batches = json_out(sched(&repo, &["batch", "list", "--json"]));
+    let batches = batches["batches"].as_array().unwrap();
+    assert_eq!(batches.len(), 1, "{batches:?}");
+    assert_eq!(batches[0]["kind"], "commit");
+    assert_eq!(batches[0]["state"], "landed");
+    assert_eq!(batches[0]["sectors"], serde_json::json!([1, 2]));
 }

@@ -132,6 +132,7 @@ fn a_number_the_chain_has_allocated_is_skipped() {
         id: "elsewhere".into(),
         kind: MsgKind::PreCommit,
         aggregate: false,
+        aggregate_proof: None,
         sectors: vec![(1, doc)],
     };
     let sent = chain.send(&msg).unwrap();

@@ -30,12 +30,13 @@ use anyhow::{Context, Result};
 use nix::fcntl::{Flock, FlockArg};
 
 use super::chain::{
-    Chain, Message, MsgKind, Receipt, Refused, MAX_PRECOMMIT_RANDOMNESS_LOOKBACK,
+    self, Chain, Message, MsgKind, Receipt, Refused, MAX_PRECOMMIT_RANDOMNESS_LOOKBACK,
     MAX_PROVE_COMMIT_DURATION,
 };
 use super::config::{Batching, Config};
 use super::db::{self, batches, now, sectors, Db, SectorRow};
 use super::state::SectorState;
+use crate::sector::document::SectorDoc;
 
 /// The right to send batches: one process at a time.
 pub struct Publisher {
@@ -177,6 +178,10 @@ pub fn pending_state(kind: MsgKind) -> (SectorState, SectorState) {
 pub fn deadline(kind: MsgKind, s: &SectorRow, head: i64, epoch_secs: f64, at: f64) -> f64 {
     let cutoff = match kind {
         MsgKind::PreCommit => s.ticket_epoch.unwrap_or(head) + MAX_PRECOMMIT_RANDOMNESS_LOOKBACK,
+        // NI-PoRep: no precommit; the ticket must be at most 180 days old.
+        MsgKind::ProveCommit if chain::non_interactive(&s.doc) => {
+            s.ticket_epoch.unwrap_or(head) + chain::MAX_NI_TICKET_LOOKBACK
+        }
         MsgKind::ProveCommit => s.precommit_epoch.unwrap_or(head) + MAX_PROVE_COMMIT_DURATION,
         MsgKind::ReplicaUpdate => return f64::INFINITY,
     };
@@ -234,12 +239,25 @@ pub fn publish(
                 due(kind, &pending, rules, head, chain.epoch_secs(), now())
             };
             let Some(why) = why else { return Ok(None) };
-            let take: Vec<&SectorRow> = pending.iter().take(rules.max).collect();
+            // One message holds one kind of proof: NI-PoRep sectors go on chain in their own
+            // method (ProveCommitSectorsNI), at most 65 to an aggregate.
+            let ni = chain::non_interactive(&pending[0].doc);
+            let most = if ni {
+                rules.max.min(*crate::snark::aggregate::NI_SECTORS.end())
+            } else {
+                rules.max
+            };
+            let take: Vec<&SectorRow> = pending
+                .iter()
+                .filter(|s| chain::non_interactive(&s.doc) == ni)
+                .take(most)
+                .collect();
             let id = format!("{}-{:.0}-{}", kind.name(), now() * 1000.0, take[0].number);
             let msg = Message {
                 id: id.clone(),
                 kind,
-                aggregate: aggregates(cfg, kind, take.len()),
+                aggregate: aggregates(cfg, kind, take.len(), ni),
+                aggregate_proof: None,
                 sectors: take.iter().map(|s| (s.number, s.doc.clone())).collect(),
             };
             let numbers: Vec<u64> = take.iter().map(|s| s.number).collect();
@@ -292,8 +310,7 @@ pub fn recover(
 /// outbox, which recorded no content).
 fn recorded_message(db: &Db, cfg: &Config, id: &str) -> Result<Message> {
     if let Some(b) = batches::body(&db.conn, id)? {
-        return serde_json::from_str(&b)
-            .with_context(|| format!("batches row {id}: the recorded message is not valid"));
+        return parse_message(id, &b);
     }
     let batch = db
         .batches()?
@@ -308,23 +325,41 @@ fn recorded_message(db: &Db, cfg: &Config, id: &str) -> Result<Message> {
             .with_context(|| format!("batch {id}: no sector {n}"))?;
         sectors.push((*n, s.doc));
     }
+    let ni = sectors
+        .first()
+        .is_some_and(|(_, d)| chain::non_interactive(d));
     Ok(Message {
         id: id.to_string(),
         kind,
-        aggregate: aggregates(cfg, kind, sectors.len()),
+        aggregate: aggregates(cfg, kind, sectors.len(), ni),
+        aggregate_proof: None,
         sectors,
     })
 }
 
+fn parse_message(id: &str, body: &str) -> Result<Message> {
+    serde_json::from_str(body)
+        .with_context(|| format!("batches row {id}: the recorded message is not valid"))
+}
+
 /// Steps (2) and (3) for one recorded batch.
 fn deliver(db: &mut Db, chain: &dyn Chain, cfg: &Config, id: &str) -> Result<Outcome> {
-    let msg = recorded_message(db, cfg, id)?;
+    let mut msg = recorded_message(db, cfg, id)?;
     let sent = batches::sent_as(&db.conn, id)?;
     let receipt = match chain.lookup(&msg, sent.as_deref())? {
         Some(r) => r,
         // Handed over already: it lands when it lands; pushing it again changes nothing.
         None if sent.is_some() => return Ok(Outcome::Pending),
         None => {
+            msg = match with_aggregate(db, msg)? {
+                Ok(m) => m,
+                Err(Unaggregated::Local(e)) => return not_sent(db, id, e),
+                Err(Unaggregated::Invalid(e)) => {
+                    let err = format!("its NI-PoRep proofs do not aggregate: {e}");
+                    refuse(db, cfg, &recorded_message(db, cfg, id)?, &err)?;
+                    return Ok(Outcome::Refused(err));
+                }
+            };
             let cid = match chain.send(&msg) {
                 Ok(c) => c,
                 Err(e) if e.is::<Refused>() => {
@@ -332,19 +367,7 @@ fn deliver(db: &mut Db, chain: &dyn Chain, cfg: &Config, id: &str) -> Result<Out
                     refuse(db, cfg, &msg, &err)?;
                     return Ok(Outcome::Refused(err));
                 }
-                Err(e) => {
-                    let err = format!("{e:#}");
-                    db.tx(|tx| {
-                        batches::set_error(tx, id, &err)?;
-                        db::event(
-                            tx,
-                            None,
-                            "batch",
-                            &format!("{id} not sent, kept for a retry: {err}"),
-                        )
-                    })?;
-                    return Ok(Outcome::NotSent(err));
-                }
+                Err(e) => return not_sent(db, id, format!("{e:#}")),
             };
             db.tx(|tx| batches::mark_sent(tx, id, &cid))?;
             match chain.lookup(&msg, Some(&cid))? {
@@ -355,6 +378,20 @@ fn deliver(db: &mut Db, chain: &dyn Chain, cfg: &Config, id: &str) -> Result<Out
     };
     land(db, cfg, &msg, &receipt)?;
     Ok(Outcome::Landed(receipt))
+}
+
+/// A batch not sent for a reason of this machine: it stays recorded and is retried.
+fn not_sent(db: &mut Db, id: &str, err: String) -> Result<Outcome> {
+    db.tx(|tx| {
+        batches::set_error(tx, id, &err)?;
+        db::event(
+            tx,
+            None,
+            "batch",
+            &format!("{id} not sent, kept for a retry: {err}"),
+        )
+    })?;
+    Ok(Outcome::NotSent(err))
 }
 
 /// A message the chain refused whole: one transaction marks its batch refused and records
@@ -377,13 +414,15 @@ fn refuse(db: &mut Db, cfg: &Config, msg: &Message, err: &str) -> Result<()> {
                 &format!("{} refused: {err}", msg.id),
             );
         }
+        let ni = chain::non_interactive(&msg.sectors[0].1);
         let (a, b) = msg.sectors.split_at(msg.sectors.len() / 2);
         let mut halves = Vec::new();
         for (suffix, part) in [("a", a), ("b", b)] {
             let half = Message {
                 id: format!("{}-{suffix}", msg.id),
                 kind: msg.kind,
-                aggregate: aggregates(cfg, msg.kind, part.len()),
+                aggregate: aggregates(cfg, msg.kind, part.len(), ni),
+                aggregate_proof: None,
                 sectors: part.to_vec(),
             };
             let numbers: Vec<u64> = part.iter().map(|(n, _)| *n).collect();
@@ -409,9 +448,103 @@ fn refuse(db: &mut Db, cfg: &Config, msg: &Message, err: &str) -> Result<()> {
     })
 }
 
-/// Whether a prove-commit batch of `n` sectors goes as one aggregate.
-fn aggregates(cfg: &Config, kind: MsgKind, n: usize) -> bool {
-    kind == MsgKind::ProveCommit && n >= cfg.batching.min_commit_batch.max(4)
+/// Whether a prove-commit batch of `n` sectors goes as one aggregate: always for NI-PoRep
+/// sectors (`ni`), which the actor takes only aggregated.
+fn aggregates(cfg: &Config, kind: MsgKind, n: usize, ni: bool) -> bool {
+    kind == MsgKind::ProveCommit
+        && (ni
+            || n >= aggregate_from(&cfg.batching)
+                && n <= *crate::snark::aggregate::INTERACTIVE_SECTORS.end())
+}
+
+/// The fewest sectors a prove-commit batch aggregates (Lotus's `MinCommitBatch`, never
+/// below the actor's minimum).
+fn aggregate_from(b: &Batching) -> usize {
+    b.min_commit_batch
+        .max(*crate::snark::aggregate::INTERACTIVE_SECTORS.start())
+}
+
+/// Whether a full prove-commit batch aggregates under these settings.
+pub fn may_aggregate(b: &Batching) -> bool {
+    b.max_commit_batch >= aggregate_from(b)
+}
+
+/// A prove-commit batch to aggregate gets its aggregate before its first send: made from
+/// the sectors' proofs (the reference's SnarkPack v2 prover, verified before it is used),
+/// its sectors put in ascending order (the aggregate's), and recorded in the batch's message
+/// in one transaction, so every send of the batch carries the same bytes. An interactive
+/// batch whose proofs cannot be aggregated (a proof that is not valid, the SnarkPack
+/// parameters missing here) goes as a plain batch instead: the chain then judges each proof
+/// on its own, and one bad sector does not hold the others back. NI-PoRep sectors go only
+/// aggregated: without the parameters the batch waits ([`Unaggregated::Local`]); with a bad
+/// proof it is split like a refused message ([`Unaggregated::Invalid`]) until the bad
+/// sector stands alone and fails.
+fn with_aggregate(db: &mut Db, msg: Message) -> Result<Result<Message, Unaggregated>> {
+    if msg.kind != MsgKind::ProveCommit || !msg.aggregate || msg.aggregate_proof.is_some() {
+        return Ok(Ok(msg));
+    }
+    let docs = msg
+        .sectors
+        .iter()
+        .map(|(n, doc)| SectorDoc::from_value(doc.clone(), &format!("sector {n}")))
+        .collect::<Result<Vec<_>>>();
+    let ni = chain::non_interactive(&msg.sectors[0].1);
+    if ni {
+        let proof = docs.as_ref().ok().and_then(|d| d[0].seal_proof().ok());
+        if let Some(Err(e)) = proof.map(|p| crate::snark::params::check_present(p, false, true)) {
+            return Ok(Err(Unaggregated::Local(format!("{e:#}"))));
+        }
+    }
+    let made = docs.and_then(|docs| crate::snark::aggregate::aggregate(&docs));
+    let (out, note) = match made {
+        Err(e) if ni => return Ok(Err(Unaggregated::Invalid(format!("{e:#}")))),
+        Ok(agg) => {
+            let mut sectors = msg.sectors.clone();
+            sectors.sort_by_key(|(n, _)| *n);
+            let note = format!(
+                "{}: the proofs of {} sectors aggregated into {} bytes",
+                msg.id,
+                agg.sectors.len(),
+                agg.bytes.len()
+            );
+            let m = Message {
+                sectors,
+                aggregate_proof: Some(crate::hex::encode(&agg.bytes)),
+                ..msg
+            };
+            (m, note)
+        }
+        Err(e) => {
+            let note = format!("{}: not aggregated ({e:#}); sent as a plain batch", msg.id);
+            (
+                Message {
+                    aggregate: false,
+                    ..msg
+                },
+                note,
+            )
+        }
+    };
+    let body = serde_json::to_string(&out)?;
+    db.tx(|tx| {
+        if batches::set_body(tx, &out.id, &body)? {
+            db::event(tx, None, "batch", &note)?;
+        }
+        Ok(())
+    })?;
+    // Whatever is recorded now is what goes out (another publisher may have been first).
+    match batches::body(&db.conn, &out.id)? {
+        Some(b) => parse_message(&out.id, &b).map(Ok),
+        None => Ok(Ok(out)),
+    }
+}
+
+/// Why an NI-PoRep batch has no aggregate ([`with_aggregate`]).
+enum Unaggregated {
+    /// A reason of this machine (parameters missing): kept recorded, retried.
+    Local(String),
+    /// The proofs do not aggregate into a valid proof: refused, split.
+    Invalid(String),
 }
 
 /// Where a sector goes when the chain rejects it in a message of `kind`.

@@ -35,6 +35,22 @@ pub const MAX_PRECOMMIT_RANDOMNESS_LOOKBACK: i64 = 2880 + 900;
 /// docs/chain.md#timing-constants).
 pub const MAX_PROVE_COMMIT_DURATION: i64 = 30 * 2880 + 150;
 
+/// The interactive randomness the miner actor verifies an NI-PoRep proof with (its NI
+/// verify-info builder): NI sectors have no seed, and their documents carry this one.
+pub const NI_SEED: [u8; 32] = [1; 32];
+
+/// Days an NI-PoRep ticket may be old at ProveCommitSectorsNI
+/// (`MAX_PROVE_COMMIT_NI_LOOKBACK`, in epochs).
+pub const MAX_NI_TICKET_LOOKBACK: i64 = 180 * 2880;
+
+/// Whether a sector document is of an NI-PoRep proof type (a document that names no valid
+/// proof type is not).
+pub fn non_interactive(doc: &Value) -> bool {
+    SectorDoc::from_value(doc.clone(), "sector")
+        .and_then(|d| d.seal_proof())
+        .is_ok_and(|p| p.is_non_interactive())
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Domain {
     Ticket,
@@ -82,6 +98,12 @@ pub struct Message {
     pub kind: MsgKind,
     pub aggregate: bool,
     pub sectors: Vec<(u64, Value)>,
+    /// The SnarkPack aggregate of a prove-commit's proofs (hex), proving `sectors` in their
+    /// order (ascending numbers, as the actor and Lotus list them). The publisher makes it
+    /// and records it in the outbox before the message is first sent (`batch`), so a re-send
+    /// carries the same bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregate_proof: Option<String>,
 }
 
 /// Where a message landed and what happened to each of its sectors.
@@ -163,8 +185,16 @@ impl SimChain {
         store::genesis(&self.conn)
     }
 
-    /// Checks one sector of a message as the miner actor would.
-    fn check(&self, kind: MsgKind, head: i64, number: u64, doc: &Value) -> Result<()> {
+    /// Checks one sector of a message as the miner actor would; with `aggregated`, all but
+    /// its proof, which the message's aggregate carries ([`SimChain::check_aggregate`]).
+    fn check(
+        &self,
+        kind: MsgKind,
+        head: i64,
+        number: u64,
+        doc: &Value,
+        aggregated: bool,
+    ) -> Result<()> {
         let doc = SectorDoc::from_value(doc.clone(), "message")?;
         let onchain = store::sector(&self.conn, number)?;
         match kind {
@@ -180,6 +210,27 @@ impl SimChain {
                     bail!("ticket is not the chain's randomness at epoch {te}");
                 }
                 doc.hex32("comm_r")?;
+            }
+            MsgKind::ProveCommit if doc.seal_proof()?.is_non_interactive() => {
+                // ProveCommitSectorsNI: no precommit; the number must be free, the ticket
+                // the chain's and at most 180 days old; the proof is in the aggregate.
+                if let Some(on) = onchain {
+                    bail!("sector {number} is already {}", on.state);
+                }
+                let te = doc.u64("ticket_epoch")? as i64;
+                if head - te > MAX_NI_TICKET_LOOKBACK {
+                    bail!("ticket from epoch {te} is too old at epoch {head}");
+                }
+                if doc.ticket()? != self.randomness(Domain::Ticket, te, doc.u64("miner")?)? {
+                    bail!("ticket is not the chain's randomness at epoch {te}");
+                }
+                if doc.hex32("seed")? != NI_SEED {
+                    bail!("an NI-PoRep proof is made with the seed [1; 32]");
+                }
+                doc.hex32("comm_r")?;
+                if !aggregated {
+                    bail!("an NI-PoRep sector's proof goes on chain only in an aggregate");
+                }
             }
             MsgKind::ProveCommit => {
                 let Some(on) = onchain else {
@@ -201,6 +252,9 @@ impl SimChain {
                 }
                 if hex::encode(&doc.hex32("comm_r")?) != on.comm_r {
                     bail!("comm_r differs from the precommitted one");
+                }
+                if aggregated {
+                    return Ok(());
                 }
                 // Cannot verify here (parameters missing, unreadable): not the proof's fault.
                 let verdict =
@@ -234,6 +288,70 @@ impl SimChain {
                     );
                 }
             }
+        }
+        Ok(())
+    }
+}
+
+impl SimChain {
+    /// An aggregated prove-commit as the actor takes it: whole or not at all. The aggregate
+    /// proves every sector of the message, so a sector the actor would drop (not
+    /// precommitted, a wrong seed) fails the message, as does an aggregate that does not
+    /// verify or a count outside the actor's bounds: [`Refused`], nothing sent.
+    fn check_aggregate(&self, msg: &Message, verdicts: &[Verdict]) -> Result<()> {
+        let docs = msg
+            .sectors
+            .iter()
+            .map(|(n, doc)| SectorDoc::from_value(doc.clone(), &format!("sector {n}")))
+            .collect::<Result<Vec<_>>>()?;
+        let kinds: Vec<bool> = docs
+            .iter()
+            .map(|d| d.seal_proof().map(|p| p.is_non_interactive()))
+            .collect::<Result<_>>()?;
+        if kinds.iter().any(|k| *k != kinds[0]) {
+            return Err(Refused("NI-PoRep and interactive sectors in one aggregate".into()).into());
+        }
+        let bounds = crate::snark::aggregate::bounds(docs[0].seal_proof()?);
+        if !bounds.contains(&msg.sectors.len()) {
+            return Err(Refused(format!(
+                "an aggregate of {} sectors: the actor takes {} to {}",
+                msg.sectors.len(),
+                bounds.start(),
+                bounds.end()
+            ))
+            .into());
+        }
+        if let Some(v) = verdicts.iter().find(|v| v.error.is_some()) {
+            return Err(Refused(format!(
+                "sector {} of the aggregate: {}",
+                v.sector,
+                v.error.as_deref().unwrap_or_default()
+            ))
+            .into());
+        }
+        let order: Vec<u64> = msg.sectors.iter().map(|(n, _)| *n).collect();
+        if order.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(Refused(format!(
+                "aggregate inputs out of order: sectors {order:?} (ascending numbers)"
+            ))
+            .into());
+        }
+        let bytes = hex::decode(msg.aggregate_proof.as_deref().unwrap_or_default())
+            .map_err(|e| Refused(format!("aggregate_proof is not hex: {e}")))?;
+        // Cannot verify here (parameters missing): the message is not sent.
+        let valid = crate::snark::aggregate::verify(&docs, &bytes)
+            .map_err(|e| Local(format!("{e:#}")))
+            .with_context(|| {
+                format!(
+                    "message {} not sent: its aggregate cannot be checked here",
+                    msg.id
+                )
+            })?;
+        if !valid {
+            return Err(Refused(format!(
+                "the aggregate of sectors {order:?} does not verify"
+            ))
+            .into());
         }
         Ok(())
     }
@@ -277,9 +395,10 @@ impl Chain for SimChain {
         let head = self.head()?;
         // Checked when pushed, as a node's gas estimation executes a message before it
         // accepts it; a proof that cannot be verified here fails the push, not the sector.
+        let aggregated = msg.kind == MsgKind::ProveCommit && msg.aggregate_proof.is_some();
         let mut verdicts = Vec::new();
         for (n, doc) in &msg.sectors {
-            let verdict = match self.check(msg.kind, head, *n, doc) {
+            let verdict = match self.check(msg.kind, head, *n, doc, aggregated) {
                 Err(e) if e.is::<Local>() => {
                     return Err(e.context(format!(
                         "message {} not sent: sector {n} cannot be checked here",
@@ -290,6 +409,7 @@ impl Chain for SimChain {
             };
             verdicts.push(Verdict {
                 sector: *n,
+                non_interactive: msg.kind == MsgKind::ProveCommit && non_interactive(doc),
                 error: verdict.err().map(|e| format!("{e:#}")),
                 // What the sector's on-chain comm_r becomes: an update's new one.
                 comm_r: match msg.kind {
@@ -300,6 +420,9 @@ impl Chain for SimChain {
                 .unwrap_or_default()
                 .to_string(),
             });
+        }
+        if aggregated {
+            self.check_aggregate(msg, &verdicts)?;
         }
         store::add_pending(
             &tx,
@@ -338,6 +461,9 @@ pub const LANDING_DELAY: i64 = 1;
 #[derive(Debug, Serialize, Deserialize)]
 struct Verdict {
     sector: u64,
+    /// A ProveCommitSectorsNI sector: it has no precommit and is allocated when it lands.
+    #[serde(default)]
+    non_interactive: bool,
     error: Option<String>,
     comm_r: String,
 }
@@ -365,6 +491,14 @@ impl SimChain {
                     }
                     (None, MsgKind::PreCommit, Some(_)) => {
                         Some(format!("sector {n} is already precommitted"))
+                    }
+                    (None, MsgKind::ProveCommit, None) if v.non_interactive => {
+                        store::precommit(&tx, n, p.lands, &v.comm_r)?;
+                        store::prove(&tx, n)?;
+                        None
+                    }
+                    (None, MsgKind::ProveCommit, Some(on)) if v.non_interactive => {
+                        Some(format!("sector {n} is already {}", on.state))
                     }
                     (None, MsgKind::ProveCommit, Some(on))
                         if on.state == OnChainState::Precommitted =>
@@ -518,6 +652,7 @@ mod tests {
             id: "m".into(),
             kind: MsgKind::PreCommit,
             aggregate: false,
+            aggregate_proof: None,
             sectors: vec![(7, doc)],
         };
         let cid = c.send(&msg).unwrap();
@@ -553,6 +688,7 @@ mod tests {
             id: "b1".into(),
             kind: MsgKind::PreCommit,
             aggregate: false,
+            aggregate_proof: None,
             sectors: vec![(1, serde_json::json!({"sector": 1}))],
         };
         assert_eq!(c.receipt("b1").unwrap(), None);
@@ -580,6 +716,7 @@ mod tests {
             id: "p1".into(),
             kind: MsgKind::PreCommit,
             aggregate: false,
+            aggregate_proof: None,
             sectors: vec![(1, good(1)), (2, good(2))],
         };
         c.send(&msg).unwrap();
@@ -601,6 +738,143 @@ mod tests {
             .contains("already precommitted"));
     }
 
+    /// An aggregated prove-commit is taken whole or refused whole before anything is sent:
+    /// a count outside the actor's bounds, one sector the actor would drop, sectors out of
+    /// the aggregate's order. (A valid aggregate lands: tests/lotus_chain.rs and the
+    /// scheduler's aggregate test run it end to end.)
+    #[test]
+    fn an_aggregated_commit_is_refused_whole_when_one_sector_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = SimChain::open(&dir.path().join("chain.db"), 0.001, 1, "s").unwrap();
+        let comm_r = "11".repeat(32);
+        for n in 1..=4 {
+            store::precommit(&c.conn, n, 0, &comm_r).unwrap();
+        }
+        while c.head().unwrap() < 2 {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let seed = crate::hex::encode(&c.randomness(Domain::Seed, 1, 1000).unwrap());
+        let doc = |n: u64, seed_epoch: u64| {
+            serde_json::json!({"seal_proof": "StackedDrg2KiBV1_1", "miner": 1000, "sector": n,
+                "comm_r": comm_r, "comm_d": "22".repeat(32), "ticket": "33".repeat(32),
+                "ticket_epoch": 0, "seed": seed, "seed_epoch": seed_epoch,
+                "proof": "44".repeat(192)})
+        };
+        let msg = |id: &str, sectors: Vec<(u64, Value)>| Message {
+            id: id.into(),
+            kind: MsgKind::ProveCommit,
+            aggregate: true,
+            aggregate_proof: Some("55".repeat(64)),
+            sectors,
+        };
+        let refused = |m: &Message| {
+            let e = c.send(m).unwrap_err();
+            assert!(e.is::<Refused>(), "{e:#}");
+            assert_eq!(c.in_flight().unwrap(), 0, "nothing of it was sent");
+            format!("{e:#}")
+        };
+        let three = msg("a3", (1..=3).map(|n| (n, doc(n, 1))).collect());
+        assert!(refused(&three).contains("an aggregate of 3 sectors: the actor takes 4 to 819"));
+        // Sector 3's seed is not from its precommit epoch + the delay.
+        let bad_seed = msg(
+            "a4",
+            (1..=4)
+                .map(|n| (n, doc(n, if n == 3 { 2 } else { 1 })))
+                .collect(),
+        );
+        let e = refused(&bad_seed);
+        assert!(e.contains("sector 3 of the aggregate: seed epoch 2"), "{e}");
+        // Sector 9 was never precommitted.
+        let stranger = msg(
+            "a5",
+            [1, 2, 3, 9].into_iter().map(|n| (n, doc(n, 1))).collect(),
+        );
+        assert!(
+            refused(&stranger).contains("sector 9 of the aggregate: sector 9 is not precommitted")
+        );
+        let shuffled = msg(
+            "a6",
+            [2, 1, 3, 4].into_iter().map(|n| (n, doc(n, 1))).collect(),
+        );
+        assert!(refused(&shuffled).contains("out of order: sectors [2, 1, 3, 4]"));
+        // Nothing changed on chain.
+        for n in 1..=4 {
+            assert_eq!(
+                store::sector(&c.conn, n).unwrap().unwrap().state,
+                OnChainState::Precommitted
+            );
+        }
+    }
+
+    /// ProveCommitSectorsNI's rules on the simulated chain: no precommit (a number already
+    /// on chain is refused), the chain's ticket at most 180 days old, the seed [1; 32], and
+    /// never a proof outside an aggregate.
+    #[test]
+    fn an_ni_commit_needs_a_free_number_a_fresh_ticket_and_an_aggregate() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = SimChain::open(&dir.path().join("chain.db"), 3600.0, 1, "s").unwrap();
+        let head = c.head().unwrap();
+        let ticket = |e: i64| crate::hex::encode(&c.randomness(Domain::Ticket, e, 1000).unwrap());
+        let doc = |n: u64, ticket: String, seed: [u8; 32]| {
+            serde_json::json!({"seal_proof": "StackedDrg2KiBV1_2_Feat_NonInteractivePoRep",
+                "miner": 1000, "sector": n, "comm_r": "11".repeat(32), "comm_d": "22".repeat(32),
+                "ticket": ticket, "ticket_epoch": head, "seed": crate::hex::encode(&seed),
+                "circuit_proofs": "44".repeat(13 * 192)})
+        };
+        assert!(non_interactive(&doc(1, ticket(head), NI_SEED)));
+        assert!(!non_interactive(
+            &serde_json::json!({"seal_proof": "StackedDrg2KiBV1_1"})
+        ));
+        let msg = |id: &str, aggregate: bool, sectors: Vec<(u64, Value)>| Message {
+            id: id.into(),
+            kind: MsgKind::ProveCommit,
+            aggregate,
+            aggregate_proof: aggregate.then(|| "55".repeat(64)),
+            sectors,
+        };
+        let refused = |m: &Message| {
+            let e = c.send(m).unwrap_err();
+            assert!(e.is::<Refused>(), "{e:#}");
+            format!("{e:#}")
+        };
+        store::precommit(&c.conn, 7, 0, &"11".repeat(32)).unwrap();
+        let taken = msg("n1", true, vec![(7, doc(7, ticket(head), NI_SEED))]);
+        assert!(
+            refused(&taken).contains("sector 7 of the aggregate: sector 7 is already precommitted")
+        );
+        let foreign = msg("n2", true, vec![(1, doc(1, "66".repeat(32), NI_SEED))]);
+        assert!(refused(&foreign).contains("ticket is not the chain's randomness"));
+        let seeded = msg("n3", true, vec![(1, doc(1, ticket(head), [2; 32]))]);
+        assert!(refused(&seeded).contains("the seed [1; 32]"));
+        let mixed = msg(
+            "n4",
+            true,
+            vec![
+                (1, doc(1, ticket(head), NI_SEED)),
+                (
+                    2,
+                    serde_json::json!({"seal_proof": "StackedDrg2KiBV1_1", "sector": 2}),
+                ),
+            ],
+        );
+        assert!(refused(&mixed).contains("NI-PoRep and interactive sectors in one aggregate"));
+        // Without an aggregate it is sent and each sector is rejected where it lands.
+        let plain = msg("n5", false, vec![(1, doc(1, ticket(head), NI_SEED))]);
+        c.send(&plain).unwrap();
+        drop(c);
+        let c = SimChain::open(&dir.path().join("chain.db"), 0.001, 1, "s").unwrap();
+        let r = c.receipt("n5").unwrap().expect("landed");
+        assert!(
+            r.results[0]
+                .1
+                .as_deref()
+                .unwrap()
+                .contains("only in an aggregate"),
+            "{r:?}"
+        );
+        assert!(!c.sector_allocated(1000, 1).unwrap());
+    }
+
     #[test]
     fn an_update_needs_a_proving_sector_and_its_comm_r() {
         let dir = tempfile::tempdir().unwrap();
@@ -614,6 +888,7 @@ mod tests {
                 id: id.into(),
                 kind: MsgKind::ReplicaUpdate,
                 aggregate: false,
+                aggregate_proof: None,
                 sectors: vec![(n, doc(n, comm_r))],
             })
         };

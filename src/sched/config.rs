@@ -460,9 +460,10 @@ impl Config {
             self.batching.max_precommit_batch > 0,
             "key batching.max_precommit_batch: must be at least 1"
         );
+        let most = *crate::snark::aggregate::INTERACTIVE_SECTORS.end();
         ensure!(
-            self.batching.max_commit_batch > 0,
-            "key batching.max_commit_batch: must be at least 1"
+            (1..=most).contains(&self.batching.max_commit_batch),
+            "key batching.max_commit_batch: must be 1 to {most} (the most sectors the miner actor takes in one aggregate)"
         );
         ensure!(
             (1..=MAX_UPDATE_BATCH).contains(&self.batching.max_update_batch),
@@ -763,6 +764,13 @@ mod tests {
             bad(&sealing("pc1_batch_wait", "\"ten minutes\"")).contains("sealing.pc1_batch_wait")
         );
         let ok: Config = toml::from_str(&sealing("pc1_batch", "1024")).unwrap();
+        assert!(ok.validate().is_ok());
+        let batching = |k: &str, v: &str| format!("{}[batching]\n{k} = {v}\n", w("gpus", "0"));
+        for n in ["0", "820"] {
+            assert!(bad(&batching("max_commit_batch", n))
+                .starts_with("key batching.max_commit_batch: must be 1 to 819"));
+        }
+        let ok: Config = toml::from_str(&batching("max_commit_batch", "819")).unwrap();
         assert!(ok.validate().is_ok());
     }
 

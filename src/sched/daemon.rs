@@ -54,7 +54,6 @@ pub fn lock_daemon(repo: &Repo) -> Result<Flock<std::fs::File>> {
 /// parameters when a worker on this machine runs C2, and the verifying key (with the
 /// SnarkPack SRS for NI-PoRep) that the chain adapter's proof check uses.
 pub fn preflight(engine: &Engine) -> Result<()> {
-    use crate::sector::proof::Feature;
     let proof = engine.cfg.seal_proof()?;
     let local_c2 = engine.cfg.workers.iter().any(|w| {
         !w.is_remote()
@@ -62,9 +61,20 @@ pub fn preflight(engine: &Engine) -> Result<()> {
                 .worker_tasks(w)
                 .is_ok_and(|t| t.contains(&super::task_type::TaskType::Commit2))
     });
-    let ni = proof.feature() == Some(Feature::NonInteractivePoRep);
+    let ni = proof.is_non_interactive();
     crate::snark::params::check_present(proof, local_c2, ni)
         .context("seal-sched run: proof parameters are not ready")?;
+    // Commit batches of four or more go aggregated, which needs the SnarkPack SRS; without
+    // it they go as plain batches (more gas, never a lost sector), so this only warns.
+    if !ni && super::batch::may_aggregate(&engine.cfg.batching) {
+        if let Err(e) = crate::snark::params::check_present(proof, false, true) {
+            log::emit(
+                Level::Warn,
+                &format!("commit batches will not be aggregated (they go as plain batches): {e:#}"),
+                None,
+            );
+        }
+    }
     // Rows that cannot be read are the pass's to set aside, not a reason to refuse.
     let snapping = super::db::sectors::listing(&engine.db.conn)?
         .into_iter()

@@ -209,6 +209,8 @@ pub static INTERACTIVE_POREP: Pipeline = Pipeline {
         edge(PreCommitBatchWait, WaitSeed, "precommit landed"),
         edge(PreCommitBatchWait, PreCommitFailed, "precommit rejected"),
         edge(WaitSeed, Commit1, "seed epoch reached"),
+        // NI-PoRep (FIP-0092): no precommit and no seed to wait for ([`success_of`]).
+        edge(PreCommit2, Commit1, "NI-PoRep: no precommit"),
         edge(CommitBatch, CommitBatchWait, "claimed into a commit batch"),
         edge(CommitBatchWait, Finalize, "proof landed"),
         edge(CommitBatchWait, CommitFailed, "proof rejected"),
@@ -346,6 +348,17 @@ pub static STARTED_BY_COMMAND: [(&Pipeline, &str); 3] = [
     (&UNSEAL, "sectors unseal"),
     (&REGEN_KEY, "sectors regen-key"),
 ];
+
+/// Where a sector goes when `step` succeeds. An NI-PoRep sector (`non_interactive`) skips
+/// the precommit and the seed: its PreCommit2 leads straight to Commit1, and its commit goes
+/// on chain as `ProveCommitSectorsNI`, from the same CommitBatch.
+pub fn success_of(step: &Step, non_interactive: bool) -> SectorState {
+    if non_interactive && step.state == PreCommit2 {
+        Commit1
+    } else {
+        step.success
+    }
+}
 
 /// The step a compute state runs, in whichever pipeline has it.
 pub fn step_for(state: SectorState) -> Option<&'static Step> {
@@ -616,5 +629,13 @@ mod tests {
         assert!(!P.allows(AddPiece, Proving));
         assert!(!P.allows(Proving, PreCommit1));
         assert!(!P.allows(WaitSeed, CommitBatch));
+        // NI-PoRep: PreCommit2 leads to Commit1; every other step as for interactive.
+        let pc2 = P.step_of(TaskType::PreCommit2).unwrap();
+        assert_eq!(success_of(pc2, false), PreCommitBatch);
+        assert_eq!(success_of(pc2, true), Commit1);
+        assert!(P.allows(PreCommit2, Commit1));
+        for step in P.steps.iter().filter(|s| s.state != PreCommit2) {
+            assert_eq!(success_of(step, true), step.success);
+        }
     }
 }

@@ -170,6 +170,12 @@ impl SealProof {
         }
     }
 
+    /// NI-PoRep (FIP-0092): no precommit and no interactive seed; the chain takes the
+    /// sector's proof only inside an aggregate (`ProveCommitSectorsNI`).
+    pub fn is_non_interactive(self) -> bool {
+        self.feature() == Some(Feature::NonInteractivePoRep)
+    }
+
     /// `u64_le(id) || u64_le(nonce = 0) || 16 zero bytes`.
     pub fn porep_id(self) -> [u8; 32] {
         let mut id = [0u8; 32];

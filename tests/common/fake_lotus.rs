@@ -284,6 +284,19 @@ fn answer(node: &Mutex<Node>, auth: &str, body: &[u8]) -> (&'static str, String)
                 }),
             }
         }
+        "StateMinerProvingDeadline" => {
+            assert_eq!(*p, json!([n.miner, null]));
+            let index = proving_deadline_index(head);
+            let start = head - head.rem_euclid(2880);
+            let open = start + index as i64 * 60;
+            json!({
+                "CurrentEpoch": head, "PeriodStart": start, "Index": index, "Open": open,
+                "Close": open + 60, "Challenge": open - 20, "FaultCutoff": open - 70,
+                "WPoStPeriodDeadlines": 48, "WPoStProvingPeriod": 2880,
+                "WPoStChallengeWindow": 60, "WPoStChallengeLookback": 20,
+                "FaultDeclarationCutoff": 70,
+            })
+        }
         "StateSectorPartition" => {
             let s = p[1].as_u64().unwrap();
             if !n.active.contains_key(&s) {
@@ -356,6 +369,12 @@ fn answer(node: &Mutex<Node>, auth: &str, body: &[u8]) -> (&'static str, String)
     )
 }
 
+/// The WindowPoSt deadline open at `head` (proving periods of 2880 epochs from epoch 0,
+/// 48 deadlines of 60 epochs).
+fn proving_deadline_index(head: i64) -> u64 {
+    (head.rem_euclid(2880) / 60) as u64
+}
+
 /// The sector numbers a pushed precommit or prove-commit names.
 pub fn sectors_of(m: &Pushed) -> Vec<u64> {
     match m.method {
@@ -370,6 +389,12 @@ pub fn sectors_of(m: &Pushed) -> Vec<u64> {
             .sector_activations
             .iter()
             .map(|a| a.sector_number)
+            .collect(),
+        36 => fvm_ipld_encoding::from_slice::<actor::ProveCommitSectorsNIParams>(&m.params)
+            .unwrap()
+            .sectors
+            .iter()
+            .map(|s| s.sector_number)
             .collect(),
         _ => Vec::new(),
     }
@@ -440,6 +465,22 @@ fn check_message(n: &Node, m: &Value, head: i64) -> Result<(), String> {
             if p.aggregate_proof.is_empty() && p.aggregate_proof_type.is_some() {
                 return Err("aggregate type without an aggregate".into());
             }
+            if !p.aggregate_proof.is_empty() {
+                let count = p.sector_activations.len();
+                if !(4..=819).contains(&count) {
+                    return Err(format!("an aggregate of {count} sectors (exit 16)"));
+                }
+                if p.aggregate_proof.len() > 81_960 {
+                    return Err("aggregate proof too large (exit 16)".into());
+                }
+                if p.aggregate_proof_type
+                    != Some(fvm_shared::sector::RegisteredAggregateProof::SnarkPackV2)
+                {
+                    return Err("aggregate type is not SnarkPackV2 (exit 16)".into());
+                }
+            } else if p.sector_proofs.len() != p.sector_activations.len() {
+                return Err("one proof per activation (exit 16)".into());
+            }
             let mut owed = 0u128;
             for a in &p.sector_activations {
                 let Some(pc) = n.precommits.get(&a.sector_number) else {
@@ -456,6 +497,51 @@ fn check_message(n: &Node, m: &Value, head: i64) -> Result<(), String> {
             if value < owed {
                 return Err(format!(
                     "insufficient funds for the pledge: {value} < {owed} (exit 6)"
+                ));
+            }
+        }
+        36 => {
+            let p: actor::ProveCommitSectorsNIParams =
+                fvm_ipld_encoding::from_slice(&params).map_err(|e| format!("params: {e}"))?;
+            if !(1..=65).contains(&p.sectors.len()) {
+                return Err(format!(
+                    "an NI aggregate of {} sectors (exit 16)",
+                    p.sectors.len()
+                ));
+            }
+            if p.aggregate_proof_type != fvm_shared::sector::RegisteredAggregateProof::SnarkPackV2 {
+                return Err("aggregate type is not SnarkPackV2 (exit 16)".into());
+            }
+            let current = proving_deadline_index(head);
+            if p.proving_deadline >= 48
+                || p.proving_deadline == current
+                || p.proving_deadline == (current + 1) % 48
+            {
+                return Err(format!(
+                    "proving deadline {} at deadline {current} (exit 16)",
+                    p.proving_deadline
+                ));
+            }
+            for s in &p.sectors {
+                if s.sealer_id != n.miner_id() || s.sealing_number != s.sector_number {
+                    return Err(format!(
+                        "sector {}: sealer or sealing number (exit 16)",
+                        s.sector_number
+                    ));
+                }
+                if allocated(n, s.sector_number) || n.allocated.contains(&s.sector_number) {
+                    return Err(format!("sector {} is allocated (exit 16)", s.sector_number));
+                }
+                if s.seal_rand_epoch < head - 180 * 2880 || s.seal_rand_epoch >= head {
+                    return Err(format!(
+                        "sector {}: ticket epoch (exit 16)",
+                        s.sector_number
+                    ));
+                }
+            }
+            if value < PLEDGE * p.sectors.len() as u128 {
+                return Err(format!(
+                    "insufficient funds for the pledge: {value} (exit 6)"
                 ));
             }
         }
@@ -514,9 +600,23 @@ fn execute(n: &mut Node, m: &Pushed) -> (i64, Vec<u8>) {
             let p: actor::ProveCommitSectors3Params =
                 fvm_ipld_encoding::from_slice(&m.params).unwrap();
             let mut fails = Vec::new();
+            let precommits: Vec<Precommit> = p
+                .sector_activations
+                .iter()
+                .map(|a| n.precommits[&a.sector_number].clone())
+                .collect();
+            // An aggregate proves all of its sectors or none: the whole message fails.
+            if !p.aggregate_proof.is_empty()
+                && n.verify_proofs
+                && !verify_aggregate(n, &precommits, &p.aggregate_proof)
+            {
+                return (16, Vec::new());
+            }
             for (i, a) in p.sector_activations.iter().enumerate() {
-                let pc = n.precommits[&a.sector_number].clone();
-                let ok = !n.verify_proofs || verify(n, &pc, &p.sector_proofs[i]);
+                let pc = precommits[i].clone();
+                let ok = !n.verify_proofs
+                    || !p.aggregate_proof.is_empty()
+                    || verify(n, &pc, &p.sector_proofs[i]);
                 if ok {
                     n.precommits.remove(&a.sector_number);
                     n.active.insert(a.sector_number, pc.info.sealed_cid);
@@ -530,6 +630,33 @@ fn execute(n: &mut Node, m: &Pushed) -> (i64, Vec<u8>) {
             let ret = fil_actors_shared::v18::BatchReturn {
                 success_count: (p.sector_activations.len() - fails.len()) as u32,
                 fail_codes: fails,
+            };
+            (0, fvm_ipld_encoding::to_vec(&ret).unwrap())
+        }
+        36 => {
+            let p: actor::ProveCommitSectorsNIParams =
+                fvm_ipld_encoding::from_slice(&m.params).unwrap();
+            if n.verify_proofs {
+                // The actor's NI verify info: the interactive randomness is [1; 32].
+                let all: Vec<(u64, SealInputs)> = p
+                    .sectors
+                    .iter()
+                    .map(|s| {
+                        let proof = i64::from(p.seal_proof_type);
+                        let i = inputs_of(n, &s.sealed_cid, proof, s.seal_rand_epoch, [1; 32]);
+                        (s.sector_number, i)
+                    })
+                    .collect();
+                if !verify_aggregate_of(&all, &p.aggregate_proof) {
+                    return (16, Vec::new());
+                }
+            }
+            for s in &p.sectors {
+                n.active.insert(s.sector_number, s.sealed_cid);
+            }
+            let ret = fil_actors_shared::v18::BatchReturn {
+                success_count: p.sectors.len() as u32,
+                fail_codes: Vec::new(),
             };
             (0, fvm_ipld_encoding::to_vec(&ret).unwrap())
         }
@@ -550,14 +677,99 @@ fn execute(n: &mut Node, m: &Pushed) -> (i64, Vec<u8>) {
     }
 }
 
+/// The public values the actor hands the verifier for one precommitted sector: (proof
+/// type, prover id, comm_r, comm_d, ticket, seed).
+struct SealInputs {
+    porep: filecoin_proofs::PoRepConfig,
+    prover: [u8; 32],
+    comm_r: [u8; 32],
+    comm_d: [u8; 32],
+    ticket: [u8; 32],
+    seed: [u8; 32],
+}
+
 /// The reference verifier on a prove-commit: the ticket and seed as this node draws them,
 /// the prover id from the miner's ID address payload (Lotus's `toProverID`), the zero
 /// CommD of a committed-capacity sector.
 fn verify(n: &Node, pc: &Precommit, proof: &fvm_ipld_encoding::RawBytes) -> bool {
-    use filecoin_proofs::{SectorShapeBase, SectorSize};
+    let i = seal_inputs(n, pc);
+    filecoin_proofs::verify_seal::<filecoin_proofs::SectorShapeBase>(
+        &i.porep,
+        i.comm_r,
+        i.comm_d,
+        i.prover,
+        storage_proofs_core::sector::SectorId::from(pc.info.sector_number),
+        i.ticket,
+        i.seed,
+        proof,
+    )
+    .unwrap_or(false)
+}
+
+/// The reference's aggregate verifier over the message's sectors in activation order, as
+/// the actor calls it (SnarkPack v2).
+fn verify_aggregate(n: &Node, pcs: &[Precommit], proof: &[u8]) -> bool {
+    let all: Vec<(u64, SealInputs)> = pcs
+        .iter()
+        .map(|pc| (pc.info.sector_number, seal_inputs(n, pc)))
+        .collect();
+    verify_aggregate_of(&all, proof)
+}
+
+/// The reference's SnarkPack v2 verifier over `(sector number, inputs)` in message order.
+fn verify_aggregate_of(all: &[(u64, SealInputs)], proof: &[u8]) -> bool {
+    use filecoin_proofs::SectorShapeBase;
+    let mut public = Vec::new();
+    for (number, i) in all {
+        let Ok(inputs) = filecoin_proofs::get_seal_inputs::<SectorShapeBase>(
+            &i.porep,
+            i.comm_r,
+            i.comm_d,
+            i.prover,
+            storage_proofs_core::sector::SectorId::from(*number),
+            i.ticket,
+            i.seed,
+        ) else {
+            return false;
+        };
+        public.extend(inputs);
+    }
+    let comm_rs: Vec<[u8; 32]> = all.iter().map(|(_, i)| i.comm_r).collect();
+    let seeds: Vec<[u8; 32]> = all.iter().map(|(_, i)| i.seed).collect();
+    filecoin_proofs::verify_aggregate_seal_commit_proofs::<SectorShapeBase>(
+        &all[0].1.porep,
+        proof.to_vec(),
+        &comm_rs,
+        &seeds,
+        public,
+        bellperson::groth16::aggregate::AggregateVersion::V2,
+    )
+    .unwrap_or(false)
+}
+
+fn seal_inputs(n: &Node, pc: &Precommit) -> SealInputs {
+    let seed = expected(6, pc.epoch + n.challenge_delay, n.miner_id());
+    inputs_of(
+        n,
+        &pc.info.sealed_cid,
+        i64::from(pc.info.seal_proof),
+        pc.info.seal_rand_epoch,
+        seed,
+    )
+}
+
+/// The verifier's inputs for a sector of `seal_proof` sealed to `sealed_cid` with the ticket
+/// of `ticket_epoch`, proven with `seed`.
+fn inputs_of(
+    n: &Node,
+    sealed_cid: &Cid,
+    seal_proof: i64,
+    ticket_epoch: i64,
+    seed: [u8; 32],
+) -> SealInputs {
+    use filecoin_proofs::SectorSize;
     let miner = n.miner_id();
-    let proof_type =
-        sealkit::sector::proof::SealProof::from_id(i64::from(pc.info.seal_proof) as u64).unwrap();
+    let proof_type = sealkit::sector::proof::SealProof::from_id(seal_proof as u64).unwrap();
     let mut prover = [0u8; 32];
     let mut v = miner;
     let mut i = 0;
@@ -570,22 +782,17 @@ fn verify(n: &Node, pc: &Precommit, proof: &fvm_ipld_encoding::RawBytes) -> bool
             break;
         }
     }
-    let digest = pc.info.sealed_cid.hash().digest();
+    let digest = sealed_cid.hash().digest();
     let comm_r: [u8; 32] = digest.try_into().unwrap();
     let comm_d = filecoin_proofs::compute_comm_d(SectorSize(n.sector_size), &[]).unwrap();
-    let ticket = expected(5, pc.info.seal_rand_epoch, miner);
-    let seed = expected(6, pc.epoch + n.challenge_delay, miner);
-    filecoin_proofs::verify_seal::<SectorShapeBase>(
-        &super::sector::porep_config(proof_type),
+    SealInputs {
+        porep: super::sector::porep_config(proof_type),
+        prover,
         comm_r,
         comm_d,
-        prover,
-        storage_proofs_core::sector::SectorId::from(pc.info.sector_number),
-        ticket,
+        ticket: expected(5, ticket_epoch, miner),
         seed,
-        proof,
-    )
-    .unwrap_or(false)
+    }
 }
 
 fn rpc_error(id: Value, code: i64, msg: &str) -> (&'static str, String) {

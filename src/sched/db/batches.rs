@@ -88,6 +88,17 @@ pub fn body(conn: &Connection, id: &str) -> Result<Option<String>> {
     body.with_context(|| format!("no batch {id}"))
 }
 
+/// Replaces the recorded message of batch `id` while it is not yet handed to the chain
+/// (the publisher adds a prove-commit's aggregate before the first send). False when the
+/// batch is past `recorded`: then its message stays as it was sent.
+pub fn set_body(conn: &Connection, id: &str, body: &str) -> Result<bool> {
+    let n = conn.execute(
+        "UPDATE batches SET body = ?2 WHERE id = ?1 AND state = ?3",
+        params![id, body, BatchState::Recorded.name()],
+    )?;
+    Ok(n == 1)
+}
+
 /// Why the last attempt to send it did not.
 pub fn set_error(conn: &Connection, id: &str, error: &str) -> Result<()> {
     conn.execute(

@@ -5,6 +5,7 @@ use anyhow::Result;
 
 use super::{c1_copy, Engine};
 
+use crate::sched::chain;
 use crate::sched::config::Config;
 use crate::sched::db::{self, now, sectors, tasks, TaskRow};
 use crate::sched::state;
@@ -151,7 +152,16 @@ impl Engine {
             };
             if st.ok {
                 tasks::finish(tx, t.id, TaskState::Done, st.finished, None)?;
-                if let Some(doc) = &st.doc {
+                let mut doc = st.doc.clone();
+                let ni = chain::non_interactive(doc.as_ref().unwrap_or(&s.doc));
+                let next = state::success_of(&step, ni);
+                if next != step.success {
+                    // An NI sector proves with the seed the actor verifies NI proofs with.
+                    if let Some(d) = doc.as_mut() {
+                        d["seed"] = crate::hex::encode(&chain::NI_SEED).into();
+                    }
+                }
+                if let Some(doc) = &doc {
                     db::set_doc(tx, s.number, doc)?;
                 }
                 sectors::clear_failures(tx, s.number)?;
@@ -165,7 +175,7 @@ impl Engine {
                 db::set_state(
                     tx,
                     s.number,
-                    step.success,
+                    next,
                     &format!(
                         "{} done in {took:.1}s on {}",
                         t.kind.short(),

@@ -137,7 +137,13 @@ impl LotusChain {
         ensure!(!sectors.is_empty(), "message {} has no sectors", msg.id);
         match msg.kind {
             MsgKind::PreCommit => self.precommit(&sectors),
-            MsgKind::ProveCommit => self.prove_commit(&sectors),
+            MsgKind::ProveCommit if sectors[0].1.seal_proof()?.is_non_interactive() => {
+                let aggregate = msg.aggregate_proof.as_deref().with_context(|| {
+                    format!("message {}: NI-PoRep sectors go only aggregated", msg.id)
+                })?;
+                self.ni_commit(&sectors, aggregate)
+            }
+            MsgKind::ProveCommit => self.prove_commit(&sectors, msg.aggregate_proof.as_deref()),
             MsgKind::ReplicaUpdate => self.replica_update(&sectors),
         }
     }
@@ -184,7 +190,9 @@ impl LotusChain {
         })
     }
 
-    fn prove_commit(&self, sectors: &[(u64, SectorDoc)]) -> Result<Call> {
+    /// `aggregate`: the batch's SnarkPack aggregate (hex), proving `sectors` in ascending
+    /// order, which is the order of the activations (`sectors` sorts them).
+    fn prove_commit(&self, sectors: &[(u64, SectorDoc)], aggregate: Option<&str>) -> Result<Call> {
         let head = self.head_epoch()?;
         let mut activations = Vec::new();
         let mut proofs = Vec::new();
@@ -206,21 +214,85 @@ impl LotusChain {
                 sector_number: *n,
                 pieces: manifests(doc)?,
             });
-            proofs.push(proof_bytes(doc, &format!("sector {n}"))?);
+            if aggregate.is_none() {
+                proofs.push(proof_bytes(doc, &format!("sector {n}"))?);
+            }
         }
+        let aggregate_proof = aggregate
+            .map(crate::hex::decode)
+            .transpose()
+            .context("the batch's aggregate_proof")?;
         Ok(Call {
             method: Method::ProveCommitSectors3,
             params: ProveCommitSectors3Params {
                 sector_activations: activations,
                 sector_proofs: proofs,
-                aggregate_proof: Vec::new(),
-                aggregate_proof_type: None,
+                aggregate_proof_type: aggregate_proof.as_ref().map(|_| SNARKPACK_V2),
+                aggregate_proof: aggregate_proof.unwrap_or_default(),
                 // Per-sector results: one bad sector does not take the others down.
                 require_activation_success: false,
                 require_notification_success: false,
             }
             .encode(),
             value,
+        })
+    }
+
+    /// `ProveCommitSectorsNI`: NI-PoRep sectors onboarded with no precommit, all proven by
+    /// one aggregate (in ascending sector order). The value is each sector's initial pledge
+    /// (no deposit was paid). The sectors are assigned to a proving deadline three after
+    /// the current one: the actor refuses the current and the next, and three leaves the
+    /// message a whole deadline (60 epochs) to land.
+    fn ni_commit(&self, sectors: &[(u64, SectorDoc)], aggregate: &str) -> Result<Call> {
+        let head = self.head_epoch()?;
+        let lifetime = self.policy.lifetime_days as i64 * EPOCHS_PER_DAY;
+        let dl = self.client.call(
+            "StateMinerProvingDeadline",
+            json!([self.address(self.miner), null]),
+        )?;
+        let field = |k: &str| {
+            dl.get(k)
+                .and_then(Value::as_u64)
+                .with_context(|| format!("StateMinerProvingDeadline: no {k}"))
+        };
+        let (index, count) = (field("Index")?, field("WPoStPeriodDeadlines")?);
+        ensure!(
+            count > 3 && index < count,
+            "StateMinerProvingDeadline: deadline {index} of {count}"
+        );
+        let pledge = self.client.call(
+            "StateMinerInitialPledgeForSector",
+            json!([lifetime, self.miner_info.sector_size, 0, null]),
+        )?;
+        let pledge = parse_atto(
+            pledge.as_str().unwrap_or_default(),
+            "StateMinerInitialPledgeForSector",
+        )?;
+        let mut infos = Vec::new();
+        for (n, doc) in sectors {
+            infos.push(SectorNIActivationInfo {
+                sealing_number: *n,
+                sealer_id: self.miner,
+                sealed_cid: commitment_cid_bytes(CommitmentKind::Sealed, &doc.hex32("comm_r")?),
+                sector_number: *n,
+                seal_rand_epoch: doc.u64("ticket_epoch")? as i64,
+                expiration: head + lifetime,
+            });
+        }
+        Ok(Call {
+            method: Method::ProveCommitSectorsNI,
+            params: ProveCommitSectorsNIParams {
+                sectors: infos,
+                aggregate_proof: crate::hex::decode(aggregate)
+                    .context("the batch's aggregate_proof")?,
+                seal_proof_type: sectors[0].1.seal_proof()?.id() as i64,
+                aggregate_proof_type: SNARKPACK_V2,
+                proving_deadline: (index + 3) % count,
+                // Per-sector results, as for the other commits.
+                require_activation_success: false,
+            }
+            .encode(),
+            value: pledge * sectors.len() as u128,
         })
     }
 
@@ -512,6 +584,7 @@ mod tests {
             id: id.into(),
             kind: MsgKind::PreCommit,
             aggregate: false,
+            aggregate_proof: None,
             sectors: sectors.iter().map(|n| (*n, Value::Null)).collect(),
         };
         let a = message_uuid(1000, &m("precommit-1-1", &[1, 2]));

@@ -40,6 +40,34 @@ fn repo_on(dir: &Path, node: &FakeLotus, record: Option<&Path>) -> PathBuf {
     repo
 }
 
+/// A node that verifies proofs with the reference, its head moving an epoch a second, with
+/// `edit` applied.
+fn verifying_node(edit: impl FnOnce(&mut Node)) -> FakeLotus {
+    let mut n = Node {
+        verify_proofs: true,
+        block_delay: 1,
+        clock: Some(std::time::Instant::now()),
+        ..Node::default()
+    };
+    edit(&mut n);
+    FakeLotus::start(n)
+}
+
+/// A fast repository (`common::sched::fast_repo`) sealing through `node`, no retries, with
+/// `edit` applied.
+fn fast_repo_on(
+    repo: &Path,
+    node: &FakeLotus,
+    edit: impl FnOnce(&mut sealkit::sched::config::Config),
+) {
+    common::sched::fast_repo(repo, |cfg| {
+        cfg.chain.kind = sealkit::sched::config::ChainKind::Lotus;
+        cfg.chain.api_info = node.api_info();
+        cfg.sealing.max_retries = 0;
+        edit(cfg);
+    });
+}
+
 fn err(out: std::process::Output) -> String {
     assert!(!out.status.success(), "succeeded: {out:?}");
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -541,22 +569,13 @@ fn rejections_come_back_per_sector() {
 #[test]
 fn the_daemon_seals_through_the_node_under_kills_and_splits_a_refused_batch() {
     sealkit::sched::demo::ensure_test_params().unwrap();
-    let node = FakeLotus::start(Node {
-        verify_proofs: true,
-        block_delay: 1,
-        clock: Some(std::time::Instant::now()),
-        refuse_precommit: vec![2],
-        ..Node::default()
-    });
+    let node = verifying_node(|n| n.refuse_precommit = vec![2]);
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("r");
-    common::sched::fast_repo(&repo, |cfg| {
-        cfg.chain.kind = sealkit::sched::config::ChainKind::Lotus;
-        cfg.chain.api_info = node.api_info();
+    fast_repo_on(&repo, &node, |cfg| {
         // One precommit batch of all three when full (cron publishers may send less).
         cfg.batching.max_precommit_batch = 3;
         cfg.batching.precommit_batch_wait = "1h".into();
-        cfg.sealing.max_retries = 0;
     });
     let pledged = ok(sched(&repo, &["sectors", "pledge", "--count", "3"]));
     assert_eq!(pledged["pledged"], serde_json::json!([1, 2, 3]));
@@ -652,21 +671,13 @@ fn the_daemon_seals_through_the_node_under_kills_and_splits_a_refused_batch() {
 #[test]
 fn a_full_commit_batch_goes_as_one_aggregate_the_node_verifies() {
     sealkit::sched::demo::ensure_test_params().unwrap();
-    let node = FakeLotus::start(Node {
-        verify_proofs: true,
-        block_delay: 1,
-        clock: Some(std::time::Instant::now()),
-        ..Node::default()
-    });
+    let node = verifying_node(|_| {});
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("r");
-    common::sched::fast_repo(&repo, |cfg| {
-        cfg.chain.kind = sealkit::sched::config::ChainKind::Lotus;
-        cfg.chain.api_info = node.api_info();
+    fast_repo_on(&repo, &node, |cfg| {
         // The commit batch goes when it is full: all four sectors in one message.
         cfg.batching.max_commit_batch = 4;
         cfg.batching.commit_batch_wait = "1h".into();
-        cfg.sealing.max_retries = 0;
     });
     ok(sched(&repo, &["sectors", "pledge", "--count", "4"]));
     let mut d = common::sched::start_daemon(&repo);

@@ -713,6 +713,53 @@ fn a_full_commit_batch_goes_as_one_aggregate_the_node_verifies() {
     assert_eq!(commits[0].outcome.as_ref().map(|o| o.0), Some(0));
 }
 
+/// NI-PoRep through the node: two CC sectors of the NI proof type reach Proving with no
+/// precommit pushed; one `ProveCommitSectorsNI` carries their aggregate, which the node
+/// verifies with the reference using the actor's NI inputs (the interactive randomness
+/// [1; 32]), at a proving deadline it accepts. Ignored: NI-PoRep C2 proves 13 partitions per
+/// 2KiB sector (about 25 minutes here); run it by hand
+/// (`scripts/test.sh --test lotus_chain -- --ignored ni_porep`).
+#[test]
+#[ignore]
+fn ni_porep_sectors_onboard_through_the_node() {
+    sealkit::sched::demo::ensure_test_params().unwrap();
+    let ni = SealProof::from_name("StackedDrg2KiBV1_2_Feat_NonInteractivePoRep").unwrap();
+    sealkit::snark::params::generate_test_params(ni).unwrap();
+    let node = verifying_node(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("r");
+    fast_repo_on(&repo, &node, |cfg| {
+        cfg.sealing.seal_proof = ni.name();
+        cfg.batching.max_commit_batch = 2;
+        cfg.batching.commit_batch_wait = "1h".into();
+    });
+    ok(sched(&repo, &["sectors", "pledge", "--count", "2"]));
+    let mut d = common::sched::start_daemon(&repo);
+    assert!(
+        d.wait().unwrap().success(),
+        "{}",
+        common::sched::daemon_log(&repo)
+    );
+    let list = ok(sched(&repo, &["sectors", "list", "--json"]));
+    for s in list.as_array().unwrap() {
+        assert_eq!(s["state"], "Proving", "{list}");
+        common::sched::verify_sector(s, dir.path());
+    }
+    let n = node.node.lock().unwrap();
+    assert_eq!(n.active.keys().copied().collect::<Vec<_>>(), [1, 2]);
+    let methods: Vec<u64> = n.pushed.iter().map(|m| m.method).collect();
+    assert_eq!(methods, [36], "no precommit, one NI commit");
+    let m = &n.pushed[0];
+    assert_eq!(
+        (m.outcome.as_ref().map(|o| o.0), m.value),
+        (Some(0), 2 * PLEDGE)
+    );
+    let p: fil_actor_miner_state::v18::ProveCommitSectorsNIParams =
+        fvm_ipld_encoding::from_slice(&m.params).unwrap();
+    assert_eq!(i64::from(p.seal_proof_type), ni.id() as i64);
+    assert!(p.proving_deadline < 48);
+}
+
 /// Lotus's documented examples (`tests/data/lotus-api-v1-examples.json`, from its
 /// `api-methods-v1-stable.md`): every request seal-sched makes has the shape of the
 /// documented inputs (the same positions, object keys and value types; `null` where Go

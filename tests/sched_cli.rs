@@ -202,3 +202,31 @@ fn a_vanished_storage_path_makes_sectors_wait_until_it_returns() {
         "{text}"
     );
 }
+
+/// An NI-PoRep sector has no precommit and no seed epoch, which lotus-miner's
+/// `SectorReceive` metadata carries: `sectors lotus-meta` refuses it with one line.
+#[test]
+fn lotus_meta_refuses_an_ni_porep_sector() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("r");
+    ok(sched(
+        &repo,
+        &[
+            "init",
+            "--seal-proof",
+            "StackedDrg2KiBV1_2_Feat_NonInteractivePoRep",
+        ],
+    ));
+    assert_eq!(
+        ok(sched(&repo, &["sectors", "pledge"]))["pledged"],
+        serde_json::json!([1])
+    );
+    ok(sched(
+        &repo,
+        &["sectors", "update-state", "1", "Proving", "--really-do-it"],
+    ));
+    fails(
+        sched(&repo, &["sectors", "lotus-meta", "1"]),
+        "sector 1 is an NI-PoRep sector (no precommit, no seed epoch)",
+    );
+}

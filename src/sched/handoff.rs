@@ -36,6 +36,12 @@ pub fn lotus_meta(db: &Db, n: u64) -> Result<Value> {
     );
     let doc = SectorDoc::from_value(row.doc, &format!("sector {n}"))?;
     let proof = doc.seal_proof()?;
+    // RemoteSectorMeta describes a sector by its precommit and seed, which an NI sector does
+    // not have; lotus-miner's receive checks them, so it is not handed over this way.
+    ensure!(
+        !proof.is_non_interactive(),
+        "sector {n} is an NI-PoRep sector (no precommit, no seed epoch): lotus-miner's SectorReceive cannot take it"
+    );
     let cid = |kind, key: &str| -> Result<Value> {
         Ok(json!({"/": commitment_to_cid(kind, &doc.hex32(key)?)}))
     };

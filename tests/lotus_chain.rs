@@ -68,6 +68,39 @@ fn fast_repo_on(
     });
 }
 
+/// Pledges `count` CC sectors sealing through `node` (with `edit` applied to the config),
+/// their commits held until they fill one batch, and runs the daemon until every sector is
+/// done; each must be Proving with a proof `seal-verify` accepts.
+fn seal_in_one_commit_batch(
+    node: &FakeLotus,
+    count: usize,
+    edit: impl FnOnce(&mut sealkit::sched::config::Config),
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("r");
+    fast_repo_on(&repo, node, |cfg| {
+        cfg.batching.max_commit_batch = count;
+        cfg.batching.commit_batch_wait = "1h".into();
+        edit(cfg);
+    });
+    ok(sched(
+        &repo,
+        &["sectors", "pledge", "--count", &count.to_string()],
+    ));
+    let mut d = common::sched::start_daemon(&repo);
+    assert!(
+        d.wait().unwrap().success(),
+        "{}",
+        common::sched::daemon_log(&repo)
+    );
+    let list = ok(sched(&repo, &["sectors", "list", "--json"]));
+    assert_eq!(list.as_array().unwrap().len(), count);
+    for s in list.as_array().unwrap() {
+        assert_eq!(s["state"], "Proving", "{list}");
+        common::sched::verify_sector(s, dir.path());
+    }
+}
+
 fn err(out: std::process::Output) -> String {
     assert!(!out.status.success(), "succeeded: {out:?}");
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -672,25 +705,7 @@ fn the_daemon_seals_through_the_node_under_kills_and_splits_a_refused_batch() {
 fn a_full_commit_batch_goes_as_one_aggregate_the_node_verifies() {
     sealkit::sched::demo::ensure_test_params().unwrap();
     let node = verifying_node(|_| {});
-    let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("r");
-    fast_repo_on(&repo, &node, |cfg| {
-        // The commit batch goes when it is full: all four sectors in one message.
-        cfg.batching.max_commit_batch = 4;
-        cfg.batching.commit_batch_wait = "1h".into();
-    });
-    ok(sched(&repo, &["sectors", "pledge", "--count", "4"]));
-    let mut d = common::sched::start_daemon(&repo);
-    assert!(
-        d.wait().unwrap().success(),
-        "{}",
-        common::sched::daemon_log(&repo)
-    );
-    let list = ok(sched(&repo, &["sectors", "list", "--json"]));
-    for s in list.as_array().unwrap() {
-        assert_eq!(s["state"], "Proving", "{list}");
-        common::sched::verify_sector(s, dir.path());
-    }
+    seal_in_one_commit_batch(&node, 4, |_| {});
     let n = node.node.lock().unwrap();
     assert_eq!(n.active.keys().copied().collect::<Vec<_>>(), [1, 2, 3, 4]);
     let commits: Vec<&common::fake_lotus::Pushed> =
@@ -726,25 +741,7 @@ fn ni_porep_sectors_onboard_through_the_node() {
     let ni = SealProof::from_name("StackedDrg2KiBV1_2_Feat_NonInteractivePoRep").unwrap();
     sealkit::snark::params::generate_test_params(ni).unwrap();
     let node = verifying_node(|_| {});
-    let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("r");
-    fast_repo_on(&repo, &node, |cfg| {
-        cfg.sealing.seal_proof = ni.name();
-        cfg.batching.max_commit_batch = 2;
-        cfg.batching.commit_batch_wait = "1h".into();
-    });
-    ok(sched(&repo, &["sectors", "pledge", "--count", "2"]));
-    let mut d = common::sched::start_daemon(&repo);
-    assert!(
-        d.wait().unwrap().success(),
-        "{}",
-        common::sched::daemon_log(&repo)
-    );
-    let list = ok(sched(&repo, &["sectors", "list", "--json"]));
-    for s in list.as_array().unwrap() {
-        assert_eq!(s["state"], "Proving", "{list}");
-        common::sched::verify_sector(s, dir.path());
-    }
+    seal_in_one_commit_batch(&node, 2, |cfg| cfg.sealing.seal_proof = ni.name());
     let n = node.node.lock().unwrap();
     assert_eq!(n.active.keys().copied().collect::<Vec<_>>(), [1, 2]);
     let methods: Vec<u64> = n.pushed.iter().map(|m| m.method).collect();

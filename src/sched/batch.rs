@@ -680,6 +680,49 @@ mod tests {
         );
     }
 
+    /// Proofs that do not aggregate (here: not proofs at all) make an interactive batch a
+    /// plain one, recorded so in the outbox before anything is sent, its sectors untouched.
+    #[test]
+    fn a_batch_whose_proofs_do_not_aggregate_goes_plain_and_is_recorded_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&dir.path().join("sched.db")).unwrap();
+        let doc = |n: u64| {
+            serde_json::json!({"seal_proof": "StackedDrg2KiBV1_1", "miner": 1000, "sector": n,
+                "comm_r": "11".repeat(32), "comm_d": "22".repeat(32), "ticket": "33".repeat(32),
+                "seed": "44".repeat(32), "proof": "55".repeat(192)})
+        };
+        let msg = Message {
+            id: "commit-1".into(),
+            kind: MsgKind::ProveCommit,
+            aggregate: true,
+            aggregate_proof: None,
+            sectors: [4, 3, 2, 1].into_iter().map(|n| (n, doc(n))).collect(),
+        };
+        let body = serde_json::to_string(&msg).unwrap();
+        db.tx(|tx| batches::record(tx, &msg.id, msg.kind, &body, &[4, 3, 2, 1]))
+            .unwrap();
+        let Ok(out) = with_aggregate(&mut db, msg.clone()).unwrap() else {
+            panic!("an interactive batch is never held back for its aggregate");
+        };
+        assert_eq!(
+            out,
+            Message {
+                aggregate: false,
+                ..msg
+            }
+        );
+        let recorded = batches::body(&db.conn, "commit-1").unwrap().unwrap();
+        assert_eq!(parse_message("commit-1", &recorded).unwrap(), out);
+        // NI-PoRep sectors wait for their ticket's deadline (180 days), not a precommit's.
+        let t = 1_000_000.0;
+        let mut ni = row(1, t, 100);
+        ni.doc = serde_json::json!({"seal_proof": "StackedDrg2KiBV1_2_Feat_NonInteractivePoRep"});
+        assert_eq!(
+            deadline(MsgKind::ProveCommit, &ni, 100, 30.0, t),
+            t + (180.0 * 2880.0) * 30.0
+        );
+    }
+
     #[test]
     fn update_batches_are_sent_full_or_after_their_wait() {
         let u = Rules::of(&Batching::default(), MsgKind::ReplicaUpdate);

@@ -230,3 +230,32 @@ fn lotus_meta_refuses_an_ni_porep_sector() {
         "sector 1 is an NI-PoRep sector (no precommit, no seed epoch)",
     );
 }
+
+/// `chain fund` adds FIL to the simulated chain's wallet (1000 FIL at genesis), which
+/// `chain status` shows; a bad amount or a Lotus chain gets one line.
+#[test]
+fn chain_fund_tops_up_the_simulated_wallet_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("r");
+    ok(sched(&repo, &["init"]));
+    assert_eq!(
+        ok(sched(&repo, &["chain", "fund", "0.5"])),
+        serde_json::json!({"added": "0.5 FIL", "wallet": "1000.5 FIL"})
+    );
+    let status = sched(&repo, &["chain", "status"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("funds.worker_balance:") && l.ends_with(" 1000.5 FIL")),
+        "{text}"
+    );
+    fails(sched(&repo, &["chain", "fund", "3x"]), "AMOUNT");
+    let cfg_path = repo.join("config.toml");
+    let cfg = std::fs::read_to_string(&cfg_path).unwrap();
+    assert!(cfg.contains("kind = \"sim\""), "{cfg}");
+    std::fs::write(&cfg_path, cfg.replace("kind = \"sim\"", "kind = \"lotus\"")).unwrap();
+    fails(
+        sched(&repo, &["chain", "fund", "1"]),
+        "on a Lotus node send FIL to the worker address",
+    );
+}

@@ -29,6 +29,16 @@ fn demo_seals_cc_and_deal_sectors_to_proving() {
         "{out}"
     );
     assert_eq!(rows.iter().filter(|r| r["deal"] == true).count(), 1);
+    // The simulated chain's wallet (1000 FIL) paid both sectors' pledge, which they locked,
+    // and their deposits, which proving freed: a 2KiB pledge is 0.2 FIL per 32 GiB, 2^-24 of
+    // it, rounded down (11,920,928,955 attoFIL).
+    let chain = json_out(sched(&repo, &["chain", "status", "--json"]));
+    let f = &chain["funds"];
+    assert_eq!(f["worker_balance"], "999.99999997615814209 FIL", "{chain}");
+    assert_eq!(f["locked_pledge"], "0.00000002384185791 FIL", "{chain}");
+    assert_eq!(f["locked_deposits"], "0 FIL", "{chain}");
+    assert_eq!(f["promised_to_messages_in_flight"], "0 FIL", "{chain}");
+    assert_eq!(f["needed"], "0 FIL", "{chain}");
     let sectors = verify_all(&repo, dir.path());
     // The deal sector carries its piece; the CC sector is all zero pieces (the known 2KiB CommD).
     let cc = sectors.iter().find(|s| s["deal"] == false).unwrap();

@@ -314,6 +314,15 @@ enum ChainCmd {
         #[command(flatten)]
         json: Json,
     },
+    /// Simulated chain only: add FIL to its wallet, which pays every sector's deposit and
+    /// pledge (a batch the wallet cannot pay waits, not sent). Prints the new balance.
+    /// On a Lotus node, send FIL to the worker address with your wallet instead.
+    ///
+    /// Example: seal-sched chain fund 25
+    Fund {
+        /// FIL, like "25" or "0.5".
+        amount: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -521,6 +530,10 @@ fn run(args: Cli) -> Result<()> {
         Cmd::Batch(BatchCmd::List { json }) => show(json.json, report::batches(&repo.open_db()?)?),
         Cmd::Chain(ChainCmd::Status { json }) => {
             show(json.json, report::chain_status(&repo, &repo.config()?)?)
+        }
+        Cmd::Chain(ChainCmd::Fund { amount }) => {
+            let v = sealkit::sched::funds::fund_sim(&repo, &repo.config()?, &amount)?;
+            cli::print_json_line(&v.to_string())
         }
         Cmd::Batch(BatchCmd::Publish { now }) => {
             let cfg = repo.config()?;

@@ -46,6 +46,7 @@ kinds!(
     StorageLow = "storage_low",
     StorageGone = "storage_gone",
     ParamsMissing = "params_missing",
+    BatchUnsent = "batch_unsent",
 );
 
 impl AlertKind {
@@ -121,6 +122,9 @@ pub struct Facts {
     pub paths: Vec<(String, Result<u64, String>)>,
     /// Why the proof parameters are not ready, if they are not.
     pub params: Option<String>,
+    /// Batches recorded and not sent for a reason of this machine or wallet (the node
+    /// refused the push: funds, gas, no connection): id, kind, sectors, why.
+    pub unsent: Vec<(String, MsgKind, usize, String)>,
 }
 
 /// `1h 05m`, `3m 20s`, `42s`: a span for an alert's sentence.
@@ -203,6 +207,18 @@ pub fn evaluate(f: &Facts, t: &Thresholds) -> Vec<Alert> {
                 });
             }
         }
+    }
+    for (id, kind, n, why) in &f.unsent {
+        out.push(Alert {
+            kind: AlertKind::BatchUnsent,
+            key: format!("batch_unsent/{id}"),
+            sector: None,
+            subject: format!("batch {id}"),
+            message: format!(
+                "{} batch {id} ({n} sectors) is not sent and waits for a retry: {why}",
+                kind.name()
+            ),
+        });
     }
     for (host, up, error) in &f.hosts {
         if !up {
@@ -301,6 +317,12 @@ pub fn facts(e: &Engine) -> Result<Facts> {
     let params = super::daemon::preflight(e)
         .err()
         .map(|e| e.root_cause().to_string());
+    let unsent =
+        e.db.batches()?
+            .into_iter()
+            .filter(|b| b.state == batch::BatchState::Recorded)
+            .filter_map(|b| Some((b.id, b.kind, b.sectors.len(), b.error?)))
+            .collect();
     Ok(Facts {
         now: at,
         sectors,
@@ -308,6 +330,7 @@ pub fn facts(e: &Engine) -> Result<Facts> {
         hosts,
         paths,
         params,
+        unsent,
     })
 }
 

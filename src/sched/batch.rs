@@ -723,6 +723,81 @@ mod tests {
         );
     }
 
+    /// A precommit the wallet cannot pay is not sent: it stays recorded with the reason (the
+    /// `batch_unsent` alert shows it) and goes out, the same message, once the wallet holds
+    /// its deposits; when it lands the wallet has paid them and the miner has locked them.
+    #[test]
+    fn a_batch_the_wallet_cannot_pay_stays_recorded_until_funded() {
+        use crate::sched::chain::{Domain, SimChain, SimFunds};
+        use crate::sched::db::sim_chain::Locked;
+        let dir = tempfile::tempdir().unwrap();
+        let chain_db = dir.path().join("chain.db");
+        let mut db = Db::open(&dir.path().join("sched.db")).unwrap();
+        // An hour-long epoch: nothing lands until the chain is reopened below.
+        let chain = SimChain::open(&chain_db, 3600.0, 150, "s", 0).unwrap();
+        let head = chain.head().unwrap();
+        let ticket = crate::hex::encode(&chain.randomness(Domain::Ticket, head, 1000).unwrap());
+        let doc = |n: u64| {
+            serde_json::json!({"seal_proof": "StackedDrg2KiBV1_1", "miner": 1000, "sector": n,
+                "ticket": ticket, "ticket_epoch": head, "comm_r": "00".repeat(32)})
+        };
+        let msg = Message {
+            id: "precommit-1".into(),
+            kind: MsgKind::PreCommit,
+            aggregate: false,
+            aggregate_proof: None,
+            sectors: vec![(1, doc(1)), (2, doc(2))],
+        };
+        let body = serde_json::to_string(&msg).unwrap();
+        db.tx(|tx| batches::record(tx, &msg.id, msg.kind, &body, &[1, 2]))
+            .unwrap();
+        let cfg = Config::default();
+        let batch = |db: &Db| {
+            let b = db.batches().unwrap().into_iter().next().unwrap();
+            (b.state, b.error)
+        };
+        // A 2KiB deposit: 0.04 FIL per 32 GiB, 2^-24 of it, rounded down.
+        let deposit: u128 = 40_000_000_000_000_000 / (1 << 24);
+        chain.fund(2 * deposit - 1).unwrap();
+        let Outcome::NotSent(why) = deliver(&mut db, &chain, &cfg, "precommit-1").unwrap() else {
+            panic!("a message the wallet cannot pay was sent");
+        };
+        assert!(
+            why.contains("carries 0.000000004768371582 FIL")
+                && why.contains("wallet holds 0.000000004768371581 FIL")
+                && why.contains("seal-sched chain fund"),
+            "{why}"
+        );
+        assert_eq!(batch(&db), (BatchState::Recorded, Some(why)));
+        assert_eq!(chain.in_flight().unwrap(), 0);
+        chain.fund(1).unwrap();
+        assert_eq!(
+            deliver(&mut db, &chain, &cfg, "precommit-1").unwrap(),
+            Outcome::Pending
+        );
+        assert_eq!(batch(&db), (BatchState::Sent, None));
+        let promised = SimFunds {
+            wallet: 2 * deposit,
+            promised: 2 * deposit,
+            locked: Locked::default(),
+        };
+        assert_eq!(chain.funds().unwrap(), promised);
+        drop(chain);
+        // Short epochs: the message has landed; the wallet paid, the sectors locked.
+        let chain = SimChain::open(&chain_db, 0.001, 150, "s", 0).unwrap();
+        assert_eq!(
+            chain.funds().unwrap(),
+            SimFunds {
+                wallet: 0,
+                promised: 0,
+                locked: Locked {
+                    deposit: 2 * deposit,
+                    pledge: 0
+                },
+            }
+        );
+    }
+
     #[test]
     fn update_batches_are_sent_full_or_after_their_wait() {
         let u = Rules::of(&Batching::default(), MsgKind::ReplicaUpdate);

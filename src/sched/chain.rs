@@ -25,6 +25,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::db::sim_chain::{self as store, OnChainState};
+use crate::filecoin::token::fil_text;
 use crate::hex;
 use crate::sector::document::SectorDoc;
 
@@ -170,9 +171,25 @@ pub struct SimChain {
     secret: String,
 }
 
+/// The simulated chain's money: the wallet that sends messages (and pays their value), what
+/// messages in flight will take from it when they land, and what the miner has locked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SimFunds {
+    pub wallet: u128,
+    pub promised: u128,
+    pub locked: store::Locked,
+}
+
 impl SimChain {
-    pub fn open(path: &Path, epoch_secs: f64, seed_delay: u64, secret: &str) -> Result<SimChain> {
-        let conn = store::open(path)?;
+    /// Opens (or creates, with `wallet` attoFIL in its wallet) the chain in `path`.
+    pub fn open(
+        path: &Path,
+        epoch_secs: f64,
+        seed_delay: u64,
+        secret: &str,
+        wallet: u128,
+    ) -> Result<SimChain> {
+        let conn = store::open(path, wallet)?;
         Ok(SimChain {
             conn,
             epoch_secs,
@@ -407,9 +424,16 @@ impl Chain for SimChain {
                 }
                 v => v,
             };
+            let ni = msg.kind == MsgKind::ProveCommit && non_interactive(doc);
+            let (costs, pay) = match verdict {
+                Ok(()) => self.value_of(&tx, msg.kind, ni, *n, doc)?,
+                Err(_) => (None, 0),
+            };
             verdicts.push(Verdict {
                 sector: *n,
-                non_interactive: msg.kind == MsgKind::ProveCommit && non_interactive(doc),
+                non_interactive: ni,
+                costs,
+                pay,
                 error: verdict.err().map(|e| format!("{e:#}")),
                 // What the sector's on-chain comm_r becomes: an update's new one.
                 comm_r: match msg.kind {
@@ -423,6 +447,24 @@ impl Chain for SimChain {
         }
         if aggregated {
             self.check_aggregate(msg, &verdicts)?;
+        }
+        // The node's message pool takes a message only while the wallet covers its value
+        // beside what the messages it already holds will spend; otherwise it is not sent.
+        let value: u128 = verdicts.iter().map(|v| v.pay).sum();
+        let wallet = store::wallet(&tx)?;
+        let promised = promised(&tx)?;
+        if wallet.saturating_sub(promised) < value {
+            bail!(
+                "message {} not sent: it carries {} of deposits and pledge, and the wallet holds {}{}; add funds (seal-sched chain fund AMOUNT)",
+                msg.id,
+                fil_text(value),
+                fil_text(wallet),
+                if promised > 0 {
+                    format!(", {} of it promised to messages in flight", fil_text(promised))
+                } else {
+                    String::new()
+                }
+            );
         }
         store::add_pending(
             &tx,
@@ -464,6 +506,14 @@ struct Verdict {
     /// A ProveCommitSectorsNI sector: it has no precommit and is allocated when it lands.
     #[serde(default)]
     non_interactive: bool,
+    /// The sector's prices when the message was pushed (none for an update, which costs
+    /// nothing, and for a sector refused at push).
+    #[serde(default)]
+    costs: Option<(u128, u128)>,
+    /// The attoFIL of the message's value that is this sector's: the wallet pays it when
+    /// the sector's part lands.
+    #[serde(default)]
+    pay: u128,
     error: Option<String>,
     comm_r: String,
 }
@@ -483,10 +533,11 @@ impl SimChain {
             let mut results = Vec::new();
             for v in verdicts {
                 let n = v.sector;
-                let error = match (v.error, kind, store::sector(&tx, n)?) {
+                let error = match (v.error.clone(), kind, store::sector(&tx, n)?) {
                     (Some(e), _, _) => Some(e),
                     (None, MsgKind::PreCommit, None) => {
                         store::precommit(&tx, n, p.lands, &v.comm_r)?;
+                        pay(&tx, n, &v, true)?;
                         None
                     }
                     (None, MsgKind::PreCommit, Some(_)) => {
@@ -495,6 +546,7 @@ impl SimChain {
                     (None, MsgKind::ProveCommit, None) if v.non_interactive => {
                         store::precommit(&tx, n, p.lands, &v.comm_r)?;
                         store::prove(&tx, n)?;
+                        pay(&tx, n, &v, false)?;
                         None
                     }
                     (None, MsgKind::ProveCommit, Some(on)) if v.non_interactive => {
@@ -504,6 +556,7 @@ impl SimChain {
                         if on.state == OnChainState::Precommitted =>
                     {
                         store::prove(&tx, n)?;
+                        pay(&tx, n, &v, false)?;
                         None
                     }
                     (None, MsgKind::ProveCommit, Some(on)) => {
@@ -544,6 +597,86 @@ impl SimChain {
     pub fn in_flight(&self) -> Result<u64> {
         store::pending_count(&self.conn)
     }
+
+    /// The sector's prices and its share of the message's value, as the Lotus adapter
+    /// sends them: a precommit carries the deposit, a commit the pledge less the deposit the
+    /// precommit locked, an NI commit the whole pledge, an update nothing.
+    fn value_of(
+        &self,
+        conn: &Connection,
+        kind: MsgKind,
+        ni: bool,
+        n: u64,
+        doc: &Value,
+    ) -> Result<(Option<(u128, u128)>, u128)> {
+        if kind == MsgKind::ReplicaUpdate {
+            return Ok((None, 0));
+        }
+        let proof = SectorDoc::from_value(doc.clone(), "message")?.seal_proof()?;
+        let c = super::funds::sim_costs(proof);
+        let pay = match kind {
+            MsgKind::PreCommit => c.deposit,
+            _ if ni => c.pledge,
+            _ => c.pledge.saturating_sub(store::locked(conn, n)?.deposit),
+        };
+        Ok((Some((c.deposit, c.pledge)), pay))
+    }
+
+    /// The wallet, what messages in flight will take from it, and what the miner has locked.
+    pub fn funds(&self) -> Result<SimFunds> {
+        self.land_due()?;
+        Ok(SimFunds {
+            wallet: store::wallet(&self.conn)?,
+            promised: promised(&self.conn)?,
+            locked: store::locked_total(&self.conn)?,
+        })
+    }
+
+    /// Adds `atto` to the wallet (a faucet: the simulated chain's only source of FIL) and
+    /// returns the new balance.
+    pub fn fund(&self, atto: u128) -> Result<u128> {
+        let tx = store::begin(&self.conn)?;
+        let w = store::wallet(&tx)?
+            .checked_add(atto)
+            .context("the wallet would hold more attoFIL than fit in 128 bits")?;
+        store::set_wallet(&tx, w)?;
+        tx.commit()?;
+        Ok(w)
+    }
+}
+
+/// What the pending messages will take from the wallet when they land.
+fn promised(conn: &Connection) -> Result<u128> {
+    let mut sum = 0u128;
+    for p in store::pending_due(conn, i64::MAX)? {
+        let verdicts: Vec<Verdict> = serde_json::from_str(&p.body)
+            .with_context(|| format!("chain.db pending {}: unreadable body", p.id))?;
+        sum += verdicts.iter().map(|v| v.pay).sum::<u128>();
+    }
+    Ok(sum)
+}
+
+/// A sector's part of a message landed: the wallet pays its share of the value, and the
+/// sector locks its deposit (`precommit`) or its pledge (a prove-commit, which frees the
+/// deposit).
+fn pay(conn: &Connection, n: u64, v: &Verdict, precommit: bool) -> Result<()> {
+    let Some((deposit, pledge)) = v.costs else {
+        return Ok(());
+    };
+    let wallet = store::wallet(conn)?;
+    let left = wallet.checked_sub(v.pay).with_context(|| {
+        format!(
+            "chain.db: the wallet ({wallet} attoFIL) cannot pay sector {n}'s {} attoFIL",
+            v.pay
+        )
+    })?;
+    store::set_wallet(conn, left)?;
+    let locked = if precommit {
+        store::Locked { deposit, pledge: 0 }
+    } else {
+        store::Locked { deposit: 0, pledge }
+    };
+    store::set_locked(conn, n, locked)
 }
 
 /// An error of this machine, not of the message: the message is not sent.
@@ -597,8 +730,11 @@ fn parse_receipt(text: &str) -> Result<Receipt> {
 mod tests {
     use super::*;
 
+    /// 10 FIL: far more than the test sectors cost.
+    const WALLET: u128 = 10 * crate::filecoin::token::ATTO_PER_FIL;
+
     fn sim(dir: &Path, secret: &str) -> SimChain {
-        SimChain::open(&dir.join(format!("{secret}.db")), 0.01, 150, secret).unwrap()
+        SimChain::open(&dir.join(format!("{secret}.db")), 0.01, 150, secret, WALLET).unwrap()
     }
 
     #[test]
@@ -643,7 +779,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("chain.db");
         // An hour-long epoch: the head does not move during the first part.
-        let c = SimChain::open(&path, 3600.0, 150, "s").unwrap();
+        let c = SimChain::open(&path, 3600.0, 150, "s", WALLET).unwrap();
         let head = c.head().unwrap();
         let ticket = crate::hex::encode(&c.randomness(Domain::Ticket, head, 1000).unwrap());
         let doc = serde_json::json!({"seal_proof": "StackedDrg2KiBV1_1", "miner": 1000,
@@ -666,7 +802,7 @@ mod tests {
         assert_eq!(c.in_flight().unwrap(), 1);
         drop(c);
         // The same chain with short epochs: its head is far past the landing epoch now.
-        let c = SimChain::open(&path, 0.001, 150, "s").unwrap();
+        let c = SimChain::open(&path, 0.001, 150, "s", WALLET).unwrap();
         let r = c.receipt("m").unwrap().expect("landed");
         assert_eq!(
             (r.cid.as_str(), r.epoch),
@@ -745,7 +881,7 @@ mod tests {
     #[test]
     fn an_aggregated_commit_is_refused_whole_when_one_sector_is_wrong() {
         let dir = tempfile::tempdir().unwrap();
-        let c = SimChain::open(&dir.path().join("chain.db"), 0.001, 1, "s").unwrap();
+        let c = SimChain::open(&dir.path().join("chain.db"), 0.001, 1, "s", WALLET).unwrap();
         let comm_r = "11".repeat(32);
         for n in 1..=4 {
             store::precommit(&c.conn, n, 0, &comm_r).unwrap();
@@ -812,7 +948,7 @@ mod tests {
     #[test]
     fn an_ni_commit_needs_a_free_number_a_fresh_ticket_and_an_aggregate() {
         let dir = tempfile::tempdir().unwrap();
-        let c = SimChain::open(&dir.path().join("chain.db"), 3600.0, 1, "s").unwrap();
+        let c = SimChain::open(&dir.path().join("chain.db"), 3600.0, 1, "s", WALLET).unwrap();
         let head = c.head().unwrap();
         let ticket = |e: i64| crate::hex::encode(&c.randomness(Domain::Ticket, e, 1000).unwrap());
         let doc = |n: u64, ticket: String, seed: [u8; 32]| {
@@ -862,7 +998,7 @@ mod tests {
         let plain = msg("n5", false, vec![(1, doc(1, ticket(head), NI_SEED))]);
         c.send(&plain).unwrap();
         drop(c);
-        let c = SimChain::open(&dir.path().join("chain.db"), 0.001, 1, "s").unwrap();
+        let c = SimChain::open(&dir.path().join("chain.db"), 0.001, 1, "s", WALLET).unwrap();
         let r = c.receipt("n5").unwrap().expect("landed");
         assert!(
             r.results[0]

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::task_type::TaskType;
 use crate::sector::proof::SealProof;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -140,6 +140,9 @@ pub struct Chain {
     pub seed_delay: u64,
     /// Secret mixed into the simulated chain's randomness, so two repositories differ.
     pub secret: String,
+    /// Simulated chain: the FIL its wallet holds when the chain is created (it pays every
+    /// sector's deposit and pledge as message value; `seal-sched chain fund` adds more).
+    pub wallet: String,
     /// Lotus: the node, as `FULLNODE_API_INFO` writes it (`TOKEN:/ip4/…/tcp/1234/http`);
     /// empty: the environment's `FULLNODE_API_INFO`.
     pub api_info: String,
@@ -174,6 +177,7 @@ impl Default for Chain {
             epoch: "30s".into(),
             seed_delay: 150,
             secret: "sealkit".into(),
+            wallet: "1000".into(),
             api_info: String::new(),
             network: String::new(),
             record: String::new(),
@@ -456,6 +460,7 @@ impl Config {
         );
         crate::filecoin::token::parse_fil(&self.chain.max_fee_per_sector)
             .context("key chain.max_fee_per_sector")?;
+        crate::filecoin::token::parse_fil(&self.chain.wallet).context("key chain.wallet")?;
         ensure!(
             self.batching.max_precommit_batch > 0,
             "key batching.max_precommit_batch: must be at least 1"
@@ -782,6 +787,7 @@ mod tests {
         };
         let w = "[[worker]]\nname = \"a\"\ncpus = \"0-1\"\nmemory = \"4GiB\"\n";
         assert!(bad(&format!("{w}[chain]\nepoch = \"soon\"\n")).contains("chain.epoch"));
+        assert!(bad(&format!("{w}[chain]\nwallet = \"-1\"\n")).contains("chain.wallet"));
         assert!(bad(&w.replace("0-1", "x")).contains("key cpus"));
         assert!(bad(&format!("{w}{w}")).contains("used twice"));
         assert!(bad("").contains("no [[worker]]"));

@@ -27,6 +27,7 @@ pub mod daemon;
 pub mod db;
 pub mod demo;
 pub mod engine;
+pub mod funds;
 pub mod gpu_assign;
 pub mod handoff;
 pub mod hostcmd;

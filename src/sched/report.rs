@@ -438,10 +438,21 @@ pub fn chain_status(
     cfg: &super::config::Config,
 ) -> Result<(String, Value)> {
     use super::config::ChainKind;
+    use crate::filecoin::token::fil_text;
     let v = match cfg.chain.kind {
         ChainKind::Sim => {
             use super::chain::Chain;
             let c = super::engine::open_sim(repo, cfg)?;
+            let f = c.funds()?;
+            let mut funds = super::funds::report(
+                super::funds::sim_costs(cfg.seal_proof()?),
+                f.wallet,
+                0,
+                &repo.open_db()?,
+            )?;
+            funds["promised_to_messages_in_flight"] = fil_text(f.promised).into();
+            funds["locked_deposits"] = fil_text(f.locked.deposit).into();
+            funds["locked_pledge"] = fil_text(f.locked.pledge).into();
             json!({
                 "kind": "sim",
                 "chain_db": repo.chain_path().display().to_string(),
@@ -450,12 +461,16 @@ pub fn chain_status(
                 "challenge_delay": c.seed_delay(),
                 "messages_in_flight": c.in_flight()?,
                 "sends_messages": true,
+                "funds": funds,
             })
         }
         ChainKind::Lotus => {
             let lotus = super::engine::open_lotus(cfg)?;
             let mut v = lotus.status()?;
-            v["funds"] = funds(&lotus, &repo.open_db()?, cfg.seal_proof()?)?;
+            let (deposit, pledge) = lotus.cc_sector_costs(cfg.seal_proof()?)?;
+            let (wallet, miner) = lotus.balances()?;
+            let costs = super::funds::SectorCosts { deposit, pledge };
+            v["funds"] = super::funds::report(costs, wallet, miner, &repo.open_db()?)?;
             v
         }
     };
@@ -481,60 +496,6 @@ pub fn chain_status(
         }
     }
     Ok((text, v))
-}
-
-/// Where a sector stands in paying for itself on chain.
-enum Owes {
-    /// The precommit deposit, then the rest of the pledge.
-    Both,
-    /// The rest of the pledge (its precommit is on chain or on its way).
-    Pledge,
-    Nothing,
-}
-
-fn owes(s: SectorState) -> Owes {
-    use SectorState::*;
-    match s {
-        AddPiece | AddPieceFailed | PreCommit1 | PreCommit1Failed | PreCommit2
-        | PreCommit2Failed | PreCommitBatch | PreCommitFailed => Owes::Both,
-        PreCommitBatchWait | WaitSeed | Commit1 | Commit1Failed | Commit2 | Commit2Failed
-        | CommitBatch | CommitFailed => Owes::Pledge,
-        _ => Owes::Nothing,
-    }
-}
-
-/// `chain status`'s funds on a Lotus node: what the sectors in the pipeline will cost to
-/// take on chain at today's deposit and pledge (sealkit sends both as message value from the
-/// worker address), against the worker's balance.
-fn funds(
-    lotus: &super::lotus::LotusChain,
-    db: &Db,
-    proof: crate::sector::proof::SealProof,
-) -> Result<Value> {
-    use crate::filecoin::token::fil_text;
-    let (deposit, pledge) = lotus.cc_sector_costs(proof)?;
-    let (worker, miner) = lotus.balances()?;
-    let (mut both, mut rest) = (0u128, 0u128);
-    for s in db.sectors()? {
-        match owes(s.state) {
-            Owes::Both => both += 1,
-            Owes::Pledge => rest += 1,
-            Owes::Nothing => {}
-        }
-    }
-    let needed = both
-        .saturating_mul(pledge.max(deposit))
-        .saturating_add(rest.saturating_mul(pledge.saturating_sub(deposit)));
-    Ok(json!({
-        "worker_balance": fil_text(worker),
-        "miner_available_balance": fil_text(miner),
-        "deposit_per_sector": fil_text(deposit),
-        "pledge_per_sector": fil_text(pledge),
-        "sectors_to_precommit": both as u64,
-        "sectors_to_commit": rest as u64,
-        "needed": fil_text(needed),
-        "short": fil_text(needed.saturating_sub(worker)),
-    }))
 }
 
 #[cfg(test)]

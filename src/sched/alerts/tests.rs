@@ -85,6 +85,12 @@ fn each_rule_raises_exactly_its_alert() {
             ),
         ],
         params: Some("parameter file /p/v28.vk is missing".into()),
+        unsent: vec![(
+            "precommit-17-3".into(),
+            MsgKind::PreCommit,
+            2,
+            "the wallet holds 0 FIL".into(),
+        )],
     };
     let got: Vec<(AlertKind, String, Option<u64>, String)> = evaluate(&f, &thresholds())
         .into_iter()
@@ -157,6 +163,12 @@ fn each_rule_raises_exactly_its_alert() {
             "params_missing",
             None,
             "proof parameters are not ready: parameter file /p/v28.vk is missing",
+        ),
+        (
+            BatchUnsent,
+            "batch_unsent/precommit-17-3",
+            None,
+            "precommit batch precommit-17-3 (2 sectors) is not sent and waits for a retry: the wallet holds 0 FIL",
         ),
     ]
     .into_iter()

@@ -1,6 +1,8 @@
 //! The simulated chain's own database (`chain.db`, a file apart from `sched.db`, as a real
 //! chain is apart from the scheduler): its genesis time, the messages that landed with their
-//! receipts, and each sector's on-chain record. Here because all SQL lives in `db`; the
+//! receipts, each sector's on-chain record, the wallet that pays deposits and pledge, and
+//! what each sector has locked. FIL amounts are decimal attoFIL text (SQLite's integers stop
+//! at 9.2 FIL). Here because all SQL lives in `db`; the
 //! rules the chain applies are in `sched::chain`.
 
 use std::path::Path;
@@ -18,6 +20,8 @@ CREATE TABLE IF NOT EXISTS onchain (sector INTEGER PRIMARY KEY, state TEXT NOT N
     precommit_epoch INTEGER NOT NULL, comm_r TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS pending (id TEXT PRIMARY KEY, kind TEXT NOT NULL,
     body TEXT NOT NULL, lands INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS collateral (sector INTEGER PRIMARY KEY, deposit TEXT NOT NULL,
+    pledge TEXT NOT NULL);
 ";
 
 /// A sector as the simulated miner actor holds it.
@@ -60,8 +64,9 @@ pub struct OnChain {
     pub comm_r: String,
 }
 
-/// Opens (or creates) the chain's database; a new one's genesis is now.
-pub fn open(path: &Path) -> Result<Connection> {
+/// Opens (or creates) the chain's database; a new one's genesis is now, with `wallet`
+/// attoFIL in its wallet (a database from before the wallet existed gets it too).
+pub fn open(path: &Path, wallet: u128) -> Result<Connection> {
     let conn = Connection::open(path)
         .with_context(|| format!("cannot open simulated chain {}", path.display()))?;
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
@@ -72,7 +77,83 @@ pub fn open(path: &Path) -> Result<Connection> {
         "INSERT OR IGNORE INTO meta (key, value) VALUES ('genesis', ?1)",
         [now().to_string()],
     )?;
+    conn.execute(
+        "INSERT OR IGNORE INTO meta (key, value) VALUES ('wallet', ?1)",
+        [wallet.to_string()],
+    )?;
     Ok(conn)
+}
+
+fn atto(text: &str, what: &str) -> Result<u128> {
+    crate::filecoin::token::parse_atto(text, &format!("chain.db {what}"))
+}
+
+/// attoFIL in the wallet that sends the messages (and pays their value).
+pub fn wallet(conn: &Connection) -> Result<u128> {
+    let w: String = conn.query_row("SELECT value FROM meta WHERE key = 'wallet'", [], |r| {
+        r.get(0)
+    })?;
+    atto(&w, "meta.wallet")
+}
+
+pub fn set_wallet(conn: &Connection, atto: u128) -> Result<()> {
+    conn.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'wallet'",
+        [atto.to_string()],
+    )?;
+    Ok(())
+}
+
+/// What sector `n` has locked: its precommit deposit (until it is proven) and its pledge.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Locked {
+    pub deposit: u128,
+    pub pledge: u128,
+}
+
+pub fn locked(conn: &Connection, n: u64) -> Result<Locked> {
+    let row: Option<(String, String)> = conn
+        .query_row(
+            "SELECT deposit, pledge FROM collateral WHERE sector = ?1",
+            [n as i64],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some((d, p)) = row else {
+        return Ok(Locked::default());
+    };
+    Ok(Locked {
+        deposit: atto(&d, &format!("collateral {n} deposit"))?,
+        pledge: atto(&p, &format!("collateral {n} pledge"))?,
+    })
+}
+
+pub fn set_locked(conn: &Connection, n: u64, l: Locked) -> Result<()> {
+    conn.execute(
+        "INSERT OR REPLACE INTO collateral (sector, deposit, pledge) VALUES (?1, ?2, ?3)",
+        params![n as i64, l.deposit.to_string(), l.pledge.to_string()],
+    )?;
+    Ok(())
+}
+
+/// Everything the miner has locked: deposits and pledge summed over its sectors.
+pub fn locked_total(conn: &Connection) -> Result<Locked> {
+    let mut st = conn.prepare_cached("SELECT sector, deposit, pledge FROM collateral")?;
+    let rows = st
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut sum = Locked::default();
+    for (n, d, p) in rows {
+        sum.deposit += atto(&d, &format!("collateral {n} deposit"))?;
+        sum.pledge += atto(&p, &format!("collateral {n} pledge"))?;
+    }
+    Ok(sum)
 }
 
 /// One immediate transaction on the chain: a message lands with all its effects or none.

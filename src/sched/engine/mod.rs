@@ -81,6 +81,7 @@ pub fn open_sim(repo: &Repo, cfg: &Config) -> Result<SimChain> {
         Config::secs(&cfg.chain.epoch),
         cfg.chain.seed_delay,
         &cfg.chain.secret,
+        crate::filecoin::token::parse_fil(&cfg.chain.wallet).context("key chain.wallet")?,
     )
 }
 

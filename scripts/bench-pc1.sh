@@ -8,12 +8,16 @@
 #   batch:  BATCH sectors (default 4) with one seal-pc1 call, vs the reference sealing them one
 #           after another. The reference's sequential time is REF_BATCH_RUNS measured runs
 #           (default 1) scaled to BATCH sectors; set REF_BATCH_RUNS=$BATCH to run them all.
+#   core:   BATCH sectors (default 16) on ONE core (taskset -c BENCH_CPU, default 1; --threads
+#           1: one group on the 16 AVX-512 lanes) against the reference sealing one sector
+#           with all cores; compared per core-hour, and against the engine's own 16-lane rate
+#           measured on the same core in the same run (bench_sha).
 #
-# usage: scripts/bench-pc1.sh [single|batch|all]   (env: BATCH, REF_BATCH_RUNS, BENCH_DIR)
+# usage: scripts/bench-pc1.sh [single|batch|all|core]   (env: BATCH, REF_BATCH_RUNS, BENCH_DIR, BENCH_CPU, PC1_MEMORY)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-all}
-batch=${BATCH:-4}
+if [ "$mode" = core ]; then batch=${BATCH:-16}; else batch=${BATCH:-4}; fi
 ref_runs=${REF_BATCH_RUNS:-1}
 work=${BENCH_DIR:-/var/tmp/sealkit-bench-pc1}
 root=$PWD
@@ -22,7 +26,7 @@ if ! ldconfig -p | grep -q libhwloc; then
   echo "installing libhwloc-dev (the reference's multicore SDR links it)" >&2
   apt-get install -y libhwloc-dev >&2 || sudo apt-get install -y libhwloc-dev >&2
 fi
-cargo build --release --bins >&2
+cargo build --release --bins --example bench_sha >&2
 (cd bench && cargo build --release >&2)
 ours=$root/target/release
 ref=$root/bench/target/release/sealkit-bench
@@ -85,4 +89,27 @@ if [ "$mode" = batch ] || [ "$mode" = all ]; then
   done
   t_seq=$(awk -v t=$total -v r=$ref_runs -v b=$batch 'BEGIN{printf "%.1f", t/r*b}')
   echo "batch of $batch x 512MiB: reference one after another $t_seq s ($ref_runs measured, scaled to $batch) | sealkit batch $t_batch s, peak $m_batch MiB | sectors/hour: reference $(awk -v t=$t_seq -v b=$batch 'BEGIN{printf "%.1f", 3600*b/t}'), sealkit $(awk -v t=$t_batch -v b=$batch 'BEGIN{printf "%.1f", 3600*b/t}') | ratio $(awk -v a=$t_seq -v b=$t_batch 'BEGIN{printf "%.2f", a/b}')x | $(awk -v c=$compr -v t=$t_batch -v b=$batch 'BEGIN{printf "%.1f", c*b/t/1e6}') M compressions/s on $(nproc) CPUs"
+fi
+
+if [ "$mode" = core ]; then
+  cpu=${BENCH_CPU:-1}
+  # The engine's own rate for 19-block chains on 16 lanes, on the same core, this run.
+  engine=$(taskset -c "$cpu" "$root/target/release/examples/bench_sha" 2 | awk '/^sealkit AVX-512/ && !/tree nodes/ {print $(NF-2)}')
+  docs=()
+  for i in $(seq 1 "$batch"); do docs+=("$(sector_doc "$i")"); rm -rf "$work/s$i/cache"; done
+  mem=${PC1_MEMORY:-$(( batch * 2 * 512 + 1024 ))MiB}
+  read -r _ t_core m_core < <(timed ours taskset -c "$cpu" "$ours/seal-pc1" -v --threads 1 --memory "$mem" "${docs[@]}")
+  grep -iE "engine|group" "$work/stderr" | head -4 >&2 || true
+  rm -rf "$work/ref1"; mkdir -p "$work/ref1"
+  read -r _ t_ref m_ref < <(FIL_PROOFS_USE_MULTICORE_SDR=1 timed ref "$ref" pc1 "${docs[0]}" "$work/ref1")
+  for l in 1 2; do cmp "$work/s1/cache/sc-02-data-layer-$l.dat" "$work/ref1/cache/sc-02-data-layer-$l.dat"; done
+  cmp "$work/s1/cache/sc-02-data-tree-d.dat" "$work/ref1/cache/sc-02-data-tree-d.dat"
+  rm -rf "$work/ref1"
+  ncpu=$(nproc)
+  awk -v n="$batch" -v t="$t_core" -v m="$m_core" -v tr="$t_ref" -v mr="$m_ref" -v c="$ncpu" -v k="$compr" -v e="${engine:-0}" 'BEGIN {
+    ours = 3600 * n / t; refh = 3600 / (tr * c); rate = k * n / t / 1e6
+    printf "one core, batch of %d x 512MiB: sealkit %.2f s, peak %d MiB (%.0f MiB per sector) = %.1f sectors per core-hour | reference one sector on %d cores %.2f s, peak %d MiB = %.2f sectors per core-hour | ratio %.2fx per core-hour\n", n, t, m, m / n, ours, c, tr, mr, refh, ours / refh
+    if (e > 0) printf "hashing: %.1f M compressions/s = %.0f%% of the 16-lane engine on this core (%.1f M/s, bench_sha wall rate)\n", rate, 100 * rate / e, e
+    else printf "hashing: %.1f M compressions/s (no AVX-512 here)\n", rate }'
+  echo "sector 1: layers and tree_d identical to the reference's"
 fi

@@ -540,13 +540,15 @@ fn run(args: Cli) -> Result<()> {
             let mut db = repo.open_db()?;
             let chain = engine::open_chain(&repo, &cfg)?;
             let publisher = batch::Publisher::acquire(&repo.publisher_lock())?;
-            let mut done = batch::recover(&publisher, &mut db, chain.as_ref(), &cfg)?;
+            let inline = batch::Aggregation::Inline;
+            let mut done = batch::recover(&publisher, &mut db, chain.as_ref(), &cfg, inline)?;
             for kind in MsgKind::ALL {
                 done.extend(batch::publish(
                     &publisher,
                     &mut db,
                     chain.as_ref(),
                     &cfg,
+                    inline,
                     kind,
                     now,
                 )?);
@@ -576,6 +578,10 @@ fn run(args: Cli) -> Result<()> {
                         out.push(json!({"batch": id, "pending": true}));
                     }
                     batch::Outcome::NotSent(e) => not_sent.push(format!("batch {id}: {e}")),
+                    batch::Outcome::Aggregating => {
+                        eprintln!("Batch {id}: its aggregate is being made");
+                        out.push(json!({"batch": id, "aggregating": true}));
+                    }
                     batch::Outcome::Refused(e) => {
                         eprintln!("Batch {id}: refused by the chain, split or failed: {e}");
                         out.push(json!({"batch": id, "refused": e}));

@@ -130,6 +130,18 @@ pub enum Outcome {
     /// Refused by the chain whole (nothing sent): split in two batches that later passes
     /// send, or, for one sector, that sector failed.
     Refused(String),
+    /// Its aggregate is being made beside the daemon's passes ([`Aggregation::Background`]);
+    /// a later pass sends it.
+    Aggregating,
+}
+
+/// Where a publisher makes the SnarkPack aggregates of its commit batches.
+#[derive(Clone, Copy)]
+pub enum Aggregation<'a> {
+    /// In the publishing call: a cron `batch publish`, which exits when it is done.
+    Inline,
+    /// On a thread of its own, so the daemon's passes go on while it proves.
+    Background(&'a super::aggregator::Aggregator),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -223,6 +235,7 @@ pub fn publish(
     db: &mut Db,
     chain: &dyn Chain,
     cfg: &Config,
+    agg: Aggregation,
     kind: MsgKind,
     force: bool,
 ) -> Result<Vec<(String, Outcome)>> {
@@ -274,7 +287,7 @@ pub fn publish(
             Ok(Some(id))
         })?;
         let Some(id) = claimed else { break };
-        let outcome = deliver(db, chain, cfg, &id)?;
+        let outcome = deliver(db, chain, cfg, agg, &id)?;
         let stop = matches!(outcome, Outcome::NotSent(_) | Outcome::Refused(_));
         sent.push((id, outcome));
         if stop {
@@ -291,6 +304,7 @@ pub fn recover(
     db: &mut Db,
     chain: &dyn Chain,
     cfg: &Config,
+    agg: Aggregation,
 ) -> Result<Vec<(String, Outcome)>> {
     let open: Vec<String> = db
         .batches()?
@@ -300,7 +314,7 @@ pub fn recover(
         .collect();
     let mut out = Vec::new();
     for id in open {
-        let o = deliver(db, chain, cfg, &id)?;
+        let o = deliver(db, chain, cfg, agg, &id)?;
         out.push((id, o));
     }
     Ok(out)
@@ -343,7 +357,13 @@ fn parse_message(id: &str, body: &str) -> Result<Message> {
 }
 
 /// Steps (2) and (3) for one recorded batch.
-fn deliver(db: &mut Db, chain: &dyn Chain, cfg: &Config, id: &str) -> Result<Outcome> {
+fn deliver(
+    db: &mut Db,
+    chain: &dyn Chain,
+    cfg: &Config,
+    agg: Aggregation,
+    id: &str,
+) -> Result<Outcome> {
     let mut msg = recorded_message(db, cfg, id)?;
     let sent = batches::sent_as(&db.conn, id)?;
     let receipt = match chain.lookup(&msg, sent.as_deref())? {
@@ -351,14 +371,17 @@ fn deliver(db: &mut Db, chain: &dyn Chain, cfg: &Config, id: &str) -> Result<Out
         // Handed over already: it lands when it lands; pushing it again changes nothing.
         None if sent.is_some() => return Ok(Outcome::Pending),
         None => {
-            msg = match with_aggregate(db, msg)? {
-                Ok(m) => m,
-                Err(Unaggregated::Local(e)) => return not_sent(db, id, e),
-                Err(Unaggregated::Invalid(e)) => {
-                    let err = format!("its NI-PoRep proofs do not aggregate: {e}");
-                    refuse(db, cfg, &recorded_message(db, cfg, id)?, &err)?;
-                    return Ok(Outcome::Refused(err));
+            msg = match (agg, needs_aggregate(&msg)) {
+                (Aggregation::Background(jobs), true) => {
+                    let cfg = cfg.clone();
+                    let job_id = id.to_string();
+                    jobs.start(id, move |db| aggregated(db, &cfg, &job_id, msg).map(drop))?;
+                    return Ok(Outcome::Aggregating);
                 }
+                _ => match aggregated(db, cfg, id, msg)? {
+                    Ok(m) => m,
+                    Err(o) => return Ok(o),
+                },
             };
             let cid = match chain.send(&msg) {
                 Ok(c) => c,
@@ -378,6 +401,26 @@ fn deliver(db: &mut Db, chain: &dyn Chain, cfg: &Config, id: &str) -> Result<Out
     };
     land(db, cfg, &msg, &receipt)?;
     Ok(Outcome::Landed(receipt))
+}
+
+/// The recorded message with its aggregate made and recorded where it needs one
+/// ([`with_aggregate`]), or what became of the batch instead: not sent (parameters missing
+/// for NI-PoRep sectors) or refused (NI-PoRep proofs that do not aggregate).
+fn aggregated(
+    db: &mut Db,
+    cfg: &Config,
+    id: &str,
+    msg: Message,
+) -> Result<Result<Message, Outcome>> {
+    match with_aggregate(db, msg)? {
+        Ok(m) => Ok(Ok(m)),
+        Err(Unaggregated::Local(e)) => not_sent(db, id, e).map(Err),
+        Err(Unaggregated::Invalid(e)) => {
+            let err = format!("its NI-PoRep proofs do not aggregate: {e}");
+            refuse(db, cfg, &recorded_message(db, cfg, id)?, &err)?;
+            Ok(Err(Outcome::Refused(err)))
+        }
+    }
 }
 
 /// A batch not sent for a reason of this machine: it stays recorded and is retried.
@@ -480,7 +523,7 @@ pub fn may_aggregate(b: &Batching) -> bool {
 /// proof it is split like a refused message ([`Unaggregated::Invalid`]) until the bad
 /// sector stands alone and fails.
 fn with_aggregate(db: &mut Db, msg: Message) -> Result<Result<Message, Unaggregated>> {
-    if msg.kind != MsgKind::ProveCommit || !msg.aggregate || msg.aggregate_proof.is_some() {
+    if !needs_aggregate(&msg) {
         return Ok(Ok(msg));
     }
     let docs = msg
@@ -527,16 +570,27 @@ fn with_aggregate(db: &mut Db, msg: Message) -> Result<Result<Message, Unaggrega
     };
     let body = serde_json::to_string(&out)?;
     db.tx(|tx| {
-        if batches::set_body(tx, &out.id, &body)? {
+        // The first decision recorded stands (another publisher, or an aggregation thread,
+        // may have been first; what it recorded may have been sent already).
+        let decided = match batches::body(tx, &out.id)? {
+            Some(b) => !needs_aggregate(&parse_message(&out.id, &b)?),
+            None => false,
+        };
+        if !decided && batches::set_body(tx, &out.id, &body)? {
             db::event(tx, None, "batch", &note)?;
         }
         Ok(())
     })?;
-    // Whatever is recorded now is what goes out (another publisher may have been first).
+    // Whatever is recorded now is what goes out.
     match batches::body(&db.conn, &out.id)? {
         Some(b) => parse_message(&out.id, &b).map(Ok),
         None => Ok(Ok(out)),
     }
+}
+
+/// Whether `msg` is a prove-commit to aggregate whose aggregate is not made yet.
+fn needs_aggregate(msg: &Message) -> bool {
+    msg.kind == MsgKind::ProveCommit && msg.aggregate && msg.aggregate_proof.is_none()
 }
 
 /// Why an NI-PoRep batch has no aggregate ([`with_aggregate`]).
@@ -682,10 +736,9 @@ mod tests {
 
     /// Proofs that do not aggregate (here: not proofs at all) make an interactive batch a
     /// plain one, recorded so in the outbox before anything is sent, its sectors untouched.
-    #[test]
-    fn a_batch_whose_proofs_do_not_aggregate_goes_plain_and_is_recorded_so() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut db = Db::open(&dir.path().join("sched.db")).unwrap();
+    /// Records a commit batch `commit-1` of sectors 4, 3, 2, 1 to aggregate, whose
+    /// "proofs" are not proofs.
+    fn junk_commit_batch(db: &mut Db) -> Message {
         let doc = |n: u64| {
             serde_json::json!({"seal_proof": "StackedDrg2KiBV1_1", "miner": 1000, "sector": n,
                 "comm_r": "11".repeat(32), "comm_d": "22".repeat(32), "ticket": "33".repeat(32),
@@ -701,6 +754,14 @@ mod tests {
         let body = serde_json::to_string(&msg).unwrap();
         db.tx(|tx| batches::record(tx, &msg.id, msg.kind, &body, &[4, 3, 2, 1]))
             .unwrap();
+        msg
+    }
+
+    #[test]
+    fn a_batch_whose_proofs_do_not_aggregate_goes_plain_and_is_recorded_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&dir.path().join("sched.db")).unwrap();
+        let msg = junk_commit_batch(&mut db);
         let Ok(out) = with_aggregate(&mut db, msg.clone()).unwrap() else {
             panic!("an interactive batch is never held back for its aggregate");
         };
@@ -721,6 +782,55 @@ mod tests {
             deadline(MsgKind::ProveCommit, &ni, 100, 30.0, t),
             t + (180.0 * 2880.0) * 30.0
         );
+    }
+
+    /// A daemon pass does not wait for an aggregate: it leaves the batch recorded while a
+    /// thread makes it (here it finds that the proofs do not aggregate and records a plain
+    /// batch), and a later pass sends what the thread recorded.
+    #[test]
+    fn a_daemon_pass_leaves_the_aggregate_to_a_thread_and_a_later_pass_sends_it() {
+        use crate::sched::aggregator::Aggregator;
+        use crate::sched::chain::SimChain;
+        let dir = tempfile::tempdir().unwrap();
+        let db_path = dir.path().join("sched.db");
+        let mut db = Db::open(&db_path).unwrap();
+        let msg = junk_commit_batch(&mut db);
+        let chain = SimChain::open(&dir.path().join("chain.db"), 3600.0, 150, "s", 0).unwrap();
+        let (cfg, jobs) = (Config::default(), Aggregator::new(db_path));
+        let bg = Aggregation::Background(&jobs);
+        assert_eq!(
+            deliver(&mut db, &chain, &cfg, bg, "commit-1").unwrap(),
+            Outcome::Aggregating
+        );
+        let t = std::time::Instant::now();
+        while jobs.running().is_some() {
+            assert!(
+                t.elapsed().as_secs() < 120,
+                "the aggregation thread never ended"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let state = |db: &Db| db.batches().unwrap()[0].state;
+        assert_eq!(state(&db), BatchState::Recorded);
+        let recorded = parse_message(
+            "commit-1",
+            &batches::body(&db.conn, "commit-1").unwrap().unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            recorded,
+            Message {
+                aggregate: false,
+                ..msg
+            }
+        );
+        // Decided: the next pass sends it (the chain then judges each sector on its own).
+        assert_eq!(
+            deliver(&mut db, &chain, &cfg, bg, "commit-1").unwrap(),
+            Outcome::Pending
+        );
+        assert_eq!(state(&db), BatchState::Sent);
+        assert_eq!(jobs.running(), None);
     }
 
     /// A precommit the wallet cannot pay is not sent: it stays recorded with the reason (the
@@ -759,7 +869,9 @@ mod tests {
         // A 2KiB deposit: 0.04 FIL per 32 GiB, 2^-24 of it, rounded down.
         let deposit: u128 = 40_000_000_000_000_000 / (1 << 24);
         chain.fund(2 * deposit - 1).unwrap();
-        let Outcome::NotSent(why) = deliver(&mut db, &chain, &cfg, "precommit-1").unwrap() else {
+        let Outcome::NotSent(why) =
+            deliver(&mut db, &chain, &cfg, Aggregation::Inline, "precommit-1").unwrap()
+        else {
             panic!("a message the wallet cannot pay was sent");
         };
         assert!(
@@ -772,7 +884,7 @@ mod tests {
         assert_eq!(chain.in_flight().unwrap(), 0);
         chain.fund(1).unwrap();
         assert_eq!(
-            deliver(&mut db, &chain, &cfg, "precommit-1").unwrap(),
+            deliver(&mut db, &chain, &cfg, Aggregation::Inline, "precommit-1").unwrap(),
             Outcome::Pending
         );
         assert_eq!(batch(&db), (BatchState::Sent, None));

@@ -15,6 +15,7 @@
 //! assignment pass) has no I/O and is unit-tested on its own; the engine feeds it the state.
 
 pub mod admission;
+pub mod aggregator;
 pub mod alerts;
 pub mod assign;
 pub mod batch;

@@ -48,6 +48,8 @@ pub struct Engine {
     children: HashMap<u64, Child>,
     /// Heartbeats of the remote hosts.
     pub monitor: Monitor,
+    /// Commit aggregates being made beside the passes.
+    pub aggregator: crate::sched::aggregator::Aggregator,
 }
 
 /// How this repository reaches its remote hosts.
@@ -125,6 +127,7 @@ impl Engine {
         let monitor = Monitor::new(net(repo, &cfg)?, &cfg, repo.root.join("hosts"))?;
         Ok(Engine {
             monitor,
+            aggregator: crate::sched::aggregator::Aggregator::new(repo.db_path()),
             repo: repo.clone(),
             cfg,
             db,

@@ -14,13 +14,16 @@ impl Engine {
         let Some(p) = batch::Publisher::try_acquire(&self.repo.publisher_lock())? else {
             return Ok(());
         };
-        batch::recover(&p, &mut self.db, self.chain.as_ref(), &self.cfg)?;
+        // Aggregates are made on a thread of their own: a pass never waits for one.
+        let agg = batch::Aggregation::Background(&self.aggregator);
+        batch::recover(&p, &mut self.db, self.chain.as_ref(), &self.cfg, agg)?;
         for kind in MsgKind::ALL {
             batch::publish(
                 &p,
                 &mut self.db,
                 self.chain.as_ref(),
                 &self.cfg,
+                agg,
                 kind,
                 false,
             )?;

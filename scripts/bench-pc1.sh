@@ -94,12 +94,15 @@ fi
 if [ "$mode" = core ]; then
   cpu=${BENCH_CPU:-1}
   # The engine's own rate for 19-block chains on 16 lanes, on the same core, this run.
-  engine=$(taskset -c "$cpu" "$root/target/release/examples/bench_sha" 2 | awk '/^sealkit AVX-512/ && !/tree nodes/ {print $(NF-2)}')
+  engine=$(taskset -c "$cpu" "$root/target/release/examples/bench_sha" 2 | awk '/^sealkit avx512/ && !/tree nodes/ {print $(NF-2)}')
   docs=()
   for i in $(seq 1 "$batch"); do docs+=("$(sector_doc "$i")"); rm -rf "$work/s$i/cache"; done
   mem=${PC1_MEMORY:-$(( batch * 2 * 512 + 1024 ))MiB}
   read -r _ t_core m_core < <(timed ours taskset -c "$cpu" "$ours/seal-pc1" -v --threads 1 --memory "$mem" "${docs[@]}")
-  grep -iE "engine|group" "$work/stderr" | head -4 >&2 || true
+  cp "$work/stderr" "$work/core-ours.log"   # -v: each layer's rate, tree_d, the batch's plan
+  grep -E "batch|layer" "$work/core-ours.log" >&2 || true
+  # Disk: the batch's outputs (3 GiB a sector) make room for the reference's one sector.
+  for i in $(seq 2 "$batch"); do rm -rf "$work/s$i/cache" "$work/s$i/sealed"; done
   rm -rf "$work/ref1"; mkdir -p "$work/ref1"
   read -r _ t_ref m_ref < <(FIL_PROOFS_USE_MULTICORE_SDR=1 timed ref "$ref" pc1 "${docs[0]}" "$work/ref1")
   for l in 1 2; do cmp "$work/s1/cache/sc-02-data-layer-$l.dat" "$work/ref1/cache/sc-02-data-layer-$l.dat"; done

@@ -13,6 +13,8 @@
 //! way the miner actor would (ticket age, seed epoch, one precommit per sector, and again at
 //! landing) and verifies proofs with the reference verifier; a proof it cannot verify for a
 //! local reason (parameters missing here) fails the send instead of rejecting a valid proof.
+//! Its wallet pays each message's value (deposits and pledge at `sched::funds` prices) when
+//! the message lands, and the sectors lock them; a push the wallet cannot pay is not sent.
 //!
 //! `sched::lotus::LotusChain` implements the same trait over a Lotus/Forest node.
 

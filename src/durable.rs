@@ -228,6 +228,18 @@ impl Syncer {
         }
     }
 
+    /// A receiver that gets a message once every job queued before this call has run
+    /// (it is closed instead if the worker failed: [`Syncer::finish`] then has the error).
+    /// Lets a producer bound what waits in memory to be written.
+    pub fn marker(&self) -> mpsc::Receiver<()> {
+        let (tx, rx) = mpsc::channel();
+        self.submit(move || {
+            tx.send(()).ok();
+            Ok(())
+        });
+        rx
+    }
+
     /// Waits for every queued job; the first error, if any.
     pub fn finish(mut self) -> Result<()> {
         self.join()

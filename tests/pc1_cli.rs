@@ -430,7 +430,7 @@ fn vector_lane_batches_equal_single_runs() {
 /// Batches larger than the memory budget (`--memory`) are streamed: each group holds only
 /// the layer it labels and reads the previous one back from the files. Every sector's files
 /// and document must be the bytes of an in-memory batch and of single runs: 13 2KiB sectors
-/// in one group on one CPU, three 8MiB sectors in rounds of two, on two CPUs and on one, and
+/// one at a time, three 8MiB sectors in rounds of two, on two CPUs and on one, and
 /// a re-run that finds one sector's layer 2 gone. A budget below one sector's need, or one
 /// that is not a size, is one line.
 #[test]
@@ -441,12 +441,12 @@ fn streamed_batches_equal_in_memory_and_single_runs() {
     let group: Vec<TestSector> = (0..13)
         .map(|i| sector_with_random_pieces(&tmp.path().join(format!("s{i}")), small, &mut rng))
         .collect();
-    // 2KiB: one sector streamed takes 2 KiB of layer and 48 KiB of reader buffers, so
-    // 100 KiB (the in-memory batch needs 104 KiB) labels two at once.
-    let args = ["--threads", "1", "-v", "--memory", "100KiB"];
+    // 2KiB: the in-memory batch of 13 needs 26 × 2 KiB = 52 KiB; one sector streamed takes
+    // 2 KiB of layer and 48 KiB of reader buffers, so 51 KiB labels one at a time.
+    let args = ["--threads", "1", "-v", "--memory", "51KiB"];
     let log = batch_equals_single_runs(&group, &args, &[]);
     assert!(
-        log.contains("streamed batch: sectors 1..2 (1 groups: 2 on"),
+        log.contains("streamed batch: sectors 1..1 (1 groups: 1 on"),
         "{log}"
     );
     assert!(log.contains("streamed batch: sectors 13..13"), "{log}");

@@ -21,10 +21,14 @@ use crate::sdr::batch::{
 use crate::sdr::parent_cache::ParentCache;
 use crate::sector::proof::SealProof;
 
-/// What the in-memory batch holds: two interleaved layers per sector, and tree_d buffers
-/// (2× the sector) waiting to be written.
+/// What the in-memory batch holds at its peak: two interleaved layers per sector while the
+/// last layer is labeled; before labeling, the first layer's buffers and at most two tree_d
+/// buffers (2× the sector each: one being written, one just built; [`seal_batch`] waits for
+/// the one before), so `sectors + 4` sectors' worth with few sectors.
 pub fn in_memory_need(sectors: &[Pc1Sector]) -> u64 {
-    sectors.iter().map(|s| 4 * s.proof.sector_size()).sum()
+    let n = sectors.len() as u64;
+    let size = sectors.first().map_or(0, |s| s.proof.sector_size());
+    size * (2 * n).max(n + 4)
 }
 
 /// The default memory budget: 70% of the memory available now.
@@ -93,10 +97,18 @@ pub fn plan_groups(n: usize, threads: usize) -> Vec<usize> {
 
 pub fn seal_batch(sectors: &[Pc1Sector], parents: &ParentCache, opts: &Pc1Options) -> Result<()> {
     let syncer = Syncer::new();
-    let journals: Vec<SharedJournal> = sectors
-        .iter()
-        .map(|s| prepare_sector(s, opts, &syncer))
-        .collect::<Result<_>>()?;
+    let mut journals: Vec<SharedJournal> = Vec::with_capacity(sectors.len());
+    // At most two tree_d buffers wait in memory: each sector's files are queued, then the
+    // previous sector's are waited for while the next tree_d is built.
+    let mut previous: Option<std::sync::mpsc::Receiver<()>> = None;
+    for s in sectors {
+        journals.push(prepare_sector(s, opts, &syncer)?);
+        if let Some(written) = previous.take() {
+            // Closed if the writer failed; `syncer.finish()` below reports why.
+            written.recv().ok();
+        }
+        previous = Some(syncer.marker());
+    }
     let proof = sectors[0].proof;
     let nodes = proof.nodes() as usize;
     let threads = opts.cpus.len().max(1);
@@ -432,6 +444,32 @@ impl Group<'_> {
 
 #[cfg(test)]
 mod tests {
+    /// Two layers per sector, or the first layer and two tree_d buffers (2 × the sector
+    /// each) with fewer than four sectors.
+    #[test]
+    fn in_memory_need_counts_two_layers_and_two_tree_d_buffers() {
+        use super::{in_memory_need, Pc1Sector};
+        use crate::sector::proof::SealProof;
+        let of = |n: usize| {
+            let sectors: Vec<Pc1Sector> = (0..n)
+                .map(|_| Pc1Sector {
+                    proof: SealProof::from_name("StackedDrg512MiBV1_1").unwrap(),
+                    replica_id: [0; 32],
+                    comm_d: [0; 32],
+                    unsealed: "u".into(),
+                    sealed: "s".into(),
+                    cache: "c".into(),
+                })
+                .collect();
+            in_memory_need(&sectors)
+        };
+        let mib = 1u64 << 20;
+        assert_eq!(of(16), 16 * 2 * 512 * mib);
+        assert_eq!(of(4), 8 * 512 * mib);
+        assert_eq!(of(2), 6 * 512 * mib);
+        assert_eq!(of(0), 0);
+    }
+
     #[test]
     fn groups() {
         use super::group_sizes;

@@ -359,7 +359,10 @@ fn metrics_and_the_web_view_match_the_database_during_a_real_run() {
         [&labels(&[("path", &store)])]
     );
     assert!(storage.values().all(|v| *v > 0.0));
-    assert_eq!(m["sealkit_alerts"].len(), 7);
+    assert_eq!(
+        m["sealkit_alerts"].len(),
+        sealkit::sched::alerts::AlertKind::ALL.len()
+    );
 
     // The web view: headers, escaping, no URL off the machine.
     let (status, ct, csp, html) = get(&format!("{base}/")).unwrap();

@@ -353,6 +353,37 @@ fn one_cpu_path_equals_pipelined_path() {
     assert_eq!(one.stdout, two.stdout);
 }
 
+/// In a batch the sectors' data is read (replica copy, tree_d, the CommD check) beside the
+/// first layer's labeling. When one sector's unsealed data no longer has the document's
+/// CommD, the batch fails with one line naming that file and writes no layer of any sector.
+#[test]
+fn batch_with_changed_data_writes_no_layer() {
+    let mut rng = rng("batch_with_changed_data_writes_no_layer");
+    let tmp = tempfile::tempdir().unwrap();
+    let proof = SealProof::from_id(5).unwrap();
+    let sectors: Vec<TestSector> = (0..3)
+        .map(|i| sector_with_random_pieces(&tmp.path().join(format!("s{i}")), proof, &mut rng))
+        .collect();
+    let mut data = fs::read(sectors[1].unsealed()).unwrap();
+    data[0] ^= 1;
+    fs::write(sectors[1].unsealed(), &data).unwrap();
+    let docs: Vec<PathBuf> = sectors.iter().map(|s| s.doc_file()).collect();
+    let refs: Vec<&Path> = docs.iter().map(|d| d.as_path()).collect();
+    let e = err_line(&pc1(&refs));
+    assert!(
+        e.contains(&sectors[1].unsealed().display().to_string()) && e.contains("CommD"),
+        "{e}"
+    );
+    for s in &sectors {
+        let layers: Vec<String> = files(&s.cache())
+            .into_iter()
+            .map(|(name, _)| name)
+            .filter(|name| name.contains("layer"))
+            .collect();
+        assert!(layers.is_empty(), "{layers:?}");
+    }
+}
+
 /// Runs `sectors` as one batch (with `args` and environment `env`), then each alone with the
 /// default settings: every sector's documents and files must be the same bytes. Returns the
 /// batch run's stderr.

@@ -97,7 +97,7 @@ fn small_sigma1(x: __m512i) -> __m512i {
 #[target_feature(enable = "avx512f")]
 // The last sixteen rounds expand no schedule; the macro still names the ring updates.
 #[allow(unused_assignments)]
-fn block(s: &mut [__m512i; 8], mut w: [__m512i; 16]) {
+pub(crate) fn block(s: &mut [__m512i; 8], mut w: [__m512i; 16]) {
     let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = *s;
     // Round t = 16 j + i uses W[t] (ring slot i); while the schedule runs (`$next`), slot i
     // then becomes W[t + 16] = σ1(W[t + 14]) + W[t + 9] + σ0(W[t + 1]) + W[t], all of them
@@ -188,7 +188,7 @@ fn pad_block2(s: &mut [[__m512i; 8]; 2]) {
 /// Transposes 16 rows of 16 words: `out[j]` word `i` = `rows[i]` word `j`.
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn transpose16(r: &[__m512i; 16]) -> [__m512i; 16] {
+pub(crate) fn transpose16(r: &[__m512i; 16]) -> [__m512i; 16] {
     // Within each 128-bit quarter: pairs of rows interleaved by words, then by word pairs.
     let mut t = [_mm512_setzero_si512(); 16];
     for k in 0..8 {
@@ -221,7 +221,7 @@ fn transpose16(r: &[__m512i; 16]) -> [__m512i; 16] {
 /// Byte-swaps every 32-bit word (SHA-256 words are big-endian).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw")]
-fn bswap(x: __m512i) -> __m512i {
+pub(crate) fn bswap(x: __m512i) -> __m512i {
     let m = _mm512_set4_epi32(0x0c0d0e0f, 0x08090a0b, 0x04050607, 0x00010203);
     _mm512_shuffle_epi8(x, m)
 }
@@ -297,7 +297,7 @@ pub unsafe fn hash64_trunc(input: *const u8, out: *mut u8) {
 /// `out` writable for 512 bytes.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw")]
-unsafe fn store_nodes(s: &[__m512i; 8], out: *mut u8) {
+pub(crate) unsafe fn store_nodes(s: &[__m512i; 8], out: *mut u8) {
     let s: [__m512i; 8] = std::array::from_fn(|i| bswap(s[i]));
     // As in `transpose16` with 8 rows: quarter q of u[4k + m] holds lane 4q + m of words
     // 4k..4k+3, so lane j = 4q + m is quarter q of u[m] followed by quarter q of u[4 + m].

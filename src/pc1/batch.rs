@@ -2,13 +2,15 @@
 //! group, each on its own CPU (see [`crate::sdr::batch`]). Layers are written to each
 //! sector's own files and journal exactly as the single-sector path writes them.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{anyhow, ensure, Context, Result};
 use memmap2::{Mmap, MmapMut};
 
 use super::{
-    layer_file, prepare_sector, reuse, stream, write_later, Pc1Options, Pc1Sector, SharedJournal,
+    layer_file, open_sector, prepare_data, prepare_sector, reuse, stream, write_later, Pc1Options,
+    Pc1Sector, SharedJournal,
 };
 use crate::buffer::anon_buffer;
 use crate::durable::{PendingFile, Syncer};
@@ -22,8 +24,8 @@ use crate::sdr::parent_cache::ParentCache;
 use crate::sector::proof::SealProof;
 
 /// What the in-memory batch holds at its peak: two interleaved layers per sector while the
-/// last layer is labeled; before labeling, the first layer's buffers and at most two tree_d
-/// buffers (2× the sector each: one being written, one just built; [`seal_batch`] waits for
+/// last layer is labeled; while the first layer is labeled, its buffers and at most two tree_d
+/// buffers (2× the sector each: one being written, one just built; [`prepare_all`] waits for
 /// the one before), so `sectors + 4` sectors' worth with few sectors.
 pub fn in_memory_need(sectors: &[Pc1Sector]) -> u64 {
     let n = sectors.len() as u64;
@@ -95,20 +97,65 @@ pub fn plan_groups(n: usize, threads: usize) -> Vec<usize> {
     }
 }
 
+/// Seals a batch whose layers fit in memory. Labels do not depend on the sectors' data, so
+/// the replica copies and tree_d ([`prepare_all`]) run on a thread beside the first layer's
+/// labeling, where their reads and writes wait on the disk rather than on the hashing cores;
+/// the first layer's files are queued only once every sector's data checked out.
 pub fn seal_batch(sectors: &[Pc1Sector], parents: &ParentCache, opts: &Pc1Options) -> Result<()> {
     let syncer = Syncer::new();
-    let mut journals: Vec<SharedJournal> = Vec::with_capacity(sectors.len());
-    // At most two tree_d buffers wait in memory: each sector's files are queued, then the
-    // previous sector's are waited for while the next tree_d is built.
+    let journals: Vec<SharedJournal> = sectors.iter().map(open_sector).collect::<Result<_>>()?;
+    let failed = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let preparing = scope.spawn(|| {
+            let r = prepare_all(sectors, &journals, opts, &syncer);
+            if r.is_err() {
+                // The labeling stops early: its output is thrown away.
+                failed.store(true, Ordering::Relaxed);
+            }
+            r
+        });
+        label_layers(
+            sectors, &journals, parents, opts, &syncer, &failed, preparing,
+        )
+    })?;
+    step(opts.verbose, "waiting for files to reach the disk", || {
+        syncer.finish()
+    })
+}
+
+/// Each sector's replica file and tree_d, one sector after another. At most two tree_d
+/// buffers wait in memory: each sector's files are queued, then the previous sector's are
+/// waited for while the next tree_d is built.
+fn prepare_all(
+    sectors: &[Pc1Sector],
+    journals: &[SharedJournal],
+    opts: &Pc1Options,
+    syncer: &Syncer,
+) -> Result<()> {
     let mut previous: Option<std::sync::mpsc::Receiver<()>> = None;
-    for s in sectors {
-        journals.push(prepare_sector(s, opts, &syncer)?);
+    for (s, journal) in sectors.iter().zip(journals) {
+        prepare_data(s, opts, syncer, journal)?;
         if let Some(written) = previous.take() {
-            // Closed if the writer failed; `syncer.finish()` below reports why.
+            // Closed if the writer failed; `syncer.finish()` reports why.
             written.recv().ok();
         }
         previous = Some(syncer.marker());
     }
+    Ok(())
+}
+
+/// The layers of an in-memory batch; `preparing` (the [`prepare_all`] thread, which sets
+/// `failed` when it fails) is joined once the first layer is labeled.
+fn label_layers(
+    sectors: &[Pc1Sector],
+    journals: &[SharedJournal],
+    parents: &ParentCache,
+    opts: &Pc1Options,
+    syncer: &Syncer,
+    failed: &AtomicBool,
+    preparing: std::thread::ScopedJoinHandle<'_, Result<()>>,
+) -> Result<()> {
+    let mut preparing = Some(preparing);
     let proof = sectors[0].proof;
     let nodes = proof.nodes() as usize;
     let threads = opts.cpus.len().max(1);
@@ -184,6 +231,7 @@ pub fn seal_batch(sectors: &[Pc1Sector], parents: &ParentCache, opts: &Pc1Option
                                     parents,
                                     prev: prev_g,
                                     cpu,
+                                    stop: Some(failed),
                                     progress: &|n| {
                                         if k == 0 {
                                             bar.set_position(n)
@@ -215,6 +263,10 @@ pub fn seal_batch(sectors: &[Pc1Sector], parents: &ParentCache, opts: &Pc1Option
             );
         }
 
+        if let Some(p) = preparing.take() {
+            p.join()
+                .map_err(|_| anyhow!("the thread preparing the sectors' data panicked"))??;
+        }
         // The files are written by the syncer while the next layer is labeled.
         let done: Vec<Arc<Mmap>> = outs
             .into_iter()
@@ -244,7 +296,7 @@ pub fn seal_batch(sectors: &[Pc1Sector], parents: &ParentCache, opts: &Pc1Option
                         };
                         let path = s.cache.join(&name);
                         write_later(
-                            &syncer,
+                            syncer,
                             path,
                             nodes as u64 * 32,
                             fill,
@@ -258,9 +310,7 @@ pub fn seal_batch(sectors: &[Pc1Sector], parents: &ParentCache, opts: &Pc1Option
         )?;
         prev = done;
     }
-    step(opts.verbose, "waiting for files to reach the disk", || {
-        syncer.finish()
-    })
+    Ok(())
 }
 
 /// A size for messages: KiB below a MiB, else MiB.
@@ -376,6 +426,7 @@ impl Group<'_> {
                 parents: self.parents,
                 prev: None,
                 cpu: self.cpu,
+                stop: None,
                 progress: &|_| {},
             };
             let started = std::time::Instant::now();

@@ -247,13 +247,30 @@ pub(crate) fn write_later(
 /// Prepares a sector for labeling: its cache directory, its journal, the replica file and
 /// tree_d (checked against comm_d). Files are committed by `syncer`. Returns the journal.
 pub fn prepare_sector(s: &Pc1Sector, opts: &Pc1Options, syncer: &Syncer) -> Result<SharedJournal> {
+    let journal = open_sector(s)?;
+    prepare_data(s, opts, syncer, &journal)?;
+    Ok(journal)
+}
+
+/// A sector's cache directory (created, dead temp files removed) and its journal.
+pub fn open_sector(s: &Pc1Sector) -> Result<SharedJournal> {
     fs::create_dir_all(&s.cache)
         .with_context(|| format!("creating cache directory {}", s.cache.display()))?;
     remove_dead_temps(&s.cache);
     remove_dead_temps_beside(&s.sealed);
     let rid = crate::hex::encode(&s.replica_id);
-    let journal = Arc::new(Mutex::new(Journal::load(&s.cache, &rid)));
+    Ok(Arc::new(Mutex::new(Journal::load(&s.cache, &rid))))
+}
 
+/// The part of a sector's preparation that reads its data: the replica file and tree_d
+/// (checked against comm_d), queued on `syncer`. Labels do not depend on the data, so a
+/// batch runs this beside its first layer's labeling.
+pub fn prepare_data(
+    s: &Pc1Sector,
+    opts: &Pc1Options,
+    syncer: &Syncer,
+    journal: &SharedJournal,
+) -> Result<()> {
     let replica = step(opts.verbose, "replica copy", || {
         write_replica(&s.unsealed, &s.sealed, s.proof.sector_size(), syncer)
     })?;
@@ -299,11 +316,11 @@ pub fn prepare_sector(s: &Pc1Sector, opts: &Pc1Options, syncer: &Syncer) -> Resu
             s.cache.join(TREE_D_FILE),
             len,
             fill,
-            &journal,
+            journal,
             &s.cache,
         );
     }
-    Ok(journal)
+    Ok(())
 }
 
 /// Replica, tree_d and layers for one sector, resuming from its journal.

@@ -13,6 +13,8 @@ use super::label::{
     header_states, header_states16, label_layer1_16, label_layer1_lanes, label_layer_n_16,
     label_layer_n_lanes, label_node0, LABEL,
 };
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use super::parent_cache::ParentCache;
 use super::{prefetch, BASE_DEGREE, DEGREE, EXP_DEGREE};
 use crate::affinity::pin_current_thread;
@@ -43,6 +45,8 @@ pub struct GroupJob<'a> {
     pub prev: Option<&'a [u8]>,
     /// CPU to pin the hashing thread to.
     pub cpu: Option<usize>,
+    /// Set by another thread to stop the labeling early; the output is then unfinished.
+    pub stop: Option<&'a AtomicBool>,
     pub progress: &'a (dyn Fn(u64) + Sync),
 }
 
@@ -85,6 +89,8 @@ pub fn label_group_fed(job: &GroupJob, out: &mut [u8], feed: Option<&mut dyn Exp
             3 => run(job, out, feed, &chains::<3>(job)),
             _ => run(job, out, feed, &chains::<4>(job)),
         },
+        #[cfg(target_arch = "x86_64")]
+        Engine::Avx512 if feed.is_none() => run_x16(job, out),
         engine => run(job, out, feed, &wide(job, engine)),
     }
 }
@@ -142,21 +148,15 @@ fn run<const B: usize>(
     let mut bufs = [[0u8; DEGREE * LABEL]; B];
     let mut labels = [[0u8; 32]; B];
     let parents_of = |v: usize| job.parents.parents(v as u64);
-    // Every cache line of a parent's row (one node of every lane).
-    let prefetch_row = |base: *const u8, node: usize| {
-        for line in (0..stride).step_by(64) {
-            prefetch(base.wrapping_add(node * stride + line));
-        }
-    };
     for v in 1..nodes {
         if v + PREFETCH_AHEAD < nodes {
             let p = parents_of(v + PREFETCH_AHEAD);
             for &b in &p[..BASE_DEGREE] {
-                prefetch_row(out.as_ptr(), b as usize);
+                prefetch_row(out.as_ptr(), stride, b as usize);
             }
             if let Some(prev) = job.prev {
                 for &e in &p[BASE_DEGREE..] {
-                    prefetch_row(prev.as_ptr(), e as usize);
+                    prefetch_row(prev.as_ptr(), stride, e as usize);
                 }
             }
         }
@@ -189,9 +189,87 @@ fn run<const B: usize>(
         }
         if v % (1 << 16) == 0 {
             (job.progress)(v as u64);
+            if job.stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                return;
+            }
         }
     }
     (job.progress)(nodes as u64);
+}
+
+/// The layer loop on the AVX-512 lanes, parents read where they lie
+/// ([`super::label_x16`]).
+#[cfg(target_arch = "x86_64")]
+fn run_x16(job: &GroupJob, out: &mut [u8]) {
+    use super::label_x16::{label_row, Group16};
+    let lanes = job.replica_ids.len();
+    let stride = lanes * LABEL;
+    let nodes = out.len() / stride;
+    assert!(
+        job.layer == 1 || job.prev.is_some_and(|p| p.len() == out.len()),
+        "a layer after the first needs the previous one, as large"
+    );
+    for (l, rid) in job.replica_ids.iter().enumerate() {
+        out[l * LABEL..(l + 1) * LABEL].copy_from_slice(&label_node0(rid, job.layer));
+    }
+    assert!(
+        sha256_engine::Engine::Avx512.available(),
+        "the AVX-512 engine on a CPU without it"
+    );
+    // SAFETY: the CPU has AVX-512F and AVX-512BW (checked above).
+    let group = unsafe { Group16::new(job.replica_ids, job.layer) };
+    let degree = if job.layer == 1 { BASE_DEGREE } else { DEGREE };
+    let base = out.as_mut_ptr();
+    let prev = job.prev.map(|p| p.as_ptr());
+    let mut rows = [std::ptr::null::<u8>(); DEGREE];
+    for v in 1..nodes {
+        if v + PREFETCH_AHEAD < nodes {
+            let p = job.parents.parents((v + PREFETCH_AHEAD) as u64);
+            for &b in &p[..BASE_DEGREE] {
+                prefetch_row(base, stride, b as usize);
+            }
+            if let Some(prev) = prev {
+                for &e in &p[BASE_DEGREE..] {
+                    prefetch_row(prev, stride, e as usize);
+                }
+            }
+        }
+        let p = job.parents.parents(v as u64);
+        // Base parents are earlier nodes of this layer (labeled, and not the row written);
+        // expander parents are nodes of the previous layer.
+        for (r, &b) in rows.iter_mut().zip(&p[..BASE_DEGREE]) {
+            assert!(
+                (b as usize) < v,
+                "base parent {b} of node {v} is not before it"
+            );
+            *r = base.wrapping_add(b as usize * stride);
+        }
+        if let Some(prev) = prev {
+            for (r, &e) in rows[BASE_DEGREE..].iter_mut().zip(&p[BASE_DEGREE..]) {
+                assert!((e as usize) < nodes, "expander parent {e} past the layer");
+                *r = prev.wrapping_add(e as usize * stride);
+            }
+        }
+        // SAFETY: AVX-512 checked; every parent row lies within `out` (before row v) or
+        // `prev` (asserted above), each `stride` bytes; row v is within `out` and none of
+        // the parent rows.
+        unsafe { label_row(&group, v as u64, &rows[..degree], base.add(v * stride)) };
+        if v % (1 << 16) == 0 {
+            (job.progress)(v as u64);
+            if job.stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                return;
+            }
+        }
+    }
+    (job.progress)(nodes as u64);
+}
+
+/// Prefetches every cache line of row `node` (one node of every lane) at `base`.
+#[inline]
+fn prefetch_row(base: *const u8, stride: usize, node: usize) {
+    for line in (0..stride).step_by(64) {
+        prefetch(base.wrapping_add(node * stride + line));
+    }
 }
 
 /// Copies sector `lane` of an interleaved group buffer into `out`.

@@ -2,7 +2,8 @@
 //!
 //! `seeds` derives the DRG seed and Feistel keys from the porep_id, `drg` and `feistel` give
 //! the 6 base and 8 expander parents of a node, `graph` puts them together, `parent_cache`
-//! stores them in the reference's cache file, `label` hashes labels and `labeler` runs a
+//! stores them in the reference's cache file, `label` hashes labels (`label_x16`: a batch
+//! group's 16 lanes straight from its interleaved layers) and `labeler` runs a
 //! whole sector (or a batch of sectors) through all layers.
 
 pub mod batch;
@@ -10,6 +11,8 @@ pub mod drg;
 pub mod feistel;
 pub mod graph;
 pub mod label;
+#[cfg(target_arch = "x86_64")]
+pub mod label_x16;
 pub mod labeler;
 pub mod parent_cache;
 pub mod seeds;

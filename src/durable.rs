@@ -8,8 +8,7 @@
 //! collects the outcome with [`Syncer::finish`] before it reports success.
 
 use std::fs::{self, File};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -17,9 +16,9 @@ use std::thread::JoinHandle;
 use anyhow::{anyhow, Context, Result};
 use memmap2::{Mmap, MmapMut};
 
+use crate::direct_io::ChunkWriter;
 use crate::fsutil::{
-    check_replaceable, create_preallocated, create_temp, open_regular_read, rename_into_place,
-    reserve, sync_parent, temp_path,
+    check_replaceable, create_preallocated, rename_into_place, sync_parent, temp_path,
 };
 
 /// A fully written file still under its temp name, with its checksum.
@@ -82,8 +81,9 @@ const STREAM_CHUNK: usize = 4 << 20;
 
 impl PendingFile {
     /// Writes `len` bytes to `path`'s temp file with plain writes (no page fault per page, as
-    /// a fresh map would take), `fill(chunk, offset)` producing each chunk, and checksums them
-    /// on the way.
+    /// a fresh map would take), direct where the file system allows ([`ChunkWriter`]: the
+    /// page cache costs more CPU than the hashing can spare), `fill(chunk, offset)` producing
+    /// each chunk, and checksums them on the way.
     pub fn write_streamed(
         path: PathBuf,
         len: u64,
@@ -93,14 +93,15 @@ impl PendingFile {
         let tmp = temp_path(&path);
         let r = (|| -> Result<(File, String)> {
             let mut file = create_preallocated(&tmp, len)?;
-            let mut buf = vec![0u8; STREAM_CHUNK.min(len as usize)];
+            let mut writer = ChunkWriter::new(&file, STREAM_CHUNK, true)?;
             let mut hasher = xxhash_rust::xxh3::Xxh3::new();
             let mut off = 0u64;
             while off < len {
                 let n = (len - off).min(STREAM_CHUNK as u64) as usize;
-                fill(&mut buf[..n], off);
-                hasher.update(&buf[..n]);
-                file.write_all(&buf[..n])?;
+                let buf = writer.chunk(n);
+                fill(buf, off);
+                hasher.update(buf);
+                writer.write(&mut file, n)?;
                 off += n as u64;
             }
             Ok((file, format!("{:016x}", hasher.digest())))
@@ -121,39 +122,8 @@ impl PendingFile {
         }
     }
 
-    /// Copies `src` (a regular file; a pipe or device is refused, never waited on) to
-    /// `path`'s temp file in the kernel, extends it to `len` bytes with space reserved, and
-    /// maps the result for reading.
-    pub fn copied(src: &Path, path: PathBuf, len: u64) -> Result<PendingFile> {
-        check_replaceable(&path)?;
-        let tmp = temp_path(&path);
-        let r = (|| -> Result<(File, Mmap)> {
-            let mut from = open_regular_read(src)?;
-            let mut file = create_temp(&tmp)?;
-            std::io::copy(&mut from, &mut file)?;
-            file.set_len(len)?;
-            reserve(&file, len)?;
-            let map = unsafe { Mmap::map(&file)? };
-            Ok((file, map))
-        })();
-        match r {
-            Ok((file, map)) => Ok(PendingFile {
-                tmp,
-                path,
-                file,
-                len,
-                checksum: String::new(),
-                map: Some(Arc::new(map)),
-            }),
-            Err(e) => {
-                fs::remove_file(&tmp).ok();
-                Err(e).with_context(|| format!("copying {} to {}", src.display(), path.display()))
-            }
-        }
-    }
-
     /// The content, for readers that need it before it is committed (files made by
-    /// [`NewFile`] or [`PendingFile::copied`]).
+    /// [`NewFile`]).
     pub fn map(&self) -> Option<Arc<Mmap>> {
         self.map.clone()
     }

@@ -17,6 +17,7 @@ pub mod affinity;
 pub mod buffer;
 pub mod cli;
 pub mod commit;
+pub mod direct_io;
 pub mod durable;
 pub mod filecoin;
 pub mod fsutil;

@@ -22,7 +22,7 @@ use memmap2::Mmap;
 use crate::buffer::anon_buffer;
 use crate::durable::{NewFile, PendingFile, Syncer};
 use crate::fsutil::{open_regular_read, remove_dead_temps, remove_dead_temps_beside};
-use crate::merkle::tree_d::{build_tree_d, TREE_D_FILE};
+use crate::merkle::tree_d::{build_tree_d_in_place, TREE_D_FILE};
 use crate::piece::comm_d::{comm_d as comm_d_of, PieceCommitment};
 use crate::progress::step;
 use crate::sdr::graph::SdrGraph;
@@ -265,29 +265,39 @@ pub fn open_sector(s: &Pc1Sector) -> Result<SharedJournal> {
 /// The part of a sector's preparation that reads its data: the replica file and tree_d
 /// (checked against comm_d), queued on `syncer`. Labels do not depend on the data, so a
 /// batch runs this beside its first layer's labeling.
+///
+/// The data is read once, into the leaf row of the tree_d buffer (zeros past the data fill
+/// the sector); the replica file is written from those leaves and tree_d from the whole
+/// buffer, both with [`PendingFile::write_streamed`] (around the page cache where the file
+/// system allows).
 pub fn prepare_data(
     s: &Pc1Sector,
     opts: &Pc1Options,
     syncer: &Syncer,
     journal: &SharedJournal,
 ) -> Result<()> {
-    let replica = step(opts.verbose, "replica copy", || {
-        write_replica(&s.unsealed, &s.sealed, s.proof.sector_size(), syncer)
-    })?;
-
-    if !reuse(
+    let size = s.proof.sector_size() as usize;
+    let nodes = s.proof.nodes() as usize;
+    let tree_d_done = reuse(
         &journal.lock().expect("journal lock"),
         &s.cache,
         TREE_D_FILE,
-    )? {
-        let nodes = s.proof.nodes() as usize;
-        let mut tree = anon_buffer((2 * nodes - 1) * 32)?;
+    )?;
+    let mut tree = anon_buffer(if tree_d_done {
+        size
+    } else {
+        (2 * nodes - 1) * 32
+    })?;
+    step(opts.verbose, "reading the data", || {
+        read_data(&s.unsealed, &mut tree[..size])
+    })?;
+    if !tree_d_done {
         let engine = crate::hash::sha256_engine::active();
         let started = std::time::Instant::now();
         let root = step(
             opts.verbose,
             &format!("tree_d (SHA-256 engine {})", engine.describe()),
-            || Ok(build_tree_d(&replica, &mut tree)),
+            || Ok(build_tree_d_in_place(&mut tree)),
         )?;
         if opts.verbose {
             // Every internal node is two compressions (its pair, then the padding block).
@@ -306,7 +316,19 @@ pub fn prepare_data(
                 crate::hex::encode(&s.comm_d)
             );
         }
-        let tree = tree.make_read_only()?;
+    }
+    let tree = Arc::new(tree.make_read_only()?);
+    if let Some(dir) = s.sealed.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).with_context(|| format!("creating directory {}", dir.display()))?;
+    }
+    let (leaves, sealed) = (Arc::clone(&tree), s.sealed.clone());
+    syncer.submit(move || {
+        let fill = |chunk: &mut [u8], off: u64| {
+            chunk.copy_from_slice(&leaves[off as usize..off as usize + chunk.len()])
+        };
+        PendingFile::write_streamed(sealed, size as u64, fill)?.commit()
+    });
+    if !tree_d_done {
         let len = tree.len() as u64;
         let fill = move |chunk: &mut [u8], off: u64| {
             chunk.copy_from_slice(&tree[off as usize..off as usize + chunk.len()])
@@ -321,6 +343,26 @@ pub fn prepare_data(
         );
     }
     Ok(())
+}
+
+/// Reads the unsealed file (a regular file of at most the sector's size) into the start of
+/// `out`, which is zero past it.
+fn read_data(unsealed: &Path, out: &mut [u8]) -> Result<()> {
+    let mut f = open_regular_read(unsealed)
+        .with_context(|| format!("unsealed file {}", unsealed.display()))?;
+    let len = f
+        .metadata()
+        .with_context(|| format!("unsealed file {}", unsealed.display()))?
+        .len();
+    ensure!(
+        len <= out.len() as u64,
+        "unsealed file {} has {len} bytes, more than the {}-byte sector",
+        unsealed.display(),
+        out.len()
+    );
+    use std::io::Read;
+    f.read_exact(&mut out[..len as usize])
+        .with_context(|| format!("reading unsealed file {}", unsealed.display()))
 }
 
 /// Replica, tree_d and layers for one sector, resuming from its journal.
@@ -385,31 +427,4 @@ pub(crate) fn reuse(journal: &Journal, cache: &Path, name: &str) -> Result<bool>
         );
     }
     Ok(ok)
-}
-
-/// Copies the unsealed data into the replica file, zero-extended to the sector size (space
-/// reserved: PC2 encodes it in place through a map), and maps it read-only. The copy is
-/// committed from its temp name by `syncer`, so a kill never leaves a short replica.
-fn write_replica(
-    unsealed: &Path,
-    sealed: &Path,
-    sector_size: u64,
-    syncer: &Syncer,
-) -> Result<Arc<Mmap>> {
-    let len = open_regular_read(unsealed)
-        .and_then(|f| f.metadata())
-        .with_context(|| format!("unsealed file {}", unsealed.display()))?
-        .len();
-    ensure!(
-        len <= sector_size,
-        "unsealed file {} has {len} bytes, more than the {sector_size}-byte sector",
-        unsealed.display()
-    );
-    if let Some(dir) = sealed.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir).with_context(|| format!("creating directory {}", dir.display()))?;
-    }
-    let file = PendingFile::copied(unsealed, sealed.to_path_buf(), sector_size)?;
-    let map = file.map().expect("a copied file is mapped");
-    syncer.submit(move || file.commit());
-    Ok(map)
 }

@@ -14,7 +14,7 @@
 //! on disk are the same either way.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 
 use memmap2::MmapMut;
@@ -92,6 +92,34 @@ impl ChunkWriter {
     }
 }
 
+/// Fills `out` from the start of `file` (which has at least `out.len()` bytes): directly
+/// where the file system allows and `out` starts on an [`ALIGN`] boundary, the unaligned
+/// tail through the page cache.
+pub fn read_exact(file: &mut File, out: &mut [u8]) -> io::Result<()> {
+    let mut done = 0;
+    if (out.as_ptr() as usize).is_multiple_of(ALIGN) && set_direct(file, true).is_ok() {
+        let aligned = out.len() / ALIGN * ALIGN;
+        while done < aligned {
+            // Large reads, whole blocks each.
+            let end = aligned.min(done + (64 << 20));
+            match file.read(&mut out[done..end]) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(k) => {
+                    done += k;
+                    if k % ALIGN != 0 {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => break,
+                Err(e) => return Err(e),
+            }
+        }
+        set_direct(file, false)?;
+    }
+    file.read_exact(&mut out[done..])
+}
+
 /// Sets or clears O_DIRECT on an open file (Linux allows it through F_SETFL; a file system
 /// without direct I/O refuses with EINVAL).
 fn set_direct(file: &File, on: bool) -> io::Result<()> {
@@ -109,11 +137,11 @@ fn set_direct(file: &File, on: bool) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
 
     /// Direct and buffered writers leave the same bytes: whole chunks, a chunk that is not a
     /// multiple of the block, and a tail shorter than one block; in a file system directory
-    /// of the machine and in /dev/shm (tmpfs) where there is one.
+    /// of the machine and in /dev/shm (tmpfs) where there is one. Reading them back gives
+    /// the same bytes, into aligned and unaligned buffers.
     #[test]
     fn direct_and_buffered_files_are_equal() {
         let tmp = tempfile::tempdir().unwrap();
@@ -142,6 +170,15 @@ mod tests {
                 let mut got = Vec::new();
                 File::open(&path).unwrap().read_to_end(&mut got).unwrap();
                 assert!(got == content, "{} direct={direct}", dir.display());
+                // Read back into an aligned buffer (the aligned part directly), and into
+                // one that is not aligned.
+                let mut map = MmapMut::map_anon(len + 1).unwrap();
+                for at in [0, 1] {
+                    map.fill(0);
+                    let mut f = File::open(&path).unwrap();
+                    read_exact(&mut f, &mut map[at..at + len]).unwrap();
+                    assert!(map[at..at + len] == content[..], "read at {at}");
+                }
             }
         }
     }

@@ -124,22 +124,25 @@ pub fn seal_batch(sectors: &[Pc1Sector], parents: &ParentCache, opts: &Pc1Option
 }
 
 /// Each sector's replica file and tree_d, one sector after another. At most two tree_d
-/// buffers wait in memory: each sector's files are queued, then the previous sector's are
-/// waited for while the next tree_d is built.
+/// buffers are in use, one being built and one being written: each sector's files are
+/// queued, then the previous sector's are waited for, and its buffer serves the next.
 fn prepare_all(
     sectors: &[Pc1Sector],
     journals: &[SharedJournal],
     opts: &Pc1Options,
     syncer: &Syncer,
 ) -> Result<()> {
-    let mut previous: Option<std::sync::mpsc::Receiver<()>> = None;
+    let mut previous: Option<(std::sync::mpsc::Receiver<()>, Arc<Mmap>)> = None;
+    let mut spare = None;
     for (s, journal) in sectors.iter().zip(journals) {
-        prepare_data(s, opts, syncer, journal)?;
-        if let Some(written) = previous.take() {
+        let buffer = prepare_data(s, opts, syncer, journal, spare.take())?;
+        if let Some((written, before)) = previous.take() {
             // Closed if the writer failed; `syncer.finish()` reports why.
             written.recv().ok();
+            // The writers are done with the earlier sector's buffer: the next one reuses it.
+            spare = Arc::try_unwrap(before).ok().and_then(|m| m.make_mut().ok());
         }
-        previous = Some(syncer.marker());
+        previous = Some((syncer.marker(), buffer));
     }
     Ok(())
 }

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, ensure, Context, Result};
-use memmap2::Mmap;
+use memmap2::{Mmap, MmapMut};
 
 use crate::buffer::anon_buffer;
 use crate::durable::{NewFile, PendingFile, Syncer};
@@ -248,7 +248,7 @@ pub(crate) fn write_later(
 /// tree_d (checked against comm_d). Files are committed by `syncer`. Returns the journal.
 pub fn prepare_sector(s: &Pc1Sector, opts: &Pc1Options, syncer: &Syncer) -> Result<SharedJournal> {
     let journal = open_sector(s)?;
-    prepare_data(s, opts, syncer, &journal)?;
+    prepare_data(s, opts, syncer, &journal, None)?;
     Ok(journal)
 }
 
@@ -269,13 +269,16 @@ pub fn open_sector(s: &Pc1Sector) -> Result<SharedJournal> {
 /// The data is read once, into the leaf row of the tree_d buffer (zeros past the data fill
 /// the sector); the replica file is written from those leaves and tree_d from the whole
 /// buffer, both with [`PendingFile::write_streamed`] (around the page cache where the file
-/// system allows).
+/// system allows). The buffer is returned (shared with those writes): once they are done,
+/// a batch hands it back as `spare` for a later sector, since fresh memory costs a page
+/// fault per page (and on a VM often a trip to the host).
 pub fn prepare_data(
     s: &Pc1Sector,
     opts: &Pc1Options,
     syncer: &Syncer,
     journal: &SharedJournal,
-) -> Result<()> {
+    spare: Option<MmapMut>,
+) -> Result<Arc<Mmap>> {
     let size = s.proof.sector_size() as usize;
     let nodes = s.proof.nodes() as usize;
     let tree_d_done = reuse(
@@ -283,11 +286,15 @@ pub fn prepare_data(
         &s.cache,
         TREE_D_FILE,
     )?;
-    let mut tree = anon_buffer(if tree_d_done {
+    let want = if tree_d_done {
         size
     } else {
         (2 * nodes - 1) * 32
-    })?;
+    };
+    let mut tree = match spare {
+        Some(b) if b.len() == want => b,
+        _ => anon_buffer(want)?,
+    };
     step(opts.verbose, "reading the data", || {
         read_data(&s.unsealed, &mut tree[..size])
     })?;
@@ -329,9 +336,9 @@ pub fn prepare_data(
         PendingFile::write_streamed(sealed, size as u64, fill)?.commit()
     });
     if !tree_d_done {
-        let len = tree.len() as u64;
+        let (whole, len) = (Arc::clone(&tree), tree.len() as u64);
         let fill = move |chunk: &mut [u8], off: u64| {
-            chunk.copy_from_slice(&tree[off as usize..off as usize + chunk.len()])
+            chunk.copy_from_slice(&whole[off as usize..off as usize + chunk.len()])
         };
         write_later(
             syncer,
@@ -342,11 +349,11 @@ pub fn prepare_data(
             &s.cache,
         );
     }
-    Ok(())
+    Ok(tree)
 }
 
 /// Reads the unsealed file (a regular file of at most the sector's size) into the start of
-/// `out`, which is zero past it.
+/// `out` and zeroes the rest.
 fn read_data(unsealed: &Path, out: &mut [u8]) -> Result<()> {
     let mut f = open_regular_read(unsealed)
         .with_context(|| format!("unsealed file {}", unsealed.display()))?;
@@ -360,9 +367,11 @@ fn read_data(unsealed: &Path, out: &mut [u8]) -> Result<()> {
         unsealed.display(),
         out.len()
     );
-    use std::io::Read;
-    f.read_exact(&mut out[..len as usize])
-        .with_context(|| format!("reading unsealed file {}", unsealed.display()))
+    crate::direct_io::read_exact(&mut f, &mut out[..len as usize])
+        .with_context(|| format!("reading unsealed file {}", unsealed.display()))?;
+    // A reused buffer holds an earlier sector's bytes past the data.
+    out[len as usize..].fill(0);
+    Ok(())
 }
 
 /// Replica, tree_d and layers for one sector, resuming from its journal.

@@ -216,6 +216,13 @@ fn run_x16(job: &GroupJob, out: &mut [u8]) {
         sha256_engine::Engine::Avx512.available(),
         "the AVX-512 engine on a CPU without it"
     );
+    if !super::label_x16::agrees_with_general_path(lanes) {
+        eprintln!(
+            "{}: warning: the AVX-512 labeler disagrees with the general path on this CPU; using the general path",
+            crate::cli::tool_name()
+        );
+        return run(job, out, None, &wide(job, Engine::Avx512));
+    }
     // SAFETY: the CPU has AVX-512F and AVX-512BW (checked above).
     let group = unsafe { Group16::new(job.replica_ids, job.layer) };
     let degree = if job.layer == 1 { BASE_DEGREE } else { DEGREE };

@@ -11,7 +11,15 @@
 use super::{BASE_DEGREE, DEGREE};
 use crate::hash::sha256::{compress_blocks, state_to_node, H0};
 use crate::hash::sha256_engine::{compress16_with, Engine, State16};
-use crate::hash::sha256_lanes::compress_lanes;
+use crate::hash::sha256_lanes::{compress_lanes, compress_lanes_repeating};
+
+/// The parent blocks of a layer-1 label's message in order: the 3 blocks of its 6 base
+/// parents, six times.
+const LAYER1_BLOCKS: [usize; 18] = [0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2];
+
+/// The parent blocks of a later layer's label in order: the 7 blocks of its 14 parents, twice,
+/// then the first 4.
+const LAYER_N_BLOCKS: [usize; 18] = [0, 1, 2, 3, 4, 5, 6, 0, 1, 2, 3, 4, 5, 6, 0, 1, 2, 3];
 
 /// Bytes of a label.
 pub const LABEL: usize = 32;
@@ -81,12 +89,12 @@ pub fn label_layer1_lanes<const L: usize>(
     states: &mut [[u32; 8]; L],
     parents: &[[u8; DEGREE * LABEL]; L],
 ) -> [[u8; 32]; L] {
-    for _ in 0..6 {
-        compress_lanes::<L>(
-            states,
-            std::array::from_fn(|l| &parents[l][..BASE_DEGREE * LABEL]),
-        );
-    }
+    // 36 parents = the 6 cycled six times = blocks 0, 1, 2 six times.
+    compress_lanes_repeating::<L>(
+        states,
+        std::array::from_fn(|l| &parents[l][..BASE_DEGREE * LABEL]),
+        &LAYER1_BLOCKS,
+    );
     finish_lanes(states, std::array::from_fn(|l| &parents[l][..LABEL]))
 }
 
@@ -96,9 +104,11 @@ pub fn label_layer_n_lanes<const L: usize>(
     states: &mut [[u32; 8]; L],
     parents: &[[u8; DEGREE * LABEL]; L],
 ) -> [[u8; 32]; L] {
-    compress_lanes::<L>(states, std::array::from_fn(|l| &parents[l][..]));
-    compress_lanes::<L>(states, std::array::from_fn(|l| &parents[l][..]));
-    compress_lanes::<L>(states, std::array::from_fn(|l| &parents[l][..8 * LABEL]));
+    compress_lanes_repeating::<L>(
+        states,
+        std::array::from_fn(|l| &parents[l][..]),
+        &LAYER_N_BLOCKS,
+    );
     finish_lanes(
         states,
         std::array::from_fn(|l| &parents[l][8 * LABEL..9 * LABEL]),

@@ -4,6 +4,9 @@
 //! usage: bench_label [--lanes-only | --group] (needs the parent cache of the 512MiB V1_1
 //! graph, or generates it into FIL_PROOFS_PARENT_CACHE). `--group`: only the batch labeler's
 //! two layers of a group of 8MiB sectors in memory, as wide as a batch forms them here.
+//! `--group-512 [N]`: the first N nodes (default 2^21) of layer 2 of a full group of 512MiB
+//! sectors, the previous layer (16 × 512MiB) filled in memory: the expander parents' misses
+//! of a real batch, without labeling whole layers.
 
 use std::time::Instant;
 
@@ -16,6 +19,10 @@ use sealkit::sector::proof::SealProof;
 fn main() -> anyhow::Result<()> {
     if std::env::args().nth(1).as_deref() == Some("--group") {
         return group();
+    }
+    if std::env::args().nth(1).as_deref() == Some("--group-512") {
+        let n = std::env::args().nth(2).map_or(Ok(1 << 21), |a| a.parse())?;
+        return group_512(n);
     }
     let n = 2_000_000u64;
     let rid = [7u8; 32];
@@ -156,6 +163,46 @@ fn group() -> anyhow::Result<()> {
             group_engine(lanes).name(),
             rate(secs[0]),
             rate(secs[1]),
+            l2[l2.len() - 1]
+        );
+    }
+    Ok(())
+}
+
+fn group_512(n: usize) -> anyhow::Result<()> {
+    use sealkit::sdr::batch::{group_engine, label_group, max_group, GroupJob};
+    let proof = SealProof::from_name("StackedDrg512MiBV1_1")?;
+    let graph = SdrGraph::new(proof.nodes(), proof.porep_id(), proof.api_version());
+    let cache = ParentCache::open_or_generate(&graph)?;
+    let nodes = proof.nodes() as usize;
+    let n = n.clamp(2, nodes);
+    let lanes = max_group();
+    let rids: Vec<[u8; 32]> = (0..lanes as u8).map(|i| [i; 32]).collect();
+    let mut l1 = sealkit::buffer::anon_buffer(nodes * lanes * 32)?;
+    let t = Instant::now();
+    // Every page written, so the expander parents' reads miss as in a real batch.
+    for (i, chunk) in l1.chunks_mut(1 << 20).enumerate() {
+        chunk.fill(i as u8 | 1);
+    }
+    println!("previous layer filled: {:.1} s", t.elapsed().as_secs_f64());
+    let mut l2 = sealkit::buffer::anon_buffer(n * lanes * 32)?;
+    for _ in 0..2 {
+        let job = GroupJob {
+            replica_ids: &rids,
+            layer: 2,
+            parents: &cache,
+            prev: Some(&l1[..]),
+            cpu: None,
+            stop: None,
+            progress: &|_| {},
+        };
+        let t = Instant::now();
+        label_group(&job, &mut l2);
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "group of {lanes} on {}, 512MiB, layer 2, {n} nodes: {:.1} M compressions/s (label {:02x})",
+            group_engine(lanes).name(),
+            (lanes * n) as f64 * 20.0 / secs / 1e6,
             l2[l2.len() - 1]
         );
     }

@@ -12,7 +12,7 @@ use super::{
     layer_file, open_sector, prepare_data, prepare_sector, reuse, stream, write_later, Pc1Options,
     Pc1Sector, SharedJournal,
 };
-use crate::buffer::anon_buffer;
+use crate::buffer::{anon_buffer, anon_buffer_on, Pages};
 use crate::durable::{PendingFile, Syncer};
 use crate::hash::sha256_engine::Engine;
 use crate::progress::step;
@@ -174,6 +174,7 @@ fn label_layers(
         let name = layer_file(layer);
         let mut outs: Vec<MmapMut> = Vec::with_capacity(groups.len());
         let mut computed = vec![false; groups.len()];
+        let mut pages = Vec::new();
         for (g, range) in groups.iter().enumerate() {
             let lanes = range.len();
             let mut reusable = true;
@@ -184,7 +185,8 @@ fn label_layers(
                     &name,
                 )?;
             }
-            let mut buf = anon_buffer(nodes * lanes * 32)?;
+            let (mut buf, on) = anon_buffer_on(nodes * lanes * 32)?;
+            pages.push(on);
             if reusable {
                 for (lane, i) in range.clone().enumerate() {
                     let path = sectors[i].cache.join(&name);
@@ -198,6 +200,15 @@ fn label_layers(
             outs.push(buf);
         }
 
+        if opts.verbose {
+            let reserved = pages.iter().filter(|&&p| p == Pages::Reserved).count();
+            eprintln!(
+                "{}: batch layer {layer}: {reserved} of {} group buffers on {}",
+                crate::cli::tool_name(),
+                pages.len(),
+                Pages::Reserved.describe()
+            );
+        }
         let bar = crate::progress::bytes(
             Some(nodes as u64),
             &format!("PC1 batch layer {layer}/{}", proof.layers()),

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{bail, ensure, Context, Result};
 use memmap2::{Mmap, MmapMut};
 
-use crate::buffer::anon_buffer;
+use crate::buffer::anon_buffer_at_least;
 use crate::durable::{NewFile, PendingFile, Syncer};
 use crate::fsutil::{open_regular_read, remove_dead_temps, remove_dead_temps_beside};
 use crate::merkle::tree_d::{build_tree_d_in_place, TREE_D_FILE};
@@ -291,9 +291,11 @@ pub fn prepare_data(
     } else {
         (2 * nodes - 1) * 32
     };
+    // Rounded up to whole pages of the reserved huge-page pool when there is one (the tail
+    // is unused).
     let mut tree = match spare {
-        Some(b) if b.len() == want => b,
-        _ => anon_buffer(want)?,
+        Some(b) if b.len() >= want => b,
+        _ => anon_buffer_at_least(want)?,
     };
     step(opts.verbose, "reading the data", || {
         read_data(&s.unsealed, &mut tree[..size])
@@ -304,7 +306,7 @@ pub fn prepare_data(
         let root = step(
             opts.verbose,
             &format!("tree_d (SHA-256 engine {})", engine.describe()),
-            || Ok(build_tree_d_in_place(&mut tree)),
+            || Ok(build_tree_d_in_place(&mut tree[..want])),
         )?;
         if opts.verbose {
             // Every internal node is two compressions (its pair, then the padding block).
@@ -336,7 +338,7 @@ pub fn prepare_data(
         PendingFile::write_streamed(sealed, size as u64, fill)?.commit()
     });
     if !tree_d_done {
-        let (whole, len) = (Arc::clone(&tree), tree.len() as u64);
+        let (whole, len) = (Arc::clone(&tree), want as u64);
         let fill = move |chunk: &mut [u8], off: u64| {
             chunk.copy_from_slice(&whole[off as usize..off as usize + chunk.len()])
         };

@@ -49,7 +49,7 @@ pub fn anon_buffer_at_least(len: usize) -> Result<MmapMut> {
 /// [`anon_buffer`], and where its pages came from.
 pub fn anon_buffer_on(len: usize) -> Result<(MmapMut, Pages)> {
     if let Some(page) = pool_page_size() {
-        if len > 0 && len % page == 0 {
+        if len > 0 && len.is_multiple_of(page) {
             // The kernel reserves the pool's pages at mmap, so a pool too small fails here
             // (ENOMEM) rather than at a later page fault; then ordinary memory serves.
             if let Ok(map) = MmapOptions::new().len(len).huge(None).map_anon() {

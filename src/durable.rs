@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 use anyhow::{anyhow, Context, Result};
 use memmap2::{Mmap, MmapMut};
 
-use crate::direct_io::ChunkWriter;
+use crate::direct_io::{ChunkWriter, ALIGN};
 use crate::fsutil::{
     check_replaceable, create_preallocated, rename_into_place, sync_parent, temp_path,
 };
@@ -79,6 +79,9 @@ impl NewFile {
 /// Bytes written per `write` call when streaming a file out.
 const STREAM_CHUNK: usize = 4 << 20;
 
+/// Chunk buffers of a set of files streamed out together, in all.
+const SET_BUFFERS: usize = 64 << 20;
+
 impl PendingFile {
     /// Writes `len` bytes to `path`'s temp file with plain writes (no page fault per page, as
     /// a fresh map would take), direct where the file system allows ([`ChunkWriter`]: the
@@ -89,35 +92,84 @@ impl PendingFile {
         len: u64,
         mut fill: impl FnMut(&mut [u8], u64),
     ) -> Result<PendingFile> {
-        check_replaceable(&path)?;
-        let tmp = temp_path(&path);
-        let r = (|| -> Result<(File, String)> {
-            let mut file = create_preallocated(&tmp, len)?;
-            let mut writer = ChunkWriter::new(&file, STREAM_CHUNK, true)?;
-            let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        let mut files = Self::write_streamed_set(vec![path], len, |chunks, off| {
+            fill(chunks[0], off);
+            Ok(())
+        })?;
+        Ok(files.pop().expect("one file"))
+    }
+
+    /// [`PendingFile::write_streamed`] for several files of `len` bytes each, written side by
+    /// side: `fill(chunks, offset)` produces the chunk at `offset` of every file at once
+    /// (`chunks[i]` for `paths[i]`), so a producer that holds the files' content interleaved
+    /// (a batch's layers) makes one pass over it, and one that is still producing it (the
+    /// labels of a layer) can be followed closely. An error from `fill` stops the writing;
+    /// every temp file is then removed.
+    pub fn write_streamed_set(
+        paths: Vec<PathBuf>,
+        len: u64,
+        mut fill: impl FnMut(&mut [&mut [u8]], u64) -> Result<()>,
+    ) -> Result<Vec<PendingFile>> {
+        for path in &paths {
+            check_replaceable(path)?;
+        }
+        // Chunks of up to STREAM_CHUNK, smaller with many files: SET_BUFFERS in all.
+        let chunk = (SET_BUFFERS / paths.len().max(1) / ALIGN * ALIGN).clamp(ALIGN, STREAM_CHUNK);
+        let mut created: Vec<PathBuf> = Vec::with_capacity(paths.len());
+        let r = (|| -> Result<Vec<(File, String)>> {
+            let mut files = Vec::with_capacity(paths.len());
+            let mut writers = Vec::with_capacity(paths.len());
+            for path in &paths {
+                let tmp = temp_path(path);
+                let file = create_preallocated(&tmp, len)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                created.push(tmp);
+                writers.push(ChunkWriter::new(&file, chunk, true)?);
+                files.push(file);
+            }
+            let mut hashers: Vec<_> = paths
+                .iter()
+                .map(|_| xxhash_rust::xxh3::Xxh3::new())
+                .collect();
             let mut off = 0u64;
             while off < len {
-                let n = (len - off).min(STREAM_CHUNK as u64) as usize;
-                let buf = writer.chunk(n);
-                fill(buf, off);
-                hasher.update(buf);
-                writer.write(&mut file, n)?;
+                let n = (len - off).min(chunk as u64) as usize;
+                let mut chunks: Vec<&mut [u8]> = writers.iter_mut().map(|w| w.chunk(n)).collect();
+                fill(&mut chunks, off)?;
+                for (h, c) in hashers.iter_mut().zip(&chunks) {
+                    h.update(c);
+                }
+                for ((w, file), path) in writers.iter_mut().zip(&mut files).zip(&paths) {
+                    w.write(file, n)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                }
                 off += n as u64;
             }
-            Ok((file, format!("{:016x}", hasher.digest())))
+            Ok(files
+                .into_iter()
+                .zip(hashers)
+                .map(|(f, h)| (f, format!("{:016x}", h.digest())))
+                .collect())
         })();
         match r {
-            Ok((file, checksum)) => Ok(PendingFile {
-                tmp,
-                path,
-                file,
-                len,
-                checksum,
-                map: None,
-            }),
+            Ok(files) => Ok(paths
+                .into_iter()
+                .zip(created)
+                .zip(files)
+                .map(|((path, tmp), (file, checksum))| PendingFile {
+                    tmp,
+                    path,
+                    file,
+                    len,
+                    checksum,
+                    map: None,
+                })
+                .collect()),
             Err(e) => {
-                fs::remove_file(&tmp).ok();
-                Err(e).with_context(|| format!("writing {}", path.display()))
+                for tmp in &created {
+                    fs::remove_file(tmp).ok();
+                }
+                Err(e)
             }
         }
     }

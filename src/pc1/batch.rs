@@ -6,21 +6,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{anyhow, ensure, Context, Result};
-use memmap2::{Mmap, MmapMut};
+use memmap2::Mmap;
 
 use super::{
-    layer_file, open_sector, prepare_data, prepare_sector, reuse, stream, write_later, Pc1Options,
-    Pc1Sector, SharedJournal,
+    layer_file, open_sector, prepare_data, prepare_sector, reuse, stream, Pc1Options, Pc1Sector,
+    SharedJournal,
 };
 use crate::buffer::{anon_buffer, anon_buffer_on, Pages};
 use crate::durable::{PendingFile, Syncer};
 use crate::hash::sha256_engine::Engine;
 use crate::progress::step;
 use crate::sdr::batch::{
-    deinterleave, group_engine, interleave, label_group, label_group_fed, max_group, GroupJob,
-    MAX_CHAINS,
+    deinterleave_lanes, group_engine, interleave, label_group, label_group_fed, label_group_shared,
+    max_group, GroupJob, MAX_CHAINS,
 };
 use crate::sdr::parent_cache::ParentCache;
+use crate::sdr::shared_layer::SharedLayer;
 use crate::sector::proof::SealProof;
 
 /// What the in-memory batch holds at its peak: two interleaved layers per sector while the
@@ -169,10 +170,10 @@ fn label_layers(
     }
     let groups: Vec<std::ops::Range<usize>> = starts.windows(2).map(|w| w[0]..w[1]).collect();
 
-    let mut prev: Vec<Arc<Mmap>> = Vec::new();
+    let mut prev: Vec<Arc<SharedLayer>> = Vec::new();
     for layer in 1..=proof.layers() {
         let name = layer_file(layer);
-        let mut outs: Vec<MmapMut> = Vec::with_capacity(groups.len());
+        let mut bufs: Vec<Arc<SharedLayer>> = Vec::with_capacity(groups.len());
         let mut computed = vec![false; groups.len()];
         let mut pages = Vec::new();
         for (g, range) in groups.iter().enumerate() {
@@ -187,17 +188,29 @@ fn label_layers(
             }
             let (mut buf, on) = anon_buffer_on(nodes * lanes * 32)?;
             pages.push(on);
-            if reusable {
+            bufs.push(Arc::new(if reusable {
                 for (lane, i) in range.clone().enumerate() {
                     let path = sectors[i].cache.join(&name);
                     let f = crate::fsutil::open_regular_read(&path)
                         .with_context(|| format!("opening {}", path.display()))?;
                     interleave(&unsafe { Mmap::map(&f)? }, lanes, lane, &mut buf);
                 }
+                SharedLayer::complete(buf, lanes * 32)
             } else {
                 computed[g] = true;
-            }
-            outs.push(buf);
+                SharedLayer::new(buf, lanes * 32)
+            }));
+        }
+        let files = LayerFiles {
+            name: &name,
+            nodes,
+            groups: &groups,
+            computed: &computed,
+            layers: &bufs,
+        };
+        if preparing.is_none() {
+            // Every sector's data checked out: the files follow the labeling as it goes.
+            files.queue(sectors, journals, syncer);
         }
 
         if opts.verbose {
@@ -228,14 +241,15 @@ fn label_layers(
             || {
                 // Groups run `threads` at a time, each pinned to its own CPU.
                 let pending: Vec<usize> = (0..groups.len()).filter(|&g| computed[g]).collect();
-                let mut outs_iter: Vec<Option<&mut MmapMut>> = outs.iter_mut().map(Some).collect();
                 for round in pending.chunks(threads) {
                     std::thread::scope(|scope| {
                         for (k, &g) in round.iter().enumerate() {
-                            let out = outs_iter[g].take().expect("each group once");
+                            let out = &bufs[g];
                             let rids: Vec<[u8; 32]> =
                                 groups[g].clone().map(|i| sectors[i].replica_id).collect();
-                            let prev_g = prev.get(g).map(|m| &m[..]);
+                            let prev_g = prev
+                                .get(g)
+                                .map(|m| m.all().expect("the previous layer is complete"));
                             let cpu = opts.cpus.get(k).copied();
                             let bar = &bar;
                             scope.spawn(move || {
@@ -252,7 +266,7 @@ fn label_layers(
                                         }
                                     },
                                 };
-                                label_group(&job, out);
+                                label_group_shared(&job, out);
                             });
                         }
                     });
@@ -280,51 +294,77 @@ fn label_layers(
         if let Some(p) = preparing.take() {
             p.join()
                 .map_err(|_| anyhow!("the thread preparing the sectors' data panicked"))??;
+            // The first layer's files are written while the next layer is labeled.
+            files.queue(sectors, journals, syncer);
         }
-        // The files are written by the syncer while the next layer is labeled.
-        let done: Vec<Arc<Mmap>> = outs
-            .into_iter()
-            .map(|m| m.make_read_only().map(Arc::new))
-            .collect::<std::io::Result<_>>()?;
-        step(
-            opts.verbose,
-            &format!("batch layer {layer}: queueing files"),
-            || {
-                for (g, range) in groups.iter().enumerate() {
-                    if !computed[g] {
-                        continue;
-                    }
-                    for (lane, i) in range.clone().enumerate() {
-                        let s = &sectors[i];
-                        journals[i].lock().expect("journal lock").forget(&name);
-                        let group = Arc::clone(&done[g]);
-                        let lanes = range.len();
-                        let fill = move |chunk: &mut [u8], off: u64| {
-                            let first = off as usize / 32 * lanes * 32;
-                            deinterleave(
-                                &group[first..first + chunk.len() * lanes],
-                                lanes,
-                                lane,
-                                chunk,
-                            )
-                        };
-                        let path = s.cache.join(&name);
-                        write_later(
-                            syncer,
-                            path,
-                            nodes as u64 * 32,
-                            fill,
-                            &journals[i],
-                            &s.cache,
-                        );
-                    }
-                }
-                Ok(())
-            },
-        )?;
-        prev = done;
+        prev = bufs;
     }
     Ok(())
+}
+
+/// One layer's files of an in-memory batch: every sector of the groups that labeled it.
+struct LayerFiles<'a> {
+    name: &'a str,
+    nodes: usize,
+    groups: &'a [std::ops::Range<usize>],
+    computed: &'a [bool],
+    layers: &'a [Arc<SharedLayer>],
+}
+
+impl LayerFiles<'_> {
+    /// Queues the writing of the files on `syncer`: all of them side by side, each chunk of
+    /// every sector's file cut from its group's rows in one pass, as soon as the labeling
+    /// has made those rows final ([`SharedLayer::wait_rows`]). Each sector's journal forgets
+    /// the file now and records it once it is committed.
+    fn queue(&self, sectors: &[Pc1Sector], journals: &[SharedJournal], syncer: &Syncer) {
+        let mut paths = Vec::new();
+        let mut owners = Vec::new();
+        let mut parts = Vec::new();
+        for (g, range) in self.groups.iter().enumerate() {
+            if !self.computed[g] {
+                continue;
+            }
+            for i in range.clone() {
+                journals[i].lock().expect("journal lock").forget(self.name);
+                paths.push(sectors[i].cache.join(self.name));
+                owners.push((Arc::clone(&journals[i]), sectors[i].cache.clone()));
+            }
+            parts.push((Arc::clone(&self.layers[g]), range.len()));
+        }
+        if paths.is_empty() {
+            return;
+        }
+        let len = self.nodes as u64 * 32;
+        syncer.submit(move || {
+            let fill = |chunks: &mut [&mut [u8]], off: u64| -> Result<()> {
+                let first = off as usize / 32;
+                let end = first + chunks[0].len() / 32;
+                let mut at = 0;
+                for (layer, lanes) in &parts {
+                    let rows = layer.wait_rows(end)?;
+                    let which: Vec<usize> = (0..*lanes).collect();
+                    deinterleave_lanes(
+                        &rows[first * layer.stride()..],
+                        *lanes,
+                        &which,
+                        &mut chunks[at..at + lanes],
+                    );
+                    at += lanes;
+                }
+                Ok(())
+            };
+            let files = PendingFile::write_streamed_set(paths, len, fill)?;
+            for (file, (journal, cache)) in files.into_iter().zip(owners) {
+                let (name, (len, sum)) = (file.name(), file.summary());
+                file.commit()?;
+                journal
+                    .lock()
+                    .expect("journal lock")
+                    .record(&cache, &name, len, sum)?;
+            }
+            Ok(())
+        });
+    }
 }
 
 /// A size for messages: KiB below a MiB, else MiB.
@@ -468,18 +508,24 @@ impl Group<'_> {
                     layer - 1
                 );
             }
-            // Written now, before the next layer reads it back.
-            for i in todo {
-                let s = &self.sectors[i];
-                let journal = &self.journals[i];
-                journal.lock().expect("journal lock").forget(&name);
-                let buf = &buf;
-                let fill = |chunk: &mut [u8], off: u64| {
+            // Written now, before the next layer reads it back: the sectors lacking it, side
+            // by side in one pass over the group's rows.
+            for &i in &todo {
+                self.journals[i].lock().expect("journal lock").forget(&name);
+            }
+            let paths = todo
+                .iter()
+                .map(|&i| self.sectors[i].cache.join(&name))
+                .collect();
+            let files =
+                PendingFile::write_streamed_set(paths, nodes as u64 * 32, |chunks, off| {
                     let first = off as usize / 32 * lanes * 32;
-                    deinterleave(&buf[first..first + chunk.len() * lanes], lanes, i, chunk)
-                };
-                let file =
-                    PendingFile::write_streamed(s.cache.join(&name), nodes as u64 * 32, fill)?;
+                    let rows = &buf[first..first + chunks[0].len() * lanes];
+                    deinterleave_lanes(rows, lanes, &todo, chunks);
+                    Ok(())
+                })?;
+            for (file, &i) in files.into_iter().zip(&todo) {
+                let (s, journal) = (&self.sectors[i], &self.journals[i]);
                 let (len, sum) = file.summary();
                 file.commit()?;
                 journal

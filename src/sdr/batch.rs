@@ -16,6 +16,7 @@ use super::label::{
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::parent_cache::ParentCache;
+use super::shared_layer::{RowsMut, SharedLayer};
 use super::{prefetch, BASE_DEGREE, DEGREE, EXP_DEGREE};
 use crate::affinity::pin_current_thread;
 use crate::hash::sha256_engine::{self, Engine};
@@ -35,6 +36,10 @@ pub fn max_group() -> usize {
 
 /// Nodes ahead whose parent lines a hashing thread requests.
 const PREFETCH_AHEAD: usize = 6;
+
+/// Nodes between publications of the labeled rows (and progress reports, and looks at the
+/// stop flag).
+const PUBLISH_EVERY: usize = 1 << 16;
 
 /// One group's layer job: interleaved buffers of `lanes` sectors.
 pub struct GroupJob<'a> {
@@ -74,6 +79,22 @@ pub fn label_group(job: &GroupJob, out: &mut [u8]) {
 /// [`label_group`] with the expander parents of a layer ≥ 2 taken from `feed` instead of
 /// `job.prev` (which is then `None`).
 pub fn label_group_fed(job: &GroupJob, out: &mut [u8], feed: Option<&mut dyn ExpanderFeed>) {
+    let stride = job.replica_ids.len() * LABEL;
+    label_rows(job, RowsMut::of_slice(out, stride), feed)
+}
+
+/// [`label_group`] into a layer that writers read behind the labeling: its rows are
+/// published as they become final.
+pub fn label_group_shared(job: &GroupJob, layer: &SharedLayer) {
+    assert_eq!(
+        layer.stride(),
+        job.replica_ids.len() * LABEL,
+        "a row per node of every lane"
+    );
+    label_rows(job, layer.rows_mut(), None)
+}
+
+fn label_rows(job: &GroupJob, out: RowsMut, feed: Option<&mut dyn ExpanderFeed>) {
     if let Some(c) = job.cpu {
         pin_current_thread(c);
     }
@@ -135,15 +156,16 @@ fn wide<'a>(
 /// or from `feed` when the previous layer is read from files.
 fn run<const B: usize>(
     job: &GroupJob,
-    out: &mut [u8],
+    mut out: RowsMut,
     mut feed: Option<&mut dyn ExpanderFeed>,
     hash: &Hasher<B>,
 ) {
     let lanes = job.replica_ids.len();
     let stride = lanes * LABEL;
-    let nodes = out.len() / stride;
+    let nodes = out.rows();
+    let row0 = out.row_mut(0);
     for (l, rid) in job.replica_ids.iter().enumerate() {
-        out[l * LABEL..(l + 1) * LABEL].copy_from_slice(&label_node0(rid, job.layer));
+        row0[l * LABEL..(l + 1) * LABEL].copy_from_slice(&label_node0(rid, job.layer));
     }
     let mut bufs = [[0u8; DEGREE * LABEL]; B];
     let mut labels = [[0u8; 32]; B];
@@ -152,7 +174,7 @@ fn run<const B: usize>(
         if v + PREFETCH_AHEAD < nodes {
             let p = parents_of(v + PREFETCH_AHEAD);
             for &b in &p[..BASE_DEGREE] {
-                prefetch_row(out.as_ptr(), stride, b as usize);
+                prefetch_row(out.base(), stride, b as usize);
             }
             if let Some(prev) = job.prev {
                 for &e in &p[BASE_DEGREE..] {
@@ -162,7 +184,11 @@ fn run<const B: usize>(
         }
         let p = parents_of(v);
         for (i, &b) in p[..BASE_DEGREE].iter().enumerate() {
-            let src = &out[b as usize * stride..(b as usize + 1) * stride];
+            assert!(
+                (b as usize) < v,
+                "base parent {b} of node {v} is not before it"
+            );
+            let src = out.row(b as usize);
             for (l, buf) in bufs.iter_mut().enumerate().take(lanes) {
                 buf[i * LABEL..(i + 1) * LABEL].copy_from_slice(&src[l * LABEL..(l + 1) * LABEL]);
             }
@@ -183,36 +209,39 @@ fn run<const B: usize>(
             }
         }
         hash(v as u64, &bufs, &mut labels);
-        let dst = &mut out[v * stride..(v + 1) * stride];
+        let dst = out.row_mut(v);
         for (l, label) in labels.iter().enumerate().take(lanes) {
             dst[l * LABEL..(l + 1) * LABEL].copy_from_slice(label);
         }
-        if v % (1 << 16) == 0 {
+        if v % PUBLISH_EVERY == 0 {
+            out.publish(v + 1);
             (job.progress)(v as u64);
             if job.stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
                 return;
             }
         }
     }
+    out.publish(nodes);
     (job.progress)(nodes as u64);
 }
 
 /// The layer loop on the AVX-512 lanes, parents read where they lie
 /// ([`super::label_x16`]).
 #[cfg(target_arch = "x86_64")]
-fn run_x16(job: &GroupJob, out: &mut [u8]) {
+fn run_x16(job: &GroupJob, mut out: RowsMut) {
     use super::label_x16::{label_row, Group16};
     let lanes = job.replica_ids.len();
     let stride = lanes * LABEL;
-    let nodes = out.len() / stride;
+    let nodes = out.rows();
     // The previous layer may be longer than `out` (a benchmark labels a layer's start).
     let prev_nodes = job.prev.map_or(0, |p| p.len() / stride);
     assert!(
         job.layer == 1 || prev_nodes >= nodes,
         "a layer after the first needs the previous one, as large"
     );
+    let row0 = out.row_mut(0);
     for (l, rid) in job.replica_ids.iter().enumerate() {
-        out[l * LABEL..(l + 1) * LABEL].copy_from_slice(&label_node0(rid, job.layer));
+        row0[l * LABEL..(l + 1) * LABEL].copy_from_slice(&label_node0(rid, job.layer));
     }
     assert!(
         sha256_engine::Engine::Avx512.available(),
@@ -228,7 +257,7 @@ fn run_x16(job: &GroupJob, out: &mut [u8]) {
     // SAFETY: the CPU has AVX-512F and AVX-512BW (checked above).
     let group = unsafe { Group16::new(job.replica_ids, job.layer) };
     let degree = if job.layer == 1 { BASE_DEGREE } else { DEGREE };
-    let base = out.as_mut_ptr();
+    let base = out.base();
     let prev = job.prev.map(|p| p.as_ptr());
     let mut rows = [std::ptr::null::<u8>(); DEGREE];
     for v in 1..nodes {
@@ -262,17 +291,21 @@ fn run_x16(job: &GroupJob, out: &mut [u8]) {
                 *r = prev.wrapping_add(e as usize * stride);
             }
         }
+        debug_assert!(v >= out.published(), "row {v} is published");
         // SAFETY: AVX-512 checked; every parent row lies within `out` (before row v) or
-        // `prev` (asserted above), each `stride` bytes; row v is within `out` and none of
-        // the parent rows.
+        // `prev` (asserted above), each `stride` bytes; row v is within `out`, none of the
+        // parent rows, and not published (rows are published up to the last one written),
+        // so no reader has it.
         unsafe { label_row(&group, v as u64, &rows[..degree], base.add(v * stride)) };
-        if v % (1 << 16) == 0 {
+        if v % PUBLISH_EVERY == 0 {
+            out.publish(v + 1);
             (job.progress)(v as u64);
             if job.stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
                 return;
             }
         }
     }
+    out.publish(nodes);
     (job.progress)(nodes as u64);
 }
 
@@ -284,13 +317,20 @@ fn prefetch_row(base: *const u8, stride: usize, node: usize) {
     }
 }
 
-/// Copies sector `lane` of an interleaved group buffer into `out`.
-pub fn deinterleave(group: &[u8], lanes: usize, lane: usize, out: &mut [u8]) {
-    for (dst, src) in out
-        .chunks_exact_mut(LABEL)
-        .zip(group.chunks_exact(lanes * LABEL))
-    {
-        dst.copy_from_slice(&src[lane * LABEL..(lane + 1) * LABEL]);
+/// Copies the sectors `which` of an interleaved group buffer (`rows`, rows of `lanes`
+/// labels) into `outs` (`outs[k]` gets lane `which[k]`), in one pass over the rows: the
+/// group's memory is read once, in order, however many sectors are copied out.
+pub fn deinterleave_lanes(rows: &[u8], lanes: usize, which: &[usize], outs: &mut [&mut [u8]]) {
+    assert_eq!(which.len(), outs.len(), "a buffer per lane copied");
+    let stride = lanes * LABEL;
+    let n = rows.len() / stride;
+    for out in outs.iter() {
+        assert_eq!(out.len(), n * LABEL, "a label per row");
+    }
+    for (r, row) in rows.chunks_exact(stride).enumerate() {
+        for (&lane, out) in which.iter().zip(outs.iter_mut()) {
+            out[r * LABEL..(r + 1) * LABEL].copy_from_slice(&row[lane * LABEL..(lane + 1) * LABEL]);
+        }
     }
 }
 
@@ -301,5 +341,40 @@ pub fn interleave(layer: &[u8], lanes: usize, lane: usize, group: &mut [u8]) {
         .zip(group.chunks_exact_mut(lanes * LABEL))
     {
         dst[lane * LABEL..(lane + 1) * LABEL].copy_from_slice(src);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{deinterleave_lanes, interleave, LABEL};
+
+    /// Sectors interleaved into a group buffer come back out byte for byte, any subset of
+    /// lanes in any order.
+    #[test]
+    fn deinterleave_undoes_interleave() {
+        let (lanes, nodes) = (5usize, 7usize);
+        let layers: Vec<Vec<u8>> = (0..lanes)
+            .map(|l| {
+                (0..nodes * LABEL)
+                    .map(|i| (i * 7 + l * 131) as u8)
+                    .collect()
+            })
+            .collect();
+        let mut group = vec![0u8; lanes * nodes * LABEL];
+        for (l, layer) in layers.iter().enumerate() {
+            interleave(layer, lanes, l, &mut group);
+        }
+        assert_eq!(group[LABEL..2 * LABEL], layers[1][..LABEL]);
+        assert_eq!(
+            group[lanes * LABEL..(lanes + 1) * LABEL],
+            layers[0][LABEL..2 * LABEL]
+        );
+        let which = [4usize, 0, 2];
+        let mut bufs: Vec<Vec<u8>> = which.iter().map(|_| vec![0u8; nodes * LABEL]).collect();
+        let mut outs: Vec<&mut [u8]> = bufs.iter_mut().map(|b| &mut b[..]).collect();
+        deinterleave_lanes(&group, lanes, &which, &mut outs);
+        for (k, &l) in which.iter().enumerate() {
+            assert_eq!(bufs[k], layers[l], "lane {l}");
+        }
     }
 }

@@ -16,6 +16,7 @@ pub mod label_x16;
 pub mod labeler;
 pub mod parent_cache;
 pub mod seeds;
+pub mod shared_layer;
 
 /// Base (DRG) parents per node.
 pub const BASE_DEGREE: usize = 6;

@@ -174,6 +174,43 @@ impl PendingFile {
         }
     }
 
+    /// Writes `bytes` to `path`'s temp file straight from the caller's memory (direct where
+    /// it is aligned and the file system allows: [`crate::direct_io::write_all_from`]), for
+    /// content already whole in a buffer (a sector's tree_d and replica), with no copy
+    /// through a chunk; checksums it on the way.
+    /// Content that does not start on an [`ALIGN`] boundary is copied through an aligned
+    /// chunk instead ([`PendingFile::write_streamed`]), which can still be written directly.
+    pub fn write_from(path: PathBuf, bytes: &[u8]) -> Result<PendingFile> {
+        if !(bytes.as_ptr() as usize).is_multiple_of(ALIGN) {
+            return Self::write_streamed(path, bytes.len() as u64, |chunk, off| {
+                chunk.copy_from_slice(&bytes[off as usize..off as usize + chunk.len()])
+            });
+        }
+        check_replaceable(&path)?;
+        let tmp = temp_path(&path);
+        let len = bytes.len() as u64;
+        let r = (|| -> Result<(File, String)> {
+            let mut file = create_preallocated(&tmp, len)?;
+            let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+            crate::direct_io::write_all_from(&mut file, bytes, |p| hasher.update(p))?;
+            Ok((file, format!("{:016x}", hasher.digest())))
+        })();
+        match r {
+            Ok((file, checksum)) => Ok(PendingFile {
+                tmp,
+                path,
+                file,
+                len,
+                checksum,
+                map: None,
+            }),
+            Err(e) => {
+                fs::remove_file(&tmp).ok();
+                Err(e).with_context(|| format!("writing {}", path.display()))
+            }
+        }
+    }
+
     /// The content, for readers that need it before it is committed (files made by
     /// [`NewFile`]).
     pub fn map(&self) -> Option<Arc<Mmap>> {

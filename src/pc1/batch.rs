@@ -9,8 +9,8 @@ use anyhow::{anyhow, ensure, Context, Result};
 use memmap2::Mmap;
 
 use super::{
-    layer_file, open_sector, prepare_data, prepare_sector, reuse, stream, Pc1Options, Pc1Sector,
-    SharedJournal,
+    layer_file, open_sector, prepare_data, prepare_sector, record_committed, reuse, stream,
+    Pc1Options, Pc1Sector, SharedJournal,
 };
 use crate::buffer::{anon_buffer, anon_buffer_on, Pages};
 use crate::durable::{PendingFile, Syncer};
@@ -355,12 +355,7 @@ impl LayerFiles<'_> {
             };
             let files = PendingFile::write_streamed_set(paths, len, fill)?;
             for (file, (journal, cache)) in files.into_iter().zip(owners) {
-                let (name, (len, sum)) = (file.name(), file.summary());
-                file.commit()?;
-                journal
-                    .lock()
-                    .expect("journal lock")
-                    .record(&cache, &name, len, sum)?;
+                record_committed(file, &journal, &cache)?;
             }
             Ok(())
         });
@@ -525,13 +520,7 @@ impl Group<'_> {
                     Ok(())
                 })?;
             for (file, &i) in files.into_iter().zip(&todo) {
-                let (s, journal) = (&self.sectors[i], &self.journals[i]);
-                let (len, sum) = file.summary();
-                file.commit()?;
-                journal
-                    .lock()
-                    .expect("journal lock")
-                    .record(&s.cache, &name, len, sum)?;
+                record_committed(file, &self.journals[i], &self.sectors[i].cache)?;
             }
         }
         Ok(())

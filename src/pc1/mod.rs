@@ -212,36 +212,21 @@ pub(crate) fn commit_later(
     cache: &Path,
 ) {
     let (journal, cache) = (Arc::clone(journal), cache.to_path_buf());
-    syncer.submit(move || {
-        let (name, (len, sum)) = (file.name(), file.summary());
-        file.commit()?;
-        journal
-            .lock()
-            .expect("journal lock")
-            .record(&cache, &name, len, sum)
-    });
+    syncer.submit(move || record_committed(file, &journal, &cache));
 }
 
-/// Queues writing a file of `len` bytes produced by `fill(chunk, offset)` (see
-/// [`PendingFile::write_streamed`]), then committing and journaling it, all on the syncer.
-pub(crate) fn write_later(
-    syncer: &Syncer,
-    path: PathBuf,
-    len: u64,
-    fill: impl FnMut(&mut [u8], u64) + Send + 'static,
+/// Commits `file` and records it in the sector's journal.
+pub(crate) fn record_committed(
+    file: PendingFile,
     journal: &SharedJournal,
     cache: &Path,
-) {
-    let (journal, cache) = (Arc::clone(journal), cache.to_path_buf());
-    syncer.submit(move || {
-        let file = PendingFile::write_streamed(path, len, fill)?;
-        let (name, (len, sum)) = (file.name(), file.summary());
-        file.commit()?;
-        journal
-            .lock()
-            .expect("journal lock")
-            .record(&cache, &name, len, sum)
-    });
+) -> Result<()> {
+    let (name, (len, sum)) = (file.name(), file.summary());
+    file.commit()?;
+    journal
+        .lock()
+        .expect("journal lock")
+        .record(cache, &name, len, sum)
 }
 
 /// Prepares a sector for labeling: its cache directory, its journal, the replica file and
@@ -268,8 +253,8 @@ pub fn open_sector(s: &Pc1Sector) -> Result<SharedJournal> {
 ///
 /// The data is read once, into the leaf row of the tree_d buffer (zeros past the data fill
 /// the sector); the replica file is written from those leaves and tree_d from the whole
-/// buffer, both with [`PendingFile::write_streamed`] (around the page cache where the file
-/// system allows). The buffer is returned (shared with those writes): once they are done,
+/// buffer, both with [`PendingFile::write_from`] (straight from the buffer, around the page
+/// cache where the file system allows). The buffer is returned (shared with those writes): once they are done,
 /// a batch hands it back as `spare` for a later sector, since fresh memory costs a page
 /// fault per page (and on a VM often a trip to the host).
 pub fn prepare_data(
@@ -331,25 +316,16 @@ pub fn prepare_data(
         fs::create_dir_all(dir).with_context(|| format!("creating directory {}", dir.display()))?;
     }
     let (leaves, sealed) = (Arc::clone(&tree), s.sealed.clone());
-    syncer.submit(move || {
-        let fill = |chunk: &mut [u8], off: u64| {
-            chunk.copy_from_slice(&leaves[off as usize..off as usize + chunk.len()])
-        };
-        PendingFile::write_streamed(sealed, size as u64, fill)?.commit()
-    });
+    // Both written straight from the buffer (no copy through a chunk: 1.5 × the sector of
+    // memory traffic saved on the core that labels).
+    syncer.submit(move || PendingFile::write_from(sealed, &leaves[..size])?.commit());
     if !tree_d_done {
-        let (whole, len) = (Arc::clone(&tree), want as u64);
-        let fill = move |chunk: &mut [u8], off: u64| {
-            chunk.copy_from_slice(&whole[off as usize..off as usize + chunk.len()])
-        };
-        write_later(
-            syncer,
-            s.cache.join(TREE_D_FILE),
-            len,
-            fill,
-            journal,
-            &s.cache,
-        );
+        let (whole, cache) = (Arc::clone(&tree), s.cache.clone());
+        let journal = Arc::clone(journal);
+        syncer.submit(move || {
+            let file = PendingFile::write_from(cache.join(TREE_D_FILE), &whole[..want])?;
+            record_committed(file, &journal, &cache)
+        });
     }
     Ok(tree)
 }

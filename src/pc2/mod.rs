@@ -243,7 +243,10 @@ pub fn seal_trees_resumable(
                     builder.build_rows(&mut rows, per_tree, shape.base)
                 },
             )?;
-            pending.push((name.clone(), write_pending(cache.join(&name), &rows)?));
+            pending.push((
+                name.clone(),
+                PendingFile::write_from(cache.join(&name), &rows)?,
+            ));
             c_roots.push(root);
         }
         check.finish()
@@ -335,17 +338,10 @@ pub fn tree_r_last(
             },
         )?;
         let keep = &rows[cached_rows_offset(per_tree, shape.base, rows_to_discard)..];
-        commit(&name, write_pending(dir.join(&name), keep)?)?;
+        commit(&name, PendingFile::write_from(dir.join(&name), keep)?)?;
         roots.push(root);
     }
     Ok(combine_roots(&roots, shape))
-}
-
-/// Writes `bytes` to `path`'s temp name; [`commit_recorded`] puts it in place.
-fn write_pending(path: std::path::PathBuf, bytes: &[u8]) -> Result<PendingFile> {
-    PendingFile::write_streamed(path, bytes.len() as u64, |chunk, off| {
-        chunk.copy_from_slice(&bytes[off as usize..off as usize + chunk.len()])
-    })
 }
 
 /// Makes a written file durable under its name (fsync, rename), then records it in the

@@ -82,11 +82,7 @@ pub fn encode_into(
 
     let mut pending: Vec<PendingFile> = Vec::new();
     let result = (|| -> Result<Encoded> {
-        pending.push(PendingFile::write_streamed(
-            f.cache.join(TREE_D_FILE),
-            tree.len() as u64,
-            |chunk, off| chunk.copy_from_slice(&tree[off as usize..off as usize + chunk.len()]),
-        )?);
+        pending.push(PendingFile::write_from(f.cache.join(TREE_D_FILE), &tree)?);
         let mut replica = NewFile::create(f.replica.clone(), shape.nodes * 32)?;
         step(verbose, "encoding", || {
             encode(&key.map, &tree[..nodes * 32], &rhos, &mut replica.map)

@@ -96,27 +96,16 @@ impl ChunkWriter {
 /// where the file system allows and `out` starts on an [`ALIGN`] boundary, the unaligned
 /// tail through the page cache.
 pub fn read_exact(file: &mut File, out: &mut [u8]) -> io::Result<()> {
-    let mut done = 0;
-    if (out.as_ptr() as usize).is_multiple_of(ALIGN) && set_direct(file, true).is_ok() {
-        let aligned = out.len() / ALIGN * ALIGN;
-        while done < aligned {
-            // Large reads, whole blocks each.
-            let end = aligned.min(done + (64 << 20));
-            match file.read(&mut out[done..end]) {
-                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-                Ok(k) => {
-                    done += k;
-                    if k % ALIGN != 0 {
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => break,
-                Err(e) => return Err(e),
-            }
-        }
-        set_direct(file, false)?;
-    }
+    let aligned = (out.as_ptr() as usize).is_multiple_of(ALIGN);
+    // Large reads, whole blocks each.
+    let done = direct_pieces(
+        file,
+        aligned,
+        out.len(),
+        64 << 20,
+        io::ErrorKind::UnexpectedEof,
+        |f, r| f.read(&mut out[r]),
+    )?;
     file.read_exact(&mut out[done..])
 }
 
@@ -133,32 +122,59 @@ pub fn write_all_from(
     bytes: &[u8],
     mut written: impl FnMut(&[u8]),
 ) -> io::Result<()> {
-    let mut done = 0;
-    if (bytes.as_ptr() as usize).is_multiple_of(ALIGN) && set_direct(file, true).is_ok() {
-        let aligned = bytes.len() / ALIGN * ALIGN;
-        while done < aligned {
-            let end = aligned.min(done + PIECE);
-            match file.write(&bytes[done..end]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(k) => {
-                    written(&bytes[done..done + k]);
-                    done += k;
-                    if k % ALIGN != 0 {
-                        // An unaligned offset: go on buffered.
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                // The device's block is larger than ALIGN.
-                Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => break,
-                Err(e) => return Err(e),
-            }
-        }
-        set_direct(file, false)?;
-    }
+    let aligned = (bytes.as_ptr() as usize).is_multiple_of(ALIGN);
+    let done = direct_pieces(
+        file,
+        aligned,
+        bytes.len(),
+        PIECE,
+        io::ErrorKind::WriteZero,
+        |f, r| {
+            let k = f.write(&bytes[r.clone()])?;
+            written(&bytes[r.start..r.start + k]);
+            Ok(k)
+        },
+    )?;
     file.write_all(&bytes[done..])?;
     written(&bytes[done..]);
     Ok(())
+}
+
+/// Runs one direct transfer `op(file, range)` after another over the whole blocks of `len`
+/// bytes (pieces of at most `piece`), with O_DIRECT set for them, when the caller's memory
+/// is `aligned` and the file system allows direct I/O; returns how many bytes went directly,
+/// so the caller moves the rest through the page cache. It stops early, without an error,
+/// at a short transfer (the file offset is no longer aligned) or EINVAL (the device's block
+/// is larger than [`ALIGN`]); a transfer of nothing is `zero`.
+fn direct_pieces(
+    file: &mut File,
+    aligned: bool,
+    len: usize,
+    piece: usize,
+    zero: io::ErrorKind,
+    mut op: impl FnMut(&mut File, std::ops::Range<usize>) -> io::Result<usize>,
+) -> io::Result<usize> {
+    if !aligned || set_direct(file, true).is_err() {
+        return Ok(0);
+    }
+    let whole = len / ALIGN * ALIGN;
+    let mut done = 0;
+    while done < whole {
+        match op(file, done..whole.min(done + piece)) {
+            Ok(0) => return Err(zero.into()),
+            Ok(k) => {
+                done += k;
+                if k % ALIGN != 0 {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => break,
+            Err(e) => return Err(e),
+        }
+    }
+    set_direct(file, false)?;
+    Ok(done)
 }
 
 /// Sets or clears O_DIRECT on an open file (Linux allows it through F_SETFL; a file system

@@ -62,7 +62,7 @@ impl NewFile {
         let map = self.map.make_read_only()?;
         Ok(PendingFile {
             len: map.len() as u64,
-            checksum: checksum(&map),
+            checksum: crate::checksum::of(&map),
             tmp: self.tmp,
             path: self.path,
             file: self.file,
@@ -82,6 +82,11 @@ const STREAM_CHUNK: usize = 4 << 20;
 /// Chunk buffers of a set of files streamed out together, in all.
 const SET_BUFFERS: usize = 64 << 20;
 
+/// Bytes of each file produced and checksummed at a time, within a chunk: a set of 16 files'
+/// pieces (1 MiB) is checksummed while it is still in L2, not read back from memory once
+/// the whole 64 MiB of chunks is filled (16 GiB of a batch's layers per run).
+const FILL_PIECE: usize = 64 << 10;
+
 impl PendingFile {
     /// Writes `len` bytes to `path`'s temp file with plain writes (no page fault per page, as
     /// a fresh map would take), direct where the file system allows ([`ChunkWriter`]: the
@@ -100,8 +105,9 @@ impl PendingFile {
     }
 
     /// [`PendingFile::write_streamed`] for several files of `len` bytes each, written side by
-    /// side: `fill(chunks, offset)` produces the chunk at `offset` of every file at once
-    /// (`chunks[i]` for `paths[i]`), so a producer that holds the files' content interleaved
+    /// side: `fill(chunks, offset)` produces the piece at `offset` of every file at once
+    /// (`chunks[i]` for `paths[i]`; pieces of up to [`FILL_PIECE`] bytes, whole 4 KiB
+    /// blocks but at the file's tail), so a producer that holds the files' content interleaved
     /// (a batch's layers) makes one pass over it, and one that is still producing it (the
     /// labels of a layer) can be followed closely. An error from `fill` stops the writing;
     /// every temp file is then removed.
@@ -129,15 +135,22 @@ impl PendingFile {
             }
             let mut hashers: Vec<_> = paths
                 .iter()
-                .map(|_| xxhash_rust::xxh3::Xxh3::new())
+                .map(|_| crate::checksum::Checksum::new())
                 .collect();
             let mut off = 0u64;
             while off < len {
                 let n = (len - off).min(chunk as u64) as usize;
                 let mut chunks: Vec<&mut [u8]> = writers.iter_mut().map(|w| w.chunk(n)).collect();
-                fill(&mut chunks, off)?;
-                for (h, c) in hashers.iter_mut().zip(&chunks) {
-                    h.update(c);
+                let mut done = 0;
+                while done < n {
+                    let m = (n - done).min(FILL_PIECE);
+                    let mut pieces: Vec<&mut [u8]> =
+                        chunks.iter_mut().map(|c| &mut c[done..done + m]).collect();
+                    fill(&mut pieces, off + done as u64)?;
+                    for (h, p) in hashers.iter_mut().zip(&pieces) {
+                        h.update(p);
+                    }
+                    done += m;
                 }
                 for ((w, file), path) in writers.iter_mut().zip(&mut files).zip(&paths) {
                     w.write(file, n)
@@ -148,7 +161,7 @@ impl PendingFile {
             Ok(files
                 .into_iter()
                 .zip(hashers)
-                .map(|(f, h)| (f, format!("{:016x}", h.digest())))
+                .map(|(f, h)| (f, h.hex()))
                 .collect())
         })();
         match r {
@@ -191,9 +204,9 @@ impl PendingFile {
         let len = bytes.len() as u64;
         let r = (|| -> Result<(File, String)> {
             let mut file = create_preallocated(&tmp, len)?;
-            let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+            let mut hasher = crate::checksum::Checksum::new();
             crate::direct_io::write_all_from(&mut file, bytes, |p| hasher.update(p))?;
-            Ok((file, format!("{:016x}", hasher.digest())))
+            Ok((file, hasher.hex()))
         })();
         match r {
             Ok((file, checksum)) => Ok(PendingFile {
@@ -248,11 +261,6 @@ impl PendingFile {
         }
         Ok(())
     }
-}
-
-/// xxh3-64 of `bytes`, in hex: the checksum journals record.
-pub fn checksum(bytes: &[u8]) -> String {
-    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(bytes))
 }
 
 type Job = Box<dyn FnOnce() -> Result<()> + Send>;

@@ -15,6 +15,7 @@
 pub mod addpiece;
 pub mod affinity;
 pub mod buffer;
+pub mod checksum;
 pub mod cli;
 pub mod commit;
 pub mod direct_io;

@@ -12,7 +12,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use memmap2::Mmap;
 
-use crate::durable::checksum;
+use crate::checksum::of as checksum;
 
 /// File name of the journal in the cache directory.
 pub const JOURNAL_FILE: &str = "sealkit-pc1.json";

@@ -44,7 +44,7 @@ impl Journal {
         if f.metadata()?.len() != *len || *len < 32 {
             return Ok(None);
         }
-        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        let mut hasher = crate::checksum::Checksum::new();
         let mut buf = vec![0u8; (4 << 20).min(*len as usize)];
         let mut tail = Vec::with_capacity(64);
         loop {
@@ -58,7 +58,7 @@ impl Journal {
             tail.extend_from_slice(&buf[n.saturating_sub(32)..n]);
             tail.drain(..tail.len().saturating_sub(32));
         }
-        if format!("{:016x}", hasher.digest()) != *sum {
+        if hasher.hex() != *sum {
             return Ok(None);
         }
         Ok(Some(tail[..].try_into().expect("32-byte root")))
@@ -68,7 +68,7 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::durable::checksum;
+    use crate::checksum::of as checksum;
 
     #[test]
     fn reuses_only_matching_files_of_the_same_replica() {

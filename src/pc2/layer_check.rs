@@ -9,15 +9,15 @@
 
 use std::path::PathBuf;
 
+use crate::checksum::Checksum;
 use anyhow::{bail, Result};
 use rayon::prelude::*;
-use xxhash_rust::xxh3::Xxh3;
 
 /// One layer under check: its file, the recorded checksum, the running hash.
 struct Checked {
     path: PathBuf,
     want: String,
-    hasher: Xxh3,
+    hasher: Checksum,
 }
 
 /// The running checks of a sector's layers, in layer order (`None`: not recorded).
@@ -36,7 +36,7 @@ impl LayerCheck {
                 (*l == len).then(|| Checked {
                     path: p.clone(),
                     want: sum.clone(),
-                    hasher: Xxh3::new(),
+                    hasher: Checksum::new(),
                 })
             })
             .collect();
@@ -64,7 +64,7 @@ impl LayerCheck {
     /// are not the ones PC1 recorded.
     pub fn finish(&self) -> Result<()> {
         for c in self.layers.iter().flatten() {
-            let got = format!("{:016x}", c.hasher.digest());
+            let got = c.hasher.hex();
             if got != c.want {
                 bail!(
                     "layer file {} does not match the checksum seal-pc1 recorded for it in {} (xxh3 {got}, recorded {}): it is corrupted; re-run seal-pc1",

@@ -8,10 +8,11 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::fake_lotus::{
-    expected, FakeLotus, Node, DEPOSIT, MINER_AVAILABLE, PLEDGE, WORKER_BALANCE,
+    expected, FakeLotus, Node, BASE_FEE, DEPOSIT, MINER_AVAILABLE, PLEDGE, PREMIUM, WORKER_BALANCE,
 };
 use common::sched::{ok, sched};
 use sealkit::sched::chain::{Chain, Domain, Message, MsgKind};
+use sealkit::sched::gas::Quote;
 use sealkit::sched::lotus::api_info::ApiInfo;
 use sealkit::sched::lotus::LotusChain;
 use sealkit::sector::proof::SealProof;
@@ -331,6 +332,7 @@ fn batch(id: &str, kind: MsgKind, sectors: &[(u64, [u8; 32], &str)]) -> Message 
         kind,
         aggregate: false,
         aggregate_proof: None,
+        quotes: None,
         sectors: sectors
             .iter()
             .map(|(n, comm_r, proof)| {
@@ -726,6 +728,45 @@ fn a_full_commit_batch_goes_as_one_aggregate_the_node_verifies() {
     );
     assert!(!p.aggregate_proof.is_empty());
     assert_eq!(commits[0].outcome.as_ref().map(|o| o.0), Some(0));
+    // Both forms were quoted first; the aggregate was quoted lower.
+    assert_eq!(commit_estimates(&n), [true, false]);
+}
+
+/// The commit gas estimates the node was asked for, in order: whether each carried an
+/// aggregate.
+fn commit_estimates(n: &Node) -> Vec<bool> {
+    n.requests
+        .iter()
+        .filter(|(m, p)| m == "GasEstimateMessageGas" && p[0]["Method"] == 34)
+        .map(|(_, p)| {
+            let params = common::fake_lotus::unb64(p[0]["Params"].as_str().unwrap());
+            let p: fil_actor_miner_state::v18::ProveCommitSectors3Params =
+                fvm_ipld_encoding::from_slice(&params).unwrap();
+            !p.aggregate_proof.is_empty()
+        })
+        .collect()
+}
+
+/// When the node quotes four sectors' individual proofs below their aggregate (as it could
+/// at some base fee and proof size), the commit goes as one plain `ProveCommitSectors3`
+/// with the four proofs and no aggregate, and the node verifies each proof.
+#[test]
+fn a_commit_batch_goes_plain_when_the_node_quotes_it_lower() {
+    sealkit::sched::demo::ensure_test_params().unwrap();
+    let node = verifying_node(|n| n.gas_per_aggregate = 1_000_000_000);
+    seal_in_one_commit_batch(&node, 4, |_| {});
+    let n = node.node.lock().unwrap();
+    assert_eq!(n.active.keys().copied().collect::<Vec<_>>(), [1, 2, 3, 4]);
+    assert_eq!(commit_estimates(&n), [true, false]);
+    let commits: Vec<&common::fake_lotus::Pushed> =
+        n.pushed.iter().filter(|m| m.method == 34).collect();
+    assert_eq!(commits.len(), 1, "{:?}", n.pushed);
+    let p: fil_actor_miner_state::v18::ProveCommitSectors3Params =
+        fvm_ipld_encoding::from_slice(&commits[0].params).unwrap();
+    assert_eq!(p.sector_proofs.len(), 4);
+    assert!(p.aggregate_proof.is_empty());
+    assert_eq!(p.aggregate_proof_type, None);
+    assert_eq!(commits[0].outcome.as_ref().map(|o| o.0), Some(0));
 }
 
 /// NI-PoRep through the node: two CC sectors of the NI proof type reach Proving with no
@@ -778,12 +819,17 @@ fn requests_and_answers_have_the_shapes_lotus_documents() {
     let cid = c.send(&pre).unwrap();
     set_head(&node, 5020);
     c.lookup(&pre, Some(&cid)).unwrap().unwrap();
-    c.send(&batch(
-        "commit-2-7",
-        MsgKind::ProveCommit,
-        &[(7, [1; 32], "aa")],
-    ))
-    .unwrap();
+    let commit = batch("commit-2-7", MsgKind::ProveCommit, &[(7, [1; 32], "aa")]);
+    // The node's quote: its gas estimate at the head's base fee plus its premium.
+    let gas = 100_000_000 + 60_000_000 + 40_000_000;
+    assert_eq!(
+        c.quote(&commit).unwrap(),
+        Quote {
+            gas_limit: gas,
+            fee: u128::from(gas) * (BASE_FEE + PREMIUM)
+        }
+    );
+    c.send(&commit).unwrap();
     assert_eq!(c.cc_sector_costs(proof()).unwrap(), (DEPOSIT, PLEDGE));
     assert_eq!(c.balances().unwrap(), (WORKER_BALANCE, MINER_AVAILABLE));
     let requests = node.node.lock().unwrap().requests.clone();
@@ -798,6 +844,7 @@ fn requests_and_answers_have_the_shapes_lotus_documents() {
         seen.insert(method.clone());
     }
     for m in [
+        "GasEstimateMessageGas",
         "MpoolPushMessage",
         "StateSearchMsg",
         "StateSectorPreCommitInfo",
@@ -848,6 +895,25 @@ fn requests_and_answers_have_the_shapes_lotus_documents() {
     let pc = c.precommit_on_chain(9).unwrap().unwrap();
     assert_eq!((pc.epoch, pc.deposit, pc.expiration), (10101, 0, 10101));
     assert_eq!(c.balances().unwrap(), (0, 0));
+
+    // A quote from the documented estimate (GasLimit 9, GasPremium "0") and head
+    // (ParentBaseFee "20592036").
+    let canned = ["GasEstimateMessageGas", "ChainHead"]
+        .into_iter()
+        .map(|m| (m.to_string(), ex[m]["response"].clone()))
+        .collect();
+    let node = FakeLotus::start(Node {
+        canned,
+        ..Node::default()
+    });
+    let q = connect(&node).unwrap().quote(&pre).unwrap();
+    assert_eq!(
+        q,
+        Quote {
+            gas_limit: 9,
+            fee: 9 * 20_592_036
+        }
+    );
 }
 
 /// `ours` has the JSON shape of Lotus's documented `doc`.

@@ -31,10 +31,14 @@ fn demo_seals_cc_and_deal_sectors_to_proving() {
     assert_eq!(rows.iter().filter(|r| r["deal"] == true).count(), 1);
     // The simulated chain's wallet (1000 FIL) paid both sectors' pledge, which they locked,
     // and their deposits, which proving freed: a 2KiB pledge is 0.2 FIL per 32 GiB, 2^-24 of
-    // it, rounded down (11,920,928,955 attoFIL).
+    // it, rounded down (11,920,928,955 attoFIL). It also paid the gas of one precommit of
+    // both sectors and one plain commit of both (two do not aggregate), on the lines
+    // through FIP-0100's points: 16.7 M + 1.7 M / 3 and 267.5 M + 312.5 M / 3 gas, in all
+    // 388,933,334 at 100 attoFIL a unit.
     let chain = json_out(sched(&repo, &["chain", "status", "--json"]));
     let f = &chain["funds"];
-    assert_eq!(f["worker_balance"], "999.99999997615814209 FIL", "{chain}");
+    assert_eq!(f["gas_burnt"], "0.0000000388933334 FIL", "{chain}");
+    assert_eq!(f["worker_balance"], "999.99999993726480869 FIL", "{chain}");
     assert_eq!(f["locked_pledge"], "0.00000002384185791 FIL", "{chain}");
     assert_eq!(f["locked_deposits"], "0 FIL", "{chain}");
     assert_eq!(f["promised_to_messages_in_flight"], "0 FIL", "{chain}");

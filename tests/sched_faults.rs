@@ -133,6 +133,7 @@ fn a_number_the_chain_has_allocated_is_skipped() {
         kind: MsgKind::PreCommit,
         aggregate: false,
         aggregate_proof: None,
+        quotes: None,
         sectors: vec![(1, doc)],
     };
     let sent = chain.send(&msg).unwrap();

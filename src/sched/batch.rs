@@ -35,7 +35,9 @@ use super::chain::{
 };
 use super::config::{Batching, Config};
 use super::db::{self, batches, now, sectors, Db, SectorRow};
+use super::gas::Quotes;
 use super::state::SectorState;
+use crate::filecoin::token::fil_text;
 use crate::sector::document::SectorDoc;
 
 /// The right to send batches: one process at a time.
@@ -271,6 +273,7 @@ pub fn publish(
                 kind,
                 aggregate: aggregates(cfg, kind, take.len(), ni),
                 aggregate_proof: None,
+                quotes: None,
                 sectors: take.iter().map(|s| (s.number, s.doc.clone())).collect(),
             };
             let numbers: Vec<u64> = take.iter().map(|s| s.number).collect();
@@ -347,6 +350,7 @@ fn recorded_message(db: &Db, cfg: &Config, id: &str) -> Result<Message> {
         kind,
         aggregate: aggregates(cfg, kind, sectors.len(), ni),
         aggregate_proof: None,
+        quotes: None,
         sectors,
     })
 }
@@ -382,6 +386,10 @@ fn deliver(
                     Ok(m) => m,
                     Err(o) => return Ok(o),
                 },
+            };
+            msg = match priced(db, chain, msg)? {
+                Ok(m) => m,
+                Err(e) => return not_sent(db, id, e),
             };
             let cid = match chain.send(&msg) {
                 Ok(c) => c,
@@ -466,6 +474,7 @@ fn refuse(db: &mut Db, cfg: &Config, msg: &Message, err: &str) -> Result<()> {
                 kind: msg.kind,
                 aggregate: aggregates(cfg, msg.kind, part.len(), ni),
                 aggregate_proof: None,
+                quotes: None,
                 sectors: part.to_vec(),
             };
             let numbers: Vec<u64> = part.iter().map(|(n, _)| *n).collect();
@@ -568,24 +577,80 @@ fn with_aggregate(db: &mut Db, msg: Message) -> Result<Result<Message, Unaggrega
             )
         }
     };
+    record_decision(db, out, &note, |m| !needs_aggregate(m)).map(Ok)
+}
+
+/// Records `out` as its batch's message, with `note` as the batch's event, unless the
+/// recorded message is already `decided`: the first decision recorded stands (another
+/// publisher, or an aggregation thread, may have been first, and what it recorded may have
+/// been sent already). Returns what is recorded now, which is what goes out.
+fn record_decision(
+    db: &mut Db,
+    out: Message,
+    note: &str,
+    decided: impl Fn(&Message) -> bool,
+) -> Result<Message> {
     let body = serde_json::to_string(&out)?;
     db.tx(|tx| {
-        // The first decision recorded stands (another publisher, or an aggregation thread,
-        // may have been first; what it recorded may have been sent already).
-        let decided = match batches::body(tx, &out.id)? {
-            Some(b) => !needs_aggregate(&parse_message(&out.id, &b)?),
+        let done = match batches::body(tx, &out.id)? {
+            Some(b) => decided(&parse_message(&out.id, &b)?),
             None => false,
         };
-        if !decided && batches::set_body(tx, &out.id, &body)? {
-            db::event(tx, None, "batch", &note)?;
+        if !done && batches::set_body(tx, &out.id, &body)? {
+            db::event(tx, None, "batch", note)?;
         }
         Ok(())
     })?;
-    // Whatever is recorded now is what goes out.
     match batches::body(&db.conn, &out.id)? {
-        Some(b) => parse_message(&out.id, &b).map(Ok),
-        None => Ok(Ok(out)),
+        Some(b) => parse_message(&out.id, &b),
+        None => Ok(out),
     }
+}
+
+/// An interactive prove-commit batch with its aggregate made goes as the cheaper of its two
+/// forms ([`super::gas`]): before its first send the chain quotes the aggregate and the
+/// plain batch (every proof on its own), and the choice is recorded with both quotes in one
+/// transaction, so every send of the batch is the same message (the first choice recorded
+/// stands). The aggregate goes unless the plain batch was quoted lower; a plain batch the
+/// chain would not quote (too large for one message, refused) does not go. `Err`: the
+/// aggregate could not be quoted for a reason of this machine or the network; nothing is
+/// recorded and a later pass tries again. An aggregate the chain refuses is sent as it is,
+/// and its refusal splits the batch.
+fn priced(db: &mut Db, chain: &dyn Chain, msg: Message) -> Result<Result<Message, String>> {
+    let interactive_aggregate = msg.kind == MsgKind::ProveCommit
+        && msg.aggregate_proof.is_some()
+        && !chain::non_interactive(&msg.sectors[0].1);
+    if !interactive_aggregate || msg.quotes.is_some() {
+        return Ok(Ok(msg));
+    }
+    let aggregate = match chain.quote(&msg) {
+        Ok(q) => q,
+        Err(e) if e.is::<Refused>() => return Ok(Ok(msg)),
+        Err(e) => return Ok(Err(format!("the aggregate could not be quoted: {e:#}"))),
+    };
+    let plain_msg = Message {
+        aggregate: false,
+        aggregate_proof: None,
+        ..msg.clone()
+    };
+    let plain = chain.quote(&plain_msg);
+    let quotes = Quotes::of(plain.as_ref().ok().copied(), Some(aggregate));
+    let plain_wins = quotes.plain_is_cheaper();
+    let note = format!(
+        "{}: gas quoted {} aggregated, {}; sent {}",
+        msg.id,
+        fil_text(aggregate.fee),
+        match &plain {
+            Ok(q) => format!("{} as a plain batch", fil_text(q.fee)),
+            Err(e) => format!("no quote as a plain batch ({e:#})"),
+        },
+        if plain_wins { "plain" } else { "aggregated" }
+    );
+    let out = Message {
+        quotes: Some(quotes),
+        ..if plain_wins { plain_msg } else { msg }
+    };
+    record_decision(db, out, &note, |m| m.quotes.is_some()).map(Ok)
 }
 
 /// Whether `msg` is a prove-commit to aggregate whose aggregate is not made yet.
@@ -749,6 +814,7 @@ mod tests {
             kind: MsgKind::ProveCommit,
             aggregate: true,
             aggregate_proof: None,
+            quotes: None,
             sectors: [4, 3, 2, 1].into_iter().map(|n| (n, doc(n))).collect(),
         };
         let body = serde_json::to_string(&msg).unwrap();
@@ -795,7 +861,9 @@ mod tests {
         let db_path = dir.path().join("sched.db");
         let mut db = Db::open(&db_path).unwrap();
         let msg = junk_commit_batch(&mut db);
-        let chain = SimChain::open(&dir.path().join("chain.db"), 3600.0, 150, "s", 0).unwrap();
+        // 1 FIL: the message's gas (it carries no value: its proofs are junk).
+        let wallet = crate::filecoin::token::ATTO_PER_FIL;
+        let chain = SimChain::open(&dir.path().join("chain.db"), 3600.0, 150, "s", wallet).unwrap();
         let (cfg, jobs) = (Config::default(), Aggregator::new(db_path));
         let bg = Aggregation::Background(&jobs);
         assert_eq!(
@@ -856,6 +924,7 @@ mod tests {
             kind: MsgKind::PreCommit,
             aggregate: false,
             aggregate_proof: None,
+            quotes: None,
             sectors: vec![(1, doc(1)), (2, doc(2))],
         };
         let body = serde_json::to_string(&msg).unwrap();
@@ -868,7 +937,10 @@ mod tests {
         };
         // A 2KiB deposit: 0.04 FIL per 32 GiB, 2^-24 of it, rounded down.
         let deposit: u128 = 40_000_000_000_000_000 / (1 << 24);
-        chain.fund(2 * deposit - 1).unwrap();
+        // Gas of a two-sector precommit: on the line through FIP-0100's 16.7 M gas for one
+        // sector and 18.4 M for four, 16.7 M + 1.7 M / 3, at 100 attoFIL per unit.
+        let fee: u128 = 17_266_667 * 100;
+        chain.fund(2 * deposit + fee - 1).unwrap();
         let Outcome::NotSent(why) =
             deliver(&mut db, &chain, &cfg, Aggregation::Inline, "precommit-1").unwrap()
         else {
@@ -876,7 +948,8 @@ mod tests {
         };
         assert!(
             why.contains("carries 0.000000004768371582 FIL")
-                && why.contains("wallet holds 0.000000004768371581 FIL")
+                && why.contains("costs 0.0000000017266667 FIL of gas")
+                && why.contains("wallet holds 0.000000006495038281 FIL")
                 && why.contains("seal-sched chain fund"),
             "{why}"
         );
@@ -889,9 +962,10 @@ mod tests {
         );
         assert_eq!(batch(&db), (BatchState::Sent, None));
         let promised = SimFunds {
-            wallet: 2 * deposit,
-            promised: 2 * deposit,
+            wallet: 2 * deposit + fee,
+            promised: 2 * deposit + fee,
             locked: Locked::default(),
+            gas_burnt: 0,
         };
         assert_eq!(chain.funds().unwrap(), promised);
         drop(chain);
@@ -906,8 +980,41 @@ mod tests {
                     deposit: 2 * deposit,
                     pledge: 0
                 },
+                gas_burnt: fee,
             }
         );
+    }
+
+    /// An interactive commit with its aggregate made is quoted in both forms before its
+    /// first send and goes as the cheaper (on the simulated chain's schedule, the aggregate),
+    /// the quotes recorded with the choice; a publisher holding the unpriced message later
+    /// gets the recorded one, not a second decision.
+    #[test]
+    fn a_commit_goes_as_the_cheaper_form_and_the_choice_is_recorded() {
+        use crate::sched::chain::SimChain;
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&dir.path().join("sched.db")).unwrap();
+        let chain = SimChain::open(&dir.path().join("chain.db"), 3600.0, 150, "s", 0).unwrap();
+        let mut msg = junk_commit_batch(&mut db);
+        msg.sectors.sort_by_key(|(n, _)| *n);
+        msg.aggregate_proof = Some("ab".repeat(32));
+        // FIP-0100's ProveCommitSectors3 points: 267.5 M gas for one sector, 580 M for four
+        // batched, 517.2 M for four aggregated, at 100 attoFIL per unit.
+        let quotes = Quotes {
+            plain: Some((580_000_001u128 * 100).to_string()),
+            aggregate: Some((517_200_001u128 * 100).to_string()),
+        };
+        let Ok(out) = priced(&mut db, &chain, msg.clone()).unwrap() else {
+            panic!("the simulated chain quotes every message");
+        };
+        let want = Message {
+            quotes: Some(quotes),
+            ..msg.clone()
+        };
+        assert_eq!(out, want);
+        let recorded = batches::body(&db.conn, "commit-1").unwrap().unwrap();
+        assert_eq!(parse_message("commit-1", &recorded).unwrap(), want);
+        assert_eq!(priced(&mut db, &chain, msg).unwrap().unwrap(), want);
     }
 
     #[test]

@@ -13,8 +13,9 @@
 //! way the miner actor would (ticket age, seed epoch, one precommit per sector, and again at
 //! landing) and verifies proofs with the reference verifier; a proof it cannot verify for a
 //! local reason (parameters missing here) fails the send instead of rejecting a valid proof.
-//! Its wallet pays each message's value (deposits and pledge at `sched::funds` prices) when
-//! the message lands, and the sectors lock them; a push the wallet cannot pay is not sent.
+//! Its wallet pays each message's value (deposits and pledge at `sched::funds` prices) and
+//! its gas (`sched::gas`'s schedule) when the message lands, and the sectors lock the
+//! value; a push the wallet cannot pay is not sent.
 //!
 //! `sched::lotus::LotusChain` implements the same trait over a Lotus/Forest node.
 
@@ -107,6 +108,10 @@ pub struct Message {
     /// carries the same bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aggregate_proof: Option<String>,
+    /// An interactive prove-commit's two forms as the chain quoted them before its first
+    /// send, which decided whether it goes aggregated or plain ([`super::gas`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quotes: Option<super::gas::Quotes>,
 }
 
 /// Where a message landed and what happened to each of its sectors.
@@ -159,6 +164,9 @@ pub trait Chain {
     /// Hands a recorded message to the chain and returns the chain's reference for it (a
     /// message CID). Idempotent by `msg.id`: a message already sent is not sent again.
     fn send(&self, msg: &Message) -> Result<String>;
+    /// What sending `msg` as it is would cost in gas now (the node executes it to estimate;
+    /// a message the actor would reject errs with [`Refused`]). Nothing is sent.
+    fn quote(&self, msg: &Message) -> Result<super::gas::Quote>;
     /// The receipt of recorded message `msg` once it landed; `None` while it is pending or
     /// if it was never sent. `sent` is the reference [`Chain::send`] returned, where the
     /// outbox has it (a node finds messages by CID; a crash before it was stored leaves
@@ -180,6 +188,8 @@ pub struct SimFunds {
     pub wallet: u128,
     pub promised: u128,
     pub locked: store::Locked,
+    /// Gas the wallet has paid for landed messages, in all.
+    pub gas_burnt: u128,
 }
 
 impl SimChain {
@@ -451,15 +461,18 @@ impl Chain for SimChain {
             self.check_aggregate(msg, &verdicts)?;
         }
         // The node's message pool takes a message only while the wallet covers its value
-        // beside what the messages it already holds will spend; otherwise it is not sent.
+        // and its gas beside what the messages it already holds will spend; otherwise it is
+        // not sent.
         let value: u128 = verdicts.iter().map(|v| v.pay).sum();
+        let fee = self.quote(msg)?.fee;
         let wallet = store::wallet(&tx)?;
         let promised = promised(&tx)?;
-        if wallet.saturating_sub(promised) < value {
+        if wallet.saturating_sub(promised) < value + fee {
             bail!(
-                "message {} not sent: it carries {} of deposits and pledge, and the wallet holds {}{}; add funds (seal-sched chain fund AMOUNT)",
+                "message {} not sent: it carries {} of deposits and pledge and costs {} of gas, and the wallet holds {}{}; add funds (seal-sched chain fund AMOUNT)",
                 msg.id,
                 fil_text(value),
+                fil_text(fee),
                 fil_text(wallet),
                 if promised > 0 {
                     format!(", {} of it promised to messages in flight", fil_text(promised))
@@ -473,7 +486,7 @@ impl Chain for SimChain {
             &store::Pending {
                 id: msg.id.clone(),
                 kind: msg.kind.name().into(),
-                body: serde_json::to_string(&verdicts)?,
+                body: serde_json::to_string(&PendingBody { verdicts, fee })?,
                 lands: head + LANDING_DELAY,
             },
         )?;
@@ -483,6 +496,17 @@ impl Chain for SimChain {
 
     fn lookup(&self, msg: &Message, _sent: Option<&str>) -> Result<Option<Receipt>> {
         self.receipt(&msg.id)
+    }
+
+    /// The simulated chain's gas schedule ([`super::gas::sim_quote`]); it does not execute
+    /// the message to quote it (a send checks it).
+    fn quote(&self, msg: &Message) -> Result<super::gas::Quote> {
+        let aggregated = msg.kind == MsgKind::ProveCommit && msg.aggregate_proof.is_some();
+        Ok(super::gas::sim_quote(
+            msg.kind,
+            msg.sectors.len() as u64,
+            aggregated,
+        ))
     }
 }
 
@@ -500,6 +524,26 @@ impl SimChain {
 /// Epochs from a message's push to the tipset that includes it: a real message is never
 /// on chain in the epoch it was sent, and callers must look it up again.
 pub const LANDING_DELAY: i64 = 1;
+
+/// A pushed message as `chain.db` keeps it until it lands: what the chain decided for each
+/// sector and the gas the wallet pays when it lands. Rows from before gas was charged are
+/// the bare list of verdicts, and cost none.
+#[derive(Serialize, Deserialize)]
+struct PendingBody {
+    verdicts: Vec<Verdict>,
+    fee: u128,
+}
+
+impl PendingBody {
+    fn parse(p: &store::Pending) -> Result<PendingBody> {
+        let what = || format!("chain.db pending {}: unreadable body", p.id);
+        if p.body.trim_start().starts_with('[') {
+            let verdicts = serde_json::from_str(&p.body).with_context(what)?;
+            return Ok(PendingBody { verdicts, fee: 0 });
+        }
+        serde_json::from_str(&p.body).with_context(what)
+    }
+}
 
 /// What the chain decided for one sector of a pushed message.
 #[derive(Debug, Serialize, Deserialize)]
@@ -530,8 +574,9 @@ impl SimChain {
         for p in store::pending_due(&tx, head)? {
             let kind = MsgKind::parse(&p.kind)
                 .with_context(|| format!("chain.db pending {}: unknown kind {:?}", p.id, p.kind))?;
-            let verdicts: Vec<Verdict> = serde_json::from_str(&p.body)
-                .with_context(|| format!("chain.db pending {}: unreadable body", p.id))?;
+            let PendingBody { verdicts, fee } = PendingBody::parse(&p)?;
+            // Gas is paid whatever the actor decided, as the sender pays it on chain.
+            burn(&tx, &p.id, fee)?;
             let mut results = Vec::new();
             for v in verdicts {
                 let n = v.sector;
@@ -631,6 +676,7 @@ impl SimChain {
             wallet: store::wallet(&self.conn)?,
             promised: promised(&self.conn)?,
             locked: store::locked_total(&self.conn)?,
+            gas_burnt: store::gas_burnt(&self.conn)?,
         })
     }
 
@@ -651,11 +697,22 @@ impl SimChain {
 fn promised(conn: &Connection) -> Result<u128> {
     let mut sum = 0u128;
     for p in store::pending_due(conn, i64::MAX)? {
-        let verdicts: Vec<Verdict> = serde_json::from_str(&p.body)
-            .with_context(|| format!("chain.db pending {}: unreadable body", p.id))?;
-        sum += verdicts.iter().map(|v| v.pay).sum::<u128>();
+        let PendingBody { verdicts, fee } = PendingBody::parse(&p)?;
+        sum += verdicts.iter().map(|v| v.pay).sum::<u128>() + fee;
     }
     Ok(sum)
+}
+
+/// A landed message's gas: taken from the wallet and counted as burnt.
+fn burn(conn: &Connection, id: &str, fee: u128) -> Result<()> {
+    let wallet = store::wallet(conn)?;
+    let left = wallet.checked_sub(fee).with_context(|| {
+        format!(
+            "chain.db: the wallet ({wallet} attoFIL) cannot pay message {id}'s gas ({fee} attoFIL)"
+        )
+    })?;
+    store::set_wallet(conn, left)?;
+    store::add_gas_burnt(conn, fee)
 }
 
 /// A sector's part of a message landed: the wallet pays its share of the value, and the
@@ -791,6 +848,7 @@ mod tests {
             kind: MsgKind::PreCommit,
             aggregate: false,
             aggregate_proof: None,
+            quotes: None,
             sectors: vec![(7, doc)],
         };
         let cid = c.send(&msg).unwrap();
@@ -827,6 +885,7 @@ mod tests {
             kind: MsgKind::PreCommit,
             aggregate: false,
             aggregate_proof: None,
+            quotes: None,
             sectors: vec![(1, serde_json::json!({"sector": 1}))],
         };
         assert_eq!(c.receipt("b1").unwrap(), None);
@@ -855,6 +914,7 @@ mod tests {
             kind: MsgKind::PreCommit,
             aggregate: false,
             aggregate_proof: None,
+            quotes: None,
             sectors: vec![(1, good(1)), (2, good(2))],
         };
         c.send(&msg).unwrap();
@@ -903,6 +963,7 @@ mod tests {
             kind: MsgKind::ProveCommit,
             aggregate: true,
             aggregate_proof: Some("55".repeat(64)),
+            quotes: None,
             sectors,
         };
         let refused = |m: &Message| {
@@ -968,6 +1029,7 @@ mod tests {
             kind: MsgKind::ProveCommit,
             aggregate,
             aggregate_proof: aggregate.then(|| "55".repeat(64)),
+            quotes: None,
             sectors,
         };
         let refused = |m: &Message| {
@@ -1027,6 +1089,7 @@ mod tests {
                 kind: MsgKind::ReplicaUpdate,
                 aggregate: false,
                 aggregate_proof: None,
+                quotes: None,
                 sectors: vec![(n, doc(n, comm_r))],
             })
         };

@@ -29,6 +29,7 @@ pub mod db;
 pub mod demo;
 pub mod engine;
 pub mod funds;
+pub mod gas;
 pub mod gpu_assign;
 pub mod handoff;
 pub mod hostcmd;

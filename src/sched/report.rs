@@ -453,6 +453,7 @@ pub fn chain_status(
             funds["promised_to_messages_in_flight"] = fil_text(f.promised).into();
             funds["locked_deposits"] = fil_text(f.locked.deposit).into();
             funds["locked_pledge"] = fil_text(f.locked.pledge).into();
+            funds["gas_burnt"] = fil_text(f.gas_burnt).into();
             json!({
                 "kind": "sim",
                 "chain_db": repo.chain_path().display().to_string(),

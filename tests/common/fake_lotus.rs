@@ -10,7 +10,9 @@
 //! - `MpoolPushMessage` keeps signed messages by their `MsgUuid` as Lotus does: a second push
 //!   with a UUID it has seen returns the first message;
 //! - a pushed message is included at the next epoch and executed at the one after;
-//!   `StateSearchMsg` finds it from then on.
+//!   `StateSearchMsg` finds it from then on;
+//! - `GasEstimateMessageGas` checks a message as a push does and prices it at the test's
+//!   gas figures ([`gas_of`]); the head's `ParentBaseFee` is [`BASE_FEE`].
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -28,6 +30,9 @@ pub const PLEDGE: u128 = 5_000;
 /// The worker address's balance (attoFIL) and the miner actor's available balance.
 pub const WORKER_BALANCE: u128 = 7_000;
 pub const MINER_AVAILABLE: u128 = 123;
+/// The head's base fee and the premium the node estimates (attoFIL per gas unit).
+pub const BASE_FEE: u128 = 100;
+pub const PREMIUM: u128 = 50;
 
 /// A message the node signed and pushed.
 #[derive(Clone, Debug)]
@@ -84,6 +89,9 @@ pub struct Node {
     pub requests: Vec<(String, Value)>,
     /// Methods answered with a fixed result (Lotus's documented examples) instead.
     pub canned: BTreeMap<String, Value>,
+    /// Gas the node estimates for verifying one individual seal proof, and one aggregate.
+    pub gas_per_proof: u64,
+    pub gas_per_aggregate: u64,
 }
 
 impl Node {
@@ -123,6 +131,9 @@ impl Default for Node {
             refuse_precommit: Vec::new(),
             requests: Vec::new(),
             canned: BTreeMap::new(),
+            // Aggregating four proofs or more costs less, as after FIP-0100.
+            gas_per_proof: 40_000_000,
+            gas_per_aggregate: 100_000_000,
         }
     }
 }
@@ -230,7 +241,23 @@ fn answer(node: &Mutex<Node>, auth: &str, body: &[u8]) -> (&'static str, String)
             "NetworkName": n.network, "BlockDelaySecs": n.block_delay,
             "ConsensusMinerMinPower": "2048", "PreCommitChallengeDelay": n.challenge_delay,
         }),
-        "ChainHead" => json!({"Cids": [{"/": "bafy2bzacea"}], "Blocks": [], "Height": head}),
+        "ChainHead" => json!({
+            "Cids": [{"/": "bafy2bzacea"}],
+            "Blocks": [{"Height": head, "ParentBaseFee": BASE_FEE.to_string()}],
+            "Height": head,
+        }),
+        "GasEstimateMessageGas" => {
+            let m = &p[0];
+            assert_eq!(m["GasLimit"], json!(0), "{m}");
+            if let Err(e) = check_message(&n, m, head) {
+                return rpc_error(id, 1, &format!("estimating gas used: {e}"));
+            }
+            let mut est = m.clone();
+            est["GasLimit"] = json!(gas_of(&n, m));
+            est["GasPremium"] = json!(PREMIUM.to_string());
+            est["GasFeeCap"] = json!((BASE_FEE * 2 + PREMIUM).to_string());
+            est
+        }
         "StateMinerInfo" => {
             if p[0] != json!(n.miner) {
                 return rpc_error(id, 1, &format!("actor not found: {}", p[0]));
@@ -411,6 +438,25 @@ fn allocated(n: &Node, s: u64) -> bool {
 
 /// The actor's checks for a message at `head` (docs/chain.md#validation-rules), on the
 /// chain as it is; its error names the rule broken.
+/// The gas the node estimates for a message: a fixed part, a part per sector, and for a
+/// prove-commit each individual proof or the aggregate at the node's prices.
+fn gas_of(n: &Node, m: &Value) -> u64 {
+    let params = unb64(m["Params"].as_str().unwrap());
+    match m["Method"].as_u64().unwrap() {
+        34 => {
+            let p: actor::ProveCommitSectors3Params =
+                fvm_ipld_encoding::from_slice(&params).unwrap();
+            let proofs = if p.aggregate_proof.is_empty() {
+                n.gas_per_proof * p.sector_proofs.len() as u64
+            } else {
+                n.gas_per_aggregate
+            };
+            100_000_000 + 60_000_000 * p.sector_activations.len() as u64 + proofs
+        }
+        _ => 50_000_000,
+    }
+}
+
 fn check_message(n: &Node, m: &Value, head: i64) -> Result<(), String> {
     if m["To"] != json!(n.miner) || m["From"] != json!("t01002") {
         return Err(format!("wrong To/From: {m}"));
@@ -855,7 +901,7 @@ fn b64(b: &[u8]) -> Value {
     json!(base64::engine::general_purpose::STANDARD.encode(b))
 }
 
-fn unb64(s: &str) -> Vec<u8> {
+pub fn unb64(s: &str) -> Vec<u8> {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.decode(s).unwrap()
 }

@@ -81,6 +81,10 @@ pub fn open(path: &Path, wallet: u128) -> Result<Connection> {
         "INSERT OR IGNORE INTO meta (key, value) VALUES ('wallet', ?1)",
         [wallet.to_string()],
     )?;
+    conn.execute(
+        "INSERT OR IGNORE INTO meta (key, value) VALUES ('gas_burnt', '0')",
+        [],
+    )?;
     Ok(conn)
 }
 
@@ -100,6 +104,23 @@ pub fn set_wallet(conn: &Connection, atto: u128) -> Result<()> {
     conn.execute(
         "UPDATE meta SET value = ?1 WHERE key = 'wallet'",
         [atto.to_string()],
+    )?;
+    Ok(())
+}
+
+/// Gas paid for landed messages, in all (attoFIL).
+pub fn gas_burnt(conn: &Connection) -> Result<u128> {
+    let v: String = conn.query_row("SELECT value FROM meta WHERE key = 'gas_burnt'", [], |r| {
+        r.get(0)
+    })?;
+    atto(&v, "meta.gas_burnt")
+}
+
+pub fn add_gas_burnt(conn: &Connection, atto_fil: u128) -> Result<()> {
+    let total = gas_burnt(conn)? + atto_fil;
+    conn.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'gas_burnt'",
+        [total.to_string()],
     )?;
     Ok(())
 }

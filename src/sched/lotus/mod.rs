@@ -288,6 +288,9 @@ impl Chain for LotusChain {
             None => Ok(None),
         }
     }
+    fn quote(&self, msg: &Message) -> Result<crate::sched::gas::Quote> {
+        self.estimate(msg)
+    }
 }
 
 impl LotusChain {

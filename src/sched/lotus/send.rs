@@ -30,6 +30,7 @@ use crate::filecoin::miner::*;
 use crate::filecoin::token::parse_atto;
 use crate::piece::cid::{commitment_cid_bytes, CommitmentKind};
 use crate::sched::chain::{Message, MsgKind, Receipt, Refused};
+use crate::sched::gas::Quote;
 use crate::sector::document::SectorDoc;
 
 /// Epochs a landed message must be buried under before its sectors move (Lotus's
@@ -423,12 +424,11 @@ impl LotusChain {
         }))
     }
 
-    /// Builds, dry-runs and pushes `msg`; returns the signed message's CID.
-    pub(super) fn push(&self, msg: &Message) -> Result<String> {
+    /// The miner-actor call for `msg`, refused ([`Refused`]) when its parameters are more
+    /// than a message may carry: the mempool would refuse it whole, so the outbox splits it.
+    fn sized_call(&self, msg: &Message) -> Result<Call> {
         let call = self.call_for(msg)?;
         if call.params.len() > MAX_PARAMS_BYTES {
-            // The mempool would refuse it whole: the outbox splits it (lower
-            // batching.max_*_batch to send fewer, larger-than-needed batches).
             return Err(Refused(format!(
                 "message {} not sent: its parameters are {} bytes, more than a message may \
                  carry ({MAX_PARAMS_BYTES})",
@@ -437,11 +437,16 @@ impl LotusChain {
             ))
             .into());
         }
-        let worker = &self.miner_info.worker;
+        Ok(call)
+    }
+
+    /// `call` from the worker to the miner as an unsigned message with no gas set (the node
+    /// estimates it) and the send spec of `msg`'s batch.
+    fn unsigned(&self, msg: &Message, call: &Call) -> (Value, Value) {
         let unsigned = json!({
             "Version": 0,
             "To": self.address(self.miner),
-            "From": worker,
+            "From": self.miner_info.worker,
             "Nonce": 0,
             "Value": call.value.to_string(),
             "GasLimit": 0,
@@ -455,6 +460,54 @@ impl LotusChain {
             "MsgUuid": message_uuid(self.miner, msg),
             "MaximizeFeeCap": true,
         });
+        (unsigned, spec)
+    }
+
+    /// The node's quote for `msg` as it would go now: `GasEstimateMessageGas` (the node
+    /// executes the message against its state; a refusal is the actor's, [`Refused`]),
+    /// priced at the head's `ParentBaseFee` plus the estimated premium, as Curio compares
+    /// a batch with its aggregate. Only made before a batch's first send (after it, the
+    /// message's own effects would make the node refuse the estimate).
+    pub(super) fn estimate(&self, msg: &Message) -> Result<Quote> {
+        let call = self.sized_call(msg)?;
+        let (unsigned, spec) = self.unsigned(msg, &call);
+        let est = match self
+            .client
+            .call("GasEstimateMessageGas", json!([unsigned, spec, null]))
+        {
+            Ok(v) => v,
+            Err(e) if e.is::<super::rpc::RpcError>() => {
+                return Err(Refused(format!("message {}: {e:#}", msg.id)).into())
+            }
+            Err(e) => return Err(e),
+        };
+        let gas_limit = est
+            .get("GasLimit")
+            .and_then(Value::as_u64)
+            .context("GasEstimateMessageGas: no GasLimit")?;
+        let premium = parse_atto(
+            est.get("GasPremium")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+            "GasEstimateMessageGas GasPremium",
+        )?;
+        let head = self.client.call("ChainHead", json!([]))?;
+        let base_fee = parse_atto(
+            head.pointer("/Blocks/0/ParentBaseFee")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+            "ChainHead Blocks[0].ParentBaseFee",
+        )?;
+        Ok(Quote {
+            gas_limit,
+            fee: (base_fee + premium) * u128::from(gas_limit),
+        })
+    }
+
+    /// Builds and pushes `msg`; returns the signed message's CID.
+    pub(super) fn push(&self, msg: &Message) -> Result<String> {
+        let call = self.sized_call(msg)?;
+        let (unsigned, spec) = self.unsigned(msg, &call);
         // GasLimit 0: the node estimates gas (executing the message against its state)
         // before it signs, after it has looked the UUID up, so a repeat of a message that
         // already landed gets that message back instead of a refusal from a dry run against
@@ -585,6 +638,7 @@ mod tests {
             kind: MsgKind::PreCommit,
             aggregate: false,
             aggregate_proof: None,
+            quotes: None,
             sectors: sectors.iter().map(|n| (*n, Value::Null)).collect(),
         };
         let a = message_uuid(1000, &m("precommit-1-1", &[1, 2]));

@@ -966,6 +966,7 @@ mod tests {
             promised: 2 * deposit + fee,
             locked: Locked::default(),
             gas_burnt: 0,
+            deposits_burnt: 0,
         };
         assert_eq!(chain.funds().unwrap(), promised);
         drop(chain);
@@ -981,6 +982,7 @@ mod tests {
                     pledge: 0
                 },
                 gas_burnt: fee,
+                deposits_burnt: 0,
             }
         );
     }

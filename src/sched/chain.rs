@@ -10,8 +10,8 @@
 //! the real chain, a message is checked when it is pushed and lands [`LANDING_DELAY`] epoch
 //! later, in one transaction (all its effects or none: a kill inside `send` or a landing
 //! leaves nothing half-applied); until then a lookup finds nothing. It checks messages the
-//! way the miner actor would (ticket age, seed epoch, one precommit per sector, and again at
-//! landing) and verifies proofs with the reference verifier; a proof it cannot verify for a
+//! way the miner actor would (ticket age, seed epoch, one precommit per sector, the prove-commit
+//! deadline, and again at landing; an unproven precommit expires and its deposit is burnt) and verifies proofs with the reference verifier; a proof it cannot verify for a
 //! local reason (parameters missing here) fails the send instead of rejecting a valid proof.
 //! Its wallet pays each message's value (deposits and pledge at `sched::funds` prices) and
 //! its gas (`sched::gas`'s schedule) when the message lands, and the sectors lock the
@@ -190,6 +190,8 @@ pub struct SimFunds {
     pub locked: store::Locked,
     /// Gas the wallet has paid for landed messages, in all.
     pub gas_burnt: u128,
+    /// Deposits of precommits that expired unproven, burnt, in all.
+    pub deposits_burnt: u128,
 }
 
 impl SimChain {
@@ -265,10 +267,19 @@ impl SimChain {
                 let Some(on) = onchain else {
                     bail!("sector {number} is not precommitted");
                 };
+                let pc_epoch = on.precommit_epoch;
+                if on.state == OnChainState::Expired
+                    || (on.state == OnChainState::Precommitted
+                        && head > pc_epoch + MAX_PROVE_COMMIT_DURATION)
+                {
+                    bail!(
+                        "sector {number}'s precommit (epoch {pc_epoch}) expired unproven at epoch {}",
+                        pc_epoch + MAX_PROVE_COMMIT_DURATION + 1
+                    );
+                }
                 if on.state != OnChainState::Precommitted {
                     bail!("sector {number} is already {}", on.state);
                 }
-                let pc_epoch = on.precommit_epoch;
                 let se = doc.u64("seed_epoch")? as i64;
                 if se != pc_epoch + self.seed_delay || se > head {
                     bail!(
@@ -572,6 +583,8 @@ impl SimChain {
         let head = self.head()?;
         let tx = store::begin(&self.conn)?;
         for p in store::pending_due(&tx, head)? {
+            // Precommits that expired before this message lands are gone when it does.
+            expire_due(&tx, p.lands)?;
             let kind = MsgKind::parse(&p.kind)
                 .with_context(|| format!("chain.db pending {}: unknown kind {:?}", p.id, p.kind))?;
             let PendingBody { verdicts, fee } = PendingBody::parse(&p)?;
@@ -606,6 +619,9 @@ impl SimChain {
                         pay(&tx, n, &v, false)?;
                         None
                     }
+                    (None, MsgKind::ProveCommit, Some(on)) if on.state == OnChainState::Expired => {
+                        Some(format!("sector {n}'s precommit expired unproven"))
+                    }
                     (None, MsgKind::ProveCommit, Some(on)) => {
                         Some(format!("sector {n} is already {}", on.state))
                     }
@@ -636,6 +652,7 @@ impl SimChain {
             store::record_message(&tx, &p.id, &p.kind, &receipt_json(&receipt), p.lands)?;
             store::remove_pending(&tx, &p.id)?;
         }
+        expire_due(&tx, head)?;
         tx.commit()?;
         Ok(())
     }
@@ -676,7 +693,8 @@ impl SimChain {
             wallet: store::wallet(&self.conn)?,
             promised: promised(&self.conn)?,
             locked: store::locked_total(&self.conn)?,
-            gas_burnt: store::gas_burnt(&self.conn)?,
+            gas_burnt: store::burnt(&self.conn, store::Burnt::Gas)?,
+            deposits_burnt: store::burnt(&self.conn, store::Burnt::Deposits)?,
         })
     }
 
@@ -712,7 +730,27 @@ fn burn(conn: &Connection, id: &str, fee: u128) -> Result<()> {
         )
     })?;
     store::set_wallet(conn, left)?;
-    store::add_gas_burnt(conn, fee)
+    store::add_burnt(conn, store::Burnt::Gas, fee)
+}
+
+/// Precommits not proven by `epoch` (more than [`MAX_PROVE_COMMIT_DURATION`] epochs old)
+/// expire, as the actor's cron expires them: the deposit is burnt, the precommit is gone,
+/// and the number stays allocated.
+fn expire_due(conn: &Connection, epoch: i64) -> Result<()> {
+    for n in store::precommitted_before(conn, epoch - MAX_PROVE_COMMIT_DURATION)? {
+        let locked = store::locked(conn, n)?;
+        store::expire(conn, n)?;
+        store::set_locked(
+            conn,
+            n,
+            store::Locked {
+                deposit: 0,
+                ..locked
+            },
+        )?;
+        store::add_burnt(conn, store::Burnt::Deposits, locked.deposit)?;
+    }
+    Ok(())
 }
 
 /// A sector's part of a message landed: the wallet pays its share of the value, and the
@@ -1073,6 +1111,55 @@ mod tests {
             "{r:?}"
         );
         assert!(!c.sector_allocated(1000, 1).unwrap());
+    }
+
+    /// A precommit not proven within MAX_PROVE_COMMIT_DURATION epochs expires as the
+    /// actor's cron expires it: its deposit is burnt (not returned to the wallet), the
+    /// number stays allocated, and a prove-commit for it is rejected; a younger precommit
+    /// keeps its deposit locked.
+    #[test]
+    fn an_unproven_precommit_expires_and_its_deposit_is_burnt() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = sim(dir.path(), "s");
+        let head = c.head().unwrap();
+        let comm_r = "11".repeat(32);
+        store::precommit(&c.conn, 5, head - MAX_PROVE_COMMIT_DURATION - 1, &comm_r).unwrap();
+        store::precommit(&c.conn, 6, head, &comm_r).unwrap();
+        for (n, deposit) in [(5, 1000), (6, 7)] {
+            let l = store::Locked { deposit, pledge: 0 };
+            store::set_locked(&c.conn, n, l).unwrap();
+        }
+        let f = c.funds().unwrap();
+        assert_eq!((f.deposits_burnt, f.wallet), (1000, WALLET));
+        assert_eq!(
+            f.locked,
+            store::Locked {
+                deposit: 7,
+                pledge: 0
+            }
+        );
+        let state = |n| store::sector(&c.conn, n).unwrap().unwrap().state;
+        assert_eq!(state(5), OnChainState::Expired);
+        assert_eq!(state(6), OnChainState::Precommitted);
+        assert!(c.sector_allocated(1000, 5).unwrap());
+        let doc = serde_json::json!({"seal_proof": "StackedDrg2KiBV1_1", "miner": 1000,
+            "sector": 5, "comm_r": comm_r});
+        c.send(&Message {
+            id: "late".into(),
+            kind: MsgKind::ProveCommit,
+            aggregate: false,
+            aggregate_proof: None,
+            quotes: None,
+            sectors: vec![(5, doc)],
+        })
+        .unwrap();
+        let why = landed(&c, "late").results[0].1.clone().unwrap();
+        assert!(
+            why.contains("precommit (epoch") && why.contains("expired unproven"),
+            "{why}"
+        );
+        assert_eq!(state(5), OnChainState::Expired);
+        assert_eq!(c.funds().unwrap().deposits_burnt, 1000);
     }
 
     #[test]

@@ -454,6 +454,7 @@ pub fn chain_status(
             funds["locked_deposits"] = fil_text(f.locked.deposit).into();
             funds["locked_pledge"] = fil_text(f.locked.pledge).into();
             funds["gas_burnt"] = fil_text(f.gas_burnt).into();
+            funds["deposits_burnt"] = fil_text(f.deposits_burnt).into();
             json!({
                 "kind": "sim",
                 "chain_db": repo.chain_path().display().to_string(),

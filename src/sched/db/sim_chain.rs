@@ -32,13 +32,17 @@ pub enum OnChainState {
     /// Proving, with deal data from a snap-deal update (its comm_r is the update's): no
     /// second update.
     Updated,
+    /// Precommitted and not proven in time: the precommit is gone and its deposit burnt;
+    /// the number stays allocated, as the actor keeps it.
+    Expired,
 }
 
 impl OnChainState {
-    const ALL: [OnChainState; 3] = [
+    const ALL: [OnChainState; 4] = [
         OnChainState::Precommitted,
         OnChainState::Proving,
         OnChainState::Updated,
+        OnChainState::Expired,
     ];
 
     fn name(self) -> &'static str {
@@ -46,6 +50,25 @@ impl OnChainState {
             OnChainState::Precommitted => "precommitted",
             OnChainState::Proving => "proving",
             OnChainState::Updated => "updated",
+            OnChainState::Expired => "expired",
+        }
+    }
+}
+
+/// What the chain has burnt, as running totals in `meta` (attoFIL).
+#[derive(Debug, Clone, Copy)]
+pub enum Burnt {
+    /// Gas of landed messages.
+    Gas,
+    /// Deposits of precommits that expired unproven.
+    Deposits,
+}
+
+impl Burnt {
+    fn key(self) -> &'static str {
+        match self {
+            Burnt::Gas => "gas_burnt",
+            Burnt::Deposits => "deposits_burnt",
         }
     }
 }
@@ -81,10 +104,12 @@ pub fn open(path: &Path, wallet: u128) -> Result<Connection> {
         "INSERT OR IGNORE INTO meta (key, value) VALUES ('wallet', ?1)",
         [wallet.to_string()],
     )?;
-    conn.execute(
-        "INSERT OR IGNORE INTO meta (key, value) VALUES ('gas_burnt', '0')",
-        [],
-    )?;
+    for b in [Burnt::Gas, Burnt::Deposits] {
+        conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, '0')",
+            [b.key()],
+        )?;
+    }
     Ok(conn)
 }
 
@@ -108,19 +133,19 @@ pub fn set_wallet(conn: &Connection, atto: u128) -> Result<()> {
     Ok(())
 }
 
-/// Gas paid for landed messages, in all (attoFIL).
-pub fn gas_burnt(conn: &Connection) -> Result<u128> {
-    let v: String = conn.query_row("SELECT value FROM meta WHERE key = 'gas_burnt'", [], |r| {
+/// What the chain has burnt of `what`, in all (attoFIL).
+pub fn burnt(conn: &Connection, what: Burnt) -> Result<u128> {
+    let v: String = conn.query_row("SELECT value FROM meta WHERE key = ?1", [what.key()], |r| {
         r.get(0)
     })?;
-    atto(&v, "meta.gas_burnt")
+    atto(&v, &format!("meta.{}", what.key()))
 }
 
-pub fn add_gas_burnt(conn: &Connection, atto_fil: u128) -> Result<()> {
-    let total = gas_burnt(conn)? + atto_fil;
+pub fn add_burnt(conn: &Connection, what: Burnt, atto_fil: u128) -> Result<()> {
+    let total = burnt(conn, what)? + atto_fil;
     conn.execute(
-        "UPDATE meta SET value = ?1 WHERE key = 'gas_burnt'",
-        [total.to_string()],
+        "UPDATE meta SET value = ?1 WHERE key = ?2",
+        params![total.to_string(), what.key()],
     )?;
     Ok(())
 }
@@ -229,6 +254,28 @@ pub fn prove(conn: &Connection, n: u64) -> Result<()> {
     conn.execute(
         "UPDATE onchain SET state = ?2 WHERE sector = ?1",
         params![n as i64, OnChainState::Proving.name()],
+    )?;
+    Ok(())
+}
+
+/// Sectors still only precommitted whose precommit epoch is before `epoch`.
+pub fn precommitted_before(conn: &Connection, epoch: i64) -> Result<Vec<u64>> {
+    let mut st = conn.prepare_cached(
+        "SELECT sector FROM onchain WHERE state = ?1 AND precommit_epoch < ?2 ORDER BY sector",
+    )?;
+    let rows = st
+        .query_map(params![OnChainState::Precommitted.name(), epoch], |r| {
+            r.get::<_, i64>(0)
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows.into_iter().map(|n| n as u64).collect())
+}
+
+/// Sector `n`'s precommit expired.
+pub fn expire(conn: &Connection, n: u64) -> Result<()> {
+    conn.execute(
+        "UPDATE onchain SET state = ?2 WHERE sector = ?1",
+        params![n as i64, OnChainState::Expired.name()],
     )?;
     Ok(())
 }

@@ -145,7 +145,7 @@ PY
   awk -v n="$batch" -v t="$t_core" -v m="$m_core" -v tr="$t_ref" -v mr="$m_ref" -v c="$ncpu" -v k="$compr" -v e="${engine:-0}" 'BEGIN {
     ours = 3600 * n / t; refh = 3600 / (tr * c); rate = k * n / t / 1e6
     printf "one core, batch of %d x 512MiB: sealkit %.2f s, peak %d MiB (%.0f MiB per sector) = %.1f sectors per core-hour | reference one sector on %d cores %.2f s, peak %d MiB = %.2f sectors per core-hour | ratio %.2fx per core-hour\n", n, t, m, m / n, ours, c, tr, mr, refh, ours / refh
-    if (e > 0) printf "hashing: %.1f M compressions/s = %.0f%% of the 16-lane engine on this core (%.1f M/s, bench_sha wall rate)\n", rate, 100 * rate / e, e
+    if (e > 0) printf "hashing: %.1f M compressions/s = %.1f%% of the 16-lane engine on this core (%.1f M/s, bench_sha wall rate)\n", rate, 100 * rate / e, e
     else printf "hashing: %.1f M compressions/s (no AVX-512 here)\n", rate }'
   echo "sector 1: layers and tree_d identical to the reference's"
 fi

@@ -83,9 +83,10 @@ const STREAM_CHUNK: usize = 4 << 20;
 const SET_BUFFERS: usize = 64 << 20;
 
 /// Bytes of each file produced and checksummed at a time, within a chunk: a set of 16 files'
-/// pieces (1 MiB) is checksummed while it is still in L2, not read back from memory once
-/// the whole 64 MiB of chunks is filled (16 GiB of a batch's layers per run).
-const FILL_PIECE: usize = 64 << 10;
+/// pieces (256 KiB, and as much of the rows they are cut from) is checksummed while it is
+/// still in L2, not read back from memory once the whole 64 MiB of chunks is filled (16 GiB
+/// of a batch's layers per run), and leaves most of L2 to the labeler on the same core.
+const FILL_PIECE: usize = 16 << 10;
 
 impl PendingFile {
     /// Writes `len` bytes to `path`'s temp file with plain writes (no page fault per page, as

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use anyhow::{anyhow, ensure, Context, Result};
+use anyhow::{anyhow, bail, ensure, Context, Result};
 use memmap2::Mmap;
 
 use super::{
@@ -100,10 +100,15 @@ pub fn plan_groups(n: usize, threads: usize) -> Vec<usize> {
 
 /// Seals a batch whose layers fit in memory. Labels do not depend on the sectors' data, so
 /// the replica copies and tree_d ([`prepare_all`]) run on a thread beside the first layer's
-/// labeling, where their reads and writes wait on the disk rather than on the hashing cores;
-/// the first layer's files are queued only once every sector's data checked out.
+/// labeling, where their reads and writes wait on the disk rather than on the hashing cores.
+/// Layer files have a writer of their own (`layer_writer`) that follows each layer's
+/// labeling as it goes, the first layer's too: queued behind the data's files on one
+/// writer, the first layer's files would be written during the second layer's labeling,
+/// whose expander gathers over the whole previous layer suffer most from a writer's
+/// streaming beside them.
 pub fn seal_batch(sectors: &[Pc1Sector], parents: &ParentCache, opts: &Pc1Options) -> Result<()> {
     let syncer = Syncer::new();
+    let layer_writer = Syncer::new();
     let journals: Vec<SharedJournal> = sectors.iter().map(open_sector).collect::<Result<_>>()?;
     let failed = AtomicBool::new(false);
     std::thread::scope(|scope| {
@@ -116,11 +121,17 @@ pub fn seal_batch(sectors: &[Pc1Sector], parents: &ParentCache, opts: &Pc1Option
             r
         });
         label_layers(
-            sectors, &journals, parents, opts, &syncer, &failed, preparing,
+            sectors,
+            &journals,
+            parents,
+            opts,
+            &layer_writer,
+            &failed,
+            preparing,
         )
     })?;
     step(opts.verbose, "waiting for files to reach the disk", || {
-        syncer.finish()
+        syncer.finish().and(layer_writer.finish())
     })
 }
 
@@ -148,14 +159,17 @@ fn prepare_all(
     Ok(())
 }
 
-/// The layers of an in-memory batch; `preparing` (the [`prepare_all`] thread, which sets
-/// `failed` when it fails) is joined once the first layer is labeled.
+/// The layers of an in-memory batch, each layer's files written by `layer_writer` behind
+/// its labeling; `preparing` (the [`prepare_all`] thread, which sets `failed` when it
+/// fails, and the labeling and the writing of its layer then stop) is joined once the first
+/// layer is labeled. The first layer's files are committed only once every sector's data
+/// checked out: a batch whose data fails keeps no layer of any sector.
 fn label_layers(
     sectors: &[Pc1Sector],
     journals: &[SharedJournal],
     parents: &ParentCache,
     opts: &Pc1Options,
-    syncer: &Syncer,
+    layer_writer: &Syncer,
     failed: &AtomicBool,
     preparing: std::thread::ScopedJoinHandle<'_, Result<()>>,
 ) -> Result<()> {
@@ -171,6 +185,8 @@ fn label_layers(
     let groups: Vec<std::ops::Range<usize>> = starts.windows(2).map(|w| w[0]..w[1]).collect();
 
     let mut prev: Vec<Arc<SharedLayer>> = Vec::new();
+    let (data_checked, first_layer_gate) = std::sync::mpsc::channel::<()>();
+    let mut first_layer_gate = Some(first_layer_gate);
     for layer in 1..=proof.layers() {
         let name = layer_file(layer);
         let mut bufs: Vec<Arc<SharedLayer>> = Vec::with_capacity(groups.len());
@@ -208,10 +224,7 @@ fn label_layers(
             computed: &computed,
             layers: &bufs,
         };
-        if preparing.is_none() {
-            // Every sector's data checked out: the files follow the labeling as it goes.
-            files.queue(sectors, journals, syncer);
-        }
+        files.queue(sectors, journals, layer_writer, first_layer_gate.take());
 
         if opts.verbose {
             let reserved = pages.iter().filter(|&&p| p == Pages::Reserved).count();
@@ -294,8 +307,7 @@ fn label_layers(
         if let Some(p) = preparing.take() {
             p.join()
                 .map_err(|_| anyhow!("the thread preparing the sectors' data panicked"))??;
-            // The first layer's files are written while the next layer is labeled.
-            files.queue(sectors, journals, syncer);
+            data_checked.send(()).ok();
         }
         prev = bufs;
     }
@@ -315,8 +327,15 @@ impl LayerFiles<'_> {
     /// Queues the writing of the files on `syncer`: all of them side by side, each chunk of
     /// every sector's file cut from its group's rows in one pass, as soon as the labeling
     /// has made those rows final ([`SharedLayer::wait_rows`]). Each sector's journal forgets
-    /// the file now and records it once it is committed.
-    fn queue(&self, sectors: &[Pc1Sector], journals: &[SharedJournal], syncer: &Syncer) {
+    /// the file now and records it once it is committed: after `gate` gets its message, if
+    /// given; the files are removed if it closes instead.
+    fn queue(
+        &self,
+        sectors: &[Pc1Sector],
+        journals: &[SharedJournal],
+        syncer: &Syncer,
+        gate: Option<std::sync::mpsc::Receiver<()>>,
+    ) {
         let mut paths = Vec::new();
         let mut owners = Vec::new();
         let mut parts = Vec::new();
@@ -354,6 +373,10 @@ impl LayerFiles<'_> {
                 Ok(())
             };
             let files = PendingFile::write_streamed_set(paths, len, fill)?;
+            if gate.is_some_and(|g| g.recv().is_err()) {
+                files.into_iter().for_each(PendingFile::discard);
+                bail!("the batch's data did not check out: its first layer is not kept");
+            }
             for (file, (journal, cache)) in files.into_iter().zip(owners) {
                 record_committed(file, &journal, &cache)?;
             }

@@ -749,15 +749,57 @@ fn commit_estimates(n: &Node) -> Vec<bool> {
 
 /// When the node quotes four sectors' individual proofs below their aggregate (as it could
 /// at some base fee and proof size), the commit goes as one plain `ProveCommitSectors3`
-/// with the four proofs and no aggregate, and the node verifies each proof.
+/// with the four proofs and no aggregate, and the node verifies each proof. The daemon is
+/// killed while that batch is being pushed (the quotes and the choice recorded, the message
+/// not taken by the node); restarted, it sends the message it had chosen although the node
+/// now quotes the aggregate lower: the quotes asked for once, one push.
 #[test]
-fn a_commit_batch_goes_plain_when_the_node_quotes_it_lower() {
+fn a_commit_batch_goes_plain_when_quoted_lower_and_a_kill_keeps_that_choice() {
     sealkit::sched::demo::ensure_test_params().unwrap();
-    let node = verifying_node(|n| n.gas_per_aggregate = 1_000_000_000);
-    seal_in_one_commit_batch(&node, 4, |_| {});
+    let node = verifying_node(|n| {
+        n.gas_per_aggregate = 1_000_000_000;
+        n.hang_push_of = Some(34);
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("r");
+    fast_repo_on(&repo, &node, |cfg| {
+        cfg.batching.max_commit_batch = 4;
+        cfg.batching.commit_batch_wait = "1h".into();
+    });
+    ok(sched(&repo, &["sectors", "pledge", "--count", "4"]));
+    let mut d = common::sched::start_daemon(&repo);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    while node.node.lock().unwrap().hung == 0 {
+        assert!(
+            d.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline,
+            "no commit was pushed: {}",
+            common::sched::daemon_log(&repo)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    d.kill().unwrap();
+    d.wait().unwrap();
+    {
+        let mut n = node.node.lock().unwrap();
+        assert!(n.pushed.iter().all(|m| m.method != 34), "{:?}", n.pushed);
+        assert_eq!(commit_estimates(&n), [true, false]);
+        // The aggregate is now the cheaper form.
+        n.gas_per_aggregate = 1;
+    }
+    let mut d = common::sched::start_daemon(&repo);
+    assert!(
+        d.wait().unwrap().success(),
+        "{}",
+        common::sched::daemon_log(&repo)
+    );
+    let list = ok(sched(&repo, &["sectors", "list", "--json"]));
+    for s in list.as_array().unwrap() {
+        assert_eq!(s["state"], "Proving", "{list}");
+        common::sched::verify_sector(s, dir.path());
+    }
     let n = node.node.lock().unwrap();
     assert_eq!(n.active.keys().copied().collect::<Vec<_>>(), [1, 2, 3, 4]);
-    assert_eq!(commit_estimates(&n), [true, false]);
+    assert_eq!(commit_estimates(&n), [true, false], "quoted again");
     let commits: Vec<&common::fake_lotus::Pushed> =
         n.pushed.iter().filter(|m| m.method == 34).collect();
     assert_eq!(commits.len(), 1, "{:?}", n.pushed);

@@ -92,6 +92,11 @@ pub struct Node {
     /// Gas the node estimates for verifying one individual seal proof, and one aggregate.
     pub gas_per_proof: u64,
     pub gas_per_aggregate: u64,
+    /// The next push of this method is never answered and never pushed: its connection
+    /// hangs, as a node does when the sender dies in the middle of the call. Cleared then.
+    pub hang_push_of: Option<u64>,
+    /// Pushes left hanging.
+    pub hung: usize,
 }
 
 impl Node {
@@ -134,6 +139,8 @@ impl Default for Node {
             // Aggregating four proofs or more costs less, as after FIP-0100.
             gas_per_proof: 40_000_000,
             gas_per_aggregate: 100_000_000,
+            hang_push_of: None,
+            hung: 0,
         }
     }
 }
@@ -330,6 +337,16 @@ fn answer(node: &Mutex<Node>, auth: &str, body: &[u8]) -> (&'static str, String)
                 return rpc_error(id, 1, &format!("sector {s} not found in any partition"));
             }
             json!({"Deadline": s % 48, "Partition": 0})
+        }
+        "MpoolPushMessage"
+            if n.hang_push_of.is_some() && n.hang_push_of == p[0]["Method"].as_u64() =>
+        {
+            n.hang_push_of = None;
+            n.hung += 1;
+            drop(n);
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
         }
         "MpoolPushMessage" => {
             let (m, spec) = (&p[0], &p[1]);

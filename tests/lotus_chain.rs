@@ -840,18 +840,10 @@ fn ni_porep_sectors_onboard_through_the_node() {
     assert!(p.proving_deadline < 48);
 }
 
-/// Lotus's documented examples (`tests/data/lotus-api-v1-examples.json`, from its
-/// `api-methods-v1-stable.md`): every request seal-sched makes has the shape of the
-/// documented inputs (the same positions, object keys and value types; `null` where Go
-/// takes a nil pointer, slice or tipset key), and the documented responses read back to
-/// what they say.
-#[test]
-fn requests_and_answers_have_the_shapes_lotus_documents() {
-    let ex: serde_json::Value =
-        serde_json::from_str(include_str!("data/lotus-api-v1-examples.json")).unwrap();
-    let ex = &ex["methods"];
-
-    // Requests: a precommit and a prove-commit through the fake node, every call checked.
+/// Every request (method and parameters) seal-sched makes to a node in a session that draws
+/// a ticket and a seed, checks a sector number, precommits a sector and finds the message,
+/// quotes and sends its prove-commit, and reads the prices and balances.
+fn requests_of_a_session() -> Vec<(String, serde_json::Value)> {
     let node = FakeLotus::start(Node::default());
     let c = connect(&node).unwrap();
     c.randomness(Domain::Ticket, 4100, 1000).unwrap();
@@ -874,7 +866,23 @@ fn requests_and_answers_have_the_shapes_lotus_documents() {
     c.send(&commit).unwrap();
     assert_eq!(c.cc_sector_costs(proof()).unwrap(), (DEPOSIT, PLEDGE));
     assert_eq!(c.balances().unwrap(), (WORKER_BALANCE, MINER_AVAILABLE));
-    let requests = node.node.lock().unwrap().requests.clone();
+    let n = node.node.lock().unwrap();
+    n.requests.clone()
+}
+
+/// Lotus's documented examples (`tests/data/lotus-api-v1-examples.json`, from its
+/// `api-methods-v1-stable.md`): every request seal-sched makes has the shape of the
+/// documented inputs (the same positions, object keys and value types; `null` where Go
+/// takes a nil pointer, slice or tipset key), and the documented responses read back to
+/// what they say.
+#[test]
+fn requests_and_answers_have_the_shapes_lotus_documents() {
+    let ex: serde_json::Value =
+        serde_json::from_str(include_str!("data/lotus-api-v1-examples.json")).unwrap();
+    let ex = &ex["methods"];
+
+    // Requests: a precommit and a prove-commit through the fake node, every call checked.
+    let requests = requests_of_a_session();
     let mut seen = std::collections::BTreeSet::new();
     for (method, params) in &requests {
         let doc = &ex[method.as_str()]["inputs"];
@@ -956,6 +964,79 @@ fn requests_and_answers_have_the_shapes_lotus_documents() {
             fee: 9 * 20_592_036
         }
     );
+}
+
+/// Forest's OpenRPC document (`tests/data/forest-openrpc-v1-subset.json`: the methods
+/// seal-sched calls and the schemas they use, from Forest's
+/// `src/rpc/snapshots/forest__rpc__tests__rpc__v1.snap`; `scripts/forest-openrpc-subset.py`
+/// makes it): every request seal-sched makes fits the method's parameter schemas, position by
+/// position (the `MsgUuid` a UUID, a tipset key `null` or a list of CIDs, ...), and Lotus's
+/// documented answers, which seal-sched reads, fit Forest's result schemas: the two nodes
+/// speak the same shapes for these methods.
+#[test]
+fn requests_and_answers_fit_forest_s_openrpc_document() {
+    let mut doc: serde_json::Value =
+        serde_json::from_str(include_str!("data/forest-openrpc-v1-subset.json")).unwrap();
+    // One schema says less than Forest sends: `MinerInfo.WindowPoStProofType` is declared a
+    // string (`#[schemars(with = "String")]` in Forest's src/lotus_json/miner_info.rs), but
+    // the field is an fvm_shared `RegisteredPoStProof`, which serializes as an integer, as
+    // that file's own round-trip example shows (`"WindowPoStProofType": 0`) and Lotus
+    // documents (8): seal-sched reads an integer.
+    let post = &mut doc["components"]["schemas"]["MinerInfo"]["properties"]["WindowPoStProofType"];
+    assert_eq!(
+        *post,
+        serde_json::json!({"type": "string"}),
+        "Forest's schema changed"
+    );
+    *post = serde_json::json!({"type": "integer"});
+    let schemas = common::json_schema::Schemas(&doc["components"]["schemas"]);
+    let method = |name: &str| {
+        doc["methods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == format!("Filecoin.{name}"))
+            .unwrap_or_else(|| panic!("{name} is not in Forest's document"))
+            .clone()
+    };
+    let requests = requests_of_a_session();
+    for (name, params) in &requests {
+        let m = method(name);
+        let declared = m["params"].as_array().unwrap();
+        let sent = params.as_array().unwrap();
+        assert_eq!(sent.len(), declared.len(), "{name}: {params}");
+        for (x, p) in sent.iter().zip(declared) {
+            let at = format!("{name}.{}", p["name"].as_str().unwrap());
+            schemas.check(x, &p["schema"], &at).unwrap();
+        }
+    }
+    let called: std::collections::BTreeSet<&str> =
+        requests.iter().map(|(m, _)| m.as_str()).collect();
+    assert!(called.len() >= 15, "{called:?}");
+
+    let lotus: serde_json::Value =
+        serde_json::from_str(include_str!("data/lotus-api-v1-examples.json")).unwrap();
+    for (name, ex) in lotus["methods"].as_object().unwrap() {
+        let m = method(name);
+        schemas
+            .check(
+                &ex["response"],
+                &m["result"]["schema"],
+                &format!("{name} result"),
+            )
+            .unwrap();
+    }
+    // The checker itself: what Forest would refuse is refused.
+    let spec = &method("MpoolPushMessage")["params"][1]["schema"];
+    let good = serde_json::json!({"MaxFee": "0", "MsgUuid": "9cd2ef2e-51d2-8e7c-a0b1-7b7d6f1b2a3c", "MaximizeFeeCap": true});
+    schemas.check(&good, spec, "spec").unwrap();
+    for bad in [
+        serde_json::json!({"MaxFee": "0", "MsgUuid": "precommit-1-7", "MaximizeFeeCap": true}),
+        serde_json::json!({"MaxFee": 0, "MsgUuid": "9cd2ef2e-51d2-8e7c-a0b1-7b7d6f1b2a3c", "MaximizeFeeCap": true}),
+        serde_json::json!({"MaxFee": "0", "MsgUuid": "9cd2ef2e-51d2-8e7c-a0b1-7b7d6f1b2a3c"}),
+    ] {
+        assert!(schemas.check(&bad, spec, "spec").is_err(), "{bad}");
+    }
 }
 
 /// `ours` has the JSON shape of Lotus's documented `doc`.

@@ -3,6 +3,7 @@
 
 pub mod chaos;
 pub mod fake_lotus;
+pub mod json_schema;
 pub mod sched;
 pub mod sector;
 pub mod sshd;

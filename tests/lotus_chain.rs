@@ -468,6 +468,97 @@ fn batches_are_sent_once_and_land_with_the_chains_epochs() {
     assert_eq!(node.node.lock().unwrap().updated, [7]);
 }
 
+/// The chain moving under sent messages, answered as Lotus answers: a precommit found
+/// but not yet deep is taken back by a reorg and counts only where the fork includes it
+/// again, with that tipset's `PreCommitEpoch`; a fee replacement lands under its own CID,
+/// which the receipt carries (the search allows replacements: Lotus errs otherwise); a
+/// message whose nonce a different call took errs with `Displaced`, once that call executed.
+#[test]
+fn reorged_replaced_and_displaced_messages_are_followed_to_where_they_end() {
+    use sealkit::sched::chain::Displaced;
+    let node = FakeLotus::start(Node::default());
+    let c = connect(&node).unwrap();
+    let r7 = [7u8; 32];
+    let pre = batch("precommit-1-7", MsgKind::PreCommit, &[(7, r7, "")]);
+    let cid = c.send(&pre).unwrap();
+    // Included at 5001, executed at 5002: on chain, not yet 5 deep.
+    set_head(&node, 5004);
+    assert_eq!(c.lookup(&pre, Some(&cid)).unwrap(), None, "not deep enough");
+    {
+        let mut n = node.node.lock().unwrap();
+        assert!(n.pushed[0].outcome.is_some() && n.precommits.contains_key(&7));
+        // The tipsets from 5001 on are replaced; the fork includes it at 5008.
+        n.head = 5005;
+        n.reorg(5001, 5008);
+        assert!(n.precommits.is_empty() && n.reorged == [cid.clone()]);
+    }
+    set_head(&node, 5007);
+    assert_eq!(
+        c.lookup(&pre, Some(&cid)).unwrap(),
+        None,
+        "reported where the reorg took it from"
+    );
+    set_head(&node, 5013);
+    assert_eq!(
+        c.lookup(&pre, Some(&cid)).unwrap(),
+        None,
+        "not deep enough again"
+    );
+    set_head(&node, 5014);
+    let r = c.lookup(&pre, Some(&cid)).unwrap().expect("landed");
+    assert_eq!((r.cid.as_str(), r.epoch), (cid.as_str(), 5008));
+    assert_eq!(r.results, [(7, None)]);
+
+    // The prove-commit is replaced by a fee bump before it lands (seed epoch 5018).
+    node.node.lock().unwrap().replace_every_push = true;
+    set_head(&node, 5019);
+    let commit = batch("commit-2-7", MsgKind::ProveCommit, &[(7, r7, "aa")]);
+    let cid = c.send(&commit).unwrap();
+    assert_eq!(
+        c.send(&commit).unwrap(),
+        cid,
+        "the UUID's message, as signed"
+    );
+    set_head(&node, 5026);
+    let r = c.lookup(&commit, Some(&cid)).unwrap().expect("landed");
+    assert_eq!(
+        (r.cid, r.epoch, r.results),
+        (format!("{cid}replacement"), 5021, vec![(7, None)])
+    );
+    assert!(node.node.lock().unwrap().active.contains_key(&7));
+    let searched = node.node.lock().unwrap().requests.clone();
+    let searched: Vec<_> = searched
+        .iter()
+        .filter(|(m, _)| m == "StateSearchMsg")
+        .map(|(_, p)| p.clone())
+        .collect();
+    assert!(
+        searched.iter().all(|p| p[3] == serde_json::json!(true)),
+        "{searched:?}"
+    );
+
+    // Another call takes the next precommit's nonce: it never lands, and the adapter says so.
+    node.node.lock().unwrap().displace_first_of = Some(28);
+    let pre = batch("precommit-3-8", MsgKind::PreCommit, &[(8, [8u8; 32], "")]);
+    let cid = c.send(&pre).unwrap();
+    assert_eq!(
+        c.lookup(&pre, Some(&cid)).unwrap(),
+        None,
+        "not included yet"
+    );
+    set_head(&node, 5040);
+    let e = c.lookup(&pre, Some(&cid)).unwrap_err();
+    let text = format!("{e:#}");
+    assert!(
+        e.is::<Displaced>()
+            && text.contains(&cid)
+            && text.contains("precommit-3-8")
+            && text.contains("NOT a valid replacement message"),
+        "{text}"
+    );
+    assert!(!node.node.lock().unwrap().precommits.contains_key(&8));
+}
+
 /// NI-PoRep sectors onboard with one `ProveCommitSectorsNI`: no precommit, the aggregate as
 /// the only proof, each sector's pledge as value, sealer and sealing number the miner's and
 /// the sector's own, a proving deadline the actor accepts (neither the current nor the next),
@@ -598,13 +689,21 @@ fn rejections_come_back_per_sector() {
 /// node under faults and the split of a refused batch. Three CC sectors; the actor refuses
 /// any precommit that holds sector 2. Daemons are SIGKILLed at random moments (between
 /// recording a batch and pushing it, mid-push, mid-lookup, mid-split) and cron publishers
-/// push beside them. Sectors 1 and 3 reach Proving with proofs the reference accepts on the
-/// node's side; sector 2 fails alone; no sector is ever in two pushed messages of one method;
-/// every refused batch holds sector 2, and one holds nothing else.
+/// push beside them. The chain moves under the messages: every one lands as a fee
+/// replacement, a reorg takes the first precommit to execute back and includes it later,
+/// and another call takes the first prove-commit's nonce. Sectors 1 and 3 reach Proving with
+/// proofs the reference accepts on the node's side; sector 2 fails alone; no sector is ever
+/// in two executed messages of one method; every refused batch holds sector 2, and one holds
+/// nothing else; the displaced commit's batch is dropped and its sectors land in another.
 #[test]
 fn the_daemon_seals_through_the_node_under_kills_and_splits_a_refused_batch() {
     sealkit::sched::demo::ensure_test_params().unwrap();
-    let node = verifying_node(|n| n.refuse_precommit = vec![2]);
+    let node = verifying_node(|n| {
+        n.refuse_precommit = vec![2];
+        n.replace_every_push = true;
+        n.reorg_first_of = Some(28);
+        n.displace_first_of = Some(34);
+    });
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("r");
     fast_repo_on(&repo, &node, |cfg| {
@@ -638,12 +737,20 @@ fn the_daemon_seals_through_the_node_under_kills_and_splits_a_refused_batch() {
         [1, 3],
         "the node proved them"
     );
-    // Each good sector in exactly one precommit and one prove-commit the node pushed.
+    // The chain moved as planned.
+    let method_of = |cid: &String| n.pushed.iter().find(|m| &m.cid == cid).unwrap().method;
+    assert!(
+        !n.reorged.is_empty() && n.reorged.iter().all(|c| method_of(c) == 28),
+        "{:?}",
+        n.reorged
+    );
+    assert_eq!(n.pushed.iter().filter(|m| m.displaced).count(), 1);
+    // Each good sector in exactly one precommit and one prove-commit the node executed.
     for method in [28, 34] {
         let mut seen: Vec<u64> = n
             .pushed
             .iter()
-            .filter(|m| m.method == method)
+            .filter(|m| m.method == method && !m.displaced)
             .flat_map(common::fake_lotus::sectors_of)
             .collect();
         seen.sort();
@@ -674,6 +781,15 @@ fn the_daemon_seals_through_the_node_under_kills_and_splits_a_refused_batch() {
     assert!(
         refused.iter().all(|b| b.contains(&2)) && refused.contains(&vec![2]),
         "{batches}"
+    );
+    // The displaced commit's batch was dropped; every landed batch names the replacement.
+    let batches = batches["batches"].as_array().unwrap();
+    let of = |state: &'static str| batches.iter().filter(move |b| b["state"] == state);
+    assert_eq!(of("dropped").count(), 1, "{batches:?}");
+    assert!(of("dropped").all(|b| b["kind"] == "commit"), "{batches:?}");
+    assert!(
+        of("landed").all(|b| b["message"].as_str().unwrap().ends_with("replacement")),
+        "{batches:?}"
     );
     // The hand-off to lotus-miner passes the checks its SectorReceive makes
     // (storage/pipeline/receive.go), made here on the node's side.
@@ -1132,8 +1248,8 @@ fn assert_lotus_would_receive(meta: &serde_json::Value, n: &Node, number: u64) {
     let pushed = n
         .pushed
         .iter()
-        .find(|m| m.cid == commit)
-        .expect("a message the node has");
+        .find(|m| m.landed_as.as_ref().unwrap_or(&m.cid) == commit)
+        .expect("a message that landed on the node");
     assert_eq!(pushed.method, 34);
     assert!(common::fake_lotus::sectors_of(pushed).contains(&number));
     // VerifySeal, from the metadata alone.

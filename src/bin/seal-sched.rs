@@ -586,6 +586,12 @@ fn run(args: Cli) -> Result<()> {
                         eprintln!("Batch {id}: refused by the chain, split or failed: {e}");
                         out.push(json!({"batch": id, "refused": e}));
                     }
+                    batch::Outcome::Dropped { resent_as, why } => {
+                        eprintln!(
+                            "Batch {id}: can never land, its sectors resent as {resent_as}: {why}"
+                        );
+                        out.push(json!({"batch": id, "dropped": why, "resent_as": resent_as}));
+                    }
                 }
             }
             if done.is_empty() {

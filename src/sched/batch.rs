@@ -15,6 +15,9 @@
 //! 3. whether it landed is learned only by asking the chain about that id
 //!    ([`Chain::lookup`]); one transaction then records the receipt and moves the sectors.
 //!
+//! A sent message that can never land (another message took its nonce) leaves its batch
+//! `dropped` and its sectors recorded in a new batch, in one transaction.
+//!
 //! A crash anywhere leaves a `recorded` or `sent` row that the next publisher finishes the
 //! same way, with the same content. One publisher at a time holds the [`Publisher`] lock (a
 //! flock, released by the kernel when its holder dies), so the daemon and a cron `batch
@@ -84,6 +87,9 @@ pub enum BatchState {
     /// The chain refused the message whole before anything was sent (the actor would
     /// reject it); its sectors went on in two smaller batches, or a single one failed.
     Refused,
+    /// Sent, but another message took its nonce, so it can never land; its sectors went on
+    /// in a new batch ([`chain::Displaced`]).
+    Dropped,
 }
 
 impl BatchState {
@@ -93,20 +99,25 @@ impl BatchState {
             BatchState::Sent => "sent",
             BatchState::Landed => "landed",
             BatchState::Refused => "refused",
+            BatchState::Dropped => "dropped",
         }
     }
 
     /// Every state, in the order a batch can go through them.
-    pub const ALL: [BatchState; 4] = [
+    pub const ALL: [BatchState; 5] = [
         BatchState::Recorded,
         BatchState::Sent,
         BatchState::Landed,
         BatchState::Refused,
+        BatchState::Dropped,
     ];
 
     /// Whether the batch is done with: nothing of it is left to send or look up.
     pub fn is_final(self) -> bool {
-        matches!(self, BatchState::Landed | BatchState::Refused)
+        matches!(
+            self,
+            BatchState::Landed | BatchState::Refused | BatchState::Dropped
+        )
     }
 
     pub fn parse(s: &str) -> Option<BatchState> {
@@ -116,6 +127,7 @@ impl BatchState {
             "sent" => Some(BatchState::Sent),
             "landed" => Some(BatchState::Landed),
             "refused" => Some(BatchState::Refused),
+            "dropped" => Some(BatchState::Dropped),
             _ => None,
         }
     }
@@ -135,6 +147,12 @@ pub enum Outcome {
     /// Its aggregate is being made beside the daemon's passes ([`Aggregation::Background`]);
     /// a later pass sends it.
     Aggregating,
+    /// Sent, but it can never land (another message took its nonce): its sectors are
+    /// recorded in a new batch, named here, that a later pass sends.
+    Dropped {
+        resent_as: String,
+        why: String,
+    },
 }
 
 /// Where a publisher makes the SnarkPack aggregates of its commit batches.
@@ -370,11 +388,12 @@ fn deliver(
 ) -> Result<Outcome> {
     let mut msg = recorded_message(db, cfg, id)?;
     let sent = batches::sent_as(&db.conn, id)?;
-    let receipt = match chain.lookup(&msg, sent.as_deref())? {
-        Some(r) => r,
+    let receipt = match looked_up(db, chain, &msg, sent.as_deref())? {
+        Ok(Some(r)) => r,
+        Err(dropped) => return Ok(dropped),
         // Handed over already: it lands when it lands; pushing it again changes nothing.
-        None if sent.is_some() => return Ok(Outcome::Pending),
-        None => {
+        Ok(None) if sent.is_some() => return Ok(Outcome::Pending),
+        Ok(None) => {
             msg = match (agg, needs_aggregate(&msg)) {
                 (Aggregation::Background(jobs), true) => {
                     let cfg = cfg.clone();
@@ -401,14 +420,58 @@ fn deliver(
                 Err(e) => return not_sent(db, id, format!("{e:#}")),
             };
             db.tx(|tx| batches::mark_sent(tx, id, &cid))?;
-            match chain.lookup(&msg, Some(&cid))? {
-                Some(r) => r,
-                None => return Ok(Outcome::Pending),
+            match looked_up(db, chain, &msg, Some(&cid))? {
+                Ok(Some(r)) => r,
+                Ok(None) => return Ok(Outcome::Pending),
+                Err(dropped) => return Ok(dropped),
             }
         }
     };
     land(db, cfg, &msg, &receipt)?;
     Ok(Outcome::Landed(receipt))
+}
+
+/// [`Chain::lookup`], with a message that can never land ([`chain::Displaced`]) dealt with:
+/// one transaction marks its batch dropped and records its sectors, the same message
+/// under a new id (so a new message UUID: a send under the old one would return the dead
+/// message), as a new batch that later passes send.
+fn looked_up(
+    db: &mut Db,
+    chain: &dyn Chain,
+    msg: &Message,
+    sent: Option<&str>,
+) -> Result<Result<Option<Receipt>, Outcome>> {
+    let e = match chain.lookup(msg, sent) {
+        Ok(r) => return Ok(Ok(r)),
+        Err(e) if e.is::<chain::Displaced>() => e,
+        Err(e) => return Err(e),
+    };
+    let why = format!("{e:#}");
+    let again = Message {
+        id: format!("{}-r", msg.id),
+        ..msg.clone()
+    };
+    let numbers: Vec<u64> = msg.sectors.iter().map(|(n, _)| *n).collect();
+    let body = serde_json::to_string(&again)?;
+    db.tx(|tx| {
+        if !batches::mark_dropped(tx, &msg.id, &why)? {
+            return Ok(()); // done already by another publisher
+        }
+        batches::record(tx, &again.id, again.kind, &body, &numbers)?;
+        db::event(
+            tx,
+            None,
+            "batch",
+            &format!(
+                "{} dropped, its sectors resent as {}: {why}",
+                msg.id, again.id
+            ),
+        )
+    })?;
+    Ok(Err(Outcome::Dropped {
+        resent_as: again.id,
+        why,
+    }))
 }
 
 /// The recorded message with its aggregate made and recorded where it needs one
@@ -1039,6 +1102,126 @@ mod tests {
                 SectorState::SubmitReplicaUpdate,
                 SectorState::ReplicaUpdateWait
             )
+        );
+    }
+
+    /// A chain on which batch `precommit-1`, once sent, loses its nonce to another call.
+    struct NonceThief {
+        sent: std::cell::RefCell<Vec<String>>,
+    }
+
+    impl Chain for NonceThief {
+        fn head(&self) -> Result<i64> {
+            Ok(100)
+        }
+        fn epoch_secs(&self) -> f64 {
+            30.0
+        }
+        fn seed_delay(&self) -> i64 {
+            150
+        }
+        fn randomness(&self, _: chain::Domain, _: i64, _: u64) -> Result<[u8; 32]> {
+            anyhow::bail!("no randomness here")
+        }
+        fn sector_allocated(&self, _: u64, _: u64) -> Result<bool> {
+            Ok(false)
+        }
+        fn send(&self, msg: &Message) -> Result<String> {
+            self.sent.borrow_mut().push(msg.id.clone());
+            Ok(format!("cid-{}", msg.id))
+        }
+        fn quote(&self, _: &Message) -> Result<crate::sched::gas::Quote> {
+            anyhow::bail!("no quotes here")
+        }
+        fn lookup(&self, msg: &Message, sent: Option<&str>) -> Result<Option<Receipt>> {
+            match sent {
+                Some(cid) if msg.id == "precommit-1" => {
+                    Err(chain::Displaced(format!("{cid} lost its nonce")).into())
+                }
+                _ => Ok(None),
+            }
+        }
+    }
+
+    /// A sent message that can never land leaves its batch dropped and its sectors, the
+    /// same message under a new id (so a new message UUID), in a new batch that is sent;
+    /// the dropped batch is final and is never resent again.
+    #[test]
+    fn a_message_whose_nonce_another_call_took_is_resent_as_a_new_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&dir.path().join("sched.db")).unwrap();
+        let doc = |n: u64| serde_json::json!({"seal_proof": "StackedDrg2KiBV1_1", "sector": n});
+        let msg = Message {
+            id: "precommit-1".into(),
+            kind: MsgKind::PreCommit,
+            aggregate: false,
+            aggregate_proof: None,
+            quotes: None,
+            sectors: vec![(1, doc(1)), (2, doc(2))],
+        };
+        let body = serde_json::to_string(&msg).unwrap();
+        db.tx(|tx| batches::record(tx, &msg.id, msg.kind, &body, &[1, 2]))
+            .unwrap();
+        let chain = NonceThief {
+            sent: Default::default(),
+        };
+        let (cfg, inline) = (Config::default(), Aggregation::Inline);
+        let why = "it can never land: cid-precommit-1 lost its nonce".to_string();
+        assert_eq!(
+            deliver(&mut db, &chain, &cfg, inline, "precommit-1").unwrap(),
+            Outcome::Dropped {
+                resent_as: "precommit-1-r".into(),
+                why: why.clone()
+            }
+        );
+        let rows = db.batches().unwrap();
+        let summary: Vec<_> = rows
+            .iter()
+            .map(|b| {
+                (
+                    b.id.as_str(),
+                    b.state,
+                    b.error.as_deref(),
+                    b.sectors.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (
+                    "precommit-1",
+                    BatchState::Dropped,
+                    Some(why.as_str()),
+                    vec![1, 2]
+                ),
+                ("precommit-1-r", BatchState::Recorded, None, vec![1, 2]),
+            ]
+        );
+        let resent = batches::body(&db.conn, "precommit-1-r").unwrap().unwrap();
+        assert_eq!(
+            parse_message("precommit-1-r", &resent).unwrap(),
+            Message {
+                id: "precommit-1-r".into(),
+                ..msg
+            }
+        );
+        assert_eq!(
+            deliver(&mut db, &chain, &cfg, inline, "precommit-1-r").unwrap(),
+            Outcome::Pending
+        );
+        // A publisher that still held the dropped batch records nothing more.
+        let again = deliver(&mut db, &chain, &cfg, inline, "precommit-1").unwrap();
+        assert!(matches!(again, Outcome::Dropped { .. }), "{again:?}");
+        assert_eq!(db.batches().unwrap().len(), 2);
+        assert_eq!(*chain.sent.borrow(), ["precommit-1", "precommit-1-r"]);
+        // Recovery finishes only the new batch.
+        let p = Publisher::try_acquire(&dir.path().join("publish.lock"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            recover(&p, &mut db, &chain, &cfg, inline).unwrap(),
+            [("precommit-1-r".to_string(), Outcome::Pending)]
         );
     }
 }

@@ -137,6 +137,21 @@ impl std::fmt::Display for Refused {
 
 impl std::error::Error for Refused {}
 
+/// A message that was sent but can never land: another message from the same sender took
+/// its nonce (a different call, not a fee replacement; Lotus's `StateSearchMsg` says so).
+/// Its sectors are in no message on chain, and a send under the same message UUID would
+/// return the dead message again, so the outbox records them in a new batch.
+#[derive(Debug)]
+pub struct Displaced(pub String);
+
+impl std::fmt::Display for Displaced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "it can never land: {}", self.0)
+    }
+}
+
+impl std::error::Error for Displaced {}
+
 pub trait Chain {
     fn head(&self) -> Result<i64>;
     /// Wall-clock seconds per epoch, to turn epoch deadlines into times.
@@ -170,7 +185,8 @@ pub trait Chain {
     /// The receipt of recorded message `msg` once it landed; `None` while it is pending or
     /// if it was never sent. `sent` is the reference [`Chain::send`] returned, where the
     /// outbox has it (a node finds messages by CID; a crash before it was stored leaves
-    /// `None`, and the next send gets the same reference back).
+    /// `None`, and the next send gets the same reference back). A sent message that can
+    /// never land errs with [`Displaced`].
     fn lookup(&self, msg: &Message, sent: Option<&str>) -> Result<Option<Receipt>>;
 }
 

@@ -11,6 +11,11 @@
 //!   with a UUID it has seen returns the first message;
 //! - a pushed message is included at the next epoch and executed at the one after;
 //!   `StateSearchMsg` finds it from then on;
+//! - tests can make the chain move under the sender as a real one does: a fee replacement
+//!   that lands under its own CID ([`Node::replace_every_push`]), a different call that takes
+//!   a message's nonce ([`Node::displace_first_of`]), a reorg that takes messages back and
+//!   includes them again later ([`Node::reorg`], [`Node::reorg_first_of`]); `StateSearchMsg`
+//!   answers them as Lotus's `tipsetExecutedMessage` does;
 //! - `GasEstimateMessageGas` checks a message as a push does and prices it at the test's
 //!   gas figures ([`gas_of`]); the head's `ParentBaseFee` is [`BASE_FEE`].
 
@@ -46,6 +51,19 @@ pub struct Pushed {
     pub included: i64,
     /// Set when it was executed: exit code and return value.
     pub outcome: Option<(i64, Vec<u8>)>,
+    /// The CID of the fee replacement (the same call) that landed instead of it.
+    pub landed_as: Option<String>,
+    /// A different call from the sender took its nonce: it never executes.
+    pub displaced: bool,
+}
+
+/// What messages change on the fake chain, kept from before each execution so that a
+/// reorg can take it back.
+#[derive(Clone, Debug)]
+pub struct State {
+    precommits: BTreeMap<u64, Precommit>,
+    active: BTreeMap<u64, Cid>,
+    updated: Vec<u64>,
 }
 
 /// A precommit on the fake chain.
@@ -97,6 +115,21 @@ pub struct Node {
     pub hang_push_of: Option<u64>,
     /// Pushes left hanging.
     pub hung: usize,
+    /// Every pushed message is replaced by a fee bump (the same call at the same nonce)
+    /// before it lands, as `lotus mpool replace` does: it lands under the replacement's CID.
+    pub replace_every_push: bool,
+    /// The first message pushed with this method loses its nonce to a different call and
+    /// never lands. Cleared then.
+    pub displace_first_of: Option<u64>,
+    /// The first message of this method to execute is taken back by a reorg two epochs
+    /// later, before it is 5 epochs deep (the adapter's confidence), and included again two
+    /// epochs after that. Cleared then.
+    pub reorg_first_of: Option<u64>,
+    /// The CIDs of the messages reorgs took back, in order.
+    pub reorged: Vec<String>,
+    /// The executions in the order they happened: the message's index in `pushed` and the
+    /// state before it.
+    pub executed: Vec<(usize, State)>,
 }
 
 impl Node {
@@ -110,6 +143,29 @@ impl Node {
 
     fn miner_id(&self) -> u64 {
         self.miner[2..].parse().unwrap()
+    }
+
+    /// A reorg: the tipsets from epoch `from` on are replaced by a fork whose tipset at
+    /// `again` includes their messages (back in the pool) again, in the order they were
+    /// pushed. The state is as it was before the first of them executed; whatever executed
+    /// after that executes again when due.
+    pub fn reorg(&mut self, from: i64, again: i64) {
+        let first = self
+            .executed
+            .iter()
+            .position(|(i, _)| self.pushed[*i].included >= from);
+        if let Some(k) = first {
+            let state = self.executed[k].1.clone();
+            (self.precommits, self.active, self.updated) =
+                (state.precommits, state.active, state.updated);
+            for (i, _) in self.executed.split_off(k) {
+                self.pushed[i].outcome = None;
+            }
+        }
+        for m in self.pushed.iter_mut().filter(|m| m.included >= from) {
+            m.included = again;
+            self.reorged.push(m.cid.clone());
+        }
     }
 }
 
@@ -141,6 +197,11 @@ impl Default for Node {
             gas_per_aggregate: 100_000_000,
             hang_push_of: None,
             hung: 0,
+            replace_every_push: false,
+            displace_first_of: None,
+            reorg_first_of: None,
+            reorged: Vec::new(),
+            executed: Vec::new(),
         }
     }
 }
@@ -360,28 +421,55 @@ fn answer(node: &Mutex<Node>, auth: &str, body: &[u8]) -> (&'static str, String)
                     return rpc_error(id, 1, &format!("mpool push: estimating gas: {e}"));
                 }
                 let cid = format!("bafy2bzacefakemessage{}", n.pushed.len());
+                let method = m["Method"].as_u64().unwrap();
+                let displaced = n.displace_first_of == Some(method);
+                let landed_as = n.replace_every_push.then(|| format!("{cid}replacement"));
+                if displaced {
+                    n.displace_first_of = None;
+                }
                 n.pushed.push(Pushed {
                     uuid,
                     cid: cid.clone(),
-                    method: m["Method"].as_u64().unwrap(),
+                    method,
                     params: unb64(m["Params"].as_str().unwrap()),
                     value: m["Value"].as_str().unwrap().parse().unwrap(),
                     included: head + 1,
                     outcome: None,
+                    landed_as,
+                    displaced,
                 });
                 signed(m, &cid)
             }
         }
         "StateSearchMsg" => {
             let want = p[1]["/"].as_str().unwrap();
-            match n.pushed.iter().find(|x| x.cid == want) {
+            let allow_replaced = p[3].as_bool().unwrap();
+            let found = n
+                .pushed
+                .iter()
+                .find(|x| x.cid == want || x.landed_as.as_deref() == Some(want));
+            // As Lotus's tipsetExecutedMessage, once the tipset holding the sender's message
+            // at that nonce executed.
+            match found {
+                Some(x) if x.displaced && head > x.included => {
+                    return rpc_error(id, 1, &format!(
+                        "found message with equal nonce as the one we are looking for that is NOT a valid replacement message (F:{want} n 7, TS: bafy2bzaceother n7)"
+                    ))
+                }
+                Some(x) if x.outcome.is_some() && x.landed_as.is_some() && x.cid == want && !allow_replaced => {
+                    return rpc_error(id, 1, &format!(
+                        "found message with equal nonce as the one we are looking for (F:{want} n 7, TS: {} n7)",
+                        x.landed_as.as_deref().unwrap()
+                    ))
+                }
                 Some(Pushed {
                     cid,
+                    landed_as,
                     included,
                     outcome: Some((code, ret)),
                     ..
                 }) => json!({
-                    "Message": {"/": cid},
+                    "Message": {"/": landed_as.as_ref().unwrap_or(cid)},
                     "Receipt": {"ExitCode": code, "Return": b64(ret), "GasUsed": 1_000_000, "EventsRoot": null},
                     "ReturnDec": null,
                     "TipSet": [{"/": "bafy2bzacetipset"}],
@@ -627,11 +715,24 @@ fn execute_due(n: &mut Node) {
     let head = n.head();
     for i in 0..n.pushed.len() {
         let m = n.pushed[i].clone();
-        if m.outcome.is_some() || head < m.included + 1 {
+        if m.outcome.is_some() || m.displaced || head < m.included + 1 {
             continue;
         }
+        let before = State {
+            precommits: n.precommits.clone(),
+            active: n.active.clone(),
+            updated: n.updated.clone(),
+        };
+        n.executed.push((i, before));
         let outcome = execute(n, &m);
         n.pushed[i].outcome = Some(outcome);
+    }
+    let shallow = n.pushed.iter().find(|m| {
+        Some(m.method) == n.reorg_first_of && m.outcome.is_some() && head >= m.included + 3
+    });
+    if let Some(from) = shallow.map(|m| m.included) {
+        n.reorg_first_of = None;
+        n.reorg(from, head + 2);
     }
 }
 

@@ -149,6 +149,21 @@ pub fn mark_refused(conn: &Connection, id: &str, error: &str) -> Result<bool> {
     Ok(n == 1)
 }
 
+/// Sent, but it can never land (another message took its nonce): done with. False when it
+/// is not in `sent` (landed, or dropped already by another publisher).
+pub fn mark_dropped(conn: &Connection, id: &str, error: &str) -> Result<bool> {
+    let n = conn.execute(
+        "UPDATE batches SET state = ?2, error = ?3 WHERE id = ?1 AND state = ?4",
+        params![
+            id,
+            BatchState::Dropped.name(),
+            error,
+            BatchState::Sent.name()
+        ],
+    )?;
+    Ok(n == 1)
+}
+
 /// Landed at `epoch` as `cid`. False when it was recorded as landed already.
 pub fn mark_landed(conn: &Connection, id: &str, epoch: i64, cid: &str) -> Result<bool> {
     let n = conn.execute(

@@ -16,9 +16,15 @@
 //!   already landed, because its own effects are then on chain.)
 //! - Landing is read with `StateSearchMsg` (replacements allowed) and reported only once
 //!   the message is [`CONFIDENCE`] epochs deep, so a short reorg cannot move sectors on a
-//!   message that then disappears. A precommit's epoch is the chain's `PreCommitEpoch`
+//!   message that then disappears: each lookup asks the node afresh, so a message a reorg
+//!   took back is followed to where it lands again. A fee replacement (`lotus mpool
+//!   replace`: the same call at the same nonce) lands under its own CID, which the receipt
+//!   carries. A precommit's epoch is the chain's `PreCommitEpoch`
 //!   (`StateSectorPreCommitInfo`), from which the seed epoch follows, not the lookup's
 //!   height.
+//! - A different call that took the message's nonce means it can never land: the node
+//!   says so, and the lookup errs with [`Displaced`] (the outbox records its sectors in a
+//!   new batch, under a new UUID).
 
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::{json, Value};
@@ -29,7 +35,7 @@ use super::LotusChain;
 use crate::filecoin::miner::*;
 use crate::filecoin::token::parse_atto;
 use crate::piece::cid::{commitment_cid_bytes, CommitmentKind};
-use crate::sched::chain::{Message, MsgKind, Receipt, Refused};
+use crate::sched::chain::{Displaced, Message, MsgKind, Receipt, Refused};
 use crate::sched::gas::Quote;
 use crate::sector::document::SectorDoc;
 
@@ -533,9 +539,15 @@ impl LotusChain {
 
     /// Where message `cid` (sent for `msg`) landed, once it is deep enough.
     pub(super) fn search(&self, msg: &Message, cid: &str) -> Result<Option<Receipt>> {
-        let found = self
+        let found = match self
             .client
-            .call("StateSearchMsg", json!([null, {"/": cid}, -1, true]))?;
+            .call("StateSearchMsg", json!([null, {"/": cid}, -1, true]))
+        {
+            Err(e) if displaced(&e) => {
+                return Err(Displaced(format!("message {cid} of batch {}: {e:#}", msg.id)).into())
+            }
+            r => r?,
+        };
         if found.is_null() {
             return Ok(None);
         }
@@ -601,6 +613,15 @@ impl LotusChain {
             results,
         }))
     }
+}
+
+/// Whether a node's error says another call took the message's nonce. Lotus's
+/// `tipsetExecutedMessage` (chain/stmgr/searchwait.go) answers a search that meets a
+/// message of the same sender and nonce that is not an equal call with "found message with
+/// equal nonce as the one we are looking for that is NOT a valid replacement message".
+fn displaced(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<super::rpc::RpcError>()
+        .is_some_and(|e| e.message.contains("NOT a valid replacement message"))
 }
 
 /// A precommit as the chain holds it.

@@ -88,18 +88,24 @@ fn seal_in_one_commit_batch(
         &repo,
         &["sectors", "pledge", "--count", &count.to_string()],
     ));
-    let mut d = common::sched::start_daemon(&repo);
+    assert_eq!(run_to_proving(&repo, dir.path()), count);
+}
+
+/// Runs the daemon of `repo` (under `dir`) until every sector is done; each must be
+/// Proving with a proof `seal-verify` accepts. Returns how many there are.
+fn run_to_proving(repo: &Path, dir: &Path) -> usize {
+    let mut d = common::sched::start_daemon(repo);
     assert!(
         d.wait().unwrap().success(),
         "{}",
-        common::sched::daemon_log(&repo)
+        common::sched::daemon_log(repo)
     );
-    let list = ok(sched(&repo, &["sectors", "list", "--json"]));
-    assert_eq!(list.as_array().unwrap().len(), count);
+    let list = ok(sched(repo, &["sectors", "list", "--json"]));
     for s in list.as_array().unwrap() {
         assert_eq!(s["state"], "Proving", "{list}");
-        common::sched::verify_sector(s, dir.path());
+        common::sched::verify_sector(s, dir);
     }
+    list.as_array().unwrap().len()
 }
 
 fn err(out: std::process::Output) -> String {
@@ -902,17 +908,7 @@ fn a_commit_batch_goes_plain_when_quoted_lower_and_a_kill_keeps_that_choice() {
         // The aggregate is now the cheaper form.
         n.gas_per_aggregate = 1;
     }
-    let mut d = common::sched::start_daemon(&repo);
-    assert!(
-        d.wait().unwrap().success(),
-        "{}",
-        common::sched::daemon_log(&repo)
-    );
-    let list = ok(sched(&repo, &["sectors", "list", "--json"]));
-    for s in list.as_array().unwrap() {
-        assert_eq!(s["state"], "Proving", "{list}");
-        common::sched::verify_sector(s, dir.path());
-    }
+    assert_eq!(run_to_proving(&repo, dir.path()), 4);
     let n = node.node.lock().unwrap();
     assert_eq!(n.active.keys().copied().collect::<Vec<_>>(), [1, 2, 3, 4]);
     assert_eq!(commit_estimates(&n), [true, false], "quoted again");

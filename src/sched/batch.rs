@@ -866,6 +866,22 @@ mod tests {
     /// plain one, recorded so in the outbox before anything is sent, its sectors untouched.
     /// Records a commit batch `commit-1` of sectors 4, 3, 2, 1 to aggregate, whose
     /// "proofs" are not proofs.
+    /// Records batch `precommit-1` of sectors 1 and 2 with documents `doc`.
+    fn record_precommit(db: &mut Db, doc: impl Fn(u64) -> Value) -> Message {
+        let msg = Message {
+            id: "precommit-1".into(),
+            kind: MsgKind::PreCommit,
+            aggregate: false,
+            aggregate_proof: None,
+            quotes: None,
+            sectors: vec![(1, doc(1)), (2, doc(2))],
+        };
+        let body = serde_json::to_string(&msg).unwrap();
+        db.tx(|tx| batches::record(tx, &msg.id, msg.kind, &body, &[1, 2]))
+            .unwrap();
+        msg
+    }
+
     fn junk_commit_batch(db: &mut Db) -> Message {
         let doc = |n: u64| {
             serde_json::json!({"seal_proof": "StackedDrg2KiBV1_1", "miner": 1000, "sector": n,
@@ -982,17 +998,7 @@ mod tests {
             serde_json::json!({"seal_proof": "StackedDrg2KiBV1_1", "miner": 1000, "sector": n,
                 "ticket": ticket, "ticket_epoch": head, "comm_r": "00".repeat(32)})
         };
-        let msg = Message {
-            id: "precommit-1".into(),
-            kind: MsgKind::PreCommit,
-            aggregate: false,
-            aggregate_proof: None,
-            quotes: None,
-            sectors: vec![(1, doc(1)), (2, doc(2))],
-        };
-        let body = serde_json::to_string(&msg).unwrap();
-        db.tx(|tx| batches::record(tx, &msg.id, msg.kind, &body, &[1, 2]))
-            .unwrap();
+        let msg = record_precommit(&mut db, doc);
         let cfg = Config::default();
         let batch = |db: &Db| {
             let b = db.batches().unwrap().into_iter().next().unwrap();
@@ -1151,17 +1157,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut db = Db::open(&dir.path().join("sched.db")).unwrap();
         let doc = |n: u64| serde_json::json!({"seal_proof": "StackedDrg2KiBV1_1", "sector": n});
-        let msg = Message {
-            id: "precommit-1".into(),
-            kind: MsgKind::PreCommit,
-            aggregate: false,
-            aggregate_proof: None,
-            quotes: None,
-            sectors: vec![(1, doc(1)), (2, doc(2))],
-        };
-        let body = serde_json::to_string(&msg).unwrap();
-        db.tx(|tx| batches::record(tx, &msg.id, msg.kind, &body, &[1, 2]))
-            .unwrap();
+        let msg = record_precommit(&mut db, doc);
         let chain = NonceThief {
             sent: Default::default(),
         };

@@ -47,6 +47,7 @@ kinds!(
     StorageGone = "storage_gone",
     ParamsMissing = "params_missing",
     BatchUnsent = "batch_unsent",
+    BatchNotLanded = "batch_not_landed",
 );
 
 impl AlertKind {
@@ -74,6 +75,7 @@ pub struct Thresholds {
     pub stuck_min: f64,
     pub stuck_wait: f64,
     pub batch_deadline: f64,
+    pub batch_landing: f64,
     pub storage_min_free: u64,
 }
 
@@ -91,6 +93,7 @@ impl Thresholds {
             stuck_min: Config::secs(&a.stuck_min),
             stuck_wait: Config::secs(&a.stuck_wait),
             batch_deadline: Config::secs(&a.batch_deadline),
+            batch_landing: Config::secs(&a.batch_landing),
             storage_min_free,
         })
     }
@@ -125,6 +128,9 @@ pub struct Facts {
     /// Batches recorded and not sent for a reason of this machine or wallet (the node
     /// refused the push: funds, gas, no connection): id, kind, sectors, why.
     pub unsent: Vec<(String, MsgKind, usize, String)>,
+    /// Batches handed to the chain that have not landed yet: id, kind, sectors, the
+    /// message's CID and when it was sent.
+    pub in_flight: Vec<(String, MsgKind, usize, String, f64)>,
 }
 
 /// `1h 05m`, `3m 20s`, `42s`: a span for an alert's sentence.
@@ -219,6 +225,24 @@ pub fn evaluate(f: &Facts, t: &Thresholds) -> Vec<Alert> {
                 kind.name()
             ),
         });
+    }
+    for (id, kind, n, cid, sent) in &f.in_flight {
+        if f.now - sent > t.batch_landing {
+            out.push(Alert {
+                kind: AlertKind::BatchNotLanded,
+                key: format!("batch_not_landed/{id}"),
+                sector: None,
+                subject: format!("batch {id}"),
+                message: format!(
+                    "{} batch {id} ({n} sectors) was sent {} ago as {cid} and has not landed: \
+                     if it is stuck in the node's message pool (its fee cap under the base \
+                     fee), `lotus mpool replace --auto {cid}` bumps its fees; the batch \
+                     follows the replacement",
+                    kind.name(),
+                    span(f.now - sent)
+                ),
+            });
+        }
     }
     for (host, up, error) in &f.hosts {
         if !up {
@@ -317,12 +341,17 @@ pub fn facts(e: &Engine) -> Result<Facts> {
     let params = super::daemon::preflight(e)
         .err()
         .map(|e| e.root_cause().to_string());
-    let unsent =
-        e.db.batches()?
-            .into_iter()
-            .filter(|b| b.state == batch::BatchState::Recorded)
-            .filter_map(|b| Some((b.id, b.kind, b.sectors.len(), b.error?)))
-            .collect();
+    let batches = e.db.batches()?;
+    let unsent = batches
+        .iter()
+        .filter(|b| b.state == batch::BatchState::Recorded)
+        .filter_map(|b| Some((b.id.clone(), b.kind, b.sectors.len(), b.error.clone()?)))
+        .collect();
+    let in_flight = batches
+        .into_iter()
+        .filter(|b| b.state == batch::BatchState::Sent)
+        .filter_map(|b| Some((b.id, b.kind, b.sectors.len(), b.message?, b.sent?)))
+        .collect();
     Ok(Facts {
         now: at,
         sectors,
@@ -331,6 +360,7 @@ pub fn facts(e: &Engine) -> Result<Facts> {
         paths,
         params,
         unsent,
+        in_flight,
     })
 }
 

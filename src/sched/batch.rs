@@ -998,7 +998,7 @@ mod tests {
             serde_json::json!({"seal_proof": "StackedDrg2KiBV1_1", "miner": 1000, "sector": n,
                 "ticket": ticket, "ticket_epoch": head, "comm_r": "00".repeat(32)})
         };
-        let msg = record_precommit(&mut db, doc);
+        record_precommit(&mut db, doc);
         let cfg = Config::default();
         let batch = |db: &Db| {
             let b = db.batches().unwrap().into_iter().next().unwrap();

@@ -63,6 +63,8 @@ pub struct Alerts {
     pub stuck_wait: String,
     /// A pending batch sector whose deadline is closer than this.
     pub batch_deadline: String,
+    /// A batch sent this long ago that has not landed (a message stuck in the node's pool).
+    pub batch_landing: String,
     /// A storage path with less room than this is nearly full; empty: 16 sector sizes
     /// (about what one more sector needs while it is sealed).
     pub storage_min_free: String,
@@ -77,6 +79,7 @@ impl Default for Alerts {
             stuck_min: "10m".into(),
             stuck_wait: "6h".into(),
             batch_deadline: "1h".into(),
+            batch_landing: "30m".into(),
             storage_min_free: String::new(),
         }
     }
@@ -402,6 +405,7 @@ impl Config {
             ("alerts.stuck_min", &self.alerts.stuck_min),
             ("alerts.stuck_wait", &self.alerts.stuck_wait),
             ("alerts.batch_deadline", &self.alerts.batch_deadline),
+            ("alerts.batch_landing", &self.alerts.batch_landing),
         ] {
             parse_duration(v).with_context(|| format!("key {k}"))?;
         }

@@ -7,6 +7,7 @@ fn thresholds() -> Thresholds {
         stuck_min: 600.0,
         stuck_wait: 6.0 * 3600.0,
         batch_deadline: 3600.0,
+        batch_landing: 1800.0,
         storage_min_free: 1 << 30,
     }
 }
@@ -91,6 +92,23 @@ fn each_rule_raises_exactly_its_alert() {
             2,
             "the wallet holds 0 FIL".into(),
         )],
+        // Sent 30 min and 1 s ago: not landed; 30 min ago exactly: not yet.
+        in_flight: vec![
+            (
+                "commit-18-4".into(),
+                MsgKind::ProveCommit,
+                3,
+                "bafy2bzacea".into(),
+                NOW - 1801.0,
+            ),
+            (
+                "commit-19-9".into(),
+                MsgKind::ProveCommit,
+                1,
+                "bafy2bzaceb".into(),
+                NOW - 1800.0,
+            ),
+        ],
     };
     let got: Vec<(AlertKind, String, Option<u64>, String)> = evaluate(&f, &thresholds())
         .into_iter()
@@ -169,6 +187,12 @@ fn each_rule_raises_exactly_its_alert() {
             "batch_unsent/precommit-17-3",
             None,
             "precommit batch precommit-17-3 (2 sectors) is not sent and waits for a retry: the wallet holds 0 FIL",
+        ),
+        (
+            BatchNotLanded,
+            "batch_not_landed/commit-18-4",
+            None,
+            "commit batch commit-18-4 (3 sectors) was sent 30m 01s ago as bafy2bzacea and has not landed: if it is stuck in the node's message pool (its fee cap under the base fee), `lotus mpool replace --auto bafy2bzacea` bumps its fees; the batch follows the replacement",
         ),
     ]
     .into_iter()

@@ -565,6 +565,67 @@ fn reorged_replaced_and_displaced_messages_are_followed_to_where_they_end() {
     assert!(!node.node.lock().unwrap().precommits.contains_key(&8));
 }
 
+/// A node that keeps no messages by UUID (Forest) signs a second copy of a batch pushed
+/// again after a lost answer, and the copy fails on chain where the first landed. What the
+/// chain holds decides: a sector precommitted with its CommR, or active after a
+/// prove-commit, landed (at the precommit's own epoch); a sector the chain does not hold
+/// stays failed.
+#[test]
+fn a_second_copy_failing_where_the_first_landed_leaves_the_sectors_landed() {
+    let node = FakeLotus::start(Node {
+        forget_uuids: true,
+        ..Node::default()
+    });
+    let c = connect(&node).unwrap();
+    let (r7, r8) = ([7u8; 32], [8u8; 32]);
+    let pre = batch(
+        "precommit-1-7",
+        MsgKind::PreCommit,
+        &[(7, r7, ""), (8, r8, "")],
+    );
+    let first = c.send(&pre).unwrap();
+    // The answer was lost: the outbox has no CID and pushes again.
+    let second = c.send(&pre).unwrap();
+    assert_ne!(first, second);
+    set_head(&node, 5007);
+    let r = c.lookup(&pre, Some(&first)).unwrap().expect("landed");
+    assert_eq!(r.results, [(7, None), (8, None)]);
+    {
+        let mut n = node.node.lock().unwrap();
+        let codes: Vec<_> = n
+            .pushed
+            .iter()
+            .map(|m| m.outcome.as_ref().unwrap().0)
+            .collect();
+        assert_eq!(
+            codes,
+            [0, 16],
+            "the copy fails: its sectors are precommitted"
+        );
+        // Sector 8's precommit is gone (as if it never landed).
+        n.precommits.remove(&8);
+    }
+    let r = c.lookup(&pre, Some(&second)).unwrap().expect("landed");
+    let failed = format!("message {second} failed on chain with exit code 16");
+    assert_eq!(
+        (r.cid.as_str(), r.epoch, r.results),
+        (second.as_str(), 5001, vec![(7, None), (8, Some(failed))])
+    );
+
+    set_head(&node, 5012);
+    let commit = batch("commit-2-7", MsgKind::ProveCommit, &[(7, r7, "aa")]);
+    let first = c.send(&commit).unwrap();
+    let second = c.send(&commit).unwrap();
+    assert_ne!(first, second);
+    set_head(&node, 5019);
+    assert!(c.lookup(&commit, Some(&first)).unwrap().is_some());
+    let r = c.lookup(&commit, Some(&second)).unwrap().expect("landed");
+    assert_eq!(r.results, [(7, None)]);
+    let n = node.node.lock().unwrap();
+    assert_eq!(n.pushed[3].outcome.as_ref().unwrap().0, 16);
+    assert!(n.active.contains_key(&7));
+}
+
 /// NI-PoRep sectors onboard with one `ProveCommitSectorsNI`: no precommit, the aggregate as
 /// the only proof, each sector's pledge as value, sealer and sealing number the miner's and
 /// the sector's own, a proving deadline the actor accepts (neither the current nor the next),

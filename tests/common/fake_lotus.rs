@@ -125,6 +125,8 @@ pub struct Node {
     /// later, before it is 5 epochs deep (the adapter's confidence), and included again two
     /// epochs after that. Cleared then.
     pub reorg_first_of: Option<u64>,
+    /// Keep no messages by UUID, as Forest: a push repeated under a UUID signs a new message.
+    pub forget_uuids: bool,
     /// The CIDs of the messages reorgs took back, in order.
     pub reorged: Vec<String>,
     /// The executions in the order they happened: the message's index in `pushed` and the
@@ -200,6 +202,7 @@ impl Default for Node {
             replace_every_push: false,
             displace_first_of: None,
             reorg_first_of: None,
+            forget_uuids: false,
             reorged: Vec::new(),
             executed: Vec::new(),
         }
@@ -413,7 +416,8 @@ fn answer(node: &Mutex<Node>, auth: &str, body: &[u8]) -> (&'static str, String)
             let (m, spec) = (&p[0], &p[1]);
             let uuid = spec["MsgUuid"].as_str().unwrap_or_default().to_string();
             assert!(spec["MaxFee"].as_str().is_some(), "MaxFee: {spec}");
-            if let Some(done) = n.pushed.iter().find(|x| !uuid.is_empty() && x.uuid == uuid) {
+            let kept = !n.forget_uuids && !uuid.is_empty();
+            if let Some(done) = n.pushed.iter().find(|x| kept && x.uuid == uuid) {
                 signed(m, &done.cid)
             } else {
                 // Lotus estimates gas (executing the message) when GasLimit is 0.

@@ -34,7 +34,7 @@ use super::json::{base64_decode, base64_encode, cid as json_cid};
 use super::LotusChain;
 use crate::filecoin::miner::*;
 use crate::filecoin::token::parse_atto;
-use crate::piece::cid::{commitment_cid_bytes, CommitmentKind};
+use crate::piece::cid::{commitment_cid_bytes, commitment_to_cid, CommitmentKind};
 use crate::sched::chain::{Displaced, Message, MsgKind, Receipt, Refused};
 use crate::sched::gas::Quote;
 use crate::sector::document::SectorDoc;
@@ -427,6 +427,10 @@ impl LotusChain {
                 .pointer("/Info/Expiration")
                 .and_then(Value::as_i64)
                 .with_context(|| format!("{what}: no Info.Expiration"))?,
+            sealed_cid: json_cid(
+                v.pointer("/Info/SealedCID").unwrap_or(&Value::Null),
+                &format!("{what}: Info.SealedCID"),
+            )?,
         }))
     }
 
@@ -569,34 +573,14 @@ impl LotusChain {
             .and_then(Value::as_i64)
             .context("StateSearchMsg: no Receipt.ExitCode")?;
         let sectors = sectors(msg)?;
-        if code != 0 {
-            let why = format!("message {landed} failed on chain with exit code {code}");
-            return Ok(Some(Receipt {
-                cid: landed,
-                epoch: height,
-                results: sectors
-                    .iter()
-                    .map(|(n, _)| (*n, Some(why.clone())))
-                    .collect(),
-            }));
-        }
-        let epoch = match msg.kind {
-            // The seed is drawn from the precommit's own epoch, which the chain keeps.
-            MsgKind::PreCommit => {
-                let n = sectors[0].0;
-                self.precommit_on_chain(n)?
-                    .with_context(|| {
-                        format!(
-                            "precommit {landed} landed, but sector {n} has no precommit on chain"
-                        )
-                    })?
-                    .epoch
-            }
-            _ => height,
-        };
         let mut results: Vec<(u64, Option<String>)> =
             sectors.iter().map(|(n, _)| (*n, None)).collect();
-        if msg.kind != MsgKind::PreCommit {
+        if code != 0 {
+            let why = format!("message {landed} failed on chain with exit code {code}");
+            for slot in &mut results {
+                slot.1 = Some(why.clone());
+            }
+        } else if msg.kind != MsgKind::PreCommit {
             let ret = receipt.get("Return").and_then(Value::as_str).unwrap_or("");
             let ret = BatchReturn::decode(&base64_decode(ret)?)
                 .with_context(|| format!("the return value of {landed}"))?;
@@ -607,11 +591,79 @@ impl LotusChain {
                 slot.1 = Some(format!("the actor refused it (exit code {code})"));
             }
         }
+        let precommitted = self.on_chain_anyway(msg, &landed, &sectors, &mut results)?;
         Ok(Some(Receipt {
             cid: landed,
-            epoch,
+            epoch: precommitted.unwrap_or(height),
             results,
         }))
+    }
+
+    /// Clears the failure of every sector that the chain holds all the same, and returns
+    /// the epoch of a precommit batch's precommits. A second copy of a message that landed
+    /// fails where the first succeeded: a node that does not keep signed messages by UUID
+    /// (Forest) signs a new one when a push is repeated after a lost answer. So what the
+    /// chain holds decides, as Lotus's sealing checks `StateSectorPreCommitInfo` before it
+    /// retries a failed precommit: a precommit of the sector with this CommR, or (for a
+    /// prove-commit) the sector active in a partition. A sector update is not checked: a
+    /// second copy of one is refused at push (its sectors then carry the new CommR).
+    fn on_chain_anyway(
+        &self,
+        msg: &Message,
+        landed: &str,
+        sectors: &[(u64, SectorDoc)],
+        results: &mut [(u64, Option<String>)],
+    ) -> Result<Option<i64>> {
+        let mut epoch: Option<i64> = None;
+        for ((n, doc), slot) in sectors.iter().zip(results.iter_mut()) {
+            match msg.kind {
+                MsgKind::PreCommit => {
+                    // All of a landed precommit batch is on chain at one epoch: its first
+                    // sector says which.
+                    if slot.1.is_none() && epoch.is_some() {
+                        continue;
+                    }
+                    // A failed sector counts only with its own CommR on chain.
+                    let ours = commitment_to_cid(CommitmentKind::Sealed, &doc.hex32("comm_r")?);
+                    let pc = self
+                        .precommit_on_chain(*n)?
+                        .filter(|pc| slot.1.is_none() || pc.sealed_cid == ours);
+                    match (pc, &slot.1) {
+                        (Some(pc), _) if epoch.is_some_and(|e| e != pc.epoch) => bail!(
+                            "batch {}: sector {n}'s precommit is on chain at epoch {}, the \
+                             batch's others at {}; left for the operator",
+                            msg.id,
+                            pc.epoch,
+                            epoch.unwrap_or_default()
+                        ),
+                        (Some(pc), _) => {
+                            slot.1 = None;
+                            epoch = Some(pc.epoch);
+                        }
+                        (None, None) => bail!(
+                            "precommit {landed} landed, but sector {n} has no precommit on chain"
+                        ),
+                        (None, Some(_)) => {}
+                    }
+                }
+                MsgKind::ProveCommit if slot.1.is_some() && self.active(*n)? => slot.1 = None,
+                MsgKind::ProveCommit | MsgKind::ReplicaUpdate => {}
+            }
+        }
+        Ok(epoch)
+    }
+
+    /// Whether sector `n` is active: `StateSectorPartition` finds it in a partition (the
+    /// node answers an error for a sector in none).
+    fn active(&self, n: u64) -> Result<bool> {
+        match self.client.call(
+            "StateSectorPartition",
+            json!([self.address(self.miner), n, null]),
+        ) {
+            Ok(_) => Ok(true),
+            Err(e) if e.is::<super::rpc::RpcError>() => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -631,6 +683,8 @@ pub struct OnChainPrecommit {
     pub epoch: i64,
     pub deposit: u128,
     pub expiration: i64,
+    /// `Info.SealedCID`, as the node writes it.
+    pub sealed_cid: String,
 }
 
 /// `SectorPreCommitInfo` in Lotus's JSON (for `StateMinerPreCommitDepositForPower`).

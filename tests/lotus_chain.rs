@@ -94,7 +94,11 @@ fn seal_in_one_commit_batch(
 /// Runs the daemon of `repo` (under `dir`) until every sector is done; each must be
 /// Proving with a proof `seal-verify` accepts. Returns how many there are.
 fn run_to_proving(repo: &Path, dir: &Path) -> usize {
-    let mut d = common::sched::start_daemon(repo);
+    run_to_proving_of(&mut common::sched::start_daemon(repo), repo, dir)
+}
+
+/// [`run_to_proving`] with daemon `d` already started.
+fn run_to_proving_of(d: &mut std::process::Child, repo: &Path, dir: &Path) -> usize {
     assert!(
         d.wait().unwrap().success(),
         "{}",
@@ -881,6 +885,46 @@ fn the_daemon_seals_through_the_node_under_kills_and_splits_a_refused_batch() {
             .included;
         assert_eq!(s["seed_epoch"], pushed_at + 10, "{s}");
     }
+}
+
+/// The farm goes on while the node is down: the node goes away right after it gives a
+/// sector its ticket, and the daemon seals that sector on to its precommit batch without it
+/// (the outage logged once, nothing pushed); once the node answers again the sector reaches
+/// Proving.
+#[test]
+fn sealing_goes_on_while_the_node_is_down() {
+    sealkit::sched::demo::ensure_test_params().unwrap();
+    let node = verifying_node(|n| n.down_after_ticket = true);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("r");
+    fast_repo_on(&repo, &node, |_| {});
+    ok(sched(&repo, &["sectors", "pledge", "--count", "1"]));
+    let mut d = common::sched::start_daemon(&repo);
+    let state = || ok(sched(&repo, &["sectors", "list", "--json"]))[0]["state"].clone();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    while state() != "PreCommitBatch" {
+        assert!(
+            d.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline,
+            "not sealed on without the node: {}",
+            common::sched::daemon_log(&repo)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // Its batch is due (2 s wait) but waits for the node.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    assert_eq!(state(), "PreCommitBatch");
+    {
+        let mut n = node.node.lock().unwrap();
+        assert!(n.down && n.pushed.is_empty());
+        n.down = false;
+    }
+    assert_eq!(run_to_proving_of(&mut d, &repo, dir.path()), 1);
+    let log = common::sched::daemon_log(&repo);
+    assert_eq!(
+        log.matches("the chain cannot be reached").count(),
+        1,
+        "{log}"
+    );
 }
 
 /// Four sectors' prove-commits go as one `ProveCommitSectors3` carrying a SnarkPack v2

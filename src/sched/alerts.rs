@@ -48,6 +48,7 @@ kinds!(
     ParamsMissing = "params_missing",
     BatchUnsent = "batch_unsent",
     BatchNotLanded = "batch_not_landed",
+    ChainUnreachable = "chain_unreachable",
 );
 
 impl AlertKind {
@@ -131,6 +132,8 @@ pub struct Facts {
     /// Batches handed to the chain that have not landed yet: id, kind, sectors, the
     /// message's CID and when it was sent.
     pub in_flight: Vec<(String, MsgKind, usize, String, f64)>,
+    /// Why the chain cannot be reached, if it cannot.
+    pub chain: Option<String>,
 }
 
 /// `1h 05m`, `3m 20s`, `42s`: a span for an alert's sentence.
@@ -226,6 +229,18 @@ pub fn evaluate(f: &Facts, t: &Thresholds) -> Vec<Alert> {
             ),
         });
     }
+    if let Some(why) = &f.chain {
+        out.push(Alert {
+            kind: AlertKind::ChainUnreachable,
+            key: "chain_unreachable".into(),
+            sector: None,
+            subject: "the chain".into(),
+            message: format!(
+                "the chain cannot be reached: {why}; tasks go on, tickets, seeds and batch \
+                 messages wait for it"
+            ),
+        });
+    }
     for (id, kind, n, cid, sent) in &f.in_flight {
         if f.now - sent > t.batch_landing {
             out.push(Alert {
@@ -289,8 +304,9 @@ pub fn evaluate(f: &Facts, t: &Thresholds) -> Vec<Alert> {
 /// down are left to that host's own alert.
 pub fn facts(e: &Engine) -> Result<Facts> {
     let at = now();
-    let head = e.chain.head()?;
-    let epoch_secs = Config::secs(&e.cfg.chain.epoch);
+    // Without the chain there are no deadlines to tell, and an alert says why.
+    let head = e.chain.head();
+    let epoch_secs = e.chain.epoch_secs();
     let sectors =
         e.db.sectors()?
             .into_iter()
@@ -306,7 +322,9 @@ pub fn facts(e: &Engine) -> Result<Facts> {
                     state: s.state,
                     fails: s.fails,
                     entered: s.entered,
-                    deadline: kind.map(|k| batch::deadline(k, &s, head, epoch_secs, at)),
+                    deadline: kind
+                        .zip(head.as_ref().ok())
+                        .map(|(k, head)| batch::deadline(k, &s, *head, epoch_secs, at)),
                 }
             })
             .collect();
@@ -361,6 +379,7 @@ pub fn facts(e: &Engine) -> Result<Facts> {
         params,
         unsent,
         in_flight,
+        chain: head.err().map(|e| format!("{e:#}")),
     })
 }
 

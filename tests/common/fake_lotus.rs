@@ -125,6 +125,11 @@ pub struct Node {
     /// later, before it is 5 epochs deep (the adapter's confidence), and included again two
     /// epochs after that. Cleared then.
     pub reorg_first_of: Option<u64>,
+    /// The node is down (restarting): every call is answered HTTP 503.
+    pub down: bool,
+    /// The node goes down right after it answers the first ticket digest (the end of a
+    /// ticket draw: the adapter checks the ticket against the digest).
+    pub down_after_ticket: bool,
     /// Keep no messages by UUID, as Forest: a push repeated under a UUID signs a new message.
     pub forget_uuids: bool,
     /// The CIDs of the messages reorgs took back, in order.
@@ -203,6 +208,8 @@ impl Default for Node {
             displace_first_of: None,
             reorg_first_of: None,
             forget_uuids: false,
+            down: false,
+            down_after_ticket: false,
             reorged: Vec::new(),
             executed: Vec::new(),
         }
@@ -282,6 +289,9 @@ fn serve(s: TcpStream, node: &Mutex<Node>) {
 
 fn answer(node: &Mutex<Node>, auth: &str, body: &[u8]) -> (&'static str, String) {
     let mut n = node.lock().unwrap();
+    if n.down {
+        return ("503 Service Unavailable", "the node is restarting".into());
+    }
     if auth != format!("Bearer {}", n.token) {
         return ("401 Unauthorized", "{}".into());
     }
@@ -484,6 +494,10 @@ fn answer(node: &Mutex<Node>, auth: &str, body: &[u8]) -> (&'static str, String)
         }
         "StateGetRandomnessDigestFromTickets" | "StateGetRandomnessDigestFromBeacon" => {
             let epoch = p[0].as_i64().unwrap();
+            if method == "StateGetRandomnessDigestFromTickets" && n.down_after_ticket {
+                n.down_after_ticket = false;
+                n.down = true;
+            }
             b64(&digest(&method, epoch))
         }
         "StateGetRandomnessFromTickets" | "StateGetRandomnessFromBeacon" => {
@@ -495,6 +509,7 @@ fn answer(node: &Mutex<Node>, auth: &str, body: &[u8]) -> (&'static str, String)
             if n.lie_about_randomness {
                 r[0] ^= 1;
             }
+
             b64(&r)
         }
         m => return rpc_error(id, -32601, &format!("method 'Filecoin.{m}' not found")),

@@ -109,6 +109,7 @@ fn each_rule_raises_exactly_its_alert() {
                 NOW - 1800.0,
             ),
         ],
+        chain: Some("ChainHead: connection refused".into()),
     };
     let got: Vec<(AlertKind, String, Option<u64>, String)> = evaluate(&f, &thresholds())
         .into_iter()
@@ -193,6 +194,12 @@ fn each_rule_raises_exactly_its_alert() {
             "batch_not_landed/commit-18-4",
             None,
             "commit batch commit-18-4 (3 sectors) was sent 30m 01s ago as bafy2bzacea and has not landed: if it is stuck in the node's message pool (its fee cap under the base fee), `lotus mpool replace --auto bafy2bzacea` bumps its fees; the batch follows the replacement",
+        ),
+        (
+            ChainUnreachable,
+            "chain_unreachable",
+            None,
+            "the chain cannot be reached: ChainHead: connection refused; tasks go on, tickets, seeds and batch messages wait for it",
         ),
     ]
     .into_iter()

@@ -8,10 +8,11 @@ use crate::sched::db::{self, now, sectors};
 use crate::sched::state::{self, SectorState};
 
 impl Engine {
-    /// Moves sectors whose next step needs no task: retries after back-off, seeds.
+    /// Moves sectors whose next step needs no task: retries after back-off, seeds (while
+    /// the chain can be reached).
     pub(super) fn advance(&mut self) -> Result<()> {
         let max = self.cfg.sealing.max_retries;
-        let head = self.chain.head()?;
+        let head = self.reachable_head();
         let seed_delay = self.chain.seed_delay();
         let confidence = self.chain.seed_confidence();
         let miner = self.cfg.sealing.miner;
@@ -29,6 +30,7 @@ impl Engine {
                 }
                 db::set_state(tx, s.number, target, "retry")?;
             }
+            let Some(head) = head else { return Ok(()) };
             for s in sectors::in_state(tx, SectorState::WaitSeed)? {
                 let Some(pc) = s.precommit_epoch else {
                     continue;

@@ -9,9 +9,10 @@ use crate::sched::state;
 use crate::sched::task_type::TaskType;
 
 impl Engine {
-    /// Queues a task for every sector in a compute state that has none.
+    /// Queues a task for every sector in a compute state that has none; a PC1 run only
+    /// while the chain can be reached (it draws its ticket).
     pub(super) fn enqueue(&mut self) -> Result<()> {
-        let head = self.chain.head()?;
+        let head = self.reachable_head();
         let miner = self.cfg.sealing.miner;
         let chain = &self.chain;
         let compute = state::compute_states();
@@ -20,6 +21,7 @@ impl Engine {
             for s in todo {
                 let kind = state::step_for(s.state).expect("a compute state").task;
                 if kind == TaskType::PreCommit1 {
+                    let Some(head) = head else { continue };
                     // GetTicket: a fresh ticket for every PC1 attempt.
                     let te = head - chain.ticket_lookback();
                     let ticket = chain.randomness(Domain::Ticket, te, miner)?;

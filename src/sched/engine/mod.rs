@@ -32,6 +32,7 @@ use crate::sector::proof::SealProof;
 mod advance;
 mod dispatch;
 mod enqueue;
+mod outage;
 mod paths;
 mod publish;
 mod reap;
@@ -50,6 +51,8 @@ pub struct Engine {
     pub monitor: Monitor,
     /// Commit aggregates being made beside the passes.
     pub aggregator: crate::sched::aggregator::Aggregator,
+    /// What went wrong with the chain, while it does.
+    outage: outage::Outage,
 }
 
 /// How this repository reaches its remote hosts.
@@ -135,6 +138,7 @@ impl Engine {
             table,
             proof,
             children: HashMap::new(),
+            outage: outage::Outage::default(),
         })
     }
 
@@ -144,7 +148,7 @@ impl Engine {
         self.monitor.poll(&mut self.db)?;
         self.reap()?;
         self.advance()?;
-        self.publish()?;
+        self.publish_if_reachable()?;
         self.enqueue()?;
         self.schedule()?;
         let done: Vec<SectorState> = SectorState::ALL

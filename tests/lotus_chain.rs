@@ -723,8 +723,9 @@ fn rejections_come_back_per_sector() {
     });
     let c = connect(&node).unwrap();
     let pre = batch("precommit-1-1", MsgKind::PreCommit, &[(1, [1; 32], "")]);
-    // Another batch for the same sector pushed in the same epoch: the first executed wins.
-    let twin = batch("precommit-1-1b", MsgKind::PreCommit, &[(1, [1; 32], "")]);
+    // Another batch for the same sector (another CommR) pushed in the same epoch: the
+    // first executed wins, and the chain does not hold the second's precommit.
+    let twin = batch("precommit-1-1b", MsgKind::PreCommit, &[(1, [2; 32], "")]);
     let (a, b) = (c.send(&pre).unwrap(), c.send(&twin).unwrap());
     set_head(&node, 5010);
     assert_eq!(
@@ -755,8 +756,7 @@ fn rejections_come_back_per_sector() {
     );
 }
 
-/// `seal-sched run` against the node, unchanged, through the real HTTP client: two pledged
-/// One daemon run (two would cost CI minutes for the same setup) covers sealing through the
+/// `seal-sched run` against the node, unchanged, through the real HTTP client. One daemon run (two would cost CI minutes for the same setup) covers sealing through the
 /// node under faults and the split of a refused batch. Three CC sectors; the actor refuses
 /// any precommit that holds sector 2. Daemons are SIGKILLed at random moments (between
 /// recording a batch and pushing it, mid-push, mid-lookup, mid-split) and cron publishers

@@ -1057,6 +1057,74 @@ fn ni_porep_sectors_onboard_through_the_node() {
     assert!(p.proving_deadline < 48);
 }
 
+/// A snap deal through the node: a CC sector sealed to Proving through it takes a deal's
+/// piece (`sectors snap-up`), and the daemon carries it through the update pipeline to one
+/// `ProveReplicaUpdates3` (no value: the sector's pledge stays), which the node executes only
+/// after the reference's update verifier accepts the proof against the sealed CID it holds
+/// and the unsealed CID of the message's piece manifests; the sector is Proving again with the
+/// update's landing epoch, and `seal-verify --update` accepts it. Ignored: it needs the 2KiB
+/// update parameters (`seal-pru2 --generate-test-params 2KiB`, about 5 minutes once per
+/// machine); run it by hand (`scripts/test.sh --test lotus_chain -- --ignored snap`).
+#[test]
+#[ignore]
+fn snap_sectors_reach_proving_through_the_node() {
+    sealkit::sched::demo::ensure_test_params().unwrap();
+    sealkit::sched::demo::ensure_update_test_params().unwrap();
+    let node = verifying_node(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("r");
+    fast_repo_on(&repo, &node, |_| {});
+    ok(sched(&repo, &["sectors", "pledge"]));
+    assert_eq!(run_to_proving(&repo, dir.path()), 1);
+    let sealed_cid = node.node.lock().unwrap().active[&1];
+
+    let piece = dir.path().join("deal.car");
+    let mut rng = common::rng("snap-through-the-node");
+    std::fs::write(&piece, common::random_bytes(&mut rng, 1300)).unwrap();
+    let p = piece.to_str().unwrap();
+    assert_eq!(
+        ok(sched(&repo, &["sectors", "snap-up", "1", "--piece", p]))["sector"],
+        1
+    );
+    assert_eq!(run_to_proving(&repo, dir.path()), 1);
+
+    let list = ok(sched(&repo, &["sectors", "list", "--json"]));
+    let s = &list[0];
+    let doc = sealkit::sector::document::SectorDoc::from_value(s.clone(), "sector 1").unwrap();
+    let out = common::sector::run_tool(
+        env!("CARGO_BIN_EXE_seal-verify"),
+        &["--update"],
+        &doc,
+        dir.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let n = node.node.lock().unwrap();
+    assert_eq!(n.updated, [1]);
+    let methods: Vec<u64> = n.pushed.iter().map(|m| m.method).collect();
+    assert_eq!(methods, [28, 34, 35], "precommit, commit, update");
+    let m = &n.pushed[2];
+    assert_eq!(m.value, 0);
+    let ret: fil_actors_shared::v18::BatchReturn =
+        fvm_ipld_encoding::from_slice(&m.outcome.as_ref().unwrap().1).unwrap();
+    assert_eq!((ret.success_count, ret.fail_codes.len()), (1, 0));
+    let p: fil_actor_miner_state::v18::ProveReplicaUpdates3Params =
+        fvm_ipld_encoding::from_slice(&m.params).unwrap();
+    let u = &p.sector_updates[0];
+    assert_ne!(u.new_sealed_cid, sealed_cid);
+    assert_eq!(n.active[&1], u.new_sealed_cid);
+    let comm_r = sealkit::hex::decode(s["update"]["comm_r"].as_str().unwrap()).unwrap();
+    assert_eq!(u.new_sealed_cid.hash().digest(), comm_r);
+    assert_eq!(
+        s["update"]["landed_epoch"].as_i64(),
+        Some(m.included + 1),
+        "landed where the node executed it: {s}"
+    );
+}
+
 /// Every request (method and parameters) seal-sched makes to a node in a session that draws
 /// a ticket and a seed, checks a sector number, precommits a sector and finds the message,
 /// quotes and sends its prove-commit, and reads the prices and balances.

@@ -846,13 +846,23 @@ fn execute(n: &mut Node, m: &Pushed) -> (i64, Vec<u8>) {
         35 => {
             let p: actor::ProveReplicaUpdates3Params =
                 fvm_ipld_encoding::from_slice(&m.params).unwrap();
-            for u in &p.sector_updates {
+            let mut fails = Vec::new();
+            for (i, u) in p.sector_updates.iter().enumerate() {
+                if n.verify_proofs
+                    && !verify_update(n, i64::from(p.update_proofs_type), u, &p.sector_proofs[i])
+                {
+                    fails.push(fil_actors_shared::v18::FailCode {
+                        idx: i as u32,
+                        code: fvm_shared::error::ExitCode::new(16),
+                    });
+                    continue;
+                }
                 n.active.insert(u.sector, u.new_sealed_cid);
                 n.updated.push(u.sector);
             }
             let ret = fil_actors_shared::v18::BatchReturn {
-                success_count: p.sector_updates.len() as u32,
-                fail_codes: Vec::new(),
+                success_count: (p.sector_updates.len() - fails.len()) as u32,
+                fail_codes: fails,
             };
             (0, fvm_ipld_encoding::to_vec(&ret).unwrap())
         }
@@ -885,6 +895,44 @@ fn verify(n: &Node, pc: &Precommit, proof: &fvm_ipld_encoding::RawBytes) -> bool
         i.ticket,
         i.seed,
         proof,
+    )
+    .unwrap_or(false)
+}
+
+/// The reference's verifier on an empty-sector update, with the public values the actor
+/// gives it: the sector's sealed CID on chain before the update, the new one, and the
+/// unsealed CID it computes from the piece manifests (zero padding between and after them).
+fn verify_update(
+    n: &Node,
+    update_proof_type: i64,
+    u: &actor::SectorUpdateManifest,
+    proof: &[u8],
+) -> bool {
+    use filecoin_proofs::{PieceInfo, SectorSize, UnpaddedBytesAmount};
+    let digest = |c: &Cid| -> [u8; 32] { c.hash().digest().try_into().unwrap() };
+    let Some(old) = n.active.get(&u.sector) else {
+        return false;
+    };
+    let pieces: Vec<PieceInfo> = u
+        .pieces
+        .iter()
+        .map(|p| PieceInfo::new(digest(&p.cid), UnpaddedBytesAmount(p.size.0 / 128 * 127)))
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let Ok(comm_d) = filecoin_proofs::compute_comm_d(SectorSize(n.sector_size), &pieces) else {
+        return false;
+    };
+    // Update proof types 0..=4 are 2KiB..64GiB, as the V1_1 seal proofs 5..=9.
+    let proof_type = sealkit::sector::proof::SealProof::from_id(update_proof_type as u64 + 5);
+    let Ok(proof_type) = proof_type else {
+        return false;
+    };
+    filecoin_proofs::verify_empty_sector_update_proof::<filecoin_proofs::SectorShapeBase>(
+        &super::sector::porep_config(proof_type),
+        proof,
+        digest(old),
+        digest(&u.new_sealed_cid),
+        comm_d,
     )
     .unwrap_or(false)
 }

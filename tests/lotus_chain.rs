@@ -1090,18 +1090,7 @@ fn snap_sectors_reach_proving_through_the_node() {
 
     let list = ok(sched(&repo, &["sectors", "list", "--json"]));
     let s = &list[0];
-    let doc = sealkit::sector::document::SectorDoc::from_value(s.clone(), "sector 1").unwrap();
-    let out = common::sector::run_tool(
-        env!("CARGO_BIN_EXE_seal-verify"),
-        &["--update"],
-        &doc,
-        dir.path(),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    common::sched::verify_update(s, dir.path());
     let n = node.node.lock().unwrap();
     assert_eq!(n.updated, [1]);
     let methods: Vec<u64> = n.pushed.iter().map(|m| m.method).collect();

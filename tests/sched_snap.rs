@@ -375,18 +375,7 @@ fn snap_unseal_and_porep_pipelines_survive_kills_to_proving() {
     let sectors = common::sched::verify_all(&repo, dir.path());
     assert_eq!(sectors.len(), 3);
     let s = sector(&repo, 1);
-    let doc = SectorDoc::from_value(s.clone(), "sector 1").unwrap();
-    let out = run_tool(
-        env!("CARGO_BIN_EXE_seal-verify"),
-        &["--update"],
-        &doc,
-        dir.path(),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    common::sched::verify_update(&s, dir.path());
     let again = uninterrupted_update(
         &sealed,
         std::slice::from_ref(&piece),

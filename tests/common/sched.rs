@@ -86,6 +86,18 @@ pub fn verify_sector(s: &Value, dir: &Path) {
     );
 }
 
+/// Checks that `seal-verify --update` accepts the update proof of a `sectors list --json` row.
+pub fn verify_update(s: &Value, dir: &Path) {
+    let doc = SectorDoc::from_value(s.clone(), "list").unwrap();
+    let out = run_tool(env!("CARGO_BIN_EXE_seal-verify"), &["--update"], &doc, dir);
+    assert!(
+        out.status.success(),
+        "seal-verify --update rejected sector {}: {}",
+        s["sector"],
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
 /// `seal-sched init` of `repo` on a fast simulated chain (100 ms epochs, seed after 20, 2 s
 /// batch waits, 1 s retries), with `edit` applied to its config; returns the config.
 pub fn fast_repo(repo: &Path, edit: impl FnOnce(&mut Config)) -> Config {

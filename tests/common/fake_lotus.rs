@@ -913,12 +913,15 @@ fn verify_update(
     let Some(old) = n.active.get(&u.sector) else {
         return false;
     };
-    let pieces: Vec<PieceInfo> = u
+    let pieces: Result<Vec<PieceInfo>, _> = u
         .pieces
         .iter()
         .map(|p| PieceInfo::new(digest(&p.cid), UnpaddedBytesAmount(p.size.0 / 128 * 127)))
-        .collect::<Result<_, _>>()
-        .unwrap();
+        .collect();
+    // A malformed manifest is refused as the actor refuses it, not a panic in the node.
+    let Ok(pieces) = pieces else {
+        return false;
+    };
     let Ok(comm_d) = filecoin_proofs::compute_comm_d(SectorSize(n.sector_size), &pieces) else {
         return false;
     };
